@@ -1,0 +1,340 @@
+//! The [`Backend`] trait every lock store implements, and the backends themselves.
+//!
+//! # Writing a backend
+//!
+//! A backend turns a [`LockKey`] into a resource of its store and knows how to take and give
+//! back that resource. It implements [`Backend`]:
+//!
+//! - `Held` is the per-acquisition state that `release` consumes (as in `lock_api`): the open
+//!   file, the owner token and connection, the lease. The library keeps it inside the
+//!   [`LockGuard`](crate::LockGuard) and hands it back exactly once, to `release` or to
+//!   `release_on_drop`.
+//! - `try_acquire` makes one attempt and returns `Ok(None)` when someone else holds the lock. A
+//!   failure to talk to the store is `Err(Error::Backend { .. })`, never `Ok(None)`.
+//! - `wait_acquire` waits until the deadline. The provided version polls `try_acquire` with
+//!   the caller's [`RetryPolicy`](crate::RetryPolicy); override it when the store can wake a
+//!   waiter on release (a blocking call, a notification) and say so in
+//!   [`Capabilities::native_wait`].
+//! - Every successful acquire returns a fencing token strictly greater than that of every
+//!   earlier holder of the same key on the same store.
+//! - Futures must be cancel safe: dropping one at any await point leaves nothing held.
+//! - `release_on_drop` runs inside `Drop` and must not block: spawn the work on a runtime
+//!   handle captured at acquire time, or do something that cannot block.
+//! - A backend that can lose a lock while its guard lives (a lease that ran out, a connection
+//!   that died) calls [`LostSender::mark_lost`] on the sender found in the
+//!   [`AcquireContext`].
+//!
+//! Register it with [`Locker::with_backend`](crate::Locker::with_backend), and run the
+//! conformance suite in [`testkit`](crate::testkit) against it.
+
+pub mod file;
+pub mod mem;
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::guard::LostSender;
+use crate::name::LockKey;
+use crate::options::AcquireOptions;
+
+/// What a backend guarantees, so callers and the conformance suite can ask instead of guess.
+///
+/// # Examples
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let locker = lockhog::Locker::connect("mem:").await.unwrap();
+/// let caps = locker.capabilities();
+/// assert!(!caps.lease && caps.fair && !caps.cross_process);
+/// # });
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Locks are leases with a ttl, renewed while the guard lives, and expire when not renewed.
+    pub lease: bool,
+    /// Fencing tokens come from the store itself (a counter or revision), not from the client.
+    pub native_fencing: bool,
+    /// The guard can learn that the lock was lost while it lived (lease expired, connection
+    /// died) and says so through [`LockGuard::lost`](crate::LockGuard::lost).
+    pub lost_notice: bool,
+    /// Waiters acquire in the order they started waiting.
+    pub fair: bool,
+    /// A holder that dies (SIGKILL, crash) loses its locks without anyone cleaning up.
+    pub crash_release: bool,
+    /// A waiter is woken by the release itself rather than by polling.
+    pub native_wait: bool,
+    /// The lock excludes other processes (and, for network stores, other machines).
+    pub cross_process: bool,
+}
+
+/// What a successful acquire returns to the library.
+#[derive(Debug)]
+pub struct Acquired<H> {
+    /// The backend's per-acquisition state, handed back to `release`.
+    pub held: H,
+    /// The fencing token: strictly greater than every earlier holder's of the same key.
+    pub token: u64,
+}
+
+/// What a backend gets on each acquire: the caller's options, the sender to report a lost lock
+/// on, and an attempt counter for statistics.
+#[derive(Debug)]
+pub struct AcquireContext {
+    /// ttl and retry policy.
+    pub options: AcquireOptions,
+    /// Call [`LostSender::mark_lost`] when the lock is lost while its guard lives.
+    pub lost: LostSender,
+    attempts: AtomicU32,
+}
+
+impl AcquireContext {
+    pub(crate) fn new(options: AcquireOptions, lost: LostSender) -> Self {
+        AcquireContext {
+            options,
+            lost,
+            attempts: AtomicU32::new(0),
+        }
+    }
+
+    /// Counts one attempt to take the lock from the store (a `try_lock`, a `SET NX`, one
+    /// blocking wait). The provided `wait_acquire` counts its own; a native one calls this.
+    pub fn note_attempt(&self) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether a lock is held, as a backend's status sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LockState {
+    /// Someone holds it.
+    Held,
+    /// Nobody holds it.
+    Free,
+    /// The backend cannot tell.
+    Unknown,
+}
+
+/// One lock as `status` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LockStatus {
+    /// The lock's name, when the backend can recover it from the resource.
+    pub name: Option<String>,
+    /// The backend's own name for the lock (a file path, `advisory:<key>`, a Redis key).
+    pub resource: String,
+    /// Held or free.
+    pub state: LockState,
+    /// Who holds it, when the backend knows (e.g. `pid 4242`).
+    pub holder: Option<String>,
+}
+
+impl LockStatus {
+    /// A status line for `resource`.
+    pub fn new(
+        name: Option<String>,
+        resource: String,
+        state: LockState,
+        holder: Option<String>,
+    ) -> Self {
+        LockStatus {
+            name,
+            resource,
+            state,
+            holder,
+        }
+    }
+}
+
+/// What `cleanup` did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CleanupReport {
+    /// Stale resources removed (unheld lock files, expired rows).
+    pub removed: u64,
+    /// Resources left because they were held.
+    pub kept: u64,
+}
+
+impl CleanupReport {
+    /// A report of `removed` and `kept` resources.
+    pub fn new(removed: u64, kept: u64) -> Self {
+        CleanupReport { removed, kept }
+    }
+}
+
+/// A lock store. See the [module docs](self) for the contract an implementation keeps.
+pub trait Backend: Send + Sync + 'static {
+    /// Per-acquisition state consumed by `release`.
+    type Held: Send + Sync + 'static;
+
+    /// The URL scheme, used in messages (`file`, `mem`, `postgres`).
+    fn scheme(&self) -> &'static str;
+
+    /// What this backend guarantees.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The backend's own name for the lock, printed by `hold` and `status`.
+    fn resource(&self, key: &LockKey) -> String;
+
+    /// One attempt: `Ok(None)` when someone else holds the lock.
+    fn try_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+    ) -> impl Future<Output = Result<Option<Acquired<Self::Held>>>> + Send;
+
+    /// Waits until acquired or until `deadline` (`None`: forever); `Ok(None)` when the deadline
+    /// passed. The provided version polls [`Backend::try_acquire`] with the retry policy.
+    fn wait_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = Result<Option<Acquired<Self::Held>>>> + Send {
+        async move {
+            let mut attempt = 0u32;
+            loop {
+                ctx.note_attempt();
+                attempt = attempt.saturating_add(1);
+                if let Some(acquired) = self.try_acquire(key, ctx).await? {
+                    return Ok(Some(acquired));
+                }
+                let mut wake = Instant::now() + ctx.options.retry.delay(attempt);
+                if let Some(deadline) = deadline {
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                    wake = wake.min(deadline);
+                }
+                tokio::time::sleep_until(wake).await;
+            }
+        }
+    }
+
+    /// Gives the lock back. `Ok(true)` when it was still ours, `Ok(false)` when it had been
+    /// lost (expired, taken over) before the release.
+    fn release(&self, held: Self::Held) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Gives the lock back from `Drop`, without blocking. The default drops `held`, which is
+    /// right when dropping it releases (a closed file, a returned permit).
+    fn release_on_drop(&self, held: Self::Held) {
+        drop(held);
+    }
+
+    /// The locks named by `keys`, or every lock of `namespace` the backend can find when
+    /// `keys` is empty.
+    fn status(
+        &self,
+        namespace: &str,
+        keys: &[LockKey],
+    ) -> impl Future<Output = Result<Vec<LockStatus>>> + Send;
+
+    /// Removes stale resources of `namespace` that nobody holds.
+    fn cleanup(&self, namespace: &str) -> impl Future<Output = Result<CleanupReport>> + Send;
+}
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type ErasedHeld = Box<dyn Any + Send + Sync>;
+
+/// [`Backend`] with its `Held` type erased, so a [`Locker`](crate::Locker) can pick its
+/// backend from a URL at run time.
+pub(crate) trait DynBackend: Send + Sync {
+    fn scheme(&self) -> &'static str;
+    fn capabilities(&self) -> Capabilities;
+    fn resource(&self, key: &LockKey) -> String;
+    fn try_acquire<'a>(
+        &'a self,
+        key: &'a LockKey,
+        ctx: &'a AcquireContext,
+    ) -> BoxFuture<'a, Result<Option<Acquired<ErasedHeld>>>>;
+    fn wait_acquire<'a>(
+        &'a self,
+        key: &'a LockKey,
+        ctx: &'a AcquireContext,
+        deadline: Option<Instant>,
+    ) -> BoxFuture<'a, Result<Option<Acquired<ErasedHeld>>>>;
+    fn release(&self, held: ErasedHeld) -> BoxFuture<'_, Result<bool>>;
+    fn release_on_drop(&self, held: ErasedHeld);
+    fn status<'a>(
+        &'a self,
+        namespace: &'a str,
+        keys: &'a [LockKey],
+    ) -> BoxFuture<'a, Result<Vec<LockStatus>>>;
+    fn cleanup<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<CleanupReport>>;
+}
+
+fn erase<H: Send + Sync + 'static>(a: Option<Acquired<H>>) -> Option<Acquired<ErasedHeld>> {
+    a.map(|a| Acquired {
+        held: Box::new(a.held) as ErasedHeld,
+        token: a.token,
+    })
+}
+
+fn unerase<B: Backend>(b: &B, held: ErasedHeld) -> Result<B::Held> {
+    held.downcast::<B::Held>().map(|h| *h).map_err(|_| {
+        Error::backend(
+            b.scheme(),
+            "a guard was handed to a backend that did not issue it",
+        )
+    })
+}
+
+impl<B: Backend> DynBackend for B {
+    fn scheme(&self) -> &'static str {
+        Backend::scheme(self)
+    }
+    fn capabilities(&self) -> Capabilities {
+        Backend::capabilities(self)
+    }
+    fn resource(&self, key: &LockKey) -> String {
+        Backend::resource(self, key)
+    }
+    fn try_acquire<'a>(
+        &'a self,
+        key: &'a LockKey,
+        ctx: &'a AcquireContext,
+    ) -> BoxFuture<'a, Result<Option<Acquired<ErasedHeld>>>> {
+        Box::pin(async move { Backend::try_acquire(self, key, ctx).await.map(erase) })
+    }
+    fn wait_acquire<'a>(
+        &'a self,
+        key: &'a LockKey,
+        ctx: &'a AcquireContext,
+        deadline: Option<Instant>,
+    ) -> BoxFuture<'a, Result<Option<Acquired<ErasedHeld>>>> {
+        Box::pin(async move {
+            Backend::wait_acquire(self, key, ctx, deadline)
+                .await
+                .map(erase)
+        })
+    }
+    fn release(&self, held: ErasedHeld) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move { Backend::release(self, unerase(self, held)?).await })
+    }
+    fn release_on_drop(&self, held: ErasedHeld) {
+        if let Ok(held) = unerase(self, held) {
+            Backend::release_on_drop(self, held);
+        }
+    }
+    fn status<'a>(
+        &'a self,
+        namespace: &'a str,
+        keys: &'a [LockKey],
+    ) -> BoxFuture<'a, Result<Vec<LockStatus>>> {
+        Box::pin(Backend::status(self, namespace, keys))
+    }
+    fn cleanup<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<CleanupReport>> {
+        Box::pin(Backend::cleanup(self, namespace))
+    }
+}

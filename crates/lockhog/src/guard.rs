@@ -1,0 +1,201 @@
+//! The held lock: fencing token, lost-lock notice, statistics, release and release on Drop.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::backend::{DynBackend, ErasedHeld};
+use crate::error::Result;
+use crate::name::LockName;
+
+/// How an acquire went: PALs' `return_retries`, and more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AcquireStats {
+    /// Attempts made on the store (1 when the lock was free at once).
+    pub attempts: u32,
+    /// Time from the start of the acquire to holding the lock.
+    pub waited: Duration,
+}
+
+#[derive(Debug, Default)]
+struct LostState {
+    reason: Mutex<Option<String>>,
+    notify: Notify,
+}
+
+/// The backend's side of a guard's lost-lock notice.
+#[derive(Clone, Debug, Default)]
+pub struct LostSender(Arc<LostState>);
+
+impl LostSender {
+    /// Reports that the lock was lost while its guard lived (lease expired, connection died,
+    /// key deleted). Only the first reason is kept.
+    pub fn mark_lost(&self, reason: impl Into<String>) {
+        {
+            let mut slot = self.0.reason.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_some() {
+                return;
+            }
+            *slot = Some(reason.into());
+        }
+        self.0.notify.notify_waiters();
+    }
+
+    fn reason(&self) -> Option<String> {
+        self.0
+            .reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A held lock. Released by [`LockGuard::release`] or, best effort and without blocking, when
+/// dropped.
+///
+/// The guard owns everything it needs (`'static + Send`), so it can move into another task or
+/// thread, as the hog toolkit does.
+///
+/// # Examples
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let locker = lockhog::Locker::connect("mem:").await?;
+/// let guard = locker.lock("refresh-token").try_acquire().await?;
+/// assert!(guard.fencing_token() > 0);
+/// assert_eq!(guard.stats().attempts, 1);
+/// assert!(guard.release().await?, "the lock was still ours");
+/// # Ok::<(), lockhog::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct LockGuard {
+    backend: Arc<dyn DynBackend>,
+    held: Option<ErasedHeld>,
+    name: LockName,
+    resource: String,
+    token: u64,
+    stats: AcquireStats,
+    lost: LostSender,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("backend", &self.backend.scheme())
+            .field("name", &self.name)
+            .field("resource", &self.resource)
+            .field("token", &self.token)
+            .field("stats", &self.stats)
+            .field("lost", &self.lost.reason())
+            .finish()
+    }
+}
+
+impl LockGuard {
+    pub(crate) fn new(
+        backend: Arc<dyn DynBackend>,
+        held: ErasedHeld,
+        name: LockName,
+        resource: String,
+        token: u64,
+        stats: AcquireStats,
+        lost: LostSender,
+    ) -> Self {
+        LockGuard {
+            backend,
+            held: Some(held),
+            name,
+            resource,
+            token,
+            stats,
+            lost,
+        }
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &LockName {
+        &self.name
+    }
+
+    /// The backend's own name for the lock (a file path, `advisory:<key>`, a Redis key).
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// The fencing token: strictly greater than that of every earlier holder of this lock on
+    /// this backend. Pass it to the resource the lock protects, and have that resource refuse
+    /// writes carrying a smaller token than the largest it has seen: that is what keeps a
+    /// paused holder whose lease ran out from doing harm.
+    pub fn fencing_token(&self) -> u64 {
+        self.token
+    }
+
+    /// How the acquire went.
+    pub fn stats(&self) -> AcquireStats {
+        self.stats
+    }
+
+    /// True once the backend has reported the lock lost (see
+    /// [`Capabilities::lost_notice`](crate::Capabilities::lost_notice)).
+    pub fn is_lost(&self) -> bool {
+        self.lost.reason().is_some()
+    }
+
+    /// Completes, with the reason, when the backend reports the lock lost; never completes on
+    /// backends that cannot lose a lock while the holder lives.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: drop it and call again at any time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let locker = lockhog::Locker::connect("mem:").await?;
+    /// let guard = locker.lock("job").try_acquire().await?;
+    /// tokio::select! {
+    ///     reason = guard.lost() => panic!("lost: {reason}"),
+    ///     _ = async { /* the critical section */ } => {}
+    /// }
+    /// # Ok::<(), lockhog::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn lost(&self) -> String {
+        let state = &self.lost.0;
+        loop {
+            let notified = state.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(reason) = self.lost.reason() {
+                return reason;
+            }
+            notified.await;
+        }
+    }
+
+    /// Releases the lock. `Ok(true)` when it was still ours up to the release; `Ok(false)` when
+    /// it had been lost before (a lease that ran out, a connection that died).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`](crate::Error::Backend) when the store could not be told; the lock is
+    /// then freed by the store's own means (connection close, lease expiry).
+    pub async fn release(mut self) -> Result<bool> {
+        let held = self.held.take().expect("a guard is released once");
+        let ours = self.backend.release(held).await?;
+        tracing::debug!(name = %self.name, ours, "released");
+        Ok(ours && !self.is_lost())
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            tracing::debug!(name = %self.name, "released on drop");
+            self.backend.release_on_drop(held);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Locks that hold across threads, processes and machines — one API over many backends — and
+//! tools to hog them in tests.
+//!
+//! # A tour
+//!
+//! Connect a [`Locker`] to a backend by URL, ask it for a lock by name, and hold the
+//! [`LockGuard`] for as long as the critical section runs:
+//!
+//! ```
+//! use std::time::Duration;
+//! use lockhog::{Error, Locker};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let url = format!("file://{}", dir.path().display());
+//! let locker = Locker::connect(&url).await?; // or Locker::from_env()
+//!
+//! // Wait at most five seconds for the lock.
+//! let guard = locker.lock("nightly-report").wait_for(Duration::from_secs(5)).await?;
+//! let token = guard.fencing_token(); // hand it to the resource you protect
+//!
+//! // Anyone else who asks not to wait is turned away, and can tell that from a failure.
+//! match locker.lock("nightly-report").try_acquire().await {
+//!     Err(Error::Contended { .. }) => {}
+//!     other => panic!("{other:?}"),
+//! }
+//!
+//! assert!(guard.release().await?); // true: the lock was still ours
+//! # let _ = token;
+//! # Ok::<(), Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! Synchronous code uses the same API from [`blocking`].
+//!
+//! # Backends
+//!
+//! | URL | backend |
+//! |---|---|
+//! | `file:///abs/dir` | `flock(2)` on `<dir>/<name>.lock` (the default: see [`default_url`]) |
+//! | `mem:` | in-process named locks |
+//!
+//! Query options `namespace=` and `ttl=` apply to every backend. Each backend's module says
+//! how it maps names to its resources, how it wakes waiters and where its fencing tokens come
+//! from; [`Locker::capabilities`] says what it guarantees.
+//!
+//! # Errors
+//!
+//! One [`Error`] enum: not acquired ([`Error::Contended`], [`Error::TimedOut`]) is kept apart
+//! from bad input and from backend failures.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod blocking;
+mod error;
+mod guard;
+mod locker;
+mod name;
+mod options;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+mod url;
+
+pub use backend::{Backend, Capabilities, CleanupReport, LockState, LockStatus};
+pub use error::{BoxError, Error, Result};
+pub use guard::{AcquireStats, LockGuard, LostSender};
+pub use locker::{default_url, IntoLockRequest, LockRequest, Locker, URL_ENV};
+pub use name::{
+    percent_decode, percent_encode, LockKey, LockName, DEFAULT_NAMESPACE, MAX_NAME_BYTES,
+};
+pub use options::{parse_duration, AcquireOptions, RetryPolicy, Wait};
+pub use url::{redact_url, BackendUrl};
