@@ -184,16 +184,26 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// Percent-encodes every byte of `text` for which `keep` is false, as `%XX` in upper case.
+///
+/// `keep` sees single bytes; keep or escape all bytes from 0x80 up alike, so that multi-byte
+/// characters are either kept whole or escaped whole.
+///
+/// # Examples
+///
+/// ```
+/// let line = lockhog::percent_encode("50% off é", |b| b > b' ' && b != b'%' && b != 0x7f);
+/// assert_eq!(line, "50%25%20off%20é");
+/// ```
 pub fn percent_encode(text: &str, keep: impl Fn(u8) -> bool) -> String {
-    let mut out = String::with_capacity(text.len());
+    let mut out = Vec::with_capacity(text.len());
     for &b in text.as_bytes() {
         if keep(b) {
-            out.push(b as char);
+            out.push(b);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
         }
     }
-    out
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Decodes `%XX` sequences; `None` when an escape is malformed or the result is not UTF-8.
