@@ -1,0 +1,435 @@
+# shellcheck shell=bash
+# The service framework of scripts/test: installs, starts and stops the servers the test suite
+# talks to, each on a free 127.0.0.1 port with its data under one temporary directory.
+#
+# Sourced, not run. The caller sets LH_TMP (a `mktemp -d` directory) and calls:
+#   services_start "postgres redis"   # in parallel; waits until each is ready or fails loudly
+#   services_export                   # exports LOCKHOG_TEST_*_URL of what was started
+#   services_stop                     # always (from an EXIT trap): stops everything started
+#
+# Adding a service NAME means writing three functions below:
+#   svc_NAME_packages   prints the Debian packages it needs when its binary is missing
+#   svc_NAME_start      starts it (in a background subshell: set nothing global, write files),
+#                       records each server pid with `svc_pid`, waits until it answers, and
+#                       writes its URL with `svc_url VAR URL`
+# and listing NAME in LH_KNOWN_SERVICES.
+
+LH_KNOWN_SERVICES="postgres redis redlock memcached etcd mysql"
+
+# How long one server may take to answer before we give up (seconds).
+LH_READY_TIMEOUT=${LH_READY_TIMEOUT:-60}
+
+lh_log() { printf '[services] %s\n' "$*" >&2; }
+lh_die() {
+    printf '[services] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+# free_ports N: prints N distinct free TCP ports on 127.0.0.1, one per line. All sockets are
+# held open until every port is picked, so the N ports differ.
+free_ports() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print("\n".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+# svc_pid NAME PID: remembers a server process to stop later.
+svc_pid() { echo "$2" >>"$LH_TMP/pids/$1"; }
+
+# svc_url VAR VALUE: the environment variable to export once every service is up.
+svc_url() { printf 'export %s=%q\n' "$1" "$2" >>"$LH_TMP/env/$1"; }
+
+# alive PID: true while the process exists and is not a zombie.
+alive() {
+    local state
+    [[ -r /proc/$1/stat ]] || return 1
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
+# wait_ready NAME PID LOG CHECK...: runs CHECK every 0.1 s until it succeeds; fails loudly with
+# the server's log when the server dies or LH_READY_TIMEOUT passes.
+wait_ready() {
+    local name=$1 pid=$2 log=$3
+    shift 3
+    local deadline=$((SECONDS + LH_READY_TIMEOUT))
+    until "$@" >/dev/null 2>&1; do
+        if ! alive "$pid"; then
+            lh_log "$name (pid $pid) exited before it was ready; its log ($log):"
+            tail -n 40 "$log" >&2 || true
+            return 1
+        fi
+        if ((SECONDS >= deadline)); then
+            lh_log "$name (pid $pid) not ready after ${LH_READY_TIMEOUT}s; its log ($log):"
+            tail -n 40 "$log" >&2 || true
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# tcp_chat PORT REQUEST EXPECT: sends REQUEST to 127.0.0.1:PORT and succeeds when the first line
+# of the answer starts with EXPECT. Pure bash, no client needed.
+tcp_chat() {
+    local port=$1 request=$2 expect=$3 line
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    printf '%b' "$request" >&3
+    IFS= read -r -t 2 line <&3 || {
+        exec 3>&-
+        return 1
+    }
+    exec 3>&-
+    [[ $line == "$expect"* ]]
+}
+
+tcp_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# as_user USER: prints, one per line, the command prefix that runs a command with USER's uid,
+# gid and groups. setpriv execs the command, so a background job started with it has the
+# server's own pid (a shell function would put a subshell in between).
+as_user() {
+    printf '%s\n' setpriv "--reuid=$1" "--regid=$1" --init-groups --
+}
+
+# ---------------------------------------------------------------------------------------------
+# Installation
+
+# services_install "LIST": installs the Debian packages of the listed services whose binaries
+# are missing. `apt-get update` runs at most once per scripts/test run.
+services_install() {
+    local svc pkgs=()
+    for svc in $1; do
+        # shellcheck disable=SC2207
+        pkgs+=($("svc_${svc}_packages"))
+    done
+    ensure_packages "${pkgs[@]}"
+}
+
+LH_APT_UPDATED=0
+# ensure_packages PKG...: installs the given Debian packages (already filtered to missing ones
+# by the caller, but double-checked with dpkg -s).
+ensure_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    if ((EUID != 0)); then
+        lh_die "missing Debian packages: ${missing[*]} — install them (sudo apt-get install ${missing[*]}) or run as root"
+    fi
+    command -v apt-get >/dev/null || lh_die "missing ${missing[*]} and no apt-get to install them"
+    lh_log "installing ${missing[*]}"
+    # Keep package scripts from starting system-wide copies of the servers we are installing.
+    local made_policy=0
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    local rc=0
+    if ((LH_APT_UPDATED == 0)); then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq || rc=$?
+        LH_APT_UPDATED=1
+    fi
+    if ((rc == 0)); then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+            "${missing[@]}" </dev/null >"${LH_TMP:-/tmp}/apt-install.log" 2>&1 || rc=$?
+    fi
+    ((made_policy)) && rm -f /usr/sbin/policy-rc.d
+    if ((rc != 0)); then
+        tail -n 30 "${LH_TMP:-/tmp}/apt-install.log" >&2 2>/dev/null || true
+        lh_die "apt-get could not install ${missing[*]}"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL: a throwaway cluster run by the `postgres` system user (postgres refuses root).
+# URL: postgres://lockhog:lockhog@127.0.0.1:PORT/lockhog (password auth over TCP).
+
+pg_bindir() {
+    local d
+    d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [[ -n $d && -x $d/postgres ]] && echo "$d"
+}
+
+svc_postgres_packages() { pg_bindir >/dev/null || echo postgresql; }
+
+svc_postgres_start() {
+    local bin dir port user=postgres
+    bin=$(pg_bindir) || lh_die "PostgreSQL binaries not found under /usr/lib/postgresql"
+    if ((EUID == 0)); then
+        getent passwd "$user" >/dev/null || lh_die "no '$user' system user to run PostgreSQL as"
+    else
+        user=$(id -un)
+    fi
+    dir=$LH_TMP/postgres
+    mkdir -p "$dir"
+    chown "$user:" "$dir"
+    chmod 700 "$dir"
+    port=$(free_ports 1)
+    echo lockhog >"$dir/pwfile"
+    chown "$user:" "$dir/pwfile"
+    local as=()
+    ((EUID == 0)) && mapfile -t as < <(as_user "$user")
+    "${as[@]}" "$bin/initdb" -D "$dir/data" -U lockhog --pwfile="$dir/pwfile" \
+        --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
+        >"$dir/initdb.log" 2>&1 </dev/null ||
+        {
+            tail -n 30 "$dir/initdb.log" >&2
+            lh_die "initdb failed"
+        }
+    "${as[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -h 127.0.0.1 -k "$dir" \
+        -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+        -c max_connections=300 -c shared_buffers=32MB \
+        >"$dir/server.log" 2>&1 </dev/null &
+    local pid=$!
+    svc_pid postgres "$pid"
+    wait_ready postgres "$pid" "$dir/server.log" \
+        "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U lockhog -d postgres || return 1
+    "${as[@]}" "$bin/psql" -q -h "$dir" -p "$port" -U lockhog -d postgres \
+        -c 'CREATE DATABASE lockhog' >>"$dir/server.log" 2>&1 </dev/null ||
+        lh_die "cannot create the lockhog database"
+    svc_url LOCKHOG_TEST_POSTGRES_URL "postgres://lockhog:lockhog@127.0.0.1:$port/lockhog"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Redis: one node for redis://, three independent nodes for redlock://.
+
+svc_redis_packages() { command -v redis-server >/dev/null || echo redis-server; }
+svc_redlock_packages() { svc_redis_packages; }
+
+# start_redis_node TAG PORT: starts one redis-server in the foreground of a background job.
+start_redis_node() {
+    local tag=$1 port=$2 dir=$LH_TMP/$1
+    mkdir -p "$dir"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+        --daemonize no --protected-mode no \
+        >"$dir/server.log" 2>&1 </dev/null &
+    local pid=$!
+    svc_pid "$tag" "$pid"
+    wait_ready "$tag" "$pid" "$dir/server.log" tcp_chat "$port" 'PING\r\n' '+PONG'
+}
+
+svc_redis_start() {
+    local port
+    port=$(free_ports 1)
+    start_redis_node redis "$port" || return 1
+    svc_url LOCKHOG_TEST_REDIS_URL "redis://127.0.0.1:$port"
+}
+
+svc_redlock_start() {
+    local ports i pids=() rc=0
+    mapfile -t ports < <(free_ports 3)
+    for i in 0 1 2; do
+        start_redis_node "redlock$i" "${ports[$i]}" &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || rc=1; done
+    ((rc == 0)) || return 1
+    svc_url LOCKHOG_TEST_REDLOCK_URL \
+        "redlock://127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# memcached
+
+svc_memcached_packages() { command -v memcached >/dev/null || echo memcached; }
+
+svc_memcached_start() {
+    local port dir=$LH_TMP/memcached user=()
+    mkdir -p "$dir"
+    port=$(free_ports 1)
+    ((EUID == 0)) && user=(-u nobody)
+    memcached -l 127.0.0.1 -p "$port" -U 0 "${user[@]}" >"$dir/server.log" 2>&1 </dev/null &
+    local pid=$!
+    svc_pid memcached "$pid"
+    wait_ready memcached "$pid" "$dir/server.log" tcp_chat "$port" 'version\r\n' 'VERSION' ||
+        return 1
+    svc_url LOCKHOG_TEST_MEMCACHED_URL "memcached://127.0.0.1:$port"
+}
+
+# ---------------------------------------------------------------------------------------------
+# etcd: a single-member cluster (Debian's etcd-server).
+
+svc_etcd_packages() { command -v etcd >/dev/null || echo etcd-server; }
+
+svc_etcd_start() {
+    local ports dir=$LH_TMP/etcd
+    mkdir -p "$dir"
+    mapfile -t ports < <(free_ports 2)
+    local client=http://127.0.0.1:${ports[0]} peer=http://127.0.0.1:${ports[1]}
+    etcd --name lockhog --data-dir "$dir/data" \
+        --listen-client-urls "$client" --advertise-client-urls "$client" \
+        --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+        --initial-cluster "lockhog=$peer" --initial-cluster-state new \
+        --unsafe-no-fsync --log-outputs stderr \
+        >"$dir/server.log" 2>&1 </dev/null &
+    local pid=$!
+    svc_pid etcd "$pid"
+    wait_ready etcd "$pid" "$dir/server.log" etcd_healthy "${ports[0]}" || return 1
+    svc_url LOCKHOG_TEST_ETCD_URL "etcd://127.0.0.1:${ports[0]}"
+}
+
+etcd_healthy() {
+    local port=$1 body
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    printf 'GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+    body=$(timeout 2 cat <&3) || true
+    exec 3>&-
+    [[ $body == *'"health":"true"'* ]]
+}
+
+# ---------------------------------------------------------------------------------------------
+# MariaDB (for mysql:// URLs): a throwaway data dir owned by the `mysql` system user.
+# URL: mysql://lockhog:lockhog@127.0.0.1:PORT/lockhog
+
+svc_mysql_packages() {
+    command -v mariadbd >/dev/null || command -v mysqld >/dev/null || echo mariadb-server
+}
+
+svc_mysql_start() {
+    local port dir=$LH_TMP/mysql user=mysql server
+    server=$(command -v mariadbd || command -v mysqld) || lh_die "no mariadbd"
+    if ((EUID == 0)); then
+        getent passwd "$user" >/dev/null || lh_die "no '$user' system user to run MariaDB as"
+    else
+        user=$(id -un)
+    fi
+    mkdir -p "$dir/data"
+    chown -R "$user:" "$dir"
+    port=$(free_ports 1)
+    mariadb-install-db --no-defaults --datadir="$dir/data" --user="$user" \
+        --auth-root-authentication-method=normal --skip-test-db \
+        >"$dir/install.log" 2>&1 </dev/null ||
+        {
+            tail -n 30 "$dir/install.log" >&2
+            lh_die "mariadb-install-db failed"
+        }
+    cat >"$dir/init.sql" <<'EOF'
+CREATE DATABASE IF NOT EXISTS lockhog;
+CREATE USER IF NOT EXISTS 'lockhog'@'127.0.0.1' IDENTIFIED BY 'lockhog';
+CREATE USER IF NOT EXISTS 'lockhog'@'localhost' IDENTIFIED BY 'lockhog';
+GRANT ALL ON *.* TO 'lockhog'@'127.0.0.1';
+GRANT ALL ON *.* TO 'lockhog'@'localhost';
+EOF
+    chown "$user:" "$dir/init.sql"
+    "$server" --no-defaults --datadir="$dir/data" --user="$user" \
+        --bind-address=127.0.0.1 --port="$port" --socket="$dir/mysqld.sock" \
+        --pid-file="$dir/mysqld.pid" --init-file="$dir/init.sql" \
+        --skip-log-bin --innodb-flush-log-at-trx-commit=0 --innodb-buffer-pool-size=64M \
+        --max-connections=300 \
+        >"$dir/server.log" 2>&1 </dev/null &
+    local pid=$!
+    svc_pid mysql "$pid"
+    wait_ready mysql "$pid" "$dir/server.log" mysql_ready "$dir/mysqld.sock" || return 1
+    svc_url LOCKHOG_TEST_MYSQL_URL "mysql://lockhog:lockhog@127.0.0.1:$port/lockhog"
+}
+
+mysql_ready() {
+    mariadb --no-defaults --socket="$1" -u lockhog -plockhog -e 'SELECT 1' lockhog
+}
+
+# ---------------------------------------------------------------------------------------------
+# The framework
+
+# services_start "LIST": validates, installs what is missing, then starts every listed service
+# in parallel and waits for all of them. Fails (non-zero) when any did not come up.
+services_start() {
+    local list=$1 svc
+    [[ -n ${LH_TMP:-} && -d $LH_TMP ]] || lh_die "LH_TMP is not set to a directory"
+    mkdir -p "$LH_TMP/pids" "$LH_TMP/env"
+    for svc in $list; do
+        [[ " $LH_KNOWN_SERVICES " == *" $svc "* ]] ||
+            lh_die "unknown service '$svc' (known: $LH_KNOWN_SERVICES)"
+    done
+    [[ -z ${list// /} ]] && return 0
+    # python3 picks the ports.
+    command -v python3 >/dev/null || ensure_packages python3
+    services_install "$list"
+    # The data dirs are owned by service users, who must be able to reach them.
+    chmod 755 "$LH_TMP"
+    local jobs=() names=() i rc=0 started=$SECONDS
+    for svc in $list; do
+        ("svc_${svc}_start") &
+        jobs+=($!)
+        names+=("$svc")
+    done
+    for i in "${!jobs[@]}"; do
+        if ! wait "${jobs[$i]}"; then
+            lh_log "${names[$i]} failed to start"
+            rc=1
+        fi
+    done
+    ((rc == 0)) || return 1
+    lh_log "started: $list ($((SECONDS - started))s)"
+}
+
+# services_export: exports the URLs written by the services that started.
+services_export() {
+    local f
+    [[ -d ${LH_TMP:-}/env ]] || return 0
+    for f in "$LH_TMP"/env/*; do
+        [[ -e $f ]] || continue
+        # shellcheck disable=SC1090
+        source "$f"
+    done
+}
+
+# services_print: prints the exported URLs, one `VAR=URL` per line.
+services_print() {
+    local f var
+    for f in "$LH_TMP"/env/*; do
+        [[ -e $f ]] || continue
+        var=${f##*/}
+        printf '%s=%s\n' "$var" "${!var:-}"
+    done
+}
+
+# services_stop: stops every recorded server (SIGTERM, then SIGKILL after 15 s). Idempotent.
+services_stop() {
+    [[ -d ${LH_TMP:-}/pids ]] || return 0
+    local f pid pids=()
+    for f in "$LH_TMP"/pids/*; do
+        [[ -e $f ]] || continue
+        while read -r pid; do
+            [[ -n $pid ]] && pids+=("$pid")
+        done <"$f"
+    done
+    ((${#pids[@]} == 0)) && return 0
+    for pid in "${pids[@]}"; do
+        # SIGINT is PostgreSQL's fast shutdown; redis, memcached, etcd and MariaDB take SIGTERM.
+        if alive "$pid"; then
+            if [[ $(cat "/proc/$pid/comm" 2>/dev/null) == postgres ]]; then
+                kill -INT "$pid" 2>/dev/null || true
+            else
+                kill -TERM "$pid" 2>/dev/null || true
+            fi
+        fi
+    done
+    local deadline=$((SECONDS + 15)) left
+    while :; do
+        left=()
+        for pid in "${pids[@]}"; do alive "$pid" && left+=("$pid"); done
+        ((${#left[@]} == 0)) && break
+        if ((SECONDS >= deadline)); then
+            lh_log "killing servers that did not stop: ${left[*]}"
+            kill -KILL "${left[@]}" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    rm -rf "$LH_TMP/pids"
+    lh_log "stopped ${#pids[@]} server process(es)"
+}
