@@ -29,6 +29,7 @@
 
 pub mod file;
 pub mod mem;
+mod named_semaphores;
 
 use std::any::Any;
 use std::future::Future;

@@ -18,6 +18,7 @@
 //!   no longer matches the path) starts over. `flock(1)` does not do that check, so do not run
 //!   `cleanup` while shell scripts wait on the same files.
 
+mod mode;
 mod proc_locks;
 mod wait;
 
@@ -25,11 +26,13 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use self::mode::LockMode;
+use super::named_semaphores::{NamedPermit, NamedSemaphores};
 use super::{
     AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
 };
@@ -45,10 +48,20 @@ const NAME_MAX: usize = 255;
 /// Bytes of the encoded name kept in front of the digest when a name is too long.
 const LONG_NAME_PREFIX: usize = 120;
 
+/// In-process arbitration for POSIX record locks, which the kernel grants to the process as a
+/// whole: one holder per lock file path in this process at a time, and nobody in this
+/// process opens (and so, on close, unlocks) a file another guard of it holds.
+static RECORD_LOCK_HOLDERS: LazyLock<NamedSemaphores<PathBuf>> =
+    LazyLock::new(NamedSemaphores::new);
+
+/// This process's claim on a record-lock path (`None` in flock mode, which needs none).
+type Permit = Option<NamedPermit<PathBuf>>;
+
 /// The file-lock backend.
 #[derive(Debug)]
 pub struct FileBackend {
     root: PathBuf,
+    mode: LockMode,
     /// The fencing counter, opened on first use. The mutex orders this process's threads,
     /// which share one open file description and so are not ordered by `flock` on it.
     counter: Mutex<Option<File>>,
@@ -57,7 +70,9 @@ pub struct FileBackend {
 /// A held file lock: the open, locked file. Closing it releases the lock.
 #[derive(Debug)]
 pub struct FileHeld {
+    // Field order matters: the file closes (unlocking) before the in-process permit goes.
     _file: File,
+    _permit: Permit,
 }
 
 fn keep_byte(b: u8) -> bool {
@@ -128,6 +143,10 @@ impl FileBackend {
             .ok_or_else(|| url.invalid("expected an absolute directory: file:///abs/dir"))?;
         let path =
             percent_decode(path).ok_or_else(|| url.invalid("bad percent-encoding in the path"))?;
+        let mode = match url.take_option("mode") {
+            None => LockMode::Flock,
+            Some(m) => LockMode::parse(&m).ok_or_else(|| url.invalid("mode is flock or fcntl"))?,
+        };
         url.finish()?;
         let root = PathBuf::from(path);
         let io_err =
@@ -153,8 +172,14 @@ impl FileBackend {
                 io::Error::last_os_error(),
             ));
         }
+        // One spelling per directory, so the in-process table of record locks sees one path
+        // per file.
+        let root = root
+            .canonicalize()
+            .map_err(|e| io_err("cannot resolve lock directory", e))?;
         Ok(FileBackend {
             root,
+            mode,
             counter: Mutex::new(None),
         })
     }
@@ -219,29 +244,49 @@ impl FileBackend {
         bumped.map_err(fail)
     }
 
-    fn granted(&self, file: File) -> Result<Acquired<FileHeld>> {
+    fn granted(&self, held: FileHeld) -> Result<Acquired<FileHeld>> {
         Ok(Acquired {
             token: self.next_token()?,
-            held: FileHeld { _file: file },
+            held,
         })
     }
 
     /// Takes the lock at `path` if it is free: `None` when someone holds it.
-    fn try_lock_path(&self, path: &Path) -> Result<Option<File>> {
+    fn try_lock_path(&self, path: &Path) -> Result<Option<FileHeld>> {
+        let permit = match self.mode {
+            LockMode::Flock => None,
+            LockMode::Fcntl => match RECORD_LOCK_HOLDERS.try_acquire(&path.to_path_buf()) {
+                Some(p) => Some(p),
+                None => return Ok(None),
+            },
+        };
+        Ok(self.try_lock_file(path, permit)?.ok())
+    }
+
+    /// One attempt with the in-process permit (if any) already held: the permit comes back
+    /// when someone else holds the lock, for a wait to go on with.
+    fn try_lock_file(
+        &self,
+        path: &Path,
+        permit: Permit,
+    ) -> Result<std::result::Result<FileHeld, Permit>> {
         loop {
             let file = open_lock_file(path)
                 .map_err(|e| self.io_error("cannot open lock file", path, e))?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(self.io_error("cannot lock", path, e))
-                }
+            if !self
+                .mode
+                .try_lock(&file)
+                .map_err(|e| self.io_error("cannot lock", path, e))?
+            {
+                return Ok(Err(permit));
             }
             if still_linked(&file, path)
                 .map_err(|e| self.io_error("cannot check lock file", path, e))?
             {
-                return Ok(Some(file));
+                return Ok(Ok(FileHeld {
+                    _file: file,
+                    _permit: permit,
+                }));
             }
         }
     }
@@ -312,7 +357,7 @@ impl Backend for FileBackend {
             .path(key)
             .map_err(|e| self.io_error("cannot create", &self.dir(key.namespace()), e))?;
         match self.try_lock_path(&path)? {
-            Some(file) => self.granted(file).map(Some),
+            Some(held) => self.granted(held).map(Some),
             None => Ok(None),
         }
     }
@@ -327,19 +372,34 @@ impl Backend for FileBackend {
             .path(key)
             .map_err(|e| self.io_error("cannot create", &self.dir(key.namespace()), e))?;
         ctx.note_attempt();
-        if let Some(file) = self.try_lock_path(&path)? {
-            return self.granted(file).map(Some);
-        }
-        let thread_path = path.clone();
+        let permit = match self.mode {
+            LockMode::Flock => None,
+            LockMode::Fcntl => match RECORD_LOCK_HOLDERS.acquire(&path, deadline).await {
+                Some(p) => Some(p),
+                None => return Ok(None),
+            },
+        };
+        let permit = match self.try_lock_file(&path, permit)? {
+            Ok(held) => return self.granted(held).map(Some),
+            Err(permit) => permit,
+        };
+        let (mode, thread_path) = (self.mode, path.clone());
         let waited = wait::wait_on_thread(
             move |cancelled| {
                 let mut attempts = 0;
                 loop {
                     let file = open_lock_file(&thread_path)?;
                     attempts += 1;
-                    wait::flock_exclusive(&file, cancelled)?;
+                    mode.lock_blocking(&file, cancelled)?;
                     if still_linked(&file, &thread_path)? {
-                        return Ok((file, attempts));
+                        // The permit moves into the guard; on any early return it is dropped
+                        // after `file`, so no other holder in this process is unlocked by
+                        // this descriptor's close.
+                        let held = FileHeld {
+                            _file: file,
+                            _permit: permit,
+                        };
+                        return Ok((held, attempts));
                     }
                 }
             },
@@ -348,11 +408,11 @@ impl Backend for FileBackend {
         .await
         .map_err(|e| self.io_error("cannot wait for", &path, e))?;
         match waited {
-            Some((file, attempts)) => {
+            Some((held, attempts)) => {
                 for _ in 0..attempts {
                     ctx.note_attempt();
                 }
-                self.granted(file).map(Some)
+                self.granted(held).map(Some)
             }
             None => Ok(None),
         }

@@ -11,16 +11,12 @@
 //! and gives it straight back. It never hands a lock to nobody for longer than that, and the
 //! window is a few instructions wide.
 
-use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-
-/// What the helper thread reports back.
-pub(super) type Outcome = io::Result<(File, u32)>;
 
 #[derive(Default)]
 struct Shared {
@@ -73,24 +69,28 @@ fn interrupt_signal() -> Option<libc::c_int> {
     })
 }
 
-/// Waits for `lock` (a blocking function returning the locked file and the attempts it took)
-/// on a helper thread, until `deadline`. `Ok(None)` when the deadline passed.
+/// Waits for `lock` (a blocking function returning what holds the lock) on a helper thread,
+/// until `deadline`. `Ok(None)` when the deadline passed. Whatever `lock` returns after the
+/// waiter gave up is dropped on the helper thread, which must release the lock.
 ///
 /// `lock` gets a closure to call between attempts that says whether the wait was called off.
-pub(super) async fn wait_on_thread<F>(
+pub(super) async fn wait_on_thread<T, F>(
     lock: F,
     deadline: Option<Instant>,
-) -> io::Result<Option<(File, u32)>>
+) -> io::Result<Option<T>>
 where
-    F: FnOnce(&dyn Fn() -> bool) -> Outcome + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(&dyn Fn() -> bool) -> io::Result<T> + Send + 'static,
 {
     let shared = Arc::new(Shared::default());
     interrupt_signal();
-    let (tx, rx) = oneshot::channel::<Outcome>();
+    let (tx, rx) = oneshot::channel::<io::Result<T>>();
     let for_thread = shared.clone();
     std::thread::Builder::new()
         .name("lockhog-file-wait".into())
         .spawn(move || {
+            #[cfg(test)]
+            let _live = tests::Live::enter();
             // SAFETY: pthread_self has no preconditions.
             *for_thread.thread.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(unsafe { libc::pthread_self() });
@@ -109,7 +109,7 @@ where
         },
     };
     match outcome {
-        Ok(Ok((file, attempts))) => Ok(Some((file, attempts))),
+        Ok(Ok(held)) => Ok(Some(held)),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(io::Error::other(
             "the file-lock helper thread ended without an answer",
@@ -117,20 +117,65 @@ where
     }
 }
 
-/// A blocking `flock(LOCK_EX)` that gives up with `Interrupted` when `cancelled` says so.
-pub(super) fn flock_exclusive(file: &File, cancelled: &dyn Fn() -> bool) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    loop {
-        if cancelled() {
-            return Err(io::Error::from(io::ErrorKind::Interrupted));
+#[cfg(test)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+    use std::time::Duration;
+
+    use crate::Locker;
+
+    /// Helper threads alive right now, so a test can wait for them to end.
+    pub(super) static LIVE: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+    pub(super) struct Live;
+
+    impl Live {
+        pub(super) fn enter() -> Live {
+            *LIVE.0.lock().unwrap() += 1;
+            Live
         }
-        // SAFETY: a valid open descriptor owned by `file`.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(());
+    }
+
+    impl Drop for Live {
+        fn drop(&mut self) {
+            *LIVE.0.lock().unwrap() -= 1;
+            LIVE.1.notify_all();
         }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+    }
+
+    fn helpers_end_within(bound: Duration) -> bool {
+        let guard = LIVE.0.lock().unwrap();
+        let (count, _) = LIVE.1.wait_timeout_while(guard, bound, |n| *n > 0).unwrap();
+        *count == 0
+    }
+
+    /// The point of the signal: a waiter that gives up leaves no thread parked in the kernel
+    /// while the lock is still held, for both kinds of lock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiter_that_gives_up_leaves_no_thread_behind() {
+        for query in ["", "?mode=fcntl"] {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("file://{}{query}", dir.path().display());
+            let (a, b) = (
+                Locker::connect(&url).await.unwrap(),
+                Locker::connect(&url).await.unwrap(),
+            );
+            let held = a.lock("parked").try_acquire().await.unwrap();
+            for _ in 0..5 {
+                let outcome = b.lock("parked").wait_for(Duration::from_millis(20)).await;
+                assert!(
+                    matches!(outcome, Err(crate::Error::TimedOut { .. })),
+                    "{outcome:?}"
+                );
+            }
+            let ended = tokio::task::spawn_blocking(|| helpers_end_within(Duration::from_secs(30)))
+                .await
+                .unwrap();
+            assert!(
+                ended,
+                "a helper thread is still waiting for a lock nobody wants ({query})"
+            );
+            held.release().await.unwrap();
         }
     }
 }

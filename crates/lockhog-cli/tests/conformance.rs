@@ -1,0 +1,18 @@
+//! The conformance suite (lockhog::testkit) against every backend in this build. It lives in
+//! the CLI's tests because its crash and protocol checks run the `lockhog` binary.
+
+use lockhog::testkit::Target;
+
+fn hold_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_lockhog")
+}
+
+lockhog::conformance_suite!(mem_backend, Target::new("mem:").with_hold_bin(hold_bin()));
+lockhog::conformance_suite!(
+    file_backend,
+    Target::temp_file_dir("").with_hold_bin(hold_bin())
+);
+lockhog::conformance_suite!(
+    file_fcntl_backend,
+    Target::temp_file_dir("?mode=fcntl").with_hold_bin(hold_bin())
+);

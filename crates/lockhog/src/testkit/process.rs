@@ -1,0 +1,143 @@
+//! `lockhog hold` as a child process: the other process of the crash and protocol checks.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+
+use super::BOUND;
+use crate::name::percent_decode;
+
+/// A running `lockhog hold` that has printed its `held` lines.
+#[derive(Debug)]
+pub struct HoldProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// `(name, resource, token)` per `held` line, in order.
+    pub held: Vec<(String, String, u64)>,
+}
+
+impl HoldProcess {
+    /// Runs `bin hold -b url <args…> <names…>` and waits (at most [`BOUND`]) for one `held`
+    /// line per name.
+    ///
+    /// # Panics
+    ///
+    /// When the binary cannot run, exits early, or prints something else than `held` lines.
+    pub fn start(bin: &Path, url: &str, args: &[&str], names: &[&str]) -> HoldProcess {
+        let mut child = Command::new(bin)
+            .arg("hold")
+            .arg("-b")
+            .arg(url)
+            .args(args)
+            .args(names)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut hold = HoldProcess {
+            child,
+            stdin,
+            lines,
+            held: Vec::new(),
+        };
+        for _ in names {
+            let line = hold.next_line("a `held` line");
+            let fields: Vec<&str> = line.split(' ').collect();
+            assert!(
+                fields.len() == 4 && fields[0] == "held",
+                "expected `held <NAME> <RESOURCE> <TOKEN>`, got {line:?}"
+            );
+            let decode =
+                |f: &str| percent_decode(f).unwrap_or_else(|| panic!("bad escape in {line:?}"));
+            let token = fields[3]
+                .parse()
+                .unwrap_or_else(|_| panic!("bad token in {line:?}"));
+            hold.held
+                .push((decode(fields[1]), decode(fields[2]), token));
+        }
+        hold
+    }
+
+    /// The next stdout line, waiting at most [`BOUND`].
+    ///
+    /// # Panics
+    ///
+    /// When none comes: the child exited or hung.
+    pub fn next_line(&mut self, what: &str) -> String {
+        match self.lines.recv_timeout(BOUND) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("lockhog hold printed no {what} within {BOUND:?}")
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = self.child.wait().ok();
+                panic!("lockhog hold ended ({status:?}) before printing {what}")
+            }
+        }
+    }
+
+    /// Writes one line to the child's stdin.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}")
+            .and_then(|_| stdin.flush())
+            .expect("write to lockhog hold");
+    }
+
+    /// Closes the child's stdin (end of file).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Kills the child with SIGKILL and reaps it.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill lockhog hold");
+        self.child.wait().expect("reap lockhog hold");
+    }
+
+    /// Closes stdin and waits for the child to exit (at most [`BOUND`], then kills it and
+    /// panics). Lines it prints meanwhile are dropped: read those you need first.
+    ///
+    /// # Panics
+    ///
+    /// When it does not exit in time.
+    pub fn wait(mut self) -> ExitStatus {
+        self.stdin = None;
+        // The reader thread hangs up when the child's stdout closes, which it does on exit.
+        let deadline = std::time::Instant::now() + BOUND;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!("lockhog hold did not exit within {BOUND:?}");
+                }
+            }
+        }
+        self.child.wait().expect("reap lockhog hold")
+    }
+}
+
+impl Drop for HoldProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
