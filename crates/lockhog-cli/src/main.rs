@@ -1,1 +1,66 @@
-fn main() {}
+//! `lockhog`: run commands under locks, hold locks for tests, inspect and clean up.
+//!
+//! The command line is a fixed contract (DESIGN.md, "The command line — Contract"); each
+//! subcommand lives in its own module, exit statuses in `exit`, printed lines in `output`.
+
+mod cleanup;
+mod cli;
+mod exit;
+mod hold;
+mod lock;
+mod output;
+mod run;
+mod status;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    // Usage errors exit 2 and --help/--version exit 0, as clap does by default.
+    let cli = Cli::parse();
+    init_logging();
+
+    // A current-thread runtime: the command does one thing at a time (acquire, then wait on a
+    // child, stdin or a signal), blocking waits happen off this thread (the file backend's
+    // helper thread, tokio's blocking pool for stdin), and one thread keeps the process small
+    // and its behaviour easy to follow. Background work of a held lock (lease renewal) runs
+    // whenever we await, which is all the time we hold one.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lockhog: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::UNAVAILABLE);
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Hold(args) => hold::run(args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Cleanup(args) => cleanup::run(args).await,
+        }
+    });
+    // Do not wait for tokio's blocking pool: a read of stdin parked there can never be called
+    // off, and would keep us from exiting after `hold` was ended by a signal.
+    runtime.shutdown_background();
+    exit::finish(outcome)
+}
+
+/// Logs to stderr when `RUST_LOG` asks for them (e.g. `RUST_LOG=debug`, `RUST_LOG=lockhog=trace`);
+/// none otherwise, so stderr carries only `lockhog:` messages.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}

@@ -1,0 +1,199 @@
+//! The command line as clap sees it: subcommands, their options and their help.
+//!
+//! The surface is a fixed contract (DESIGN.md, "The command line"): other tools and tests
+//! drive `lockhog` through it, so options are added, never renamed.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Locks for shells, cron and tests in any language.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lockhog",
+    version,
+    about = "Run commands under distributed locks, hold locks for tests, inspect and clean up",
+    long_about = None,
+    after_help = "The backend is given by -b/--backend, else the LOCKHOG_URL environment variable, \
+else file://$XDG_RUNTIME_DIR/lockhog (or file:///tmp/lockhog-$UID).\n\n\
+Exit codes: 0 success, 1 lock not acquired, 2 usage error, 69 backend unreachable or refused.\n\
+RUST_LOG=debug turns on logs on stderr."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command while holding a lock, then release it; exit with the command's status
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Take locks and hold them until told on stdin (release / abandon) or until stdin ends
+    #[command(after_help = HOLD_EXAMPLES)]
+    Hold(HoldArgs),
+    /// Show whether locks are held, and by whom when the backend knows
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status(StatusArgs),
+    /// Remove stale resources nobody holds (unheld lock files, expired rows)
+    #[command(after_help = CLEANUP_EXAMPLES)]
+    Cleanup(CleanupArgs),
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  lockhog run -w 30 nightly-report -- ./report.sh
+  lockhog run -n -E 0 backup -- rsync -a /data /backup     # skip quietly when already running
+  lockhog run -b file:///tmp/locks deploy -- make deploy
+
+Exit status: that of COMMAND (128+N when killed by signal N; 127 not found, 126 not
+executable); 1 (or -E CODE) when the lock is not acquired; 2 usage error; 69 backend error.
+SIGINT and SIGTERM are forwarded to COMMAND; the lock is released after it exits.";
+
+const HOLD_EXAMPLES: &str = "\
+Examples:
+  lockhog hold -b file:///tmp/locks payroll
+  lockhog hold -n --json payroll ledger
+  printf 'abandon\\n' | lockhog hold payroll      # exit without releasing (the crash case)
+
+Prints one line per lock once all are held, `held NAME RESOURCE TOKEN` (with --json, one
+JSON object per line), NAME and RESOURCE percent-encoded so that a line has four fields.
+Then reads stdin: `release` or end of file releases every lock and prints `released NAME`
+per lock; SIGINT and SIGTERM do the same; `abandon` exits at once without releasing.";
+
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  lockhog status                       # every lock of the namespace
+  lockhog status payroll ledger
+  lockhog status --json -b file:///tmp/locks
+
+Prints `STATE NAME RESOURCE [HOLDER]` per lock, STATE being held, free or unknown, NAME `-`
+when the backend cannot recover it; fields percent-encoded (e.g. `pid%204242`).";
+
+const CLEANUP_EXAMPLES: &str = "\
+Examples:
+  lockhog cleanup
+  lockhog cleanup -b file:///tmp/locks
+
+Prints `cleanup: removed N kept M`. Do not run it while flock(1) users wait on the same files.";
+
+/// Where the locks live.
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    /// Backend URL, e.g. file:///tmp/locks, postgres://host/db [default: $LOCKHOG_URL, else
+    /// file://$XDG_RUNTIME_DIR/lockhog]
+    // Not clap's `env`: its help would print the variable's value, password included.
+    #[arg(short = 'b', long = "backend", value_name = "URL")]
+    pub url: Option<String>,
+}
+
+/// How long to wait for a lock, and the lease.
+#[derive(Debug, Args)]
+pub struct AcquireArgs {
+    /// Try once; do not wait when the lock is held
+    #[arg(short = 'n', long = "no-wait", conflicts_with = "wait")]
+    pub no_wait: bool,
+    /// Wait at most SECS seconds (fractions allowed) [default: wait forever]
+    #[arg(short = 'w', long = "wait", value_name = "SECS", value_parser = parse_wait)]
+    pub wait: Option<Duration>,
+    /// Lease time to live on backends with leases (renewed while held)
+    #[arg(long = "ttl", value_name = "SECS", value_parser = parse_ttl)]
+    pub ttl: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(flatten)]
+    pub acquire: AcquireArgs,
+    /// Exit status to use when the lock is not acquired
+    #[arg(
+        short = 'E',
+        long = "conflict-exit-code",
+        value_name = "CODE",
+        default_value_t = 1
+    )]
+    pub conflict_exit_code: u8,
+    /// The lock's name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The command to run with the lock held, after `--`
+    #[arg(value_name = "COMMAND", last = true, required = true, num_args = 1..)]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(flatten)]
+    pub acquire: AcquireArgs,
+    /// One JSON object per line instead of the plain format
+    #[arg(long)]
+    pub json: bool,
+    /// The locks to hold, taken in this order
+    #[arg(value_name = "NAME", required = true, num_args = 1..)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// One JSON object per line instead of the plain format
+    #[arg(long)]
+    pub json: bool,
+    /// The locks to show [default: every lock of the namespace]
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+fn parse_wait(text: &str) -> Result<Duration, String> {
+    lockhog::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    match lockhog::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("a lease ttl must be above zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_wait_conflicts_with_wait() {
+        let e = Cli::try_parse_from(["lockhog", "hold", "-n", "-w", "1", "x"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn run_takes_the_command_after_dashes() {
+        let cli = Cli::try_parse_from(["lockhog", "run", "-w", "0.5", "x", "--", "ls", "-l"])
+            .expect("parses");
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.acquire.wait, Some(Duration::from_millis(500)));
+        assert_eq!(run.command, ["ls", "-l"]);
+        assert!(Cli::try_parse_from(["lockhog", "run", "x", "--"]).is_err());
+        assert!(Cli::try_parse_from(["lockhog", "run", "x"]).is_err());
+    }
+}

@@ -1,0 +1,33 @@
+//! `lockhog status [-b URL] [--json] [NAME…]`: one line per lock, `<state> <NAME> <RESOURCE>
+//! [<holder>]`, or every lock of the namespace when no NAME is given.
+
+use crate::cli::StatusArgs;
+use crate::exit::{self, Failure, Outcome};
+use crate::lock;
+use crate::output;
+
+pub async fn run(args: StatusArgs) -> Outcome {
+    lock::check_names(&args.names)?;
+    let locker = lock::connect(&args.backend).await?;
+    let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
+    let statuses = locker.status(&names).await?;
+    let lines: Vec<String> = statuses
+        .iter()
+        .map(|s| output::status(s, args.json))
+        .collect();
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    write_all(&text)?;
+    Ok(exit::SUCCESS)
+}
+
+/// Writes everything at once; a failure to write is reported, as the output is the point.
+pub fn write_all(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::new(exit::UNAVAILABLE, format!("cannot write to stdout: {e}")))
+}
