@@ -3,281 +3,26 @@
 //! No test sleeps to wait for a state: every wait is on a line, a pipe or a process exit, and
 //! every wait is bounded by [`TIMEOUT`], failing the test with a message when it runs out.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::Duration;
+use std::process::Command;
 
 use lockhog::percent_decode;
-
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_lockhog")
-}
-
-/// A fresh lock directory and its `file://` URL.
-struct Locks {
-    dir: tempfile::TempDir,
-}
-
-impl Locks {
-    fn new() -> Self {
-        Locks {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.path().display())
-    }
-
-    fn lock_file(&self, name: &str) -> PathBuf {
-        self.path().join(format!("{name}.lock"))
-    }
-
-    /// `lockhog <sub> -b <url> <args…>` with a clean environment for logs and URLs.
-    fn cmd(&self, sub: &str, args: &[&str]) -> Command {
-        let mut cmd = lockhog_cmd();
-        cmd.arg(sub).arg("-b").arg(self.url()).args(args);
-        cmd
-    }
-
-    /// Runs `lockhog <sub> -b <url> <args…>` to completion.
-    fn run(&self, sub: &str, args: &[&str]) -> Finished {
-        Proc::spawn(self.cmd(sub, args), &format!("lockhog {sub} {args:?}")).finish()
-    }
-
-    /// Starts `lockhog hold -b <url> <args…>` and waits for its `held` lines, one per NAME.
-    fn hold(&self, args: &[&str], names: usize) -> Hold {
-        hold(
-            self.cmd("hold", args),
-            &format!("lockhog hold {args:?}"),
-            names,
-        )
-    }
-
-    /// The exit code of `lockhog run -b <url> -n <name> -- true`: 0 when the lock is free.
-    fn try_run(&self, name: &str) -> i32 {
-        self.run("run", &["-n", name, "--", "true"]).code()
-    }
-}
-
-fn lockhog_cmd() -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.env_remove("RUST_LOG").env_remove("LOCKHOG_URL");
-    cmd
-}
-
-/// A child process with its stdout and stderr read line by line on threads and its exit
-/// awaited on another, so every wait can be bounded.
-struct Proc {
-    what: String,
-    pid: libc::pid_t,
-    stdin: Option<ChildStdin>,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-    exit: Receiver<ExitStatus>,
-    status: Option<ExitStatus>,
-}
-
-fn lines_of(read: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(read).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command, what: &str) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let stdout = lines_of(child.stdout.take().expect("piped"));
-        let stderr = lines_of(child.stderr.take().expect("piped"));
-        let stdin = child.stdin.take();
-        let pid = child.id() as libc::pid_t;
-        let (tx, exit) = mpsc::channel();
-        std::thread::spawn(move || {
-            if let Ok(status) = child.wait() {
-                let _ = tx.send(status);
-            }
-        });
-        Proc {
-            what: what.to_string(),
-            pid,
-            stdin,
-            stdout,
-            stderr,
-            exit,
-            status: None,
-        }
-    }
-
-    /// The next line on stdout.
-    fn line(&mut self) -> String {
-        match self.stdout.recv_timeout(TIMEOUT) {
-            Ok(line) => line,
-            Err(e) => panic!(
-                "{}: no line on stdout within {TIMEOUT:?} ({e}); stderr: {}",
-                self.what,
-                self.drain_stderr()
-            ),
-        }
-    }
-
-    /// Writes `line` to its stdin.
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        writeln!(stdin, "{line}").unwrap_or_else(|e| panic!("{}: write stdin: {e}", self.what));
-        stdin.flush().expect("flush stdin");
-    }
-
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        assert!(self.status.is_none(), "{} already exited", self.what);
-        // SAFETY: plain kill(2) on our own unreaped child.
-        assert_eq!(
-            unsafe { libc::kill(self.pid, sig) },
-            0,
-            "kill {}",
-            self.what
-        );
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        if let Some(status) = self.status {
-            return status;
-        }
-        let status = self
-            .exit
-            .recv_timeout(TIMEOUT)
-            .unwrap_or_else(|e| panic!("{} did not exit within {TIMEOUT:?} ({e})", self.what));
-        self.status = Some(status);
-        status
-    }
-
-    fn drain_stderr(&self) -> String {
-        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
-    }
-
-    /// Closes stdin, waits for the exit and collects what is left of both outputs.
-    fn finish(mut self) -> Finished {
-        self.close_stdin();
-        let status = self.wait();
-        let collect = |rx: &Receiver<String>, which: &str| {
-            let mut lines = Vec::new();
-            loop {
-                match rx.recv_timeout(TIMEOUT) {
-                    Ok(line) => lines.push(line),
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                    Err(e) => panic!("{}: {which} never closed ({e})", self.what),
-                }
-            }
-            lines
-        };
-        Finished {
-            what: self.what.clone(),
-            status,
-            stdout: collect(&self.stdout, "stdout"),
-            stderr: collect(&self.stderr, "stderr").join("\n"),
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.status.is_none() && self.exit.try_recv().is_err() {
-            // SAFETY: plain kill(2); the waiter thread has not reaped the child yet.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        }
-    }
-}
-
-/// A process that ran to completion.
-#[derive(Debug)]
-struct Finished {
-    what: String,
-    status: ExitStatus,
-    stdout: Vec<String>,
-    stderr: String,
-}
-
-impl Finished {
-    fn code(&self) -> i32 {
-        self.status
-            .code()
-            .unwrap_or_else(|| panic!("{} was killed: {:?}", self.what, self.status))
-    }
-
-    fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code(), code, "{self:#?}");
-        self
-    }
-}
-
-/// A running `lockhog hold` whose `held` lines have been read, split into fields.
-struct Hold {
-    proc: Proc,
-    held: Vec<Vec<String>>,
-}
-
-/// Starts `cmd` (a `lockhog hold`) and waits for `names` held lines.
-fn hold(cmd: Command, what: &str, names: usize) -> Hold {
-    let mut proc = Proc::spawn(cmd, what);
-    let held = (0..names)
-        .map(|_| {
-            let line = proc.line();
-            let fields: Vec<String> = line.split(' ').map(str::to_string).collect();
-            assert_eq!(fields.len(), 4, "{what}: not four fields: {line:?}");
-            assert_eq!(fields[0], "held", "{what}: {line:?}");
-            fields[3]
-                .parse::<u64>()
-                .unwrap_or_else(|_| panic!("{what}: token not decimal: {line:?}"));
-            fields
-        })
-        .collect();
-    Hold { proc, held }
-}
-
-impl Hold {
-    /// The name of the i-th held line, decoded.
-    fn name(&self, i: usize) -> String {
-        percent_decode(&self.held[i][1]).expect("valid percent-encoding")
-    }
-
-    fn resource(&self, i: usize) -> String {
-        percent_decode(&self.held[i][2]).expect("valid percent-encoding")
-    }
-
-    fn token(&self, i: usize) -> u64 {
-        self.held[i][3].parse().expect("decimal")
-    }
-}
-
+use support::{bin, hold, lockhog_cmd, Finished, Locks, Proc, TIMEOUT};
 // ---------------------------------------------------------------------------------------
 // hold
 
 #[test]
 fn hold_release_line_releases_and_run_is_refused_meanwhile() {
-    let locks = Locks::new();
+    // flock(2) locks, and POSIX record locks (owned per process: only another process sees
+    // them, which is what `hold` is for).
+    for query in ["", "?mode=fcntl"] {
+        hold_then_release(&Locks::with_query(query));
+    }
+}
+
+fn hold_then_release(locks: &Locks) {
     let mut h = locks.hold(&["-n", "payroll", "ledger"], 2);
     assert_eq!(h.name(0), "payroll");
     assert_eq!(h.name(1), "ledger");
@@ -307,6 +52,31 @@ fn hold_release_line_releases_and_run_is_refused_meanwhile() {
     assert!(h.proc.wait().success());
     assert_eq!(locks.try_run("payroll"), 0);
     assert_eq!(locks.try_run("ledger"), 0);
+}
+
+#[test]
+fn hold_waits_for_the_lock_and_gives_up_at_its_bound() {
+    let locks = Locks::new();
+    let mut first = locks.hold(&["x"], 1);
+    let gave_up = locks.run("hold", &["-w", "0.2", "x"]);
+    gave_up.assert_code(1);
+    assert!(gave_up.stdout.is_empty(), "{gave_up:#?}");
+    // Without -n or -w, a second holder waits, and gets the lock when the first lets go.
+    let mut second = Proc::spawn(locks.cmd("hold", &["x"]), "second hold");
+    first.proc.send("release");
+    assert_eq!(first.proc.line(), "released x");
+    assert!(first.proc.wait().success());
+    let line = second.line();
+    assert!(line.starts_with("held x "), "{line:?}");
+    let first_token = first.token(0);
+    let second_token: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        second_token > first_token,
+        "{line:?} after token {first_token}"
+    );
+    second.send("release");
+    assert_eq!(second.line(), "released x");
+    assert!(second.wait().success());
 }
 
 #[test]
