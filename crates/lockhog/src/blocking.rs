@@ -178,6 +178,14 @@ impl LockRequest {
     pub fn wait_at_most(self, bound: Duration) -> Self {
         LockRequest(self.0.wait_at_most(bound))
     }
+    /// See [`crate::LockRequest::shared`].
+    pub fn shared(self) -> Self {
+        LockRequest(self.0.shared())
+    }
+    /// See [`crate::LockRequest::fair`].
+    pub fn fair(self) -> Self {
+        LockRequest(self.0.fair())
+    }
     /// See [`crate::LockRequest::waiting`].
     pub fn waiting(self, wait: Wait) -> Self {
         LockRequest(self.0.waiting(wait))

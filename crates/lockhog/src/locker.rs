@@ -170,6 +170,8 @@ impl Locker {
             wait: Wait::Forever,
             ttl: self.ttl,
             retry: self.retry,
+            shared: false,
+            fair: false,
         }
     }
 
@@ -335,9 +337,26 @@ pub struct LockRequest {
     wait: Wait,
     ttl: Option<Duration>,
     retry: RetryPolicy,
+    shared: bool,
+    fair: bool,
 }
 
 impl LockRequest {
+    /// Asks for a shared (reader) lock: any number of shared holders at once, none while an
+    /// exclusive holder has it. Acquiring fails with [`Error::InvalidOption`] on backends
+    /// without shared locks (see [`Capabilities::shared`]).
+    pub fn shared(mut self) -> Self {
+        self.shared = true;
+        self
+    }
+
+    /// Asks that waiters acquire in the order they started waiting. Acquiring fails with
+    /// [`Error::InvalidOption`] on backends that cannot queue (see [`Capabilities::fair`]).
+    pub fn fair(mut self) -> Self {
+        self.fair = true;
+        self
+    }
+
     /// The lease's time to live on backends with leases (it is renewed while the guard lives).
     /// Backends whose locks live as long as their holder (file, mem) do not need one and
     /// ignore it.
@@ -410,12 +429,29 @@ impl LockRequest {
         self.retry.validate()?;
         let ttl = self.ttl.map(validate_ttl).transpose()?;
         let locker = self.locker;
+        let caps = locker.capabilities();
+        let unsupported = |what: &str| {
+            Err(Error::InvalidOption {
+                reason: format!(
+                    "the {} backend has no {what} locks",
+                    locker.backend.scheme()
+                ),
+            })
+        };
+        if self.shared && !caps.shared {
+            return unsupported("shared");
+        }
+        if self.fair && !caps.fair {
+            return unsupported("fair (FIFO)");
+        }
         let key = locker.key(name.clone());
         let lost = LostSender::default();
         let ctx = AcquireContext::new(
             AcquireOptions {
                 ttl,
                 retry: self.retry,
+                shared: self.shared,
+                fair: self.fair,
             },
             lost.clone(),
         );

@@ -136,6 +136,13 @@ pub struct AcquireOptions {
     pub ttl: Option<Duration>,
     /// The backoff for backends that poll.
     pub retry: RetryPolicy,
+    /// A shared (reader) lock: many shared holders at once, none while an exclusive one
+    /// holds. Only asked of backends whose [`Capabilities::shared`](crate::Capabilities::shared)
+    /// is true.
+    pub shared: bool,
+    /// Waiters must acquire in the order they asked. Only asked of backends whose
+    /// [`Capabilities::fair`](crate::Capabilities::fair) is true.
+    pub fair: bool,
 }
 
 /// Parses a duration given in seconds, fractions allowed (`"0.25"`, `"30"`), or with a unit

@@ -122,3 +122,20 @@ async fn bad_requests_fail_before_any_io() {
         "a refused request touched the disk"
     );
 }
+
+#[tokio::test]
+async fn unsupported_modes_are_refused_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = Locker::connect(&format!("file://{}", dir.path().display()))
+        .await
+        .unwrap();
+    for e in [
+        file.lock("x").shared().try_acquire().await.unwrap_err(),
+        file.lock("x").fair().try_acquire().await.unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::InvalidOption { .. }), "{e}");
+    }
+    let mem = Locker::connect("mem:").await.unwrap();
+    assert!(mem.capabilities().fair);
+    mem.lock("fair-ok").fair().try_acquire().await.unwrap();
+}

@@ -64,8 +64,11 @@ pub struct Capabilities {
     /// The guard can learn that the lock was lost while it lived (lease expired, connection
     /// died) and says so through [`LockGuard::lost`](crate::LockGuard::lost).
     pub lost_notice: bool,
-    /// Waiters acquire in the order they started waiting.
+    /// Waiters acquire in the order they started waiting (and so
+    /// [`LockRequest::fair`](crate::LockRequest::fair) is accepted).
     pub fair: bool,
+    /// Shared (reader) locks are supported ([`LockRequest::shared`](crate::LockRequest::shared)).
+    pub shared: bool,
     /// A holder that dies (SIGKILL, crash) loses its locks without anyone cleaning up.
     pub crash_release: bool,
     /// A waiter is woken by the release itself rather than by polling.
