@@ -55,6 +55,7 @@ pub mod backend;
 pub mod blocking;
 mod error;
 mod guard;
+pub mod hog;
 mod locker;
 mod name;
 mod options;
@@ -65,7 +66,11 @@ mod url;
 pub use backend::{Backend, Capabilities, CleanupReport, LockState, LockStatus};
 pub use error::{BoxError, Error, Result};
 pub use guard::{AcquireStats, LockGuard, LostSender};
+pub use hog::{async_hog_lock, contend, hog_lock, hogged, HogFrom};
 pub use locker::{default_url, IntoLockRequest, LockRequest, Locker, URL_ENV};
+/// `#[lockhog::hogged(<hogger>)]`: hogs a lock around a `#[test]` or `#[tokio::test]` function
+/// (see [`hog::hogged`] and [`hog::async_hogged`]).
+pub use lockhog_macros::hogged;
 pub use name::{
     percent_decode, percent_encode, LockKey, LockName, DEFAULT_NAMESPACE, MAX_NAME_BYTES,
 };

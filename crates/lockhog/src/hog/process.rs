@@ -1,0 +1,317 @@
+//! Hogging from a child process: `lockhog hold` run as a child, driven through its stdin and
+//! stdout as DESIGN.md's contract for `hold` says.
+//!
+//! Needed for locks owned per process (POSIX `fcntl` record locks: a thread of the same process
+//! never conflicts with them) and for tests in other languages.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::{HogError, HogOptions};
+
+/// The environment variable naming the `lockhog` binary a process hog runs.
+pub const BIN_ENV: &str = "LOCKHOG_BIN";
+
+/// One lock held by a process hog, as its `held` line reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeldLock {
+    /// The lock's name.
+    pub name: String,
+    /// The backend's own name for it (for `file:`, the lock file's path).
+    pub resource: String,
+    /// The fencing token.
+    pub token: u64,
+}
+
+impl HeldLock {
+    /// Parses a `held <NAME> <RESOURCE> <TOKEN>` line (fields percent-encoded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lockhog::hog::HeldLock;
+    /// let h = HeldLock::parse("held pay%20day /tmp/l/pay%2520day.lock 7").unwrap();
+    /// assert_eq!((h.name.as_str(), h.resource.as_str(), h.token), ("pay day", "/tmp/l/pay%20day.lock", 7));
+    /// assert!(HeldLock::parse("held a b").is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A message saying what is wrong with the line.
+    pub fn parse(line: &str) -> Result<HeldLock, String> {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [event, name, resource, token] = fields[..] else {
+            return Err(format!("expected 4 fields, found {}", fields.len()));
+        };
+        if event != "held" {
+            return Err("expected a `held` line".into());
+        }
+        let decode =
+            |f: &str| crate::percent_decode(f).ok_or_else(|| format!("bad escape in {f:?}"));
+        Ok(HeldLock {
+            name: decode(name)?,
+            resource: decode(resource)?,
+            token: token.parse().map_err(|_| format!("bad token {token:?}"))?,
+        })
+    }
+}
+
+/// Finds the `lockhog` binary: `$LOCKHOG_BIN`; else beside the current executable, or one
+/// directory up (test binaries live in `target/<profile>/deps`); else on `PATH`.
+///
+/// # Errors
+///
+/// [`HogError::BinaryNotFound`], listing every place looked at.
+pub fn find_binary() -> Result<PathBuf, HogError> {
+    if let Some(bin) = std::env::var_os(BIN_ENV).filter(|b| !b.is_empty()) {
+        let bin = PathBuf::from(bin);
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(HogError::BinaryNotFound {
+                searched: vec![bin],
+            })
+        };
+    }
+    let mut searched = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            searched.push(dir.join("lockhog"));
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        searched.extend(std::env::split_paths(&path).map(|d| d.join("lockhog")));
+    }
+    match searched.iter().find(|p| is_executable(p)) {
+        Some(found) => Ok(found.clone()),
+        None => Err(HogError::BinaryNotFound { searched }),
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The running `lockhog hold` child of a process hog.
+#[derive(Debug)]
+pub(crate) struct ProcessHog {
+    program: PathBuf,
+    pid: libc::pid_t,
+    stdin: Option<ChildStdin>,
+    /// stdout lines; disconnected at end of file.
+    lines: mpsc::Receiver<String>,
+    /// The exit status, from the thread that waits for the child.
+    exit: mpsc::Receiver<ExitStatus>,
+    exited: Option<ExitStatus>,
+    /// All of stderr, once it ends.
+    stderr: mpsc::Receiver<String>,
+    held: Vec<HeldLock>,
+    release_timeout: Duration,
+}
+
+impl ProcessHog {
+    /// Runs `lockhog hold -b URL -w <acquire timeout> NAME…` and waits for its `held` lines.
+    pub(crate) fn start(
+        url: &str,
+        names: &[String],
+        extra_args: &[OsString],
+        opts: &HogOptions,
+    ) -> Result<ProcessHog, HogError> {
+        let program = find_binary()?;
+        let timeout = opts.get_acquire_timeout();
+        let mut cmd = Command::new(&program);
+        cmd.arg("hold")
+            .arg("-b")
+            .arg(url)
+            .arg("-w")
+            .arg(format!("{}", timeout.as_secs_f64()))
+            .args(extra_args)
+            .arg("--")
+            .args(names)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|source| HogError::Process {
+            doing: "start",
+            program: program.clone(),
+            source,
+        })?;
+        tracing::debug!(program = %program.display(), pid = child.id(), "hog: started lockhog hold");
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let stdin = child.stdin.take();
+        let pid = child.id() as libc::pid_t;
+
+        let (line_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (err_tx, stderr_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = stderr.read_to_end(&mut text);
+            let _ = err_tx.send(String::from_utf8_lossy(&text).trim().to_string());
+        });
+        let (exit_tx, exit) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = exit_tx.send(status);
+            }
+        });
+
+        let mut hog = ProcessHog {
+            program,
+            pid,
+            stdin,
+            lines,
+            exit,
+            exited: None,
+            stderr: stderr_rx,
+            held: Vec::with_capacity(names.len()),
+            release_timeout: opts.get_release_timeout(),
+        };
+        let deadline = Instant::now() + timeout;
+        while hog.held.len() < names.len() {
+            match hog
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => match HeldLock::parse(&line) {
+                    Ok(held) => hog.held.push(held),
+                    Err(reason) => {
+                        hog.kill();
+                        return Err(HogError::Protocol { line, reason });
+                    }
+                },
+                Err(RecvTimeoutError::Timeout) => {
+                    hog.kill();
+                    return Err(HogError::AcquireTimedOut { timeout });
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let grace = Instant::now() + hog.release_timeout;
+                    let status = match hog.wait_exit(grace) {
+                        Some(s) => s.to_string(),
+                        None => {
+                            hog.kill();
+                            "no exit status (killed)".to_string()
+                        }
+                    };
+                    let stderr = hog.stderr_text(grace);
+                    return Err(HogError::HoldExited { status, stderr });
+                }
+            }
+        }
+        Ok(hog)
+    }
+
+    pub(crate) fn held(&self) -> &[HeldLock] {
+        &self.held
+    }
+
+    /// Writes `release`, then waits for stdout to end and the child to exit 0.
+    pub(crate) fn release(&mut self) -> Result<(), HogError> {
+        self.finish("release")
+    }
+
+    /// Writes `abandon`, then waits for the child to exit.
+    pub(crate) fn abandon(&mut self) -> Result<(), HogError> {
+        self.finish("abandon")
+    }
+
+    fn finish(&mut self, command: &str) -> Result<(), HogError> {
+        let deadline = Instant::now() + self.release_timeout;
+        if let Some(mut stdin) = self.stdin.take() {
+            // A child that already died cannot read it; its exit status tells what happened.
+            let _ = stdin
+                .write_all(format!("{command}\n").as_bytes())
+                .and_then(|()| stdin.flush());
+        }
+        // stdout ends when the child exits (`released` lines come before).
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => tracing::debug!(%line, "hog: lockhog hold said"),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.kill();
+                    return Err(HogError::StillHolding {
+                        timeout: self.release_timeout,
+                    });
+                }
+            }
+        }
+        let Some(status) = self.wait_exit(deadline) else {
+            self.kill();
+            return Err(HogError::StillHolding {
+                timeout: self.release_timeout,
+            });
+        };
+        if status.success() {
+            Ok(())
+        } else {
+            let stderr = self.stderr_text(deadline);
+            Err(HogError::ReleaseFailed {
+                source: format!(
+                    "`{} hold` exited with {status} on {command}: {stderr}",
+                    self.program.display()
+                )
+                .into(),
+            })
+        }
+    }
+
+    fn wait_exit(&mut self, deadline: Instant) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            self.exited = self
+                .exit
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .ok();
+        }
+        self.exited
+    }
+
+    fn stderr_text(&self, deadline: Instant) -> String {
+        self.stderr
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| "(stderr not closed)".into())
+    }
+
+    /// SIGKILL, unless the child is known to have exited (then its pid may be reused).
+    fn kill(&mut self) {
+        if self.exited.is_none() {
+            if let Ok(status) = self.exit.try_recv() {
+                self.exited = Some(status);
+                return;
+            }
+            tracing::warn!(pid = self.pid, "hog: killing lockhog hold");
+            // SAFETY: kill(2) touches no memory; the child is not reaped yet (its waiter
+            // thread has not reported), so the pid is still ours.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+            }
+            self.exited = self.exit.recv_timeout(Duration::from_secs(5)).ok();
+        }
+    }
+}
+
+impl Drop for ProcessHog {
+    fn drop(&mut self) {
+        if self.stdin.is_some() {
+            self.kill();
+        }
+    }
+}
