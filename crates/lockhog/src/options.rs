@@ -178,7 +178,7 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     };
     let value: f64 = number.trim().parse().map_err(|_| bad())?;
     let secs = value * scale;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !(0.0..=1e9).contains(&secs) {
         return Err(bad());
     }
     Ok(Duration::from_secs_f64(secs))

@@ -108,6 +108,8 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
         .read(true)
         .write(true)
         .create(true)
+        // Never truncate: the counter file's content is the fencing state.
+        .truncate(false)
         .mode(0o666)
         .open(path)
     {
@@ -217,6 +219,8 @@ impl FileBackend {
                 .read(true)
                 .write(true)
                 .create(true)
+                // Never truncate: the counter file's content is the fencing state.
+                .truncate(false)
                 .mode(0o666)
                 .open(&path)
                 .map_err(fail)?;

@@ -19,7 +19,7 @@ pub(super) struct HeldFiles {
 
 impl HeldFiles {
     pub(super) fn read() -> Self {
-        match std::fs::read_to_string("/proc/locks") {
+        match read_snapshot() {
             Ok(text) => HeldFiles {
                 holders: parse(&text),
                 complete: true,
@@ -41,6 +41,27 @@ impl HeldFiles {
         let id = (libc::major(dev), libc::minor(dev), meta.ino());
         self.holders.get(&id).copied()
     }
+}
+
+/// Reads `/proc/locks` with one large `read(2)`. The kernel walks its lock list once per read
+/// call, so small reads (as `read_to_string` makes) can skip entries when locks come and go
+/// between them; one read into a buffer that holds the whole table is one consistent walk.
+fn read_snapshot() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open("/proc/locks")?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = file.read(&mut buf)?;
+    // A table larger than the buffer is read on; the rest is a second walk and may be off.
+    while len == buf.len() {
+        buf.resize(buf.len() * 2, 0);
+        let n = file.read(&mut buf[len..])?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Lines look like `1: FLOCK  ADVISORY  WRITE 4242 00:2d:1234 0 EOF`; waiters carry `->` after
