@@ -67,7 +67,9 @@
 //! and a file lock. The database scenarios (a Postgres transaction-level advisory lock held
 //! from another transaction, a Redis lock) come with those backends.
 
+mod async_hogger;
 mod contend;
+mod contend_async;
 mod error;
 mod hogged;
 mod hogger;
@@ -78,10 +80,9 @@ mod scoped;
 mod task;
 mod thread;
 
-pub use contend::{
-    contend, contend_async, contend_async_with, contend_with, AsyncContender, ContendOptions,
-    Contender, DEFAULT_CONTEND_TIMEOUT,
-};
+pub use async_hogger::{AsyncHogger, AsyncLockHogger};
+pub use contend::{contend, contend_with, ContendOptions, Contender, DEFAULT_CONTEND_TIMEOUT};
+pub use contend_async::{contend_async, contend_async_with, AsyncContender};
 pub use error::{ContendError, HogError};
 pub use hogged::{async_hogged, async_hogged_with, hogged, hogged_with};
 pub use hogger::{marker, try_fn, HogContext, Hogger, LockHogger, TryFn};
@@ -91,6 +92,6 @@ pub use process::{find_binary, HeldLock, BIN_ENV};
 pub use scoped::{hog_scoped, hog_scoped_with, with_hogged, ScopedHogHandle};
 pub use task::{
     async_hog_lock, async_hog_lock_local, async_hog_lock_local_with, async_hog_lock_with,
-    AsyncHogHandle, AsyncHogger, AsyncLockHogger,
+    AsyncHogHandle,
 };
 pub use thread::{hog_lock, hog_lock_with, HogHandle};

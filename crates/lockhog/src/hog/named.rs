@@ -4,9 +4,10 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use super::async_hogger::AsyncHogger;
 use super::hogger::{lost_is_error, marker, HogContext, Hogger};
 use super::process::ProcessHog;
-use super::task::{AsyncHogHandle, AsyncHogger};
+use super::task::AsyncHogHandle;
 use super::{async_hog_lock_with, hog_lock_with, HogError, HogHandle, HogOptions};
 use crate::error::BoxError;
 
