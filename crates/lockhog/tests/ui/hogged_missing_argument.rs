@@ -1,0 +1,5 @@
+#[lockhog::hogged]
+#[test]
+fn needs_a_hogger() {}
+
+fn main() {}

@@ -1,0 +1,7 @@
+use std::sync::Mutex;
+static A: Mutex<()> = Mutex::new(());
+
+#[lockhog::hogged(&A)]
+struct NotATest;
+
+fn main() {}
