@@ -32,8 +32,11 @@ impl Parse for HoggerArg {
 /// `async fn` (a `#[tokio::test]`), it runs inside `lockhog::hog::async_hogged`, so the hogger
 /// is an [async hogger] (a closure returning a future of a guard, an `AsyncLockHogger`, ...).
 /// The lock is released after the body, even when it panics; a hog that cannot be taken or
-/// released fails the test with the hog's error. The attribute may stand before or after
-/// `#[test]` / `#[tokio::test]`.
+/// released fails the test with the hog's error.
+///
+/// Put it above `#[tokio::test]`, so that it sees the `async fn`: below, it sees the
+/// synchronous function that `#[tokio::test]` made of it, and then takes a sync hogger, held
+/// from a thread. With `#[test]`, either order works.
 ///
 /// ```ignore
 /// #[lockhog::hogged(|| PAY_LOCK.lock().unwrap())]
