@@ -159,9 +159,11 @@ ensure_packages() {
 # URL: postgres://lockhog:lockhog@127.0.0.1:PORT/lockhog (password auth over TCP).
 
 pg_bindir() {
-    local d
-    d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-    [[ -n $d && -x $d/postgres ]] && echo "$d"
+    local d best=""
+    for d in /usr/lib/postgresql/*/bin; do
+        [[ -x $d/postgres ]] && best=$(printf '%s\n%s\n' "$best" "$d" | sort -V | tail -n 1)
+    done
+    [[ -n $best ]] && echo "$best"
 }
 
 svc_postgres_packages() { pg_bindir >/dev/null || echo postgresql; }
@@ -248,11 +250,11 @@ svc_redlock_start() {
 svc_memcached_packages() { command -v memcached >/dev/null || echo memcached; }
 
 svc_memcached_start() {
-    local port dir=$LH_TMP/memcached user=()
+    local port dir=$LH_TMP/memcached as_nobody=()
     mkdir -p "$dir"
     port=$(free_ports 1)
-    ((EUID == 0)) && user=(-u nobody)
-    memcached -l 127.0.0.1 -p "$port" -U 0 "${user[@]}" >"$dir/server.log" 2>&1 </dev/null &
+    ((EUID == 0)) && as_nobody=(-u nobody)
+    memcached -l 127.0.0.1 -p "$port" -U 0 "${as_nobody[@]}" >"$dir/server.log" 2>&1 </dev/null &
     local pid=$!
     svc_pid memcached "$pid"
     wait_ready memcached "$pid" "$dir/server.log" tcp_chat "$port" 'version\r\n' 'VERSION' ||
