@@ -2,6 +2,7 @@
 //! thread, a task or a process ([`HogFrom`]).
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::async_hogger::AsyncHogger;
@@ -53,6 +54,7 @@ pub struct NamedLock {
     names: Vec<String>,
     from: HogFrom,
     ttl: Option<Duration>,
+    binary: Option<PathBuf>,
 }
 
 impl NamedLock {
@@ -63,6 +65,7 @@ impl NamedLock {
             names: vec![name.into()],
             from: HogFrom::Thread,
             ttl: None,
+            binary: None,
         }
     }
 
@@ -81,6 +84,13 @@ impl NamedLock {
     /// The lease ttl, on backends with leases.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self
+    }
+
+    /// The `lockhog` binary a process hog runs, instead of looking for it (see
+    /// [`find_binary`](super::find_binary)).
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
         self
     }
 
@@ -115,7 +125,14 @@ impl NamedLock {
                     extra.push("--ttl".into());
                     extra.push(ttl.as_secs_f64().to_string().into());
                 }
-                ProcessHog::start(&self.url, &self.names, &extra, &opts).map(HogHandle::process)
+                ProcessHog::start(
+                    self.binary.as_deref(),
+                    &self.url,
+                    &self.names,
+                    &extra,
+                    &opts,
+                )
+                .map(HogHandle::process)
             }
             HogFrom::Task => Err(HogError::Unsupported(
                 "a task hog needs a tokio runtime: use NamedLock::hog_async".into(),

@@ -68,9 +68,21 @@ impl HeldLock {
 ///
 /// [`HogError::BinaryNotFound`], listing every place looked at.
 pub fn find_binary() -> Result<PathBuf, HogError> {
-    if let Some(bin) = std::env::var_os(BIN_ENV).filter(|b| !b.is_empty()) {
+    search(
+        std::env::var_os(BIN_ENV),
+        std::env::current_exe().ok(),
+        std::env::var_os("PATH"),
+    )
+}
+
+fn search(
+    bin_env: Option<OsString>,
+    exe: Option<PathBuf>,
+    path: Option<OsString>,
+) -> Result<PathBuf, HogError> {
+    if let Some(bin) = bin_env.filter(|b| !b.is_empty()) {
         let bin = PathBuf::from(bin);
-        return if bin.is_file() {
+        return if is_executable(&bin) {
             Ok(bin)
         } else {
             Err(HogError::BinaryNotFound {
@@ -79,17 +91,32 @@ pub fn find_binary() -> Result<PathBuf, HogError> {
         };
     }
     let mut searched = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
+    if let Some(exe) = exe {
         for dir in exe.ancestors().skip(1).take(2) {
             searched.push(dir.join("lockhog"));
         }
     }
-    if let Some(path) = std::env::var_os("PATH") {
+    if let Some(path) = path {
         searched.extend(std::env::split_paths(&path).map(|d| d.join("lockhog")));
     }
     match searched.iter().find(|p| is_executable(p)) {
         Some(found) => Ok(found.clone()),
         None => Err(HogError::BinaryNotFound { searched }),
+    }
+}
+
+/// Spawns, retrying a few times on `ETXTBSY`: a binary written a moment ago (a test's
+/// stand-in) can still be open for writing in a child that another thread is forking.
+fn spawn(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 10 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(tries));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -119,12 +146,21 @@ pub(crate) struct ProcessHog {
 impl ProcessHog {
     /// Runs `lockhog hold -b URL -w <acquire timeout> NAME…` and waits for its `held` lines.
     pub(crate) fn start(
+        program: Option<&Path>,
         url: &str,
         names: &[String],
         extra_args: &[OsString],
         opts: &HogOptions,
     ) -> Result<ProcessHog, HogError> {
-        let program = find_binary()?;
+        let program = match program {
+            Some(p) if is_executable(p) => p.to_path_buf(),
+            Some(p) => {
+                return Err(HogError::BinaryNotFound {
+                    searched: vec![p.to_path_buf()],
+                })
+            }
+            None => find_binary()?,
+        };
         let timeout = opts.get_acquire_timeout();
         let mut cmd = Command::new(&program);
         cmd.arg("hold")
@@ -138,7 +174,7 @@ impl ProcessHog {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|source| HogError::Process {
+        let mut child = spawn(&mut cmd).map_err(|source| HogError::Process {
             doing: "start",
             program: program.clone(),
             source,
@@ -182,7 +218,9 @@ impl ProcessHog {
             held: Vec::with_capacity(names.len()),
             release_timeout: opts.get_release_timeout(),
         };
-        let deadline = Instant::now() + timeout;
+        // `hold -w` gives up by itself at the acquire timeout and exits 1; the release timeout
+        // on top is its grace to say so, past which it is killed.
+        let deadline = Instant::now() + timeout + hog.release_timeout;
         while hog.held.len() < names.len() {
             match hog
                 .lines
@@ -202,6 +240,10 @@ impl ProcessHog {
                 Err(RecvTimeoutError::Disconnected) => {
                     let grace = Instant::now() + hog.release_timeout;
                     let status = match hog.wait_exit(grace) {
+                        // Exit 1: not acquired within `-w`, our acquire timeout.
+                        Some(s) if s.code() == Some(1) => {
+                            return Err(HogError::AcquireTimedOut { timeout })
+                        }
                         Some(s) => s.to_string(),
                         None => {
                             hog.kill();
@@ -313,5 +355,63 @@ impl Drop for ProcessHog {
         if self.stdin.is_some() {
             self.kill();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn fake_binary(dir: &Path) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let bin = dir.join("lockhog");
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    #[test]
+    fn the_binary_is_found_by_env_then_beside_the_executable_then_on_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let debug = tmp.path().join("target/debug");
+        let exe = debug.join("deps/some_test-1234");
+        let on_path = tmp.path().join("bin");
+        let path = Some(on_path.clone().into_os_string());
+
+        let err = search(None, Some(exe.clone()), path.clone()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("LOCKHOG_BIN"), "{text}");
+        assert!(
+            text.contains(&debug.join("lockhog").display().to_string()),
+            "{text}"
+        );
+
+        let path_bin = fake_binary(&on_path);
+        assert_eq!(
+            search(None, Some(exe.clone()), path.clone()).unwrap(),
+            path_bin
+        );
+        let up_one = fake_binary(&debug);
+        assert_eq!(
+            search(None, Some(exe.clone()), path.clone()).unwrap(),
+            up_one
+        );
+        let beside = fake_binary(&debug.join("deps"));
+        assert_eq!(
+            search(None, Some(exe.clone()), path.clone()).unwrap(),
+            beside
+        );
+
+        let env = Some(path_bin.clone().into_os_string());
+        assert_eq!(
+            search(env, Some(exe.clone()), path.clone()).unwrap(),
+            path_bin
+        );
+        let missing = Some(OsString::from("/nonexistent/lockhog"));
+        assert!(matches!(
+            search(missing, Some(exe), path),
+            Err(HogError::BinaryNotFound { .. })
+        ));
     }
 }
