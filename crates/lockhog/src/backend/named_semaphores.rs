@@ -1,6 +1,10 @@
-//! A process-wide table of one-permit semaphores by name: the in-process arbitration under the
-//! `mem:` backend and under POSIX record locks, which the kernel does not arbitrate between
-//! threads of one process.
+//! A process-wide table of semaphores by name: the in-process arbitration under the `mem:`
+//! backend, under POSIX record locks, which the kernel does not arbitrate between threads of
+//! one process, and under Postgres advisory locks, which a session holds re-entrantly.
+//!
+//! A table made with [`NamedSemaphores::new`] has one permit per name (a mutex); one made
+//! with [`NamedSemaphores::with_capacity`] has many, so that shared holders take one permit
+//! each and an exclusive holder takes them all (a FIFO reader-writer lock).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -14,6 +18,7 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub(crate) struct NamedSemaphores<K> {
     table: Mutex<HashMap<K, Arc<Semaphore>>>,
+    capacity: u32,
 }
 
 /// A held name; dropping it lets the next waiter in.
@@ -33,9 +38,20 @@ impl<K: Eq + Hash + Clone + 'static> Drop for NamedPermit<K> {
 
 impl<K: Eq + Hash + Clone + 'static> NamedSemaphores<K> {
     pub(crate) fn new() -> Self {
+        Self::with_capacity(1)
+    }
+
+    /// A table whose names have `capacity` permits each (at least 1).
+    pub(crate) fn with_capacity(capacity: u32) -> Self {
         NamedSemaphores {
             table: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
         }
+    }
+
+    /// Every permit of a name: what an exclusive holder takes.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<K, Arc<Semaphore>>> {
@@ -46,7 +62,7 @@ impl<K: Eq + Hash + Clone + 'static> NamedSemaphores<K> {
     fn semaphore(&self, key: &K) -> Arc<Semaphore> {
         self.lock()
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(1)))
+            .or_insert_with(|| Arc::new(Semaphore::new(self.capacity as usize)))
             .clone()
     }
 
@@ -68,7 +84,12 @@ impl<K: Eq + Hash + Clone + 'static> NamedSemaphores<K> {
 
     /// Takes `key` if nobody in this process holds it.
     pub(crate) fn try_acquire(&'static self, key: &K) -> Option<NamedPermit<K>> {
-        let outcome = self.semaphore(key).try_acquire_owned().ok();
+        self.try_acquire_many(key, self.capacity)
+    }
+
+    /// Takes `n` of `key`'s permits if they are free (and nobody waits before us).
+    pub(crate) fn try_acquire_many(&'static self, key: &K, n: u32) -> Option<NamedPermit<K>> {
+        let outcome = self.semaphore(key).try_acquire_many_owned(n).ok();
         match outcome {
             Some(p) => Some(self.permit(key, p)),
             None => {
@@ -88,6 +109,21 @@ impl<K: Eq + Hash + Clone + 'static> NamedSemaphores<K> {
         key: &K,
         deadline: Option<Instant>,
     ) -> Option<NamedPermit<K>> {
+        self.acquire_many(key, self.capacity, deadline).await
+    }
+
+    /// Waits for `n` of `key`'s permits until `deadline`, in FIFO order; `None` when the
+    /// deadline passed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a dropped wait holds nothing and leaves no entry behind.
+    pub(crate) async fn acquire_many(
+        &'static self,
+        key: &K,
+        n: u32,
+        deadline: Option<Instant>,
+    ) -> Option<NamedPermit<K>> {
         struct Forget<'a, K: Eq + Hash + Clone + 'static>(&'static NamedSemaphores<K>, &'a K);
         impl<K: Eq + Hash + Clone + 'static> Drop for Forget<'_, K> {
             fn drop(&mut self) {
@@ -97,8 +133,8 @@ impl<K: Eq + Hash + Clone + 'static> NamedSemaphores<K> {
         let sem = self.semaphore(key);
         let _forget = Forget(self, key);
         let permit = match deadline {
-            None => sem.acquire_owned().await.ok(),
-            Some(d) => tokio::time::timeout_at(d, sem.acquire_owned())
+            None => sem.acquire_many_owned(n).await.ok(),
+            Some(d) => tokio::time::timeout_at(d, sem.acquire_many_owned(n))
                 .await
                 .ok()
                 .and_then(|p| p.ok()),
@@ -110,14 +146,14 @@ impl<K: Eq + Hash + Clone + 'static> NamedSemaphores<K> {
     pub(crate) fn is_held(&self, key: &K) -> bool {
         self.lock()
             .get(key)
-            .is_some_and(|s| s.available_permits() == 0)
+            .is_some_and(|s| s.available_permits() < self.capacity as usize)
     }
 
     /// Every name held in this process.
     pub(crate) fn held(&self) -> Vec<K> {
         self.lock()
             .iter()
-            .filter(|(_, s)| s.available_permits() == 0)
+            .filter(|(_, s)| s.available_permits() < self.capacity as usize)
             .map(|(k, _)| k.clone())
             .collect()
     }
