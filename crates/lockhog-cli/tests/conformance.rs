@@ -16,3 +16,10 @@ lockhog::conformance_suite!(
     file_fcntl_backend,
     Target::temp_file_dir("?mode=fcntl").with_hold_bin(hold_bin())
 );
+#[cfg(feature = "postgres")]
+lockhog::conformance_suite!(
+    postgres_backend,
+    Target::from_env("LOCKHOG_TEST_POSTGRES_URL")
+        .with_hold_bin(hold_bin())
+        .with_unreachable_url("postgres://lockhog@127.0.0.1:1/postgres")
+);

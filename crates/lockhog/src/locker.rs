@@ -88,6 +88,10 @@ impl Locker {
         let backend: Arc<dyn DynBackend> = match parsed.scheme() {
             "mem" => Arc::new(MemBackend::open(&mut parsed)?),
             "file" => Arc::new(FileBackend::open(&mut parsed)?),
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => {
+                Arc::new(crate::backend::postgres::PostgresBackend::connect(&mut parsed).await?)
+            }
             s if PLANNED_SCHEMES.contains(&s) => {
                 return Err(parsed.invalid(&format!(
                     "the {s} backend is not available in this build of lockhog"

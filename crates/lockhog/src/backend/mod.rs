@@ -30,6 +30,8 @@
 pub mod file;
 pub mod mem;
 mod named_semaphores;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::any::Any;
 use std::future::Future;

@@ -1,0 +1,402 @@
+//! Connections: the small shared set of session connections that carries uncontended locks,
+//! and the idle pool of waiter connections that block in `pg_advisory_lock`.
+//!
+//! Every connection is driven by its own task; when that task ends (the server closed the
+//! session, the network failed) every guard registered on the connection is marked lost.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_postgres::{Client, Config, NoTls, Statement};
+
+use super::{pg_error, SCHEME};
+use crate::error::{Error, Result};
+use crate::guard::LostSender;
+
+/// The fencing sequence, created once per database.
+pub(crate) const FENCING_SEQUENCE: &str = "lockhog_fencing";
+
+/// The prepared statements of one connection. Lock names never reach SQL: keys are bound.
+pub(crate) struct Statements {
+    /// `pg_try_advisory_lock` and, only when it succeeds, the next fencing token.
+    pub try_lock: [Statement; 2],
+    /// `pg_advisory_lock` and then the next fencing token.
+    pub lock: [Statement; 2],
+    /// `pg_advisory_unlock`: true when the lock was held by this session.
+    pub unlock: [Statement; 2],
+    /// `pg_advisory_unlock_all()`.
+    pub unlock_all: Statement,
+    /// `set_config('lock_timeout', $1, false)`.
+    pub set_lock_timeout: Statement,
+}
+
+impl Statements {
+    async fn prepare(client: &Client) -> std::result::Result<Statements, tokio_postgres::Error> {
+        let seq = FENCING_SEQUENCE;
+        let sql = |f: &str| format!("SELECT CASE WHEN {f} THEN nextval('{seq}') END");
+        let try_x = sql("pg_try_advisory_lock($1)");
+        let try_s = sql("pg_try_advisory_lock_shared($1)");
+        // void cast to text is '': the CASE makes nextval run only once the lock is held, so a
+        // waiter's token is drawn after every earlier holder's.
+        let lock_x = sql("pg_advisory_lock($1)::text = ''");
+        let lock_s = sql("pg_advisory_lock_shared($1)::text = ''");
+        // All in one round trip: tokio-postgres pipelines requests made together.
+        let (tx, ts, lx, ls, ux, us, ua, slt) = tokio::join!(
+            client.prepare(&try_x),
+            client.prepare(&try_s),
+            client.prepare(&lock_x),
+            client.prepare(&lock_s),
+            client.prepare("SELECT pg_advisory_unlock($1)"),
+            client.prepare("SELECT pg_advisory_unlock_shared($1)"),
+            client.prepare("SELECT pg_advisory_unlock_all()"),
+            client.prepare("SELECT set_config('lock_timeout', $1, false)"),
+        );
+        Ok(Statements {
+            try_lock: [tx?, ts?],
+            lock: [lx?, ls?],
+            unlock: [ux?, us?],
+            unlock_all: ua?,
+            set_lock_timeout: slt?,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    /// Why the connection ended, once it has.
+    dead: Option<String>,
+    guards: HashMap<u64, LostSender>,
+    next: u64,
+}
+
+/// One session to the server.
+pub(crate) struct Conn {
+    pub client: Client,
+    pub stmts: Statements,
+    /// The server process serving this session (`pg_backend_pid()`).
+    pub pid: i32,
+    registry: Arc<Mutex<Registry>>,
+    /// Requests in flight on this connection: how session connections are picked.
+    inflight: AtomicUsize,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("pid", &self.pid).finish()
+    }
+}
+
+fn lock_registry(r: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
+    r.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Conn {
+    /// True once the session has ended.
+    pub fn is_dead(&self) -> bool {
+        lock_registry(&self.registry).dead.is_some() || self.client.is_closed()
+    }
+
+    /// Registers a guard's lost notice: it fires when this session ends. A session that has
+    /// already ended fires it at once.
+    pub fn register(&self, lost: LostSender) -> u64 {
+        let mut r = lock_registry(&self.registry);
+        if let Some(why) = &r.dead {
+            lost.mark_lost(why.clone());
+        }
+        r.next += 1;
+        let id = r.next;
+        r.guards.insert(id, lost);
+        id
+    }
+
+    /// Forgets a guard; true when the session is still alive (so the lock was still ours).
+    pub fn unregister(&self, id: u64) -> bool {
+        let mut r = lock_registry(&self.registry);
+        r.guards.remove(&id);
+        r.dead.is_none()
+    }
+
+    /// Counts a request in flight until the returned value is dropped.
+    pub fn busy(&self) -> Busy<'_> {
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+        Busy(self)
+    }
+
+    fn load(&self) -> usize {
+        self.inflight.load(Ordering::Relaxed)
+    }
+}
+
+pub(crate) struct Busy<'a>(&'a Conn);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Settings for opening sessions.
+pub(crate) struct Connector {
+    pub config: Config,
+    pub connect_timeout: Duration,
+    /// The URL with its password redacted, for messages.
+    pub redacted: String,
+    /// The password, so that no message can carry it even by accident.
+    pub password: Option<String>,
+}
+
+impl Connector {
+    /// Strips the password from `message` should a server or library ever echo it.
+    pub fn scrub(&self, message: String) -> String {
+        match &self.password {
+            Some(p) if !p.is_empty() && message.contains(p.as_str()) => message.replace(p, "***"),
+            _ => message,
+        }
+    }
+
+    pub fn error(&self, doing: &str, e: tokio_postgres::Error) -> Error {
+        let message = self.scrub(format!("{doing} ({}): {}", self.redacted, pg_error(&e)));
+        Error::Backend {
+            backend: SCHEME,
+            message,
+            source: Some(Box::new(e)),
+        }
+    }
+
+    /// Opens one session, bounded by the connect timeout and by `deadline`: `Ok(None)` when
+    /// the deadline passed first.
+    pub async fn open(&self, deadline: Option<Instant>) -> Result<Option<Arc<Conn>>> {
+        let bound = Instant::now() + self.connect_timeout;
+        let until = deadline.map_or(bound, |d| d.min(bound));
+        match tokio::time::timeout_at(until, self.open_unbounded()).await {
+            Ok(r) => r.map(Some),
+            Err(_) if deadline.is_some_and(|d| d <= bound) => Ok(None),
+            Err(_) => Err(Error::backend(
+                SCHEME,
+                format!(
+                    "cannot connect to {}: no answer within {:?} (connect_timeout)",
+                    self.redacted, self.connect_timeout
+                ),
+            )),
+        }
+    }
+
+    async fn open_unbounded(&self) -> Result<Arc<Conn>> {
+        let (client, connection) = self
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|e| self.error("cannot connect", e))?;
+        let registry = Arc::new(Mutex::new(Registry::default()));
+        let reg = registry.clone();
+        tokio::spawn(async move {
+            let why = match connection.await {
+                Ok(()) => "the connection to the server was closed".to_string(),
+                Err(e) => format!("the connection to the server failed: {}", pg_error(&e)),
+            };
+            let guards = {
+                let mut r = lock_registry(&reg);
+                r.dead = Some(why.clone());
+                std::mem::take(&mut r.guards)
+            };
+            if !guards.is_empty() {
+                tracing::warn!(locks = guards.len(), "postgres session ended: {why}");
+            }
+            for lost in guards.into_values() {
+                lost.mark_lost(why.clone());
+            }
+        });
+        // No statement timeout may cut a lock wait short, and no idle-session timeout may end
+        // a session that holds locks while it sits idle.
+        let init = client.query_one(
+            "SELECT pg_backend_pid(), set_config('statement_timeout', '0', false), \
+             CASE WHEN current_setting('server_version_num')::int >= 140000 \
+             THEN set_config('idle_session_timeout', '0', false) END",
+            &[],
+        );
+        let init = init
+            .await
+            .map_err(|e| self.error("cannot set up session", e))?;
+        let pid: i32 = init.get(0);
+        let stmts = match Statements::prepare(&client).await {
+            Ok(s) => s,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                ensure_sequence(&client)
+                    .await
+                    .map_err(|e| self.error("cannot create the fencing sequence", e))?;
+                Statements::prepare(&client)
+                    .await
+                    .map_err(|e| self.error("cannot prepare statements", e))?
+            }
+            Err(e) => return Err(self.error("cannot prepare statements", e)),
+        };
+        Ok(Arc::new(Conn {
+            client,
+            stmts,
+            pid,
+            registry,
+            inflight: AtomicUsize::new(0),
+        }))
+    }
+}
+
+/// Creates the fencing sequence unless it exists; a concurrent creator is not an error.
+async fn ensure_sequence(client: &Client) -> std::result::Result<(), tokio_postgres::Error> {
+    use tokio_postgres::error::SqlState;
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&FENCING_SEQUENCE])
+        .await?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    match client
+        .batch_execute(&format!("CREATE SEQUENCE IF NOT EXISTS {FENCING_SEQUENCE}"))
+        .await
+    {
+        Err(e)
+            if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                || e.code() == Some(&SqlState::DUPLICATE_TABLE) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// The shared session connections and the idle waiter connections of one backend.
+pub(crate) struct Pool {
+    pub connector: Connector,
+    sessions: Mutex<Vec<Arc<Conn>>>,
+    max_sessions: usize,
+    opening: tokio::sync::Mutex<()>,
+    idle_waiters: Mutex<Vec<Arc<Conn>>>,
+    max_idle_waiters: usize,
+    /// Bounds the sessions blocked in `pg_advisory_lock` (or holding a lock taken that way).
+    waiter_slots: Arc<Semaphore>,
+}
+
+/// A waiter connection checked out of the pool, with its slot.
+pub(crate) struct Waiter {
+    pub conn: Arc<Conn>,
+    pub slot: OwnedSemaphorePermit,
+}
+
+impl Pool {
+    pub fn new(
+        connector: Connector,
+        first: Arc<Conn>,
+        max_sessions: usize,
+        max_waiters: usize,
+    ) -> Pool {
+        Pool {
+            connector,
+            sessions: Mutex::new(vec![first]),
+            max_sessions: max_sessions.max(1),
+            opening: tokio::sync::Mutex::new(()),
+            idle_waiters: Mutex::new(Vec::new()),
+            max_idle_waiters: 4,
+            waiter_slots: Arc::new(Semaphore::new(max_waiters.max(1))),
+        }
+    }
+
+    /// Live session connections.
+    pub fn sessions(&self) -> Vec<Arc<Conn>> {
+        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        s.retain(|c| !c.is_dead());
+        s.clone()
+    }
+
+    /// The least busy live session connection, opening another (up to the maximum) when every
+    /// one has a request in flight.
+    pub async fn session(&self) -> Result<Arc<Conn>> {
+        loop {
+            let live = self.sessions();
+            let best = live.iter().min_by_key(|c| c.load()).cloned();
+            if let Some(c) = &best {
+                if c.load() == 0 || live.len() >= self.max_sessions {
+                    return Ok(c.clone());
+                }
+            }
+            // Open one more; while another task is already opening, use what there is.
+            let opening = match (self.opening.try_lock(), &best) {
+                (Ok(g), _) => g,
+                (Err(_), Some(c)) => return Ok(c.clone()),
+                (Err(_), None) => self.opening.lock().await,
+            };
+            if self.sessions().len() >= self.max_sessions {
+                drop(opening);
+                continue;
+            }
+            let conn = match self.connector.open(None).await {
+                Ok(Some(c)) => c,
+                Ok(None) => unreachable!("no deadline"),
+                Err(e) => match best {
+                    // A busy server that refuses one more session is no reason to fail.
+                    Some(c) => {
+                        tracing::debug!("cannot open another session connection: {e}");
+                        return Ok(c);
+                    }
+                    None => return Err(e),
+                },
+            };
+            self.sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn.clone());
+            return Ok(conn);
+        }
+    }
+
+    /// A free waiter slot, if one is free now.
+    pub fn try_waiter_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.waiter_slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Waits for a waiter slot.
+    pub async fn waiter_slot(&self) -> OwnedSemaphorePermit {
+        self.waiter_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the slots are never closed")
+    }
+
+    /// A connection of its own for a waiter: an idle one, or a new one. `Ok(None)` when
+    /// `deadline` passed while connecting.
+    pub async fn waiter(
+        &self,
+        slot: OwnedSemaphorePermit,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Waiter>> {
+        let idle = {
+            let mut idle = self.idle_waiters.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|c| !c.is_dead());
+            idle.pop()
+        };
+        let conn = match idle {
+            Some(c) => c,
+            None => match self.connector.open(deadline).await? {
+                Some(c) => c,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Waiter { conn, slot }))
+    }
+
+    /// Takes back a waiter connection that holds no lock (its caller made sure with
+    /// `pg_advisory_unlock_all()`), or closes it when enough are idle.
+    pub fn return_waiter(&self, w: Waiter) {
+        if w.conn.is_dead() {
+            return;
+        }
+        let mut idle = self.idle_waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.max_idle_waiters {
+            idle.push(w.conn);
+        }
+    }
+}

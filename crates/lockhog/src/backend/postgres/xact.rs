@@ -1,0 +1,258 @@
+//! Transaction-level advisory locks on the caller's own connection: `pg_advisory_xact_lock`
+//! and friends, under the same keys as lockhog's session locks (so the two exclude each
+//! other), released by the server when the transaction commits or rolls back.
+//!
+//! They need no lockhog connection and no guard, and they work behind PgBouncer in
+//! transaction mode (the lock lives exactly as long as the transaction PgBouncer keeps on one
+//! server connection) — where session locks do not. Only the integer key is written into the
+//! SQL these helpers send; the lock name never is.
+
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::SimpleQueryMessage;
+
+use super::key::advisory_key;
+use super::{pg_error, SCHEME};
+use crate::error::{Error, Result};
+
+const SAVEPOINT: &str = "lockhog_xact_lock";
+
+fn lock_sql(key: i64) -> String {
+    format!("SELECT pg_advisory_xact_lock({key})")
+}
+
+fn try_sql(key: i64) -> String {
+    format!("SELECT pg_try_advisory_xact_lock({key})")
+}
+
+/// Waits under a savepoint with `lock_timeout` set for this wait only: on a timeout the
+/// savepoint is rolled back, so the caller's transaction stays usable, and `lock_timeout` is
+/// back to what it was either way.
+fn timeout_sql(key: i64, bound: Duration) -> String {
+    let ms = bound.as_micros().div_ceil(1000).max(1);
+    format!(
+        "SAVEPOINT {SAVEPOINT}; \
+         SELECT set_config('lockhog.saved_lock_timeout', current_setting('lock_timeout'), true); \
+         SELECT set_config('lock_timeout', '{ms}ms', true); \
+         SELECT pg_advisory_xact_lock({key}); \
+         RELEASE SAVEPOINT {SAVEPOINT}; \
+         SELECT set_config('lock_timeout', current_setting('lockhog.saved_lock_timeout'), true)"
+    )
+}
+
+fn rollback_sql() -> String {
+    format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}; RELEASE SAVEPOINT {SAVEPOINT}")
+}
+
+fn backend(doing: &str, e: tokio_postgres::Error) -> Error {
+    Error::Backend {
+        backend: SCHEME,
+        message: format!("{doing}: {}", pg_error(&e)),
+        source: Some(Box::new(e)),
+    }
+}
+
+fn granted(messages: &[SimpleQueryMessage]) -> bool {
+    messages.iter().any(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0) == Some("t"),
+        _ => false,
+    })
+}
+
+fn timed_out(name: &str, bound: Duration) -> Error {
+    Error::TimedOut {
+        name: name.to_string(),
+        waited: bound,
+    }
+}
+
+/// Waits until the transaction holds the lock `name` of `namespace`
+/// (`pg_advisory_xact_lock`). The lock is released when the transaction ends.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f(client: &mut tokio_postgres::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// use lockhog::backend::postgres::xact_lock;
+///
+/// let tx = client.transaction().await?;
+/// xact_lock(&tx, "lockhog", "pay-invoice-42").await?;
+/// // ... pay the invoice once ...
+/// tx.commit().await?; // releases the lock
+/// # Ok(()) }
+/// ```
+///
+/// # Cancel safety
+///
+/// Dropping the future leaves the wait running on the server; roll the transaction back (or
+/// drop it) to end it.
+///
+/// # Errors
+///
+/// [`Error::InvalidName`]; [`Error::Backend`] when the server fails the statement (which
+/// aborts the transaction, as any failed statement does).
+pub async fn xact_lock(
+    tx: &tokio_postgres::Transaction<'_>,
+    namespace: &str,
+    name: &str,
+) -> Result<()> {
+    let key = advisory_key(namespace, name)?;
+    tx.batch_execute(&lock_sql(key))
+        .await
+        .map_err(|e| backend("pg_advisory_xact_lock", e))
+}
+
+/// Takes the lock `name` of `namespace` for the transaction if it is free
+/// (`pg_try_advisory_xact_lock`, pglock's `timeout=0`).
+///
+/// # Errors
+///
+/// [`Error::Contended`] when someone else holds it (the transaction stays usable);
+/// [`Error::InvalidName`]; [`Error::Backend`].
+pub async fn try_xact_lock(
+    tx: &tokio_postgres::Transaction<'_>,
+    namespace: &str,
+    name: &str,
+) -> Result<()> {
+    let key = advisory_key(namespace, name)?;
+    let messages = tx
+        .simple_query(&try_sql(key))
+        .await
+        .map_err(|e| backend("pg_try_advisory_xact_lock", e))?;
+    if granted(&messages) {
+        Ok(())
+    } else {
+        Err(Error::Contended {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// Waits at most `bound` for the lock `name` of `namespace`, for the transaction. The wait
+/// runs under a savepoint with `lock_timeout`, so when it times out the transaction is
+/// still usable and its own `lock_timeout` is unchanged.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f(client: &mut tokio_postgres::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use lockhog::backend::postgres::xact_lock_timeout;
+///
+/// let tx = client.transaction().await?;
+/// match xact_lock_timeout(&tx, "lockhog", "report", Duration::from_secs(2)).await {
+///     Ok(()) => { /* held until commit */ }
+///     Err(lockhog::Error::TimedOut { .. }) => { /* someone else is on it */ }
+///     Err(e) => return Err(e.into()),
+/// }
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::TimedOut`] when the bound ran out (SQLSTATE 55P03); [`Error::InvalidName`];
+/// [`Error::Backend`].
+pub async fn xact_lock_timeout(
+    tx: &tokio_postgres::Transaction<'_>,
+    namespace: &str,
+    name: &str,
+    bound: Duration,
+) -> Result<()> {
+    let key = advisory_key(namespace, name)?;
+    match tx.batch_execute(&timeout_sql(key, bound)).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let lock_timeout = e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE);
+            tx.batch_execute(&rollback_sql())
+                .await
+                .map_err(|e| backend("cannot roll back to the savepoint", e))?;
+            if lock_timeout {
+                Err(timed_out(name, bound))
+            } else {
+                Err(backend("pg_advisory_xact_lock", e))
+            }
+        }
+    }
+}
+
+/// The same helpers for the synchronous `postgres` crate's transactions.
+pub mod blocking {
+    use super::*;
+
+    /// See [`xact_lock`](super::xact_lock).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn f(client: &mut postgres::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = client.transaction()?;
+    /// lockhog::backend::postgres::blocking::xact_lock(&mut tx, "lockhog", "pay-invoice-42")?;
+    /// tx.commit()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`xact_lock`](super::xact_lock).
+    pub fn xact_lock(
+        tx: &mut postgres::Transaction<'_>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<()> {
+        let key = advisory_key(namespace, name)?;
+        tx.batch_execute(&lock_sql(key))
+            .map_err(|e| backend("pg_advisory_xact_lock", e))
+    }
+
+    /// See [`try_xact_lock`](super::try_xact_lock).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_xact_lock`](super::try_xact_lock).
+    pub fn try_xact_lock(
+        tx: &mut postgres::Transaction<'_>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<()> {
+        let key = advisory_key(namespace, name)?;
+        let messages = tx
+            .simple_query(&try_sql(key))
+            .map_err(|e| backend("pg_try_advisory_xact_lock", e))?;
+        if granted(&messages) {
+            Ok(())
+        } else {
+            Err(Error::Contended {
+                name: name.to_string(),
+            })
+        }
+    }
+
+    /// See [`xact_lock_timeout`](super::xact_lock_timeout).
+    ///
+    /// # Errors
+    ///
+    /// As [`xact_lock_timeout`](super::xact_lock_timeout).
+    pub fn xact_lock_timeout(
+        tx: &mut postgres::Transaction<'_>,
+        namespace: &str,
+        name: &str,
+        bound: Duration,
+    ) -> Result<()> {
+        let key = advisory_key(namespace, name)?;
+        match tx.batch_execute(&timeout_sql(key, bound)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let lock_timeout = e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE);
+                tx.batch_execute(&rollback_sql())
+                    .map_err(|e| backend("cannot roll back to the savepoint", e))?;
+                if lock_timeout {
+                    Err(timed_out(name, bound))
+                } else {
+                    Err(backend("pg_advisory_xact_lock", e))
+                }
+            }
+        }
+    }
+}
