@@ -23,3 +23,17 @@ lockhog::conformance_suite!(
         .with_hold_bin(hold_bin())
         .with_unreachable_url("postgres://lockhog@127.0.0.1:1/postgres")
 );
+#[cfg(feature = "redis")]
+lockhog::conformance_suite!(
+    redis_backend,
+    Target::from_env("LOCKHOG_TEST_REDIS_URL")
+        .with_hold_bin(hold_bin())
+        .with_unreachable_url("redis://127.0.0.1:1")
+);
+#[cfg(feature = "redis")]
+lockhog::conformance_suite!(
+    redlock_backend,
+    Target::from_env("LOCKHOG_TEST_REDLOCK_URL")
+        .with_hold_bin(hold_bin())
+        .with_unreachable_url("redlock://127.0.0.1:1,127.0.0.1:2,127.0.0.1:3")
+);

@@ -88,6 +88,14 @@ impl Locker {
         let backend: Arc<dyn DynBackend> = match parsed.scheme() {
             "mem" => Arc::new(MemBackend::open(&mut parsed)?),
             "file" => Arc::new(FileBackend::open(&mut parsed)?),
+            #[cfg(feature = "redis")]
+            "redis" | "rediss" => {
+                Arc::new(crate::backend::redis::RedisBackend::connect(&mut parsed).await?)
+            }
+            #[cfg(feature = "redis")]
+            "redlock" => Arc::new(
+                crate::backend::redis::redlock::RedlockBackend::connect(&mut parsed).await?,
+            ),
             #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => {
                 Arc::new(crate::backend::postgres::PostgresBackend::connect(&mut parsed).await?)

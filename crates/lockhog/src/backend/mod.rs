@@ -28,8 +28,11 @@
 //! conformance suite in [`testkit`](crate::testkit) against it.
 
 pub mod file;
+pub mod lease;
 pub mod mem;
 mod named_semaphores;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 

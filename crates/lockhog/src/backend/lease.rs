@@ -1,0 +1,118 @@
+//! Background renewal of a lease, for any backend whose locks expire unless renewed (Redis,
+//! Redlock, memcached, a SQL lock table).
+//!
+//! A backend implements [`Lease`] for its per-acquisition state (an owner token and a
+//! connection) and calls [`Renewal::spawn`] when the acquire succeeds. The renewal task:
+//!
+//! - renews every `ttl / 3`, counted from the last successful renewal;
+//! - retries sooner after a failed renewal (an I/O error, no answer in time) and keeps
+//!   trying while the lease is still valid: one lost packet does not lose the lock;
+//! - reports the lock lost, through the guard's [`LostSender`], when a renewal finds the lease
+//!   gone or taken over, or when the lease's validity ran out before any renewal succeeded;
+//! - stops the moment the [`Renewal`] is stopped or dropped (the guard was released or
+//!   dropped), and never touches the store after that: it owns only what `Lease` holds
+//!   (cloned connection handles, the key and the token), never the guard.
+//!
+//! A renewal in flight when the task is stopped may still reach the store; that is harmless
+//! because a renewal only ever extends a lease that still carries the owner's token (a
+//! compare-and-extend), so it cannot recreate a released lock or extend somebody else's.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, timeout_at, Instant};
+
+use crate::error::Result;
+use crate::guard::LostSender;
+
+/// A lease that can be extended by its owner. See the [module docs](self).
+pub trait Lease: Send + Sync + 'static {
+    /// Extends the lease by its full ttl if it is still ours. `Ok(Some(until))`: renewed and
+    /// valid until `until` (the backend subtracts what it must, e.g. clock drift);
+    /// `Ok(None)`: the lease is gone or belongs to someone else now; `Err`: the store could
+    /// not be asked (the task retries while the lease is still valid).
+    fn renew(&self) -> impl Future<Output = Result<Option<Instant>>> + Send;
+}
+
+/// The handle of a running renewal task. Stopping or dropping it stops the task.
+#[derive(Debug)]
+pub struct Renewal {
+    task: Option<JoinHandle<()>>,
+}
+
+impl Renewal {
+    /// Starts renewing `lease` (of time to live `ttl`, valid until `valid_until`) on the
+    /// current tokio runtime, reporting a loss on `lost`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn spawn<L: Lease>(
+        lease: L,
+        ttl: Duration,
+        valid_until: Instant,
+        lost: LostSender,
+    ) -> Self {
+        let task = tokio::spawn(renew_loop(lease, ttl, valid_until, lost));
+        Renewal { task: Some(task) }
+    }
+
+    /// A handle that renews nothing (for a lease that needs no renewal).
+    pub fn none() -> Self {
+        Renewal { task: None }
+    }
+
+    /// Stops the task; no renewal starts after this returns.
+    pub fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The shortest pause between two renewal attempts, so a store that fails at once is not
+/// hammered.
+const MIN_RETRY: Duration = Duration::from_millis(10);
+
+async fn renew_loop<L: Lease>(lease: L, ttl: Duration, mut valid_until: Instant, lost: LostSender) {
+    let period = (ttl / 3).max(Duration::from_millis(1));
+    let mut next = Instant::now() + period;
+    loop {
+        sleep_until(next.min(valid_until)).await;
+        let started = Instant::now();
+        if started >= valid_until {
+            lost.mark_lost(format!(
+                "the lease ran out ({ttl:?}) before a renewal succeeded"
+            ));
+            return;
+        }
+        match timeout_at(valid_until, lease.renew()).await {
+            Ok(Ok(Some(until))) => {
+                valid_until = until;
+                next = started + period;
+            }
+            Ok(Ok(None)) => {
+                lost.mark_lost("the lease was gone or held by someone else when renewing it");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "lease renewal failed; retrying while the lease is valid");
+                // Retry well before the lease runs out: a quarter period, but not busily.
+                next = Instant::now() + (period / 4).max(MIN_RETRY);
+            }
+            Err(_) => {
+                lost.mark_lost(format!(
+                    "no renewal was answered before the lease ran out ({ttl:?})"
+                ));
+                return;
+            }
+        }
+    }
+}

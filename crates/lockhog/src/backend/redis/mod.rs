@@ -1,0 +1,630 @@
+//! `redis://` and `rediss://` — a lease on one Redis server; `redlock://` — a quorum of
+//! independent Redis servers (see [`redlock`]).
+//!
+//! # URLs
+//!
+//! `redis://[user:password@]host[:port][/db]`, `rediss://…` for TLS (the system's roots, or
+//! the PEM file given by `?ca=/path/to/ca.pem`). AUTH and ACL users come from the URL's user
+//! and password; the password never appears in an error or a log line. Common options:
+//! `namespace=` and `ttl=` (the lease, 30 s by default).
+//!
+//! # Keys
+//!
+//! With `NS` the namespace (`lockhog` by default) with `%` and `:` percent-encoded, a lock
+//! named `NAME` is the Redis key `NS:lock:NAME`, `NAME` taken byte for byte (Redis keys are
+//! binary safe: spaces, quotes, NUL all stay as they are). That key is the RESOURCE that
+//! `lockhog hold` and `status` print, so `redis-cli GET 'lockhog:lock:nightly-report'` finds
+//! it. Its value is the owner: `<128 random bits in hex>/<pid>/<host>`. Waiters are woken on
+//! the channel `NS:released:NAME`; fencing tokens come from the counter `NS:fence`.
+//!
+//! # How it works
+//!
+//! - **Acquire** is one Lua script: `SET key owner NX PX ttl`, and when that succeeds, `INCR`
+//!   of the namespace's fencing counter, so a holder always gets its token. Keys and owners are
+//!   script arguments, never spliced into the source; scripts are sent by SHA-1 (`EVALSHA`),
+//!   loaded again when the server answers `NOSCRIPT`.
+//! - **Release** is a compare-and-delete script: the key is deleted only when it still holds
+//!   our owner, and the release is published on the lock's channel. Releasing a lock that
+//!   expired and was taken by someone else returns `false` and leaves their key alone.
+//! - **Lease**: the key expires after the ttl unless renewed. While the guard lives, a task
+//!   renews it every ttl/3 with a compare-and-`PEXPIRE` script (which never creates a key and
+//!   never extends someone else's); it stops when the guard is released or dropped. When a
+//!   renewal finds the key gone or another owner's, or no renewal succeeds before the lease
+//!   runs out, [`LockGuard::lost`](crate::LockGuard::lost) completes.
+//! - **Waiting**: a waiter subscribes to the lock's channel before each attempt, then waits for
+//!   a release message or until the holder's lease would have run out (the attempt returns its
+//!   `PTTL`), whichever is first, and at most one second; without pub/sub it polls with the
+//!   retry policy.
+//! - **Fencing tokens** come from `INCR` on one counter per namespace (not one per name: a
+//!   counter per name would leave a key behind for every name ever locked). Tokens therefore
+//!   increase across all the namespace's locks, which is more than the contract asks. The
+//!   counter is created with the server's clock in microseconds, so when a server without
+//!   persistence restarts and loses it, tokens still do not go back (unless the server's clock
+//!   went back, or more than a million tokens a second were handed out on average). With
+//!   persistence (AOF `appendfsync always`) the counter survives as written.
+//! - **Cancel safety**: an acquire dropped after its script was sent may have taken the lock;
+//!   a compare-and-delete with its owner token is then sent on the same connection, after it.
+//!
+//! # What it does not guarantee
+//!
+//! A lease is time-based: a holder paused longer than its ttl (GC, swap, SIGSTOP) may still
+//! believe it holds a lock that has expired and been taken. Pass the fencing token to the
+//! resource you protect. A failover to a replica that had not received the `SET` loses the
+//! lock (Redis replication is asynchronous); use `redlock://` over independent servers, or
+//! fencing, when that matters.
+
+pub mod redlock;
+mod scripts;
+mod wake;
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Client, RedisError};
+use tokio::time::Instant;
+
+use self::wake::{Subscription, Wakeups};
+use super::lease::{Lease, Renewal};
+use super::{
+    AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
+};
+use crate::error::{Error, Result};
+use crate::name::{hex, percent_encode, LockKey};
+use crate::url::BackendUrl;
+
+/// The lease when neither the URL (`?ttl=`) nor the request says.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+
+/// How long connecting to a server may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one command may wait for its answer.
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait between attempts while pub/sub works (a lost message, or a holder whose
+/// key has no expiry, costs at most this).
+pub(crate) const MAX_PUBSUB_WAIT: Duration = Duration::from_secs(1);
+
+const SCHEME: &str = "redis";
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+fn namespace_part(namespace: &str) -> String {
+    percent_encode(namespace, |b| b != b'%' && b != b':')
+}
+
+fn key_with(key: &LockKey, kind: &str) -> Vec<u8> {
+    let mut k = format!("{}:{kind}:", namespace_part(key.namespace())).into_bytes();
+    k.extend_from_slice(key.name().as_str().as_bytes());
+    k
+}
+
+/// The Redis key of a lock: `NS:lock:NAME`.
+pub(crate) fn lock_key(key: &LockKey) -> Vec<u8> {
+    key_with(key, "lock")
+}
+
+/// The pub/sub channel a release of the lock is published on: `NS:released:NAME`.
+pub(crate) fn release_channel(key: &LockKey) -> Vec<u8> {
+    key_with(key, "released")
+}
+
+/// The namespace's fencing counter: `NS:fence`.
+pub(crate) fn fence_key(namespace: &str) -> Vec<u8> {
+    format!("{}:fence", namespace_part(namespace)).into_bytes()
+}
+
+/// The `SCAN MATCH` pattern of every lock key of the namespace.
+pub(crate) fn scan_pattern(namespace: &str) -> Vec<u8> {
+    let mut p = String::new();
+    for c in namespace_part(namespace).chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    format!("{p}:lock:*").into_bytes()
+}
+
+/// The lock name of a key of `namespace`, when it is one.
+pub(crate) fn name_of(namespace: &str, key: &[u8]) -> Option<String> {
+    let prefix = format!("{}:lock:", namespace_part(namespace));
+    let name = key.strip_prefix(prefix.as_bytes())?;
+    String::from_utf8(name.to_vec()).ok()
+}
+
+/// A fresh owner value: 128 random bits, then pid and host for `status`.
+pub(crate) fn new_owner() -> Vec<u8> {
+    format!("{}/{}/{}", random_hex128(), std::process::id(), host()).into_bytes()
+}
+
+/// `host <h> pid <p>` from an owner value, for `status`.
+pub(crate) fn describe_owner(owner: &[u8]) -> String {
+    let text = String::from_utf8_lossy(owner);
+    let mut parts = text.splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(pid), Some(host)) => format!("host {host} pid {pid}"),
+        _ => format!("owner {text:?}"),
+    }
+}
+
+fn host() -> &'static str {
+    static HOST: LazyLock<String> = LazyLock::new(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        match (rc, std::str::from_utf8(&buf[..end])) {
+            (0, Ok(h)) if !h.is_empty() => h.replace('/', "_"),
+            _ => "unknown".into(),
+        }
+    });
+    &HOST
+}
+
+/// 128 bits from the OS's randomness (through std's SipHash keys), mixed with a counter and
+/// the clock so that two calls never repeat.
+fn random_hex128() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    static SEED: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let a = SEED.hash_one((n, t, 0u8));
+    let b = RandomState::new().hash_one((n, t, 1u8, std::process::id()));
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_le_bytes());
+    bytes[8..].copy_from_slice(&b.to_le_bytes());
+    hex(&bytes)
+}
+
+pub(crate) fn ttl_of(ctx: &AcquireContext) -> Duration {
+    ctx.options.ttl.unwrap_or(DEFAULT_TTL)
+}
+
+pub(crate) fn ttl_ms(ttl: Duration) -> u64 {
+    (ttl.as_millis() as u64).max(1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+
+/// An error of the redis client as [`Error::Backend`], with what was being done. Server and
+/// client messages never carry the password (redis-rs does not print connection info).
+pub(crate) fn backend_err(doing: impl std::fmt::Display, e: RedisError) -> Error {
+    Error::Backend {
+        backend: SCHEME,
+        message: format!("{doing}: {e}"),
+        source: Some(Box::new(e)),
+    }
+}
+
+/// A client for the `redis://` or `rediss://` URL `url` (without query), trusting the PEM
+/// roots `ca` when given.
+pub(crate) fn client(url: &str, ca: Option<&str>, shown: &str) -> Result<Client> {
+    let invalid = |reason: String| Error::InvalidUrl {
+        url: shown.to_string(),
+        reason,
+    };
+    if url.starts_with("rediss:") {
+        // rustls needs a process-wide crypto provider; another library may have installed one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    match ca {
+        None => Client::open(url).map_err(|e| invalid(e.to_string())),
+        Some(path) => {
+            if !url.starts_with("rediss:") {
+                return Err(invalid("`ca` only applies to rediss:// URLs".into()));
+            }
+            let pem = std::fs::read(path)
+                .map_err(|e| invalid(format!("cannot read the CA file {path}: {e}")))?;
+            Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )
+            .map_err(|e| invalid(e.to_string()))
+        }
+    }
+}
+
+/// A reconnecting multiplexed connection, checked by one round trip (so a wrong password or an
+/// unreachable server fails here).
+pub(crate) async fn connect_manager(client: &Client, shown: &str) -> Result<ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(1);
+    let mut conn = ConnectionManager::new_with_config(client.clone(), config)
+        .await
+        .map_err(|e| backend_err(format_args!("cannot connect to {shown}"), e))?;
+    let _: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| backend_err(format_args!("cannot use {shown}"), e))?;
+    Ok(conn)
+}
+
+/// Splits a `redis://` URL into what the client takes and the TLS roots option.
+fn client_url(url: &mut BackendUrl) -> Result<(String, Option<String>)> {
+    let ca = url.take_option("ca");
+    url.finish()?;
+    if !url.body().starts_with("//") {
+        return Err(url.invalid("expected redis://[user:password@]host[:port][/db]"));
+    }
+    Ok((format!("{}:{}", url.scheme(), url.body()), ca))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend
+
+/// The `redis://` / `rediss://` backend. See the [module docs](self).
+pub struct RedisBackend {
+    conn: ConnectionManager,
+    wakeups: Wakeups,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend").finish_non_exhaustive()
+    }
+}
+
+/// A held Redis lock: the key, our owner value, the connection and the renewal task.
+pub struct RedisHeld {
+    conn: ConnectionManager,
+    key: Vec<u8>,
+    channel: Vec<u8>,
+    owner: Vec<u8>,
+    renewal: Renewal,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for RedisHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisHeld")
+            .field("key", &String::from_utf8_lossy(&self.key))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The lease of one key on one server: renewed by compare-and-`PEXPIRE`.
+struct KeyLease {
+    conn: ConnectionManager,
+    key: Vec<u8>,
+    owner: Vec<u8>,
+    ttl: Duration,
+}
+
+impl Lease for KeyLease {
+    async fn renew(&self) -> Result<Option<Instant>> {
+        let started = Instant::now();
+        let mut conn = self.conn.clone();
+        let extended: i64 = scripts::EXTEND
+            .key(&self.key)
+            .arg(&self.owner)
+            .arg(ttl_ms(self.ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| backend_err("renewing a lease", e))?;
+        Ok((extended == 1).then(|| started + self.ttl))
+    }
+}
+
+/// Compare-and-delete of `key` if it holds `owner`; true when deleted.
+async fn release_key(
+    conn: &mut ConnectionManager,
+    key: &[u8],
+    owner: &[u8],
+    channel: &[u8],
+) -> redis::RedisResult<bool> {
+    let deleted: i64 = scripts::RELEASE
+        .key(key)
+        .arg(owner)
+        .arg(channel)
+        .invoke_async(conn)
+        .await?;
+    Ok(deleted == 1)
+}
+
+/// Deletes our key in the background if the acquire that may have set it is dropped before
+/// its answer arrived. Commands on one connection run in order, so the delete runs after the
+/// `SET` it undoes.
+struct Undo {
+    conn: Option<ConnectionManager>,
+    key: Vec<u8>,
+    owner: Vec<u8>,
+    channel: Vec<u8>,
+}
+
+impl Undo {
+    fn disarm(mut self) {
+        self.conn = None;
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return; // the lease expires
+        };
+        let (key, owner, channel) = (
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.owner),
+            std::mem::take(&mut self.channel),
+        );
+        rt.spawn(async move {
+            let _ = release_key(&mut conn, &key, &owner, &channel).await;
+        });
+    }
+}
+
+enum Attempt {
+    Acquired(Acquired<RedisHeld>),
+    /// Held by someone else, whose key has this `PTTL` (-1: no expiry, -2: gone meanwhile).
+    Busy(i64),
+}
+
+impl RedisBackend {
+    /// Connects to the `redis://` or `rediss://` URL (namespace and ttl already taken off).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] for a malformed URL or unknown option; [`Error::Backend`] when the
+    /// server cannot be reached or refuses the credentials.
+    pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
+        let shown = url.redacted().to_string();
+        let (target, ca) = client_url(url)?;
+        let client = client(&target, ca.as_deref(), &shown)?;
+        let conn = connect_manager(&client, &shown).await?;
+        Ok(RedisBackend {
+            conn,
+            wakeups: Wakeups::new(client),
+        })
+    }
+
+    async fn attempt(&self, key: &LockKey, ctx: &AcquireContext) -> Result<Attempt> {
+        let ttl = ttl_of(ctx);
+        let lock = lock_key(key);
+        let channel = release_channel(key);
+        let owner = new_owner();
+        let mut conn = self.conn.clone();
+        let undo = Undo {
+            conn: Some(conn.clone()),
+            key: lock.clone(),
+            owner: owner.clone(),
+            channel: channel.clone(),
+        };
+        let started = Instant::now();
+        let (acquired, value): (i64, i64) = scripts::ACQUIRE
+            .key(&lock)
+            .key(fence_key(key.namespace()))
+            .arg(&owner)
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| backend_err("acquiring a lock", e))?;
+        undo.disarm();
+        if acquired != 1 {
+            return Ok(Attempt::Busy(value));
+        }
+        let renewal = Renewal::spawn(
+            KeyLease {
+                conn: conn.clone(),
+                key: lock.clone(),
+                owner: owner.clone(),
+                ttl,
+            },
+            ttl,
+            started + ttl,
+            ctx.lost.clone(),
+        );
+        Ok(Attempt::Acquired(Acquired {
+            held: RedisHeld {
+                conn,
+                key: lock,
+                channel,
+                owner,
+                renewal,
+                runtime: tokio::runtime::Handle::current(),
+            },
+            token: value as u64,
+        }))
+    }
+}
+
+/// How long a waiter sleeps before its next attempt when no message wakes it.
+fn next_poll(pttl: i64, sub: &Subscription, ctx: &AcquireContext, attempt: u32) -> Duration {
+    let cap = if sub.live() {
+        MAX_PUBSUB_WAIT
+    } else {
+        ctx.options.retry.delay(attempt)
+    };
+    match pttl {
+        -2 => Duration::ZERO,
+        // One millisecond past the holder's expiry.
+        p if p >= 0 => cap.min(Duration::from_millis(p as u64 + 1)),
+        _ => cap,
+    }
+}
+
+impl Backend for RedisBackend {
+    type Held = RedisHeld;
+
+    fn scheme(&self) -> &'static str {
+        SCHEME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lease: true,
+            native_fencing: true,
+            lost_notice: true,
+            crash_release: true,
+            native_wait: true,
+            cross_process: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn resource(&self, key: &LockKey) -> String {
+        String::from_utf8_lossy(&lock_key(key)).into_owned()
+    }
+
+    async fn try_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+    ) -> Result<Option<Acquired<RedisHeld>>> {
+        match self.attempt(key, ctx).await? {
+            Attempt::Acquired(a) => Ok(Some(a)),
+            Attempt::Busy(_) => Ok(None),
+        }
+    }
+
+    async fn wait_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Acquired<RedisHeld>>> {
+        // Subscribe before the first attempt, so that a release after it is not missed.
+        let sub = self.wakeups.subscribe(&release_channel(key)).await;
+        let mut attempt = 0u32;
+        loop {
+            let notified = sub.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            ctx.note_attempt();
+            attempt = attempt.saturating_add(1);
+            let pttl = match self.attempt(key, ctx).await? {
+                Attempt::Acquired(a) => return Ok(Some(a)),
+                Attempt::Busy(pttl) => pttl,
+            };
+            let now = Instant::now();
+            let mut wake = now + next_poll(pttl, &sub, ctx, attempt);
+            if let Some(deadline) = deadline {
+                if now >= deadline {
+                    return Ok(None);
+                }
+                wake = wake.min(deadline);
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    async fn release(&self, mut held: RedisHeld) -> Result<bool> {
+        held.renewal.stop();
+        release_key(&mut held.conn, &held.key, &held.owner, &held.channel)
+            .await
+            .map_err(|e| backend_err("releasing a lock", e))
+    }
+
+    fn release_on_drop(&self, mut held: RedisHeld) {
+        held.renewal.stop();
+        let runtime = held.runtime.clone();
+        runtime.spawn(async move {
+            if let Err(e) = release_key(&mut held.conn, &held.key, &held.owner, &held.channel).await
+            {
+                tracing::debug!(error = %e, "release on drop failed; the lease will expire");
+            }
+        });
+    }
+
+    async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
+        let mut conn = self.conn.clone();
+        let names: Vec<Vec<u8>> = if keys.is_empty() {
+            let mut found = Vec::new();
+            let mut iter: redis::AsyncIter<Vec<u8>> = conn
+                .scan_match(scan_pattern(namespace))
+                .await
+                .map_err(|e| backend_err("listing locks", e))?;
+            while let Some(item) = iter.next_item().await {
+                found.push(item.map_err(|e| backend_err("listing locks", e))?);
+            }
+            found.sort();
+            found.dedup();
+            found
+        } else {
+            keys.iter().map(lock_key).collect()
+        };
+        let mut out = Vec::with_capacity(names.len());
+        for k in names {
+            let mut pipe = redis::pipe();
+            pipe.get(&k).cmd("PTTL").arg(&k);
+            let (owner, pttl): (Option<Vec<u8>>, i64) = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| backend_err("reading a lock", e))?;
+            let name = name_of(namespace, &k);
+            let resource = String::from_utf8_lossy(&k).into_owned();
+            out.push(match owner {
+                Some(owner) => {
+                    let mut holder = describe_owner(&owner);
+                    if pttl >= 0 {
+                        holder.push_str(&format!(" ttl {pttl}ms"));
+                    }
+                    LockStatus::new(name, resource, LockState::Held, Some(holder))
+                }
+                None => LockStatus::new(name, resource, LockState::Free, None),
+            });
+        }
+        if keys.is_empty() {
+            out.retain(|s| s.state == LockState::Held);
+        }
+        Ok(out)
+    }
+
+    async fn cleanup(&self, namespace: &str) -> Result<CleanupReport> {
+        // Lock keys expire by themselves and the fencing counter must stay: nothing is stale.
+        let held = self.status(namespace, &[]).await?.len() as u64;
+        Ok(CleanupReport::new(0, held))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::LockName;
+
+    fn key(ns: &str, name: &str) -> LockKey {
+        LockKey::new(ns, LockName::new(name).unwrap())
+    }
+
+    #[test]
+    fn keys_are_readable_and_distinct() {
+        assert_eq!(lock_key(&key("lockhog", "a b")), b"lockhog:lock:a b");
+        assert_eq!(fence_key("lockhog"), b"lockhog:fence");
+        assert_eq!(release_channel(&key("app", "x")), b"app:released:x");
+        // A namespace with `:` cannot alias another namespace's names.
+        assert_ne!(
+            lock_key(&key("a:lock:b", "c")),
+            lock_key(&key("a", "b:lock:c"))
+        );
+        assert_eq!(lock_key(&key("a:b", "c")), b"a%3Ab:lock:c");
+        assert_eq!(
+            name_of("lockhog", b"lockhog:lock:with\0nul").as_deref(),
+            Some("with\0nul")
+        );
+        assert_eq!(scan_pattern("a*b"), b"a\\*b:lock:*");
+    }
+
+    #[test]
+    fn owners_are_unique_and_describe_their_holder() {
+        let (a, b) = (new_owner(), new_owner());
+        assert_ne!(a, b);
+        let d = describe_owner(&a);
+        assert!(d.contains(&format!("pid {}", std::process::id())), "{d}");
+    }
+}

@@ -1,0 +1,693 @@
+//! `redlock://` — the Redlock algorithm over independent Redis servers.
+//!
+//! # URL
+//!
+//! `redlock://[user:password@]h1:p1,h2:p2,h3:p3[/db]`: an odd number of nodes (1, 3, 5, …;
+//! an even or zero count is refused as [`Error::InvalidUrl`], since it tolerates no more
+//! failures than the odd count below it and splits votes more often). The credentials and db
+//! apply to every node. Keys, values and scripts are those of the single-node backend (see
+//! [the parent module](super)), so the RESOURCE is the same Redis key on every node.
+//!
+//! # How it works
+//!
+//! An attempt sends the acquire script (`SET NX PX` with one owner token, then `INCR` of the
+//! node's fencing counter) to every node at once, each with a short timeout. It succeeds when a
+//! majority answered "acquired" and time is left: validity = ttl − elapsed − drift, with
+//! drift = ttl/100 + 2 ms. The fencing token is then the largest of the majority's counters,
+//! and a second round raises the counter of every node that still holds our lock to that
+//! token; the lock is granted only when a majority confirmed the raise within the validity.
+//! Otherwise the attempt undoes itself on every node (compare-and-delete) and counts as not
+//! acquired; waiters retry after a jittered backoff, or at once when a release is published on
+//! any node. Renewal extends the key on every node and keeps the lock while a majority
+//! confirms; release deletes it on every node.
+//!
+//! # When nodes are down
+//!
+//! With a minority of nodes down or unreachable everything keeps working (slower by the node
+//! timeout when a node does not answer at all). When a majority of nodes cannot be asked, an
+//! attempt fails with [`Error::Backend`], not [`Error::Contended`]: nobody can hold the lock
+//! then, and waiting for "the holder" to release would hide an outage (the CLI exits 69, not
+//! 1). Connecting fails the same way when a majority does not answer.
+//!
+//! # What it guarantees, and what it does not
+//!
+//! - **Mutual exclusion** holds while each lease is shorter than the time every node keeps a
+//!   key (no node restarts without persistence and comes back within a ttl, which would let it
+//!   grant our key again — restart such nodes only after the longest ttl), and while the
+//!   clocks of the nodes and the client advance at about the same rate (within the drift).
+//!   A clock that jumps (a manual change, a bad NTP step) can expire a key early on one node.
+//! - A holder **paused** (GC, swap, SIGSTOP) for longer than its validity may act after its
+//!   lock expired and was granted to someone else. No lock based on time can prevent that;
+//!   the fencing token is the defence: the protected resource refuses a token below the
+//!   largest it has seen.
+//! - **Fencing tokens**: every grant's token is greater than that of every earlier grant that
+//!   completed (its raise reached a majority), because any two majorities share a node, and on
+//!   that node our counter was raised to our token before our key there could be released or
+//!   expire. A node that lost its counter (restart without persistence) starts it again at its
+//!   clock in microseconds, which is above earlier tokens unless its clock went back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::{join_all, select_all};
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use tokio::time::{timeout, Instant};
+
+use super::wake::Wakeups;
+use super::{
+    backend_err, client, fence_key, lock_key, new_owner, release_channel, scan_pattern, scripts,
+    ttl_ms, ttl_of, CONNECT_TIMEOUT, MAX_PUBSUB_WAIT,
+};
+use crate::backend::lease::{Lease, Renewal};
+use crate::backend::{
+    AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
+};
+use crate::error::{Error, Result};
+use crate::name::LockKey;
+use crate::url::BackendUrl;
+
+const SCHEME: &str = "redlock";
+
+struct Node {
+    conn: ConnectionManager,
+    wakeups: Wakeups,
+    /// `host:port`, for messages.
+    addr: String,
+}
+
+/// The `redlock://` backend. See the [module docs](self).
+pub struct RedlockBackend {
+    nodes: Arc<[Node]>,
+}
+
+impl std::fmt::Debug for RedlockBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let addrs: Vec<&str> = self.nodes.iter().map(|n| n.addr.as_str()).collect();
+        f.debug_struct("RedlockBackend")
+            .field("nodes", &addrs)
+            .finish()
+    }
+}
+
+/// A lock held on a majority of nodes.
+pub struct RedlockHeld {
+    nodes: Arc<[Node]>,
+    key: Vec<u8>,
+    channel: Vec<u8>,
+    owner: Vec<u8>,
+    renewal: Renewal,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for RedlockHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedlockHeld")
+            .field("key", &String::from_utf8_lossy(&self.key))
+            .finish_non_exhaustive()
+    }
+}
+
+fn quorum(n: usize) -> usize {
+    n / 2 + 1
+}
+
+/// The allowance for clocks advancing at different rates, per the Redlock description.
+pub(crate) fn drift(ttl: Duration) -> Duration {
+    ttl / 100 + Duration::from_millis(2)
+}
+
+/// How long one node may take to answer one command: short against the ttl, so that a node
+/// that does not answer cannot eat the validity.
+fn node_timeout(ttl: Duration) -> Duration {
+    (ttl / 10).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
+
+/// Runs `op` on every node at once, each bounded by `limit`; one result per node.
+async fn on_all<T, F, Fut>(nodes: &[Node], limit: Duration, op: F) -> Vec<Result<T>>
+where
+    F: Fn(ConnectionManager) -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    join_all(nodes.iter().map(|n| {
+        let fut = op(n.conn.clone());
+        async move {
+            match timeout(limit, fut).await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(backend_err(format_args!("node {}", n.addr), e)),
+                Err(_) => Err(Error::backend(
+                    SCHEME,
+                    format!("node {} did not answer within {limit:?}", n.addr),
+                )),
+            }
+        }
+    }))
+    .await
+}
+
+/// A majority could not be asked: the error that says which nodes failed and why.
+fn no_majority(what: &str, errors: &[&Error], n: usize) -> Error {
+    let detail: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    Error::backend(
+        SCHEME,
+        format!(
+            "{what}: {} of {n} nodes unreachable, a majority ({}) is needed: {}",
+            errors.len(),
+            quorum(n),
+            detail.join("; ")
+        ),
+    )
+}
+
+async fn release_all(
+    nodes: &[Node],
+    key: &[u8],
+    owner: &[u8],
+    channel: &[u8],
+    limit: Duration,
+) -> Vec<Result<i64>> {
+    on_all(nodes, limit, |mut c| {
+        let (key, owner, channel) = (key.to_vec(), owner.to_vec(), channel.to_vec());
+        async move {
+            scripts::RELEASE
+                .key(&key)
+                .arg(&owner)
+                .arg(&channel)
+                .invoke_async(&mut c)
+                .await
+        }
+    })
+    .await
+}
+
+/// Undoes a dropped attempt on every node in the background.
+struct Undo {
+    nodes: Option<Arc<[Node]>>,
+    key: Vec<u8>,
+    owner: Vec<u8>,
+    channel: Vec<u8>,
+    limit: Duration,
+}
+
+impl Undo {
+    fn disarm(mut self) {
+        self.nodes = None;
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        let Some(nodes) = self.nodes.take() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (key, owner, channel, limit) = (
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.owner),
+            std::mem::take(&mut self.channel),
+            self.limit,
+        );
+        rt.spawn(async move {
+            release_all(&nodes, &key, &owner, &channel, limit).await;
+        });
+    }
+}
+
+enum Attempt {
+    Acquired(Acquired<RedlockHeld>),
+    /// Not acquired; the shortest remaining ttl among the nodes held by others (ms, or -1),
+    /// and whether the votes were split (some nodes granted, too few).
+    Busy {
+        pttl: i64,
+        split: bool,
+    },
+}
+
+struct QuorumLease {
+    nodes: Arc<[Node]>,
+    key: Vec<u8>,
+    owner: Vec<u8>,
+    ttl: Duration,
+}
+
+impl Lease for QuorumLease {
+    async fn renew(&self) -> Result<Option<Instant>> {
+        let started = Instant::now();
+        let ms = ttl_ms(self.ttl);
+        let results = on_all(&self.nodes, node_timeout(self.ttl), |mut c| {
+            let (key, owner) = (self.key.clone(), self.owner.clone());
+            async move {
+                scripts::EXTEND
+                    .key(&key)
+                    .arg(&owner)
+                    .arg(ms)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            }
+        })
+        .await;
+        let n = self.nodes.len();
+        let extended = results.iter().filter(|r| matches!(r, Ok(1))).count();
+        let errors: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        let until = started + self.ttl.saturating_sub(drift(self.ttl));
+        if extended >= quorum(n) && until > Instant::now() {
+            Ok(Some(until))
+        } else if extended + errors.len() >= quorum(n) {
+            Err(no_majority("renewing a lease", &errors, n))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Parses `[user:password@]h1:p1,h2:p2[/db]` into one `redis://` URL per node.
+fn node_urls(url: &BackendUrl) -> Result<Vec<(String, String)>> {
+    let body = url
+        .body()
+        .strip_prefix("//")
+        .ok_or_else(|| url.invalid("expected redlock://host:port,host:port,host:port"))?;
+    let (authority, db) = match body.split_once('/') {
+        Some((a, db)) => (a, format!("/{db}")),
+        None => (body, String::new()),
+    };
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h),
+        None => (String::new(), authority),
+    };
+    let hosts: Vec<&str> = hosts.split(',').filter(|h| !h.is_empty()).collect();
+    if hosts.is_empty() || hosts.len().is_multiple_of(2) {
+        return Err(url.invalid(&format!(
+            "Redlock needs an odd number of nodes (1, 3, 5, …), not {}",
+            hosts.len()
+        )));
+    }
+    Ok(hosts
+        .into_iter()
+        .map(|h| (format!("redis://{userinfo}{h}{db}"), h.to_string()))
+        .collect())
+}
+
+impl RedlockBackend {
+    /// Connects to every node of the `redlock://` URL; succeeds when a majority answers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] for a malformed URL or an even or zero node count;
+    /// [`Error::Backend`] when a majority of nodes cannot be reached or refuse the credentials.
+    pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
+        url.finish()?;
+        let shown = url.redacted().to_string();
+        let mut nodes = Vec::new();
+        for (node_url, addr) in node_urls(url)? {
+            let client = client(&node_url, None, &shown)?;
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(super::RESPONSE_TIMEOUT))
+                .set_number_of_retries(0);
+            // Lazy: a node that is down now is connected when it comes back.
+            let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+                .map_err(|e| backend_err(format_args!("node {addr}"), e))?;
+            nodes.push(Node {
+                conn,
+                wakeups: Wakeups::new(client),
+                addr,
+            });
+        }
+        let n = nodes.len();
+        let pings = on_all(&nodes, CONNECT_TIMEOUT, |mut c| async move {
+            redis::cmd("PING").query_async::<String>(&mut c).await
+        })
+        .await;
+        let errors: Vec<&Error> = pings.iter().filter_map(|r| r.as_ref().err()).collect();
+        if n - errors.len() < quorum(n) {
+            return Err(no_majority(
+                &format!("cannot connect to {shown}"),
+                &errors,
+                n,
+            ));
+        }
+        for e in &errors {
+            tracing::warn!(error = %e, "a redlock node is unreachable; going on with the majority");
+        }
+        Ok(RedlockBackend {
+            nodes: nodes.into(),
+        })
+    }
+
+    async fn attempt(&self, key: &LockKey, ctx: &AcquireContext) -> Result<Attempt> {
+        let ttl = ttl_of(ctx);
+        let limit = node_timeout(ttl);
+        let n = self.nodes.len();
+        let lock = lock_key(key);
+        let fence = fence_key(key.namespace());
+        let channel = release_channel(key);
+        let owner = new_owner();
+        let undo = Undo {
+            nodes: Some(self.nodes.clone()),
+            key: lock.clone(),
+            owner: owner.clone(),
+            channel: channel.clone(),
+            limit,
+        };
+        let started = Instant::now();
+        let ms = ttl_ms(ttl);
+        let votes = on_all(&self.nodes, limit, |mut c| {
+            let (lock, fence, owner) = (lock.clone(), fence.clone(), owner.clone());
+            async move {
+                scripts::ACQUIRE
+                    .key(&lock)
+                    .key(&fence)
+                    .arg(&owner)
+                    .arg(ms)
+                    .invoke_async::<(i64, i64)>(&mut c)
+                    .await
+            }
+        })
+        .await;
+        let granted: Vec<u64> = votes
+            .iter()
+            .filter_map(|v| match v {
+                Ok((1, token)) => Some(*token as u64),
+                _ => None,
+            })
+            .collect();
+        let errors: Vec<&Error> = votes.iter().filter_map(|r| r.as_ref().err()).collect();
+        let pttl = votes
+            .iter()
+            .filter_map(|v| match v {
+                Ok((0, p)) if *p >= 0 => Some(*p),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(-1);
+
+        let mut won = None;
+        if granted.len() >= quorum(n) {
+            let token = *granted.iter().max().expect("a majority is not empty");
+            let raised = on_all(&self.nodes, limit, |mut c| {
+                let (lock, fence, owner) = (lock.clone(), fence.clone(), owner.clone());
+                async move {
+                    scripts::QUORUM_RAISE
+                        .key(&lock)
+                        .key(&fence)
+                        .arg(&owner)
+                        .arg(token)
+                        .invoke_async::<i64>(&mut c)
+                        .await
+                }
+            })
+            .await;
+            let confirmed = raised.iter().filter(|r| matches!(r, Ok(1))).count();
+            let valid_until = started + ttl.saturating_sub(drift(ttl));
+            if confirmed >= quorum(n) && Instant::now() < valid_until {
+                won = Some((token, valid_until));
+            }
+        }
+
+        let Some((token, valid_until)) = won else {
+            // Give back what we got, and wait for it, so our own leftovers do not block us.
+            if !granted.is_empty() {
+                release_all(&self.nodes, &lock, &owner, &channel, limit).await;
+            }
+            undo.disarm();
+            if n - errors.len() < quorum(n) {
+                return Err(no_majority("acquiring a lock", &errors, n));
+            }
+            return Ok(Attempt::Busy {
+                pttl,
+                split: !granted.is_empty(),
+            });
+        };
+        undo.disarm();
+        let renewal = Renewal::spawn(
+            QuorumLease {
+                nodes: self.nodes.clone(),
+                key: lock.clone(),
+                owner: owner.clone(),
+                ttl,
+            },
+            ttl,
+            valid_until,
+            ctx.lost.clone(),
+        );
+        Ok(Attempt::Acquired(Acquired {
+            held: RedlockHeld {
+                nodes: self.nodes.clone(),
+                key: lock,
+                channel,
+                owner,
+                renewal,
+                runtime: tokio::runtime::Handle::current(),
+            },
+            token,
+        }))
+    }
+}
+
+impl Backend for RedlockBackend {
+    type Held = RedlockHeld;
+
+    fn scheme(&self) -> &'static str {
+        SCHEME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lease: true,
+            native_fencing: true,
+            lost_notice: true,
+            crash_release: true,
+            native_wait: true,
+            cross_process: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn resource(&self, key: &LockKey) -> String {
+        String::from_utf8_lossy(&lock_key(key)).into_owned()
+    }
+
+    async fn try_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+    ) -> Result<Option<Acquired<RedlockHeld>>> {
+        match self.attempt(key, ctx).await? {
+            Attempt::Acquired(a) => Ok(Some(a)),
+            Attempt::Busy { .. } => Ok(None),
+        }
+    }
+
+    async fn wait_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Acquired<RedlockHeld>>> {
+        let channel = release_channel(key);
+        let limit = node_timeout(ttl_of(ctx));
+        // Subscribe on every node that answers in time; a release on any of them wakes us.
+        let subs: Vec<_> = join_all(
+            self.nodes
+                .iter()
+                .map(|n| timeout(limit, n.wakeups.subscribe(&channel))),
+        )
+        .await
+        .into_iter()
+        .filter_map(|s| s.ok())
+        .collect();
+        let live = subs.iter().any(|s| s.live());
+        let mut attempt = 0u32;
+        loop {
+            let mut notified: Vec<_> = subs.iter().map(|s| Box::pin(s.notified())).collect();
+            for n in &mut notified {
+                n.as_mut().enable();
+            }
+            ctx.note_attempt();
+            attempt = attempt.saturating_add(1);
+            let (pttl, split) = match self.attempt(key, ctx).await? {
+                Attempt::Acquired(a) => return Ok(Some(a)),
+                Attempt::Busy { pttl, split } => (pttl, split),
+            };
+            let now = Instant::now();
+            let backoff = ctx.options.retry.delay(attempt);
+            let pause = if split {
+                // Split votes: step back by a random share so the contenders do not collide
+                // again; a release message does not cut this short.
+                notified.clear();
+                backoff
+            } else if live {
+                let cap = MAX_PUBSUB_WAIT;
+                if pttl >= 0 {
+                    cap.min(Duration::from_millis(pttl as u64 + 1))
+                } else {
+                    cap
+                }
+            } else if pttl >= 0 {
+                backoff.min(Duration::from_millis(pttl as u64 + 1))
+            } else {
+                backoff
+            };
+            let mut wake = now + pause;
+            if let Some(deadline) = deadline {
+                if now >= deadline {
+                    return Ok(None);
+                }
+                wake = wake.min(deadline);
+            }
+            if notified.is_empty() {
+                tokio::time::sleep_until(wake).await;
+            } else {
+                tokio::select! {
+                    _ = select_all(notified) => {}
+                    _ = tokio::time::sleep_until(wake) => {}
+                }
+            }
+        }
+    }
+
+    async fn release(&self, mut held: RedlockHeld) -> Result<bool> {
+        held.renewal.stop();
+        let n = held.nodes.len();
+        let results = release_all(
+            &held.nodes,
+            &held.key,
+            &held.owner,
+            &held.channel,
+            CONNECT_TIMEOUT,
+        )
+        .await;
+        let deleted = results.iter().filter(|r| matches!(r, Ok(1))).count();
+        let errors: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        if deleted < quorum(n) && n - errors.len() < quorum(n) {
+            return Err(no_majority("releasing a lock", &errors, n));
+        }
+        Ok(deleted >= quorum(n))
+    }
+
+    fn release_on_drop(&self, mut held: RedlockHeld) {
+        held.renewal.stop();
+        let runtime = held.runtime.clone();
+        runtime.spawn(async move {
+            release_all(
+                &held.nodes,
+                &held.key,
+                &held.owner,
+                &held.channel,
+                CONNECT_TIMEOUT,
+            )
+            .await;
+        });
+    }
+
+    async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
+        let n = self.nodes.len();
+        let mut wanted: Vec<Vec<u8>> = if keys.is_empty() {
+            let pattern = scan_pattern(namespace);
+            let listed = on_all(&self.nodes, CONNECT_TIMEOUT, |mut c| {
+                let pattern = pattern.clone();
+                async move {
+                    let mut found = Vec::new();
+                    let mut iter: redis::AsyncIter<Vec<u8>> = c.scan_match(pattern).await?;
+                    while let Some(item) = iter.next_item().await {
+                        found.push(item?);
+                    }
+                    Ok(found)
+                }
+            })
+            .await;
+            let errors: Vec<&Error> = listed.iter().filter_map(|r| r.as_ref().err()).collect();
+            if n - errors.len() < quorum(n) {
+                return Err(no_majority("listing locks", &errors, n));
+            }
+            listed.into_iter().flatten().flatten().collect()
+        } else {
+            keys.iter().map(lock_key).collect()
+        };
+        wanted.sort();
+        wanted.dedup();
+        let mut out = Vec::new();
+        for k in wanted {
+            let answers = on_all(&self.nodes, CONNECT_TIMEOUT, |mut c| {
+                let k = k.clone();
+                async move {
+                    redis::pipe()
+                        .get(&k)
+                        .cmd("PTTL")
+                        .arg(&k)
+                        .query_async::<(Option<Vec<u8>>, i64)>(&mut c)
+                        .await
+                }
+            })
+            .await;
+            let errors: Vec<&Error> = answers.iter().filter_map(|r| r.as_ref().err()).collect();
+            if n - errors.len() < quorum(n) {
+                return Err(no_majority("reading a lock", &errors, n));
+            }
+            // Held when one owner holds the key on a majority of nodes.
+            let owners: Vec<(&Vec<u8>, i64)> = answers
+                .iter()
+                .filter_map(|a| match a {
+                    Ok((Some(o), p)) => Some((o, *p)),
+                    _ => None,
+                })
+                .collect();
+            let holder = owners.iter().find_map(|(o, _)| {
+                let on: Vec<i64> = owners
+                    .iter()
+                    .filter(|(x, _)| x == o)
+                    .map(|(_, p)| *p)
+                    .collect();
+                (on.len() >= quorum(n)).then(|| {
+                    let ttl = on.iter().copied().filter(|p| *p >= 0).min();
+                    let mut h = format!("{} on {}/{n} nodes", super::describe_owner(o), on.len());
+                    if let Some(ttl) = ttl {
+                        h.push_str(&format!(" ttl {ttl}ms"));
+                    }
+                    h
+                })
+            });
+            let name = super::name_of(namespace, &k);
+            let resource = String::from_utf8_lossy(&k).into_owned();
+            match holder {
+                Some(h) => out.push(LockStatus::new(name, resource, LockState::Held, Some(h))),
+                None if keys.is_empty() => {}
+                None => out.push(LockStatus::new(name, resource, LockState::Free, None)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn cleanup(&self, namespace: &str) -> Result<CleanupReport> {
+        let held = self.status(namespace, &[]).await?.len() as u64;
+        Ok(CleanupReport::new(0, held))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_counts() {
+        let urls = |u: &str| node_urls(&BackendUrl::parse(u).unwrap());
+        assert_eq!(urls("redlock://a:1,b:2,c:3").unwrap().len(), 3);
+        assert_eq!(urls("redlock://a:1").unwrap().len(), 1);
+        for bad in [
+            "redlock://a:1,b:2",
+            "redlock://",
+            "redlock:x",
+            "redlock://a,b,c,d",
+        ] {
+            assert!(matches!(urls(bad), Err(Error::InvalidUrl { .. })), "{bad}");
+        }
+        let with_auth = urls("redlock://u:pw@a:1,b:2,c:3/2").unwrap();
+        assert_eq!(with_auth[1].0, "redis://u:pw@b:2/2");
+        assert_eq!(with_auth[1].1, "b:2");
+        assert_eq!(quorum(3), 2);
+        assert_eq!(quorum(1), 1);
+        assert_eq!(quorum(5), 3);
+    }
+}
