@@ -55,7 +55,9 @@ impl HogContext {
 /// - every [`LockHogger`];
 /// - [`TryFn`] (a closure returning `Result`, see [`try_fn`]);
 /// - `&Mutex<T>` and `&RwLock<T>` (a poisoned lock is taken all the same);
-/// - [`crate::LockRequest`] and [`crate::blocking::LockRequest`], acquired as configured;
+/// - [`crate::LockRequest`] and [`crate::blocking::LockRequest`], acquired as configured,
+///   through the request's own locker (lockers exclude each other within a process; for a
+///   connection of the hog's own, use a [`NamedLock`](super::NamedLock));
 /// - [`NamedLock`](super::NamedLock), a lockhog lock taken through a connection of its own.
 pub trait Hogger<M>: Send {
     /// What stays on the hog's thread while the lock is held.
