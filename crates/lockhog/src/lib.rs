@@ -1,7 +1,34 @@
 //! Locks that hold across threads, processes and machines — one API over many backends — and
 //! tools to hog them in tests.
 //!
-//! # A tour
+//! # Hog a lock in a test
+//!
+//! `pay_individual` must refuse to run while someone else is paying. The test takes the lock
+//! from another thread and keeps it, so the call must fail; [`hog::hog_lock`] returns only once
+//! the lock is held, so nothing sleeps:
+//!
+//! ```
+//! use std::sync::Mutex;
+//!
+//! static PAY_LOCK: Mutex<()> = Mutex::new(());
+//!
+//! fn pay_individual() -> Result<(), &'static str> {
+//!     let _paying = PAY_LOCK.try_lock().map_err(|_| "already paying")?;
+//!     Ok(())
+//! }
+//!
+//! let hog = lockhog::hog::hog_lock(|| PAY_LOCK.lock().unwrap())?;
+//! assert_eq!(pay_individual(), Err("already paying"));
+//! hog.release()?;
+//! assert_eq!(pay_individual(), Ok(()));
+//! # Ok::<(), lockhog::hog::HogError>(())
+//! ```
+//!
+//! The same works for any lock: a tokio mutex ([`hog::async_hog_lock`]), a lockhog lock on any
+//! backend, a lock only another process can block ([`hog::HogFrom::Process`] runs
+//! `lockhog hold`). See [`hog`].
+//!
+//! # Take a lock
 //!
 //! Connect a [`Locker`] to a backend by URL, ask it for a lock by name, and hold the
 //! [`LockGuard`] for as long as the critical section runs:
