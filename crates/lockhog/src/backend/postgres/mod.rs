@@ -211,6 +211,26 @@ impl Drop for NameTicket {
     }
 }
 
+/// One acquire's lock, key, mode and lost notice.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    lock: &'a LockKey,
+    key: i64,
+    shared: bool,
+    lost: &'a LostSender,
+}
+
+impl<'a> Request<'a> {
+    fn new(lock: &'a LockKey, ctx: &'a AcquireContext) -> Self {
+        Request {
+            lock,
+            key: key_of(lock),
+            shared: ctx.options.shared,
+            lost: &ctx.lost,
+        }
+    }
+}
+
 /// A tokio-postgres error as text: the server's message with its SQLSTATE when there is one.
 pub(crate) fn pg_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -505,16 +525,16 @@ impl PostgresBackend {
 
     fn held(
         &self,
+        req: &Request<'_>,
         conn: Arc<Conn>,
         waiter_slot: Option<OwnedSemaphorePermit>,
-        lock: &LockKey,
-        key: i64,
-        shared: bool,
         permit: Permit,
-        lost: &LostSender,
         token: Option<i64>,
     ) -> Result<Acquired<PostgresHeld>> {
-        let registration = conn.register(lost.clone());
+        let Request {
+            lock, key, shared, ..
+        } = *req;
+        let registration = conn.register(req.lost.clone());
         let held = PostgresHeld {
             inner: Some(HeldInner {
                 pool: self.pool.clone(),
@@ -548,12 +568,10 @@ impl PostgresBackend {
     /// The permit comes back when someone else holds the lock.
     async fn try_on_session(
         &self,
-        lock: &LockKey,
-        key: i64,
-        shared: bool,
+        req: &Request<'_>,
         permit: Permit,
-        lost: &LostSender,
     ) -> Result<std::result::Result<Acquired<PostgresHeld>, Permit>> {
+        let (key, shared) = (req.key, req.shared);
         let conn = self.pool.session().await?;
         let mut attempt = Attempt {
             conn: conn.clone(),
@@ -578,22 +596,19 @@ impl PostgresBackend {
         };
         match token {
             None => Ok(Err(permit)),
-            Some(t) => self
-                .held(conn, None, lock, key, shared, permit, lost, Some(t))
-                .map(Ok),
+            Some(t) => self.held(req, conn, None, permit, Some(t)).map(Ok),
         }
     }
 
     /// Blocks in `pg_advisory_lock` on a waiter connection until `deadline`.
     async fn wait_on_server(
         &self,
-        lock: &LockKey,
-        key: i64,
-        shared: bool,
+        req: &Request<'_>,
         permit: Permit,
         ctx: &AcquireContext,
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<PostgresHeld>>> {
+        let (key, shared) = (req.key, req.shared);
         // A waiter slot; when all are taken, poll on the session connections meanwhile.
         let mut permit = permit;
         let mut attempt = 0u32;
@@ -614,10 +629,7 @@ impl PostgresBackend {
                 _ = tokio::time::sleep_until(wake) => {}
             }
             ctx.note_attempt();
-            permit = match self
-                .try_on_session(lock, key, shared, permit, &ctx.lost)
-                .await?
-            {
+            permit = match self.try_on_session(req, permit).await? {
                 Ok(acquired) => return Ok(Some(acquired)),
                 Err(p) => p,
             };
@@ -676,17 +688,8 @@ impl PostgresBackend {
         let waiter = guard.waiter.take().expect("taken once");
         let permit = guard.permit.take().expect("taken once");
         let Waiter { conn, slot } = waiter;
-        self.held(
-            conn,
-            Some(slot),
-            lock,
-            key,
-            shared,
-            permit,
-            &ctx.lost,
-            row.get(0),
-        )
-        .map(Some)
+        self.held(req, conn, Some(slot), permit, row.get(0))
+            .map(Some)
     }
 
     fn permits(shared: bool) -> u32 {
@@ -766,16 +769,12 @@ impl Backend for PostgresBackend {
         lock: &LockKey,
         ctx: &AcquireContext,
     ) -> Result<Option<Acquired<PostgresHeld>>> {
-        let key = key_of(lock);
-        let shared = ctx.options.shared;
-        let Some(permit) = LOCAL.try_acquire_many(&self.local_key(key), Self::permits(shared))
-        else {
+        let req = Request::new(lock, ctx);
+        let id = self.local_key(req.key);
+        let Some(permit) = LOCAL.try_acquire_many(&id, Self::permits(req.shared)) else {
             return Ok(None);
         };
-        Ok(self
-            .try_on_session(lock, key, shared, permit, &ctx.lost)
-            .await?
-            .ok())
+        Ok(self.try_on_session(&req, permit).await?.ok())
     }
 
     async fn wait_acquire(
@@ -784,27 +783,23 @@ impl Backend for PostgresBackend {
         ctx: &AcquireContext,
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<PostgresHeld>>> {
-        let key = key_of(lock);
-        let shared = ctx.options.shared;
+        let req = Request::new(lock, ctx);
         ctx.note_attempt();
+        let id = self.local_key(req.key);
         let Some(permit) = LOCAL
-            .acquire_many(&self.local_key(key), Self::permits(shared), deadline)
+            .acquire_many(&id, Self::permits(req.shared), deadline)
             .await
         else {
             return Ok(None);
         };
-        let permit = match self
-            .try_on_session(lock, key, shared, permit, &ctx.lost)
-            .await?
-        {
+        let permit = match self.try_on_session(&req, permit).await? {
             Ok(acquired) => return Ok(Some(acquired)),
             Err(permit) => permit,
         };
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(None);
         }
-        self.wait_on_server(lock, key, shared, permit, ctx, deadline)
-            .await
+        self.wait_on_server(&req, permit, ctx, deadline).await
     }
 
     async fn release(&self, mut held: PostgresHeld) -> Result<bool> {
