@@ -215,6 +215,28 @@ pub async fn fencing_tokens_increase(t: &Target) {
     }
 }
 
+/// `cleanup` removes only what nobody holds, and tokens keep growing across it.
+pub async fn fencing_tokens_survive_cleanup(t: &Target) {
+    let (a, b) = (t.locker().await, t.locker().await);
+    let first = hold(a.lock("conformance-cleanup")).await;
+    let kept = hold(a.lock("conformance-cleanup-held")).await;
+    let token = first.fencing_token();
+    first.release().await.unwrap();
+    b.cleanup().await.expect("cleanup");
+    assert_not_acquired(
+        b.lock("conformance-cleanup-held").try_acquire().await,
+        "contended",
+    );
+    let again = hold(b.lock("conformance-cleanup")).await;
+    assert!(
+        again.fencing_token() > token,
+        "token {} after {token} across cleanup",
+        again.fencing_token()
+    );
+    again.release().await.unwrap();
+    kept.release().await.unwrap();
+}
+
 /// A lease that nobody renews (its holder abandoned it) expires, and the next holder gets a
 /// greater token.
 pub async fn lease_expires_when_not_renewed(t: &Target) {

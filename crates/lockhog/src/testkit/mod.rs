@@ -225,6 +225,7 @@ macro_rules! conformance_suite {
                 release_by_drop,
                 release_reports_ownership,
                 fencing_tokens_increase,
+                fencing_tokens_survive_cleanup,
                 lease_expires_when_not_renewed,
                 killed_holder_releases,
                 abandoned_holder,

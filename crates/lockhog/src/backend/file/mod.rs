@@ -8,9 +8,10 @@
 //!   subdirectory named after the encoded namespace.
 //! - **Waiting** happens in the kernel on a helper thread (see `wait.rs`): a waiter wakes the
 //!   moment the holder's descriptor closes.
-//! - **Fencing tokens** come from one counter per directory, `<dir>/.lockhog-fencing`, bumped
-//!   under its own `flock` right after each acquire. It is never removed, so tokens keep
-//!   growing across processes, restarts of the program and `cleanup`.
+//! - **Fencing tokens** come from a counter inside each lock file, bumped by the holder right
+//!   after it locks the file; `cleanup` keeps a floor per directory so tokens keep growing when
+//!   it removes a lock file (see `fencing.rs`). Writing the counter needs a lock file we can
+//!   write to.
 //! - **Crash release**: the kernel drops a `flock` when the last descriptor closes, so a killed
 //!   holder frees its locks at once.
 //! - **Cleanup** removes lock files nobody holds, safely: it removes a file only while holding
@@ -18,15 +19,16 @@
 //!   no longer matches the path) starts over. `flock(1)` does not do that check, so do not run
 //!   `cleanup` while shell scripts wait on the same files.
 
+mod fencing;
 mod mode;
 mod proc_locks;
 mod wait;
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
@@ -42,7 +44,6 @@ use crate::url::BackendUrl;
 
 const SCHEME: &str = "file";
 const SUFFIX: &str = ".lock";
-const COUNTER_FILE: &str = ".lockhog-fencing";
 /// Longest file name most file systems accept.
 const NAME_MAX: usize = 255;
 /// Bytes of the encoded name kept in front of the digest when a name is too long.
@@ -62,16 +63,16 @@ type Permit = Option<NamedPermit<PathBuf>>;
 pub struct FileBackend {
     root: PathBuf,
     mode: LockMode,
-    /// The fencing counter, opened on first use. The mutex orders this process's threads,
-    /// which share one open file description and so are not ordered by `flock` on it.
-    counter: Mutex<Option<File>>,
+    /// The fencing floor for lock files `cleanup` removed.
+    floor: fencing::Floor,
 }
 
 /// A held file lock: the open, locked file. Closing it releases the lock.
 #[derive(Debug)]
 pub struct FileHeld {
     // Field order matters: the file closes (unlocking) before the in-process permit goes.
-    _file: File,
+    file: File,
+    path: PathBuf,
     _permit: Permit,
 }
 
@@ -180,9 +181,9 @@ impl FileBackend {
             .canonicalize()
             .map_err(|e| io_err("cannot resolve lock directory", e))?;
         Ok(FileBackend {
+            floor: fencing::Floor::new(&root),
             root,
             mode,
-            counter: Mutex::new(None),
         })
     }
 
@@ -209,48 +210,11 @@ impl FileBackend {
         Error::backend_io(SCHEME, format!("{doing} {}", path.display()), e)
     }
 
-    /// Bumps the directory's fencing counter and returns the new value.
-    fn next_token(&self) -> Result<u64> {
-        let path = self.root.join(COUNTER_FILE);
-        let fail = |e| self.io_error("cannot update fencing counter", &path, e);
-        let mut slot = self.counter.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                // Never truncate: the counter file's content is the fencing state.
-                .truncate(false)
-                .mode(0o666)
-                .open(&path)
-                .map_err(fail)?;
-            *slot = Some(f);
-        }
-        let file = slot.as_ref().expect("opened above");
-        file.lock().map_err(fail)?;
-        let bumped = (|| {
-            let mut buf = [0u8; 32];
-            let n = file.read_at(&mut buf, 0)?;
-            let text = std::str::from_utf8(&buf[..n]).unwrap_or("").trim();
-            let current: u64 = if text.is_empty() {
-                0
-            } else {
-                text.parse().map_err(|_| {
-                    io::Error::new(io::ErrorKind::InvalidData, "the counter file is corrupt")
-                })?
-            };
-            let next = current + 1;
-            // Fixed width, so a shorter number never leaves digits of a longer one behind.
-            file.write_all_at(format!("{next:020}\n").as_bytes(), 0)?;
-            Ok(next)
-        })();
-        let _ = file.unlock();
-        bumped.map_err(fail)
-    }
-
     fn granted(&self, held: FileHeld) -> Result<Acquired<FileHeld>> {
         Ok(Acquired {
-            token: self.next_token()?,
+            token: self.floor.next_token(&held.file).map_err(|e| {
+                self.io_error("cannot update the fencing counter of", &held.path, e)
+            })?,
             held,
         })
     }
@@ -288,7 +252,8 @@ impl FileBackend {
                 .map_err(|e| self.io_error("cannot check lock file", path, e))?
             {
                 return Ok(Ok(FileHeld {
-                    _file: file,
+                    file,
+                    path: path.to_path_buf(),
                     _permit: permit,
                 }));
             }
@@ -400,7 +365,8 @@ impl Backend for FileBackend {
                         // after `file`, so no other holder in this process is unlocked by
                         // this descriptor's close.
                         let held = FileHeld {
-                            _file: file,
+                            file,
+                            path: thread_path,
                             _permit: permit,
                         };
                         return Ok((held, attempts));
@@ -453,15 +419,20 @@ impl Backend for FileBackend {
         let mut report = CleanupReport::default();
         for path in self.lock_files(&self.dir(namespace))? {
             match self.try_lock_path(&path) {
-                Ok(Some(file)) => {
+                Ok(Some(held)) => {
                     // Removing while holding the lock: anyone who opened the old file will find
-                    // it unlinked after locking it and start over on a new one.
+                    // it unlinked after locking it and start over on a new one, whose counter
+                    // starts from the floor raised here.
+                    let counter = self.floor.counter_of(&held.file);
+                    counter.and_then(|c| self.floor.raise(c)).map_err(|e| {
+                        self.io_error("cannot keep the fencing counter of", &path, e)
+                    })?;
                     match std::fs::remove_file(&path) {
                         Ok(()) => report.removed += 1,
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                         Err(e) => return Err(self.io_error("cannot remove", &path, e)),
                     }
-                    drop(file);
+                    drop(held);
                 }
                 Ok(None) => report.kept += 1,
                 Err(e) => return Err(e),
