@@ -37,3 +37,10 @@ lockhog::conformance_suite!(
         .with_hold_bin(hold_bin())
         .with_unreachable_url("redlock://127.0.0.1:1,127.0.0.1:2,127.0.0.1:3")
 );
+#[cfg(feature = "memcached")]
+lockhog::conformance_suite!(
+    memcached_backend,
+    Target::from_env("LOCKHOG_TEST_MEMCACHED_URL")
+        .with_hold_bin(hold_bin())
+        .with_unreachable_url("memcached://127.0.0.1:1")
+);

@@ -96,6 +96,10 @@ impl Locker {
             "redlock" => Arc::new(
                 crate::backend::redis::redlock::RedlockBackend::connect(&mut parsed).await?,
             ),
+            #[cfg(feature = "memcached")]
+            "memcached" => Arc::new(
+                crate::backend::memcached::MemcachedBackend::connect(&mut parsed).await?,
+            ),
             #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => {
                 Arc::new(crate::backend::postgres::PostgresBackend::connect(&mut parsed).await?)

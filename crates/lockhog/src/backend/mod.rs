@@ -29,8 +29,12 @@
 
 pub mod file;
 pub mod lease;
+#[cfg(feature = "memcached")]
+pub mod memcached;
 pub mod mem;
 mod named_semaphores;
+#[cfg(any(feature = "redis", feature = "memcached"))]
+mod owner;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "postgres")]

@@ -56,10 +56,11 @@ use tokio::time::{timeout, Instant};
 
 use super::wake::Wakeups;
 use super::{
-    backend_err, client, fence_key, lock_key, new_owner, release_channel, scan_pattern, scripts,
-    ttl_ms, ttl_of, CONNECT_TIMEOUT, MAX_PUBSUB_WAIT,
+    backend_err, client, fence_key, lock_key, release_channel, scan_pattern, scripts, ttl_ms,
+    ttl_of, CONNECT_TIMEOUT, MAX_PUBSUB_WAIT,
 };
 use crate::backend::lease::{Lease, Renewal};
+use crate::backend::owner::new_owner;
 use crate::backend::{
     AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
 };
@@ -642,7 +643,11 @@ impl Backend for RedlockBackend {
                     .collect();
                 (on.len() >= quorum(n)).then(|| {
                     let ttl = on.iter().copied().filter(|p| *p >= 0).min();
-                    let mut h = format!("{} on {}/{n} nodes", super::describe_owner(o), on.len());
+                    let mut h = format!(
+                        "{} on {}/{n} nodes",
+                        crate::backend::owner::describe_owner(o),
+                        on.len()
+                    );
                     if let Some(ttl) = ttl {
                         h.push_str(&format!(" ttl {ttl}ms"));
                     }

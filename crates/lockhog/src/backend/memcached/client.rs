@@ -1,0 +1,267 @@
+//! A small memcached client: the text protocol's `add`, `incr`, `cas`, `version`,
+//! `lru_crawler metadump`, and the meta commands `mg` (get with CAS and ttl) and `md` (delete
+//! with a CAS check), over a few tokio TCP connections.
+//!
+//! Each command takes a connection out of its slot for its whole exchange and puts it back
+//! only after reading the full answer: a command dropped half-way (a cancelled future) drops
+//! its connection instead of leaving an unread answer for the next command.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// How long connecting, or one command's exchange, may take.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections per client.
+const POOL: usize = 4;
+
+type Conn = BufReader<TcpStream>;
+
+/// A client of one memcached server.
+pub(crate) struct Client {
+    addr: String,
+    slots: Vec<Mutex<Option<Conn>>>,
+    next: AtomicUsize,
+}
+
+/// An item read by [`Client::get`].
+#[derive(Debug)]
+pub(crate) struct Item {
+    pub value: Vec<u8>,
+    pub cas: u64,
+    /// Remaining seconds, -1 for none.
+    pub ttl: i64,
+}
+
+/// What a conditional write found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Cas {
+    Done,
+    /// The item changed since it was read.
+    Changed,
+    NotFound,
+}
+
+fn bad(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.into())
+}
+
+impl Client {
+    pub(crate) fn new(addr: String) -> Self {
+        Client {
+            addr,
+            slots: (0..POOL).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Runs one exchange on a pooled connection (a new one when the slot is empty).
+    async fn exchange(&self, request: &[u8], expect: Expect) -> io::Result<Reply> {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % POOL];
+        let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let work = async {
+            let mut conn = match taken {
+                Some(c) => c,
+                None => {
+                    let stream = TcpStream::connect(&self.addr).await?;
+                    stream.set_nodelay(true)?;
+                    BufReader::new(stream)
+                }
+            };
+            conn.get_mut().write_all(request).await?;
+            let out = read_reply(&mut conn, expect).await?;
+            Ok::<_, io::Error>((conn, out))
+        };
+        let (conn, out) = timeout(IO_TIMEOUT, work)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer in time"))??;
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn);
+        Ok(out)
+    }
+
+    async fn line(&self, request: &[u8]) -> io::Result<String> {
+        match self.exchange(request, Expect::Line).await? {
+            Reply::Line(l) => Ok(l),
+            Reply::Lines(_) | Reply::Value(..) => unreachable!("asked for one line"),
+        }
+    }
+
+    /// `version`: checks that the server answers.
+    pub(crate) async fn version(&self) -> io::Result<String> {
+        let line = self.line(b"version\r\n").await?;
+        line.strip_prefix("VERSION ")
+            .map(str::to_string)
+            .ok_or_else(|| bad(format!("unexpected answer to version: {line:?}")))
+    }
+
+    /// `add`: stores `value` under `key` for `exptime` seconds unless the key exists.
+    pub(crate) async fn add(&self, key: &str, value: &[u8], exptime: u64) -> io::Result<bool> {
+        let mut req = format!("add {key} 0 {exptime} {}\r\n", value.len()).into_bytes();
+        req.extend_from_slice(value);
+        req.extend_from_slice(b"\r\n");
+        match self.line(&req).await?.as_str() {
+            "STORED" => Ok(true),
+            "NOT_STORED" => Ok(false),
+            other => Err(bad(format!("unexpected answer to add: {other:?}"))),
+        }
+    }
+
+    /// `incr`: adds 1 to the decimal counter `key`; `None` when it does not exist.
+    pub(crate) async fn incr(&self, key: &str) -> io::Result<Option<u64>> {
+        let line = self.line(format!("incr {key} 1\r\n").as_bytes()).await?;
+        if line == "NOT_FOUND" {
+            return Ok(None);
+        }
+        line.parse()
+            .map(Some)
+            .map_err(|_| bad(format!("unexpected answer to incr: {line:?}")))
+    }
+
+    /// `mg key v c t`: the value, CAS unique and remaining ttl, or `None`.
+    pub(crate) async fn get(&self, key: &str) -> io::Result<Option<Item>> {
+        let req = format!("mg {key} v c t\r\n");
+        let (line, value) = match self.exchange(req.as_bytes(), Expect::MetaValue).await? {
+            Reply::Line(l) if l == "EN" => return Ok(None),
+            Reply::Value(l, v) => (l, v),
+            other => return Err(bad(format!("unexpected answer to mg: {other:?}"))),
+        };
+        let (mut cas, mut ttl) = (0, -1);
+        for w in line.split(' ').skip(2) {
+            if let Some(v) = w.strip_prefix('c') {
+                cas = v.parse().map_err(|_| bad("mg: bad cas"))?;
+            } else if let Some(v) = w.strip_prefix('t') {
+                ttl = v.parse().map_err(|_| bad("mg: bad ttl"))?;
+            }
+        }
+        Ok(Some(Item { value, cas, ttl }))
+    }
+
+    /// `cas`: rewrites `key` with `value` and a new `exptime` if its CAS unique is still `cas`.
+    pub(crate) async fn cas(
+        &self,
+        key: &str,
+        value: &[u8],
+        exptime: u64,
+        cas: u64,
+    ) -> io::Result<Cas> {
+        let mut req = format!("cas {key} 0 {exptime} {} {cas}\r\n", value.len()).into_bytes();
+        req.extend_from_slice(value);
+        req.extend_from_slice(b"\r\n");
+        match self.line(&req).await?.as_str() {
+            "STORED" => Ok(Cas::Done),
+            "EXISTS" => Ok(Cas::Changed),
+            "NOT_FOUND" => Ok(Cas::NotFound),
+            other => Err(bad(format!("unexpected answer to cas: {other:?}"))),
+        }
+    }
+
+    /// `md key C<cas>`: deletes `key` if its CAS unique is still `cas` (memcached 1.6+).
+    pub(crate) async fn delete_if(&self, key: &str, cas: u64) -> io::Result<Cas> {
+        match self
+            .line(format!("md {key} C{cas}\r\n").as_bytes())
+            .await?
+            .as_str()
+        {
+            "HD" => Ok(Cas::Done),
+            "EX" => Ok(Cas::Changed),
+            "NF" => Ok(Cas::NotFound),
+            other => Err(bad(format!("unexpected answer to md: {other:?}"))),
+        }
+    }
+
+    /// Every key on the server (`lru_crawler metadump all`), decoded.
+    pub(crate) async fn keys(&self) -> io::Result<Vec<String>> {
+        let lines = match self
+            .exchange(b"lru_crawler metadump all\r\n", Expect::UntilEnd)
+            .await?
+        {
+            Reply::Lines(l) => l,
+            other => return Err(bad(format!("unexpected answer to metadump: {other:?}"))),
+        };
+        Ok(lines
+            .iter()
+            .filter_map(|line| {
+                line.strip_prefix("key=")
+                    .and_then(|r| r.split(' ').next())
+                    .and_then(crate::name::percent_decode)
+            })
+            .collect())
+    }
+}
+
+/// What an answer looks like.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// One line.
+    Line,
+    /// `VA <len> <flags>` then `len` bytes and `\r\n`; or one other line (`EN`).
+    MetaValue,
+    /// Lines up to `END`.
+    UntilEnd,
+}
+
+#[derive(Debug)]
+enum Reply {
+    Line(String),
+    Value(String, Vec<u8>),
+    Lines(Vec<String>),
+}
+
+async fn read_reply(c: &mut Conn, expect: Expect) -> io::Result<Reply> {
+    match expect {
+        Expect::Line => Ok(Reply::Line(read_line(c).await?)),
+        Expect::MetaValue => {
+            let line = read_line(c).await?;
+            let Some(rest) = line.strip_prefix("VA ") else {
+                return Ok(Reply::Line(line));
+            };
+            let len: usize = rest
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| bad("mg: no length"))?;
+            let mut value = vec![0; len + 2];
+            c.read_exact(&mut value).await?;
+            value.truncate(len);
+            Ok(Reply::Value(line, value))
+        }
+        Expect::UntilEnd => {
+            let mut lines = Vec::new();
+            loop {
+                let line = read_line(c).await?;
+                if line == "END" {
+                    return Ok(Reply::Lines(lines));
+                }
+                if line.starts_with("BUSY") {
+                    return Err(bad(format!("metadump: {line}")));
+                }
+                lines.push(line);
+            }
+        }
+    }
+}
+
+/// One `\r\n`-terminated line, without its terminator.
+async fn read_line(c: &mut Conn) -> io::Result<String> {
+    let mut line = String::new();
+    if c.read_line(&mut line).await? == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the server closed the connection",
+        ));
+    }
+    let line = line.trim_end_matches(['\r', '\n']).to_string();
+    if line.starts_with("SERVER_ERROR") || line.starts_with("CLIENT_ERROR") || line == "ERROR" {
+        return Err(io::Error::other(line));
+    }
+    Ok(line)
+}

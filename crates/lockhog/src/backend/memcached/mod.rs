@@ -1,0 +1,418 @@
+//! `memcached://host:port` — the weak kind of lock (djangae's `WEAK`): good enough to avoid
+//! doing work twice, not to protect anything that must never run twice.
+//!
+//! # Why weak
+//!
+//! memcached is a cache. It may **evict** a lock item under memory pressure (the LRU does not
+//! know it is a lock), and a **restart** forgets every lock: in both cases a second holder can
+//! take a lock whose first holder is still working, and no renewal can prevent it (the first
+//! holder's next renewal finds the item gone and reports the lock lost, after the fact). Use it
+//! where a rare overlap costs only duplicated work; use `redis://`, `postgres://` or `etcd://`
+//! otherwise, and always pass the fencing token to what you protect.
+//!
+//! # Keys
+//!
+//! memcached keys are at most 250 bytes without spaces or control characters, so a lock is the
+//! key `NS:lock:<SHA-256 of the name, hex>`, with `NS` the namespace with every byte outside
+//! printable ASCII, and `%` and `:`, percent-encoded (or `sha256-<hex>` of it when that is
+//! over 100 bytes). That key is the RESOURCE `hold` and `status` print (`mg <key> v` shows
+//! it). The item's value is the owner (`<128 random bits>/<pid>/<host>`), a newline and the
+//! name, so `status` can list names. The fencing counter is `NS:fence`.
+//!
+//! # How it works
+//!
+//! - **Acquire**: `add key value exptime` — stored only when the key does not exist.
+//! - **Owner checks** use CAS uniques, so no step can act on another owner's item: **release**
+//!   reads the item (`mg … v c`), compares the value with ours and deletes it with the
+//!   meta command `md key C<cas>`, which deletes only if nobody wrote it in between
+//!   (memcached 1.6 or later); **renewal** compares the same way and rewrites the item with a
+//!   new expiry by `cas` (a plain `touch` would extend whoever holds the key by then).
+//! - **Expiry** has whole-second granularity in memcached: the item is stored with
+//!   `ceil(ttl) + 1` seconds, so a lease lasts at least its ttl and at most about two seconds
+//!   more; a holder that dies frees the lock within that.
+//! - **Waiting** polls with the caller's retry policy (memcached cannot notify).
+//! - **Fencing tokens**: `incr NS:fence 1`; a missing counter is created (with `add`, so two
+//!   clients cannot both create it) at the current time in microseconds, so that one lost to
+//!   eviction or a restart starts again above the tokens handed out before (unless the client's
+//!   clock went back, or more than a million tokens a second were handed out on average).
+//! - **Status** lists keys with `lru_crawler metadump all` and reads each.
+
+mod client;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use self::client::{Cas, Client};
+use super::lease::{Lease, Renewal};
+use super::{
+    AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
+};
+use crate::error::{Error, Result};
+use crate::name::{hex, percent_encode, LockKey};
+use crate::url::BackendUrl;
+
+const SCHEME: &str = "memcached";
+
+/// The lease when neither the URL (`?ttl=`) nor the request says.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+
+/// The `memcached://` backend. See the [module docs](self).
+pub struct MemcachedBackend {
+    client: Arc<Client>,
+}
+
+impl std::fmt::Debug for MemcachedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemcachedBackend")
+            .field("addr", &self.client.addr())
+            .finish()
+    }
+}
+
+/// A held memcached lock.
+pub struct MemcachedHeld {
+    client: Arc<Client>,
+    key: String,
+    value: Vec<u8>,
+    renewal: Renewal,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for MemcachedHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemcachedHeld")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(doing: &str, e: std::io::Error) -> Error {
+    Error::backend_io(SCHEME, doing, e)
+}
+
+fn namespace_part(namespace: &str) -> String {
+    let enc = percent_encode(namespace, |b| {
+        b.is_ascii_graphic() && b != b'%' && b != b':'
+    });
+    if enc.len() <= 100 {
+        enc
+    } else {
+        format!("sha256-{}", hex(&Sha256::digest(namespace.as_bytes())))
+    }
+}
+
+/// The memcached key of a lock.
+pub fn lock_key(key: &LockKey) -> String {
+    format!(
+        "{}:lock:{}",
+        namespace_part(key.namespace()),
+        hex(&Sha256::digest(key.name().as_str().as_bytes()))
+    )
+}
+
+fn fence_key(namespace: &str) -> String {
+    format!("{}:fence", namespace_part(namespace))
+}
+
+/// Whole seconds that cover `ttl` whatever the server's clock tick.
+fn exptime(ttl: Duration) -> u64 {
+    ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0) + 1
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// What to do to an item that is still ours.
+#[derive(Clone, Copy)]
+enum Op {
+    /// Delete it.
+    Delete,
+    /// Rewrite it unchanged with this expiry.
+    Extend(u64),
+}
+
+/// Reads `key` and applies `op` only when its value is `ours`, checked by CAS so that a write
+/// in between makes it read again: `Ok(false)` when it is gone or someone else's.
+async fn if_ours(client: &Client, key: &str, ours: &[u8], op: Op) -> std::io::Result<bool> {
+    loop {
+        let Some(item) = client.get(key).await? else {
+            return Ok(false);
+        };
+        if item.value != ours {
+            return Ok(false);
+        }
+        let done = match op {
+            Op::Delete => client.delete_if(key, item.cas).await?,
+            Op::Extend(exp) => client.cas(key, ours, exp, item.cas).await?,
+        };
+        match done {
+            Cas::Done => return Ok(true),
+            Cas::NotFound => return Ok(false),
+            Cas::Changed => continue,
+        }
+    }
+}
+
+async fn release_item(client: &Client, key: &str, value: &[u8]) -> std::io::Result<bool> {
+    if_ours(client, key, value, Op::Delete).await
+}
+
+struct ItemLease {
+    client: Arc<Client>,
+    key: String,
+    value: Vec<u8>,
+    ttl: Duration,
+}
+
+impl Lease for ItemLease {
+    async fn renew(&self) -> Result<Option<Instant>> {
+        let started = Instant::now();
+        let exp = exptime(self.ttl);
+        let renewed = if_ours(&self.client, &self.key, &self.value, Op::Extend(exp))
+            .await
+            .map_err(|e| io_err("renewing a lease", e))?;
+        Ok(renewed.then(|| started + self.ttl))
+    }
+}
+
+/// Deletes our item in the background when an acquire is dropped after sending its `add`.
+struct Undo {
+    client: Option<Arc<Client>>,
+    key: String,
+    value: Vec<u8>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (key, value) = (
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.value),
+        );
+        rt.spawn(async move {
+            let _ = release_item(&client, &key, &value).await;
+        });
+    }
+}
+
+impl MemcachedBackend {
+    /// Connects to `memcached://host:port` (namespace and ttl already taken off).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] for a malformed URL or unknown option; [`Error::Backend`] when the
+    /// server does not answer.
+    pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
+        url.finish()?;
+        let addr = url
+            .body()
+            .strip_prefix("//")
+            .map(|a| a.trim_end_matches('/'))
+            .filter(|a| !a.is_empty() && !a.contains(['/', '@', ',']))
+            .ok_or_else(|| url.invalid("expected memcached://host:port"))?;
+        let addr = if addr.contains(':') {
+            addr.to_string()
+        } else {
+            format!("{addr}:11211")
+        };
+        let client = Client::new(addr.clone());
+        client
+            .version()
+            .await
+            .map_err(|e| io_err(&format!("cannot reach {addr}"), e))?;
+        Ok(MemcachedBackend {
+            client: Arc::new(client),
+        })
+    }
+
+    async fn next_token(&self, namespace: &str) -> std::io::Result<u64> {
+        let fence = fence_key(namespace);
+        loop {
+            if let Some(t) = self.client.incr(&fence).await? {
+                return Ok(t);
+            }
+            // Missing (never made, evicted, or lost in a restart): start at the clock. Only one
+            // `add` wins; the others see it stored and increment it.
+            self.client
+                .add(&fence, now_micros().to_string().as_bytes(), 0)
+                .await?;
+        }
+    }
+}
+
+impl Backend for MemcachedBackend {
+    type Held = MemcachedHeld;
+
+    fn scheme(&self) -> &'static str {
+        SCHEME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lease: true,
+            native_fencing: true,
+            lost_notice: true,
+            crash_release: true,
+            cross_process: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn resource(&self, key: &LockKey) -> String {
+        lock_key(key)
+    }
+
+    async fn try_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+    ) -> Result<Option<Acquired<MemcachedHeld>>> {
+        let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
+        let item = lock_key(key);
+        let mut value = super::owner::new_owner();
+        value.push(b'\n');
+        value.extend_from_slice(key.name().as_str().as_bytes());
+        let mut undo = Undo {
+            client: Some(self.client.clone()),
+            key: item.clone(),
+            value: value.clone(),
+        };
+        let started = Instant::now();
+        let stored = self
+            .client
+            .add(&item, &value, exptime(ttl))
+            .await
+            .map_err(|e| io_err("acquiring a lock", e))?;
+        if !stored {
+            undo.client = None;
+            return Ok(None);
+        }
+        let token = self
+            .next_token(key.namespace())
+            .await
+            .map_err(|e| io_err("taking a fencing token", e))?;
+        undo.client = None;
+        let renewal = Renewal::spawn(
+            ItemLease {
+                client: self.client.clone(),
+                key: item.clone(),
+                value: value.clone(),
+                ttl,
+            },
+            ttl,
+            started + ttl,
+            ctx.lost.clone(),
+        );
+        Ok(Some(Acquired {
+            held: MemcachedHeld {
+                client: self.client.clone(),
+                key: item,
+                value,
+                renewal,
+                runtime: tokio::runtime::Handle::current(),
+            },
+            token,
+        }))
+    }
+
+    async fn release(&self, mut held: MemcachedHeld) -> Result<bool> {
+        held.renewal.stop();
+        release_item(&held.client, &held.key, &held.value)
+            .await
+            .map_err(|e| io_err("releasing a lock", e))
+    }
+
+    fn release_on_drop(&self, mut held: MemcachedHeld) {
+        held.renewal.stop();
+        let runtime = held.runtime.clone();
+        runtime.spawn(async move {
+            if let Err(e) = release_item(&held.client, &held.key, &held.value).await {
+                tracing::debug!(error = %e, "release on drop failed; the lease will expire");
+            }
+        });
+    }
+
+    async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
+        let items: Vec<String> = if keys.is_empty() {
+            let prefix = format!("{}:lock:", namespace_part(namespace));
+            let mut all: Vec<String> = self
+                .client
+                .keys()
+                .await
+                .map_err(|e| io_err("listing locks", e))?
+                .into_iter()
+                .filter(|k| k.starts_with(&prefix))
+                .collect();
+            all.sort();
+            all
+        } else {
+            keys.iter().map(lock_key).collect()
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let got = self
+                .client
+                .get(item)
+                .await
+                .map_err(|e| io_err("reading a lock", e))?;
+            let given = keys.get(i).map(|k| k.name().to_string());
+            match got {
+                Some(it) => {
+                    let (owner, name) = match it.value.iter().position(|&b| b == b'\n') {
+                        Some(at) => (&it.value[..at], Some(&it.value[at + 1..])),
+                        None => (&it.value[..], None),
+                    };
+                    let name =
+                        given.or_else(|| name.and_then(|n| String::from_utf8(n.to_vec()).ok()));
+                    let mut holder = super::owner::describe_owner(owner);
+                    if it.ttl >= 0 {
+                        holder.push_str(&format!(" ttl {}s", it.ttl));
+                    }
+                    out.push(LockStatus::new(
+                        name,
+                        item.clone(),
+                        LockState::Held,
+                        Some(holder),
+                    ));
+                }
+                None if keys.is_empty() => {}
+                None => out.push(LockStatus::new(given, item.clone(), LockState::Free, None)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn cleanup(&self, namespace: &str) -> Result<CleanupReport> {
+        let held = self.status(namespace, &[]).await?.len() as u64;
+        Ok(CleanupReport::new(0, held))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::LockName;
+
+    #[test]
+    fn keys_fit_memcached() {
+        let long_ns = "n s\0:".repeat(30);
+        for ns in ["lockhog", "a b", long_ns.as_str()] {
+            let k = lock_key(&LockKey::new(ns, LockName::new("x".repeat(1024)).unwrap()));
+            assert!(k.len() <= 250, "{k}");
+            assert!(k.bytes().all(|b| b.is_ascii_graphic()), "{k}");
+        }
+        assert_eq!(exptime(Duration::from_secs(1)), 2);
+        assert_eq!(exptime(Duration::from_millis(1500)), 3);
+    }
+}
