@@ -80,6 +80,7 @@
 
 pub mod backend;
 pub mod blocking;
+pub mod compute_once;
 mod error;
 mod guard;
 pub mod hog;
@@ -90,6 +91,7 @@ mod options;
 pub mod testkit;
 mod url;
 
+pub use compute_once::{compute_once, ComputeOnce};
 pub use backend::{Backend, Capabilities, CleanupReport, LockState, LockStatus};
 pub use error::{BoxError, Error, Result};
 pub use guard::{AcquireStats, LockGuard, LostSender};

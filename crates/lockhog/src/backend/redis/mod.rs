@@ -89,7 +89,7 @@ const SCHEME: &str = "redis";
 // ---------------------------------------------------------------------------------------------
 // Keys
 
-fn namespace_part(namespace: &str) -> String {
+pub(crate) fn namespace_part(namespace: &str) -> String {
     percent_encode(namespace, |b| b != b'%' && b != b':')
 }
 
