@@ -292,16 +292,12 @@ struct HeldInner {
 
 impl Drop for PostgresHeld {
     fn drop(&mut self) {
-        if let Some(inner) = self.inner.take() {
-            let handle = inner.handle.clone();
-            // On a runtime that is shutting down the task is dropped: then its connections
-            // close too, which frees the lock.
-            drop(handle.spawn(async move {
-                if let Err(e) = release_inner(inner).await {
-                    tracing::warn!("postgres: release after drop failed: {e}");
-                }
-            }));
-        }
+        // On a runtime that is shutting down the task is dropped: then its connections close
+        // too, which frees the lock.
+        drop(Releasing {
+            slot: self.inner.take(),
+            sent: false,
+        });
     }
 }
 
@@ -405,24 +401,35 @@ impl Drop for WaitGuard {
     }
 }
 
-async fn release_inner(mut inner: HeldInner) -> Result<bool> {
+/// Releases the lock in `slot`, taking it out once done. `sent` turns true once the unlock
+/// is on its way to the server, so that a [`Releasing`] dropped half-way knows what is left.
+async fn release_in(slot: &mut Option<HeldInner>, sent: &mut bool) -> Result<bool> {
+    let Some(inner) = slot.as_ref() else {
+        return Ok(false);
+    };
     if !inner.conn.unregister(inner.registration) {
+        slot.take();
         return Ok(false); // the session ended, and the lock with it
     }
     let conn = inner.conn.clone();
-    let _busy = conn.busy();
+    let key: [Param; 1] = [&inner.key];
     let unlock = &conn.stmts.unlock[inner.shared as usize];
-    let outcome = match &inner.waiter_slot {
-        None => conn.client.query_one(unlock, &[&inner.key]).await,
-        Some(_) => {
-            let key: [Param; 1] = [&inner.key];
-            let (one, all) = tokio::join!(
-                conn.client.query_one(unlock, &key),
-                conn.client.query(&conn.stmts.unlock_all, &[]),
-            );
+    let outcome = {
+        let _busy = conn.busy();
+        if inner.waiter_slot.is_none() {
+            after_first_poll(conn.client.query_one(unlock, &key), || *sent = true).await
+        } else {
+            let both = async {
+                tokio::join!(
+                    conn.client.query_one(unlock, &key),
+                    conn.client.query(&conn.stmts.unlock_all, &[]),
+                )
+            };
+            let (one, all) = after_first_poll(both, || *sent = true).await;
             all.and(one)
         }
     };
+    let mut inner = slot.take().expect("still there");
     match outcome {
         Ok(row) => {
             let ours: bool = row.get(0);
@@ -436,6 +443,39 @@ async fn release_inner(mut inner: HeldInner) -> Result<bool> {
         }
         Err(e) if e.is_closed() => Ok(false),
         Err(e) => Err(inner.pool.connector.error("cannot release", e)),
+    }
+}
+
+/// A release under way. Dropped before its unlock was sent, it sends it from a task;
+/// dropped after, it waits (in a task) for the server to have run it — the next request on
+/// the session answers after it — and only then lets go of the in-process permit. An unlock
+/// is never sent twice: that could take a shared lock from another guard on the session.
+struct Releasing {
+    slot: Option<HeldInner>,
+    sent: bool,
+}
+
+impl Drop for Releasing {
+    fn drop(&mut self) {
+        let Some(inner) = self.slot.take() else {
+            return;
+        };
+        let handle = inner.handle.clone();
+        if self.sent {
+            drop(handle.spawn(async move {
+                let _ = inner.conn.client.batch_execute("").await;
+                // A waiter connection is closed rather than reused: whether its
+                // pg_advisory_unlock_all() ran is not known here.
+                drop(inner);
+            }));
+        } else {
+            drop(handle.spawn(async move {
+                let (mut slot, mut sent) = (Some(inner), false);
+                if let Err(e) = release_in(&mut slot, &mut sent).await {
+                    tracing::warn!("postgres: release after drop failed: {e}");
+                }
+            }));
+        }
     }
 }
 
@@ -803,16 +843,11 @@ impl Backend for PostgresBackend {
     }
 
     async fn release(&self, mut held: PostgresHeld) -> Result<bool> {
-        let Some(inner) = held.inner.take() else {
-            return Ok(false);
+        let mut releasing = Releasing {
+            slot: held.inner.take(),
+            sent: false,
         };
-        // Run to the end even when this future is dropped: an unlock sent twice could take a
-        // shared lock from another guard on the same session.
-        let handle = inner.handle.clone();
-        match handle.spawn(release_inner(inner)).await {
-            Ok(r) => r,
-            Err(e) => Err(Error::backend(SCHEME, format!("release task failed: {e}"))),
-        }
+        release_in(&mut releasing.slot, &mut releasing.sent).await
     }
 
     async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
