@@ -44,8 +44,8 @@
 //!   `pg_advisory_unlock_all()` runs before the connection goes back to the idle pool, so a
 //!   pooled connection never holds a lock nobody owns (PALs' pool hygiene).
 //! - **Cancel safety**: a dropped try is followed by an unlock on its connection (in order,
-//!   after the attempt); a dropped wait cancels the server's wait (`pg_cancel_backend` through
-//!   the cancel key), runs `pg_advisory_unlock_all()` and closes the connection, and only
+//!   after the attempt); a dropped wait cancels the server's wait (a protocol cancel request with
+//!   the session's cancel key), runs `pg_advisory_unlock_all()`, closes the connection, and only
 //!   then lets the next in-process waiter in. A `lock_timeout` that fires just as the lock is
 //!   granted leaves the lock held by the session; that is why every waiter connection is
 //!   unlocked wholesale before reuse.
@@ -326,6 +326,7 @@ struct Attempt {
     shared: bool,
     permit: Option<Permit>,
     sent: bool,
+    handle: Handle,
 }
 
 impl Drop for Attempt {
@@ -340,15 +341,13 @@ impl Drop for Attempt {
         // unlock could take from someone else: an exclusive attempt held every permit of the
         // key, and a shared attempt only fails while nobody on this session holds it shared.
         let (conn, key, shared) = (self.conn.clone(), self.key, self.shared);
-        if let Ok(h) = Handle::try_current() {
-            drop(h.spawn(async move {
-                let _ = conn
-                    .client
-                    .query_one(&conn.stmts.unlock[shared as usize], &[&key])
-                    .await;
-                drop(permit);
-            }));
-        }
+        drop(self.handle.spawn(async move {
+            let _ = conn
+                .client
+                .query_one(&conn.stmts.unlock[shared as usize], &[&key])
+                .await;
+            drop(permit);
+        }));
     }
 }
 
@@ -361,6 +360,7 @@ struct WaitGuard {
     waiter: Option<Waiter>,
     permit: Option<Permit>,
     running: bool,
+    handle: Handle,
 }
 
 impl Drop for WaitGuard {
@@ -369,10 +369,7 @@ impl Drop for WaitGuard {
             return;
         };
         let (pool, running) = (self.pool.clone(), self.running);
-        let Ok(h) = Handle::try_current() else {
-            return; // dropping `w` closes the session, which frees whatever it holds
-        };
-        drop(h.spawn(async move {
+        drop(self.handle.spawn(async move {
             if running
                 && w.conn
                     .client
@@ -619,6 +616,7 @@ impl PostgresBackend {
             shared,
             permit: Some(permit),
             sent: false,
+            handle: Handle::current(),
         };
         let row = {
             let _busy = conn.busy();
@@ -684,6 +682,7 @@ impl PostgresBackend {
             waiter: Some(waiter),
             permit: Some(permit),
             running: false,
+            handle: Handle::current(),
         };
         let timeout = match deadline {
             // Whole milliseconds, rounded up: the server never gives up before the bound.
