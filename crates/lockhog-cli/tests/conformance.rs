@@ -44,3 +44,10 @@ lockhog::conformance_suite!(
         .with_hold_bin(hold_bin())
         .with_unreachable_url("memcached://127.0.0.1:1")
 );
+#[cfg(feature = "mysql")]
+lockhog::conformance_suite!(
+    mysql_backend,
+    Target::from_env("LOCKHOG_TEST_MYSQL_URL")
+        .with_hold_bin(hold_bin())
+        .with_unreachable_url("mysql://lockhog@127.0.0.1:1/lockhog")
+);

@@ -100,6 +100,8 @@ impl Locker {
             "memcached" => Arc::new(
                 crate::backend::memcached::MemcachedBackend::connect(&mut parsed).await?,
             ),
+            #[cfg(feature = "mysql")]
+            "mysql" => Arc::new(crate::backend::mysql::MysqlBackend::connect(&mut parsed).await?),
             #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => {
                 Arc::new(crate::backend::postgres::PostgresBackend::connect(&mut parsed).await?)

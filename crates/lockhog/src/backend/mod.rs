@@ -32,6 +32,8 @@ pub mod lease;
 #[cfg(feature = "memcached")]
 pub mod memcached;
 pub mod mem;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 mod named_semaphores;
 #[cfg(any(feature = "redis", feature = "memcached"))]
 mod owner;

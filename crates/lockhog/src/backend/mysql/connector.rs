@@ -1,0 +1,272 @@
+//! The URL's options, and opening one connection: bounded by a connect timeout, set up for
+//! holding locks, with messages that never carry the password.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+
+use super::SCHEME;
+use crate::error::{Error, Result};
+use crate::name::percent_decode;
+use crate::options::parse_duration;
+use crate::url::BackendUrl;
+
+const DEFAULT_PORT: u16 = 3306;
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_SESSIONS: usize = 4;
+const DEFAULT_MAX_WAITERS: usize = 64;
+/// How often a connection that holds locks is pinged to notice that it died.
+const DEFAULT_LOST_CHECK: Duration = Duration::from_secs(1);
+
+/// Which counter to create when the database has none yet (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FencingKind {
+    /// A MariaDB `SEQUENCE`: the token is drawn in the statement that takes the lock.
+    Sequence,
+    /// An InnoDB table with one row, bumped with `LAST_INSERT_ID(value + 1)`.
+    Table,
+}
+
+/// Everything needed to open connections, parsed from the URL.
+pub(crate) struct Connector {
+    opts: Opts,
+    pub connect_timeout: Duration,
+    pub sessions: usize,
+    pub max_waiters: usize,
+    pub lost_check: Duration,
+    /// `None`: a sequence where the server has them, else a table.
+    pub fencing: Option<FencingKind>,
+    /// `host:port`: `GET_LOCK` names are server-wide, so this is what in-process arbitration
+    /// is keyed by.
+    pub server: String,
+    /// The URL with its password redacted, for messages.
+    pub redacted: String,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never mysql_async's Opts: its Debug shows the password.
+        f.debug_struct("Connector")
+            .field("url", &self.redacted)
+            .finish()
+    }
+}
+
+impl Connector {
+    /// Parses `mysql://[user[:password]@]host[:port]/database[?options]`.
+    pub fn from_url(url: &mut BackendUrl) -> Result<Connector> {
+        let usage = "expected mysql://user:password@host:port/database";
+        let rest = url
+            .body()
+            .strip_prefix("//")
+            .ok_or_else(|| url.invalid(usage))?
+            .to_string();
+        let (authority, db) = rest.split_once('/').ok_or_else(|| {
+            url.invalid("a database is needed (it keeps the fencing counter): mysql://…/database")
+        })?;
+        let decode = |s: &str, what: &str| {
+            percent_decode(s).ok_or_else(|| url.invalid(&format!("bad percent-encoding in {what}")))
+        };
+        let db = decode(db, "the database")?;
+        if db.is_empty() {
+            return Err(url.invalid("a database is needed: mysql://…/database"));
+        }
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(u) => match u.split_once(':') {
+                Some((u, p)) => (
+                    Some(decode(u, "the user")?),
+                    Some(decode(p, "the password")?),
+                ),
+                None => (Some(decode(u, "the user")?), None),
+            },
+        };
+        let (host, port) = split_host_port(hostport).ok_or_else(|| url.invalid(usage))?;
+        let port = port.unwrap_or(DEFAULT_PORT);
+
+        let count = |url: &mut BackendUrl, key: &str, default: usize| -> Result<usize> {
+            match url.take_option(key) {
+                None => Ok(default),
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+                    _ => Err(url.invalid(&format!("{key} is a number from 1 to 10000"))),
+                },
+            }
+        };
+        let sessions = count(url, "connections", DEFAULT_SESSIONS)?;
+        let max_waiters = count(url, "max_waiters", DEFAULT_MAX_WAITERS)?;
+        let duration =
+            |url: &mut BackendUrl, key: &str, default: Duration| -> Result<Duration> {
+                match url.take_option(key) {
+                    None => Ok(default),
+                    Some(v) => match parse_duration(&v) {
+                        Ok(d) if !d.is_zero() => Ok(d),
+                        _ => Err(url
+                            .invalid(&format!("{key} is a duration above zero, e.g. 5 or 500ms"))),
+                    },
+                }
+            };
+        let connect_timeout = duration(url, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)?;
+        let lost_check = duration(url, "lost_check", DEFAULT_LOST_CHECK)?;
+        let fencing = match url.take_option("fencing").as_deref() {
+            None => None,
+            Some("sequence") => Some(FencingKind::Sequence),
+            Some("table") => Some(FencingKind::Table),
+            Some(_) => return Err(url.invalid("fencing is `sequence` or `table`")),
+        };
+        url.finish()?;
+
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(host.clone())
+            .tcp_port(port)
+            .user(user)
+            .pass(password.clone())
+            .db_name(Some(db))
+            .prefer_socket(false)
+            .tcp_nodelay(true)
+            .tcp_keepalive(Some(Duration::from_secs(30)))
+            // Locks are pinned to connections: no statement cache is shared, and nothing
+            // may reset a session under its locks.
+            .stmt_cache_size(16);
+        Ok(Connector {
+            opts: opts.into(),
+            connect_timeout,
+            sessions,
+            max_waiters,
+            lost_check,
+            fencing,
+            server: format!("{host}:{port}"),
+            redacted: url.redacted().to_string(),
+            password,
+        })
+    }
+
+    /// Strips the password from `message` should a server or library ever echo it.
+    pub fn scrub(&self, message: String) -> String {
+        match &self.password {
+            Some(p) if !p.is_empty() && message.contains(p.as_str()) => message.replace(p, "***"),
+            _ => message,
+        }
+    }
+
+    /// An [`Error::Backend`] saying what was being done, with the redacted URL.
+    pub fn error(&self, doing: &str, e: &mysql_async::Error) -> Error {
+        // Only what the server or library said is scrubbed: the rest is ours.
+        let said = self.scrub(describe(e));
+        Error::backend(SCHEME, format!("{doing} ({}): {said}", self.redacted))
+    }
+
+    /// Opens one connection within the connect timeout and `deadline`; `Ok(None)` when the
+    /// deadline came first.
+    pub async fn open(&self, deadline: Option<tokio::time::Instant>) -> Result<Option<Conn>> {
+        let bound = tokio::time::Instant::now() + self.connect_timeout;
+        let until = deadline.map_or(bound, |d| d.min(bound));
+        match tokio::time::timeout_at(until, self.open_unbounded()).await {
+            Ok(r) => r.map(Some),
+            Err(_) if deadline.is_some_and(|d| d <= bound) => Ok(None),
+            Err(_) => Err(Error::backend(
+                SCHEME,
+                format!(
+                    "cannot connect to {}: no answer within {:?} (connect_timeout)",
+                    self.redacted, self.connect_timeout
+                ),
+            )),
+        }
+    }
+
+    async fn open_unbounded(&self) -> Result<Conn> {
+        let mut conn = Conn::new(self.opts.clone())
+            .await
+            .map_err(|e| self.error("cannot connect", &e))?;
+        let version: Option<String> = conn
+            .query_first("SELECT VERSION()")
+            .await
+            .map_err(|e| self.error("cannot set up the session", &e))?;
+        // Long lock waits must not be cut short by a statement time limit.
+        let setup = if version.unwrap_or_default().contains("MariaDB") {
+            "SET SESSION max_statement_time = 0"
+        } else {
+            "SET SESSION max_execution_time = 0"
+        };
+        if let Err(e) = conn.query_drop(setup).await {
+            tracing::debug!("mysql: {setup} failed: {}", describe(&e));
+        }
+        Ok(conn)
+    }
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port`.
+fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        match after.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if after.is_empty() => (h, None),
+            None => return None,
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0)?),
+        None => None,
+    };
+    Some((host.to_string(), port))
+}
+
+/// A mysql_async error as text: the server's message with its code when there is one.
+pub(crate) fn describe(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Server(s) => {
+            format!("{} (error {}, SQLSTATE {})", s.message, s.code, s.state)
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_ports() {
+        assert_eq!(split_host_port("h"), Some(("h".into(), None)));
+        assert_eq!(split_host_port("h:3307"), Some(("h".into(), Some(3307))));
+        assert_eq!(split_host_port("[::1]:1"), Some(("::1".into(), Some(1))));
+        assert_eq!(split_host_port("[::1]"), Some(("::1".into(), None)));
+        assert_eq!(split_host_port(":1"), None);
+        assert_eq!(split_host_port("h:x"), None);
+    }
+
+    #[test]
+    fn urls() {
+        let mut u = BackendUrl::parse("mysql://u:p%40ss@db:3307/locks?connections=2").unwrap();
+        let c = Connector::from_url(&mut u).unwrap();
+        assert_eq!(c.server, "db:3307");
+        assert_eq!(c.sessions, 2);
+        assert!(!format!("{c:?}").contains("p@ss"));
+        for bad in [
+            "mysql://u:p@h:3306",
+            "mysql://u:p@h:3306/",
+            "mysql:h/db",
+            "mysql://u:secret@h/db?bogus=1",
+            "mysql://u:secret@h/db?fencing=maybe",
+        ] {
+            let mut u = BackendUrl::parse(bad).unwrap();
+            let e = Connector::from_url(&mut u).unwrap_err();
+            assert!(!e.to_string().contains("secret"), "{e}");
+        }
+    }
+}

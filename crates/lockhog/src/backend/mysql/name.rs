@@ -1,0 +1,100 @@
+//! Lock names to the strings given to `GET_LOCK`: at most 64 characters, readable, and the
+//! same on every machine.
+
+use crate::error::Result;
+use crate::name::{hex, LockKey, LockName};
+
+/// `GET_LOCK` names are at most 64 characters on MySQL 5.7 and later.
+pub const MAX_LOCK_STRING: usize = 64;
+
+/// How many characters of the name the readable part keeps.
+const READABLE_CHARS: usize = 24;
+
+/// How many bytes of [`LockKey::digest`] the string carries, as hex (128 bits).
+const DIGEST_BYTES: usize = 16;
+
+/// The string lockhog gives to `GET_LOCK` for `key`:
+/// `lh:<readable>:<digest>`, where `<readable>` is the first 24 characters of the name with
+/// every character outside `[A-Za-z0-9._-]` replaced by `_`, and `<digest>` the first 16 bytes
+/// of [`LockKey::digest`] (SHA-256 of the namespace's byte length as a little-endian `u64`,
+/// the namespace, then the name) as 32 lower-case hex digits. At most 60 characters.
+pub(crate) fn lock_string_of(key: &LockKey) -> String {
+    let readable: String = key
+        .name()
+        .as_str()
+        .chars()
+        .take(READABLE_CHARS)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let s = format!("lh:{readable}:{}", hex(&key.digest()[..DIGEST_BYTES]));
+    debug_assert!(s.len() <= MAX_LOCK_STRING);
+    s
+}
+
+/// The string lockhog gives to `GET_LOCK` for the lock `name` in `namespace` (lockhog's
+/// default namespace is [`crate::DEFAULT_NAMESPACE`]); `hold` and `status` print it as the
+/// RESOURCE. See the [module docs](super) for the rule and the same in SQL.
+///
+/// # Examples
+///
+/// ```
+/// let s = lockhog::backend::mysql::lock_string("lockhog", "nightly report").unwrap();
+/// assert!(s.starts_with("lh:nightly_report:"));
+/// assert!(s.len() <= 64);
+/// ```
+///
+/// # Errors
+///
+/// [`crate::Error::InvalidName`] for an empty name or one over [`crate::MAX_NAME_BYTES`].
+pub fn lock_string(namespace: &str, name: &str) -> Result<String> {
+    Ok(lock_string_of(&LockKey::new(
+        namespace,
+        LockName::new(name)?,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_readable_and_distinct() {
+        let long = "y".repeat(1024);
+        let s = lock_string("lockhog", &long).unwrap();
+        assert_eq!(s.chars().count(), 3 + 24 + 1 + 32);
+        assert!(s.len() <= MAX_LOCK_STRING);
+        let u = lock_string("lockhog", &"é".repeat(512)).unwrap();
+        assert!(u.starts_with("lh:________________________:"), "{u}");
+        assert!(u.is_ascii());
+        // Same readable part, different digests.
+        assert_ne!(
+            lock_string("lockhog", "a b").unwrap(),
+            lock_string("lockhog", "a_b").unwrap()
+        );
+        assert_ne!(
+            lock_string("lockhog", "job").unwrap(),
+            lock_string("other", "job").unwrap()
+        );
+    }
+
+    #[test]
+    fn pinned() {
+        // Two versions of lockhog must agree on which MySQL lock a name means.
+        assert_eq!(
+            lock_string("lockhog", "nightly-report").unwrap(),
+            lock_string_of(&LockKey::new(
+                "lockhog",
+                LockName::new("nightly-report").unwrap()
+            ))
+        );
+        let s = lock_string("lockhog", "nightly-report").unwrap();
+        assert_eq!(&s[..18], "lh:nightly-report:");
+        assert_eq!(s.len(), 18 + 32);
+    }
+}

@@ -1,0 +1,429 @@
+//! One connection to the server, owned by a task of its own (an actor).
+//!
+//! `GET_LOCK` locks belong to the session, so a connection that holds locks must never be
+//! reset, returned to a pool, or left half-way through a statement. Each connection is
+//! therefore driven by one task that runs commands in order to completion, whatever happens
+//! to whoever sent them:
+//!
+//! - a lock command whose sender went away (a dropped acquire) is still finished, and a lock
+//!   it got is released at once, before the in-process permit it carries is dropped;
+//! - a release sent from `Drop` is an unbounded channel send: it never blocks and needs no
+//!   runtime handle;
+//! - while the connection holds locks it is pinged every `lost_check` (1 s by default), and
+//!   every minute when it holds none; a connection that fails marks every guard on it lost
+//!   and the task ends, dropping the connection.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Params, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::connector::describe;
+use super::Permit;
+use crate::guard::LostSender;
+
+/// How often an idle connection that holds no lock is pinged (it keeps the server's
+/// `wait_timeout` away and finds dead connections before they are used).
+const IDLE_PING: Duration = Duration::from_secs(60);
+
+/// How long one server-side wait lasts when the caller waits forever; the wait is renewed.
+const FOREVER_CHUNK: f64 = 3600.0;
+
+/// Server errors after which the session is gone (killed, server shutting down).
+const FATAL_CODES: &[u16] = &[1053, 1077, 1927, 4031];
+
+/// How the fencing token is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fencing {
+    /// `NEXTVAL(lockhog_fencing)` inside the lock statement.
+    Sequence,
+    /// `UPDATE lockhog_fencing … LAST_INSERT_ID(value + 1)` right after the lock.
+    Table,
+}
+
+/// How long `GET_LOCK` may wait.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Timeout {
+    Try,
+    For(Duration),
+    Forever,
+}
+
+/// What a lock command answers.
+pub(crate) enum LockReply {
+    /// Held, with its fencing token and the registration of its lost notice.
+    Got {
+        token: u64,
+        registration: u64,
+        permit: Permit,
+    },
+    /// Someone else holds it (or the wait ran out); the permit comes back.
+    Busy(Permit),
+}
+
+/// Why a command failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The connection is gone; nothing it held is held any more.
+    Dead(String),
+    /// The server refused the statement; the connection lives on.
+    Server(String),
+}
+
+impl Failure {
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Dead(m) | Failure::Server(m) => m,
+        }
+    }
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, Failure>>;
+
+pub(crate) struct LockCmd {
+    pub lock: Arc<str>,
+    pub timeout: Timeout,
+    pub permit: Permit,
+    pub lost: LostSender,
+    /// Close the connection when the sender went away (a waiter's connection: a cancelled
+    /// wait may have been interrupted by `KILL`, so the session is not reused).
+    pub close_if_abandoned: bool,
+    pub reply: Reply<LockReply>,
+}
+
+/// Runs after a release, with `true` when the session lives and holds nothing.
+pub(crate) type After = Box<dyn FnOnce(bool) + Send>;
+
+pub(crate) enum Cmd {
+    Lock(LockCmd),
+    Release {
+        lock: Arc<str>,
+        registration: u64,
+        permit: Permit,
+        reply: Option<Reply<bool>>,
+        after: Option<After>,
+    },
+    /// Any statement, for status and `KILL`: text protocol without params.
+    Rows {
+        sql: String,
+        params: Option<Params>,
+        reply: Reply<Vec<Row>>,
+    },
+}
+
+/// The handle on one connection's task.
+pub(crate) struct Session {
+    tx: mpsc::UnboundedSender<Cmd>,
+    /// The server's id of this connection (`CONNECTION_ID()`, what `KILL` takes).
+    pub id: u32,
+    queued: Arc<AtomicUsize>,
+    dead: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("id", &self.id).finish()
+    }
+}
+
+impl Session {
+    /// Starts the task that owns `conn` on the current runtime.
+    pub fn spawn(conn: Conn, fencing: Fencing, lost_check: Duration) -> Arc<Session> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let dead = Arc::new(AtomicBool::new(false));
+        let id = conn.id();
+        let actor = Actor {
+            conn,
+            fencing,
+            lost_check,
+            guards: HashMap::new(),
+            next: 0,
+            queued: queued.clone(),
+            dead: dead.clone(),
+        };
+        tokio::spawn(actor.run(rx));
+        Arc::new(Session {
+            tx,
+            id,
+            queued,
+            dead,
+        })
+    }
+
+    /// True once the connection has failed or closed.
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed) || self.tx.is_closed()
+    }
+
+    /// Commands sent and not finished yet: how the least busy connection is picked.
+    pub fn load(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Queues `cmd`; gives it back when the task has ended.
+    pub fn send(&self, cmd: Cmd) -> Result<(), Cmd> {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.tx.send(cmd).map_err(|e| {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            e.0
+        })
+    }
+
+    /// Runs `sql` and waits for its rows.
+    pub async fn rows(&self, sql: String, params: Option<Params>) -> Result<Vec<Row>, Failure> {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Cmd::Rows { sql, params, reply }).is_err() {
+            return Err(Failure::Dead("the connection has closed".into()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(Failure::Dead("the connection has closed".into())))
+    }
+}
+
+struct Actor {
+    conn: Conn,
+    fencing: Fencing,
+    lost_check: Duration,
+    guards: HashMap<u64, LostSender>,
+    next: u64,
+    queued: Arc<AtomicUsize>,
+    dead: Arc<AtomicBool>,
+}
+
+fn classify(e: &mysql_async::Error) -> Failure {
+    match e {
+        mysql_async::Error::Server(s) if !FATAL_CODES.contains(&s.code) => {
+            Failure::Server(describe(e))
+        }
+        _ => Failure::Dead(describe(e)),
+    }
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        let why = loop {
+            let every = if self.guards.is_empty() {
+                IDLE_PING
+            } else {
+                self.lost_check
+            };
+            let cmd = match tokio::time::timeout(every, rx.recv()).await {
+                Ok(Some(cmd)) => cmd,
+                Ok(None) => break None, // every handle is gone: close quietly
+                Err(_) => match self.conn.ping().await {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        break Some(format!(
+                            "the connection to the server failed: {}",
+                            describe(&e)
+                        ))
+                    }
+                },
+            };
+            let outcome = self.handle(cmd).await;
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            match outcome {
+                Ok(true) => {}
+                Ok(false) => break None,
+                Err(why) => break Some(why),
+            }
+        };
+        self.dead.store(true, Ordering::Relaxed);
+        rx.close();
+        if let Some(why) = why {
+            if !self.guards.is_empty() {
+                tracing::warn!(locks = self.guards.len(), "mysql connection ended: {why}");
+            }
+            for lost in std::mem::take(&mut self.guards).into_values() {
+                lost.mark_lost(why.clone());
+            }
+        }
+        // Commands still queued are dropped with `rx`: their senders learn the connection is
+        // gone, and the permits they carry are dropped after the connection is, below.
+        drop(self.conn);
+        drop(rx);
+    }
+
+    /// Runs one command. `Ok(false)`: close the connection; `Err`: it failed.
+    async fn handle(&mut self, cmd: Cmd) -> Result<bool, String> {
+        match cmd {
+            Cmd::Lock(c) => self.lock(c).await,
+            Cmd::Release {
+                lock,
+                registration,
+                permit,
+                reply,
+                after,
+            } => {
+                let outcome = self.release(&lock, registration).await;
+                drop(permit); // only now may another task of this process take the name
+                let fatal = match &outcome {
+                    Err(Failure::Dead(m)) => Some(m.clone()),
+                    _ => None,
+                };
+                if let Some(after) = after {
+                    after(fatal.is_none() && self.guards.is_empty());
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(outcome);
+                }
+                fatal.map_or(Ok(true), Err)
+            }
+            Cmd::Rows { sql, params, reply } => {
+                let outcome = match params {
+                    None => self.conn.query::<Row, _>(sql).await,
+                    Some(p) => self.conn.exec::<Row, _, _>(sql, p).await,
+                };
+                let outcome = outcome.map_err(|e| classify(&e));
+                let fatal = match &outcome {
+                    Err(Failure::Dead(m)) => Some(m.clone()),
+                    _ => None,
+                };
+                let _ = reply.send(outcome);
+                fatal.map_or(Ok(true), Err)
+            }
+        }
+    }
+
+    async fn lock(&mut self, c: LockCmd) -> Result<bool, String> {
+        let mut outcome = self.get_lock(&c.lock, c.timeout).await;
+        while let (Ok(None), Timeout::Forever) = (&outcome, c.timeout) {
+            if c.reply.is_closed() {
+                break;
+            }
+            outcome = self.get_lock(&c.lock, c.timeout).await;
+        }
+        let fatal = match &outcome {
+            Err(Failure::Dead(m)) => Some(m.clone()),
+            _ => None,
+        };
+        let reply = match outcome {
+            Ok(Some(token)) => {
+                self.next += 1;
+                self.guards.insert(self.next, c.lost);
+                Ok(LockReply::Got {
+                    token,
+                    registration: self.next,
+                    permit: c.permit,
+                })
+            }
+            Ok(None) => Ok(LockReply::Busy(c.permit)),
+            Err(f) => Err(f),
+        };
+        if let Err(unsent) = c.reply.send(reply) {
+            // The acquire was dropped: give back what it got, then its permit.
+            if let Ok(LockReply::Got {
+                registration,
+                permit,
+                ..
+            }) = unsent
+            {
+                let released = self.release(&c.lock, registration).await;
+                drop(permit);
+                if let Err(Failure::Dead(m)) = released {
+                    return Err(m);
+                }
+            }
+            if c.close_if_abandoned {
+                return if self.guards.is_empty() {
+                    Ok(false)
+                } else {
+                    Err("a cancelled wait closed the connection".into())
+                };
+            }
+        }
+        fatal.map_or(Ok(true), Err)
+    }
+
+    /// `GET_LOCK`, and the fencing token once it is held. `Ok(None)`: held elsewhere.
+    async fn get_lock(&mut self, lock: &str, timeout: Timeout) -> Result<Option<u64>, Failure> {
+        let secs = match timeout {
+            Timeout::Try => 0.0,
+            Timeout::For(d) => d.as_secs_f64(),
+            Timeout::Forever => FOREVER_CHUNK,
+        };
+        match self.fencing {
+            Fencing::Sequence => {
+                let got: Option<Option<i64>> = self
+                    .conn
+                    .exec_first(
+                        "SELECT CASE GET_LOCK(?, ?) WHEN 1 THEN NEXTVAL(lockhog_fencing) \
+                         WHEN 0 THEN 0 END",
+                        (lock, secs),
+                    )
+                    .await
+                    .map_err(|e| classify(&e))?;
+                match got.flatten() {
+                    Some(0) => Ok(None),
+                    Some(t) if t > 0 => Ok(Some(t as u64)),
+                    Some(t) => {
+                        let _ = self.release(lock, 0).await;
+                        Err(Failure::Server(format!("the fencing sequence gave {t}")))
+                    }
+                    None => Err(Failure::Server(
+                        "GET_LOCK returned NULL (the wait was interrupted)".into(),
+                    )),
+                }
+            }
+            Fencing::Table => {
+                let got: Option<Option<i64>> = self
+                    .conn
+                    .exec_first("SELECT GET_LOCK(?, ?)", (lock, secs))
+                    .await
+                    .map_err(|e| classify(&e))?;
+                match got.flatten() {
+                    Some(1) => {}
+                    Some(_) => return Ok(None),
+                    None => {
+                        return Err(Failure::Server(
+                            "GET_LOCK returned NULL (the wait was interrupted)".into(),
+                        ))
+                    }
+                }
+                let bumped = self
+                    .conn
+                    .exec_drop(
+                        "UPDATE lockhog_fencing SET value = LAST_INSERT_ID(value + 1) WHERE id = 1",
+                        (),
+                    )
+                    .await;
+                let token = match bumped {
+                    Ok(()) if self.conn.affected_rows() == 1 => self.conn.last_insert_id(),
+                    Ok(()) => None,
+                    Err(e) => {
+                        let f = classify(&e);
+                        if matches!(f, Failure::Server(_)) {
+                            let _ = self.release(lock, 0).await;
+                        }
+                        return Err(f);
+                    }
+                };
+                match token.filter(|t| *t > 0) {
+                    Some(t) => Ok(Some(t)),
+                    None => {
+                        let _ = self.release(lock, 0).await;
+                        Err(Failure::Server(
+                            "the fencing table lockhog_fencing has no row with id 1".into(),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    /// `RELEASE_LOCK`: 1 released (ours), 0 held by another session, NULL no such lock.
+    async fn release(&mut self, lock: &str, registration: u64) -> Result<bool, Failure> {
+        self.guards.remove(&registration);
+        let freed: Option<Option<i64>> = self
+            .conn
+            .exec_first("SELECT RELEASE_LOCK(?)", (lock,))
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(freed.flatten() == Some(1))
+    }
+}
