@@ -1,9 +1,8 @@
 //! The scenarios of the Python `lock-hog` guide, played in Rust: each test is an example to
 //! copy. The code under test comes first in each section, then its test.
 //!
-//! Not here yet: the Postgres transaction-level advisory lock held from another transaction
-//! (the guide's "pay an individual once" case) and the Redis lock; they come with those
-//! backends.
+//! The database scenarios (a Postgres transaction-level advisory lock held from another
+//! transaction, a Redis lock) are in `hog_db_examples.rs`.
 
 use std::sync::{Mutex, MutexGuard};
 
