@@ -51,3 +51,12 @@ lockhog::conformance_suite!(
         .with_hold_bin(hold_bin())
         .with_unreachable_url("mysql://lockhog@127.0.0.1:1/lockhog")
 );
+#[cfg(feature = "sqlite")]
+lockhog::conformance_suite!(
+    sqlite_backend,
+    Target::temp_sqlite("")
+        .with_hold_bin(hold_bin())
+        // A database in a directory that does not exist: the nearest thing to an unreachable
+        // server for a file.
+        .with_unreachable_url("sqlite:///nonexistent-lockhog-dir/locks.db")
+);

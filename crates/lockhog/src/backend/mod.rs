@@ -35,12 +35,14 @@ pub mod mem;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 mod named_semaphores;
-#[cfg(any(feature = "redis", feature = "memcached"))]
+#[cfg(any(feature = "redis", feature = "memcached", feature = "sqlite"))]
 mod owner;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 use std::any::Any;
 use std::future::Future;

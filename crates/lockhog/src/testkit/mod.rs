@@ -67,6 +67,15 @@ impl Target {
         t
     }
 
+    /// A `sqlite://` target on a new database file in a fresh temporary directory, removed
+    /// when the target is dropped. `query` is appended to the URL (e.g. `"?ttl=5s"`, or `""`).
+    pub fn temp_sqlite(query: &str) -> Target {
+        let dir = tempfile_lite::TempDir::new().expect("cannot create a temporary directory");
+        let mut t = Target::new(format!("sqlite://{}/locks.db{query}", dir.path().display()));
+        t._dir = Some(dir);
+        t
+    }
+
     /// A target whose URL is in the environment variable `var` (set by `scripts/test`).
     /// When it is unset the checks are skipped with a printed reason, or fail under
     /// `CI=true`.

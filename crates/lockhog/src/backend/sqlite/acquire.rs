@@ -1,0 +1,315 @@
+//! The transactions that take, renew and give back a lock row, and the fair queue.
+//!
+//! Every statement binds the namespace, name and owner as parameters; nothing from outside is
+//! ever spliced into SQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::runtime::Handle;
+
+use super::db::Db;
+use super::schema::WRITE;
+use crate::name::LockKey;
+
+/// Wall-clock UNIX milliseconds: the one clock every process sharing the file can compare
+/// (each process's monotonic clock is its own). See the module docs for what a clock jump does.
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub(super) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+/// The primary key of a lock row.
+#[derive(Clone, Debug)]
+pub(super) struct Row {
+    pub(super) namespace: Vec<u8>,
+    pub(super) name: Vec<u8>,
+}
+
+impl Row {
+    pub(super) fn of(key: &LockKey) -> Row {
+        Row {
+            namespace: key.namespace().as_bytes().to_vec(),
+            name: key.name().as_str().as_bytes().to_vec(),
+        }
+    }
+}
+
+/// A lock row of ours. Dropped without [`Claim::disarm`], it deletes the row in the
+/// background: so an acquire whose caller went away, or a guard dropped without `release`,
+/// leaves nothing held.
+pub(super) struct Claim {
+    pub(super) db: Arc<Db>,
+    pub(super) row: Row,
+    pub(super) owner: String,
+    runtime: Handle,
+    armed: bool,
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("name", &String::from_utf8_lossy(&self.row.name))
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Claim {
+    /// Keeps the row: the caller now gives it back itself.
+    pub(super) fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (db, row, owner) = (
+            self.db.clone(),
+            self.row.clone(),
+            std::mem::take(&mut self.owner),
+        );
+        // Never blocks: the delete runs on the blocking pool. If the runtime is gone, the
+        // lease runs out instead.
+        drop(self.runtime.spawn_blocking(move || {
+            match db.with_conn("releasing a dropped lock", |c| delete(c, &row, &owner)) {
+                Ok(_) => db.notify_released(),
+                Err(f) => tracing::debug!(error = %f.error, "release on drop failed; the lease will run out"),
+            }
+        }));
+    }
+}
+
+/// A fair waiter's place in the queue. Dropped without [`Ticket::disarm`], it leaves the
+/// queue in the background.
+pub(super) struct Ticket {
+    db: Arc<Db>,
+    row: Row,
+    pub(super) id: i64,
+    runtime: Handle,
+    armed: bool,
+}
+
+impl Ticket {
+    pub(super) fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (db, row, id) = (self.db.clone(), self.row.clone(), self.id);
+        drop(self.runtime.spawn_blocking(move || {
+            let _ = db.with_conn("leaving the queue", |c| leave_queue(c, &row, id));
+            // The next in line may be in this process.
+            db.notify_released();
+        }));
+    }
+}
+
+/// What one attempt asks.
+pub(super) struct Attempt {
+    pub(super) row: Row,
+    pub(super) owner: String,
+    pub(super) ttl: Duration,
+    /// A lock acquired longer ago than this counts as free, even if its lease is renewed.
+    pub(super) steal_after: Option<Duration>,
+    pub(super) queue: Queue,
+}
+
+/// Where an attempt stands in the fair queue.
+pub(super) enum Queue {
+    /// Not a fair waiter (an unfair request, or a fair one that tries once): take the lock
+    /// only when it is free and nobody is queued for it.
+    Outside,
+    /// A fair waiter without a ticket yet: take a ticket if the lock cannot be had now.
+    Join { ticket_ttl: Duration },
+    /// A fair waiter holding ticket `id`: refresh it, and take the lock once it is first.
+    Ticket { id: i64, ticket_ttl: Duration },
+}
+
+/// How an attempt went.
+pub(super) enum Outcome {
+    Acquired {
+        claim: Claim,
+        token: u64,
+    },
+    Busy {
+        /// A ticket this attempt took (a first one, or a new one after ours ran out).
+        new_ticket: Option<Ticket>,
+        /// How long the holder's lease has left, when the lock is held.
+        holder_left: Option<Duration>,
+    },
+}
+
+/// One attempt, in one `BEGIN IMMEDIATE` transaction. Blocking.
+pub(super) fn attempt(
+    db: &Arc<Db>,
+    conn: &mut Connection,
+    a: Attempt,
+    runtime: Handle,
+) -> rusqlite::Result<Outcome> {
+    let tx = conn.transaction_with_behavior(WRITE)?;
+    let now = now_ms();
+    let (ns, name) = (&a.row.namespace, &a.row.name);
+    let holder: Option<(i64, i64)> = tx
+        .prepare_cached(
+            "SELECT acquired_at, expires_at FROM lockhog_locks WHERE namespace = ?1 AND name = ?2",
+        )?
+        .query_row(params![ns, name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let stolen = |acquired_at: i64| {
+        a.steal_after
+            .is_some_and(|s| acquired_at.saturating_add(millis(s)) <= now)
+    };
+    let holder_left = holder
+        .filter(|&(acquired_at, expires_at)| expires_at > now && !stolen(acquired_at))
+        .map(|(_, expires_at)| Duration::from_millis((expires_at - now) as u64));
+
+    // The queue: forget waiters whose ticket ran out (they died or stopped polling), then
+    // see who is first.
+    tx.prepare_cached(
+        "DELETE FROM lockhog_waiters WHERE namespace = ?1 AND name = ?2 AND expires_at <= ?3",
+    )?
+    .execute(params![ns, name, now])?;
+    let first: Option<i64> = tx
+        .prepare_cached(
+            "SELECT ticket FROM lockhog_waiters WHERE namespace = ?1 AND name = ?2 \
+             ORDER BY ticket LIMIT 1",
+        )?
+        .query_row(params![ns, name], |r| r.get(0))
+        .optional()?;
+
+    let mut new_ticket = None;
+    let mine = match a.queue {
+        Queue::Outside => None,
+        Queue::Join { ticket_ttl } => {
+            if holder_left.is_none() && first.is_none() {
+                None // free and nobody queued: no need to queue
+            } else {
+                let id = join_queue(&tx, &a, now + millis(ticket_ttl))?;
+                new_ticket = Some(id);
+                Some(id)
+            }
+        }
+        Queue::Ticket { id, ticket_ttl } => {
+            let refreshed = tx
+                .prepare_cached("UPDATE lockhog_waiters SET expires_at = ?2 WHERE ticket = ?1")?
+                .execute(params![id, now + millis(ticket_ttl)])?;
+            if refreshed == 1 {
+                Some(id)
+            } else {
+                // Our ticket ran out (this waiter did not poll in time) and was forgotten:
+                // queue again, at the back.
+                let id = join_queue(&tx, &a, now + millis(ticket_ttl))?;
+                new_ticket = Some(id);
+                Some(id)
+            }
+        }
+    };
+    // Fair waiters go first: the lock is ours only when it is free and nobody is queued, or
+    // we are first in the queue (a ticket taken just now is last: first only when alone).
+    let head = first.or(new_ticket);
+    let can_take = holder_left.is_none() && (head.is_none() || head == mine);
+    if !can_take {
+        tx.commit()?;
+        return Ok(Outcome::Busy {
+            new_ticket: new_ticket.map(|id| Ticket {
+                db: db.clone(),
+                row: a.row.clone(),
+                id,
+                runtime,
+                armed: true,
+            }),
+            holder_left,
+        });
+    }
+    if let Some(id) = mine {
+        leave_queue(&tx, &a.row, id)?;
+    }
+    let token: i64 = tx
+        .prepare_cached(
+            "INSERT INTO lockhog_fencing (id, value) VALUES (1, 1) \
+             ON CONFLICT (id) DO UPDATE SET value = value + 1 RETURNING value",
+        )?
+        .query_row([], |r| r.get(0))?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO lockhog_locks \
+         (namespace, name, owner, token, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![ns, name, a.owner, token, now, now + millis(a.ttl)])?;
+    tx.commit()?;
+    Ok(Outcome::Acquired {
+        claim: Claim {
+            db: db.clone(),
+            row: a.row,
+            owner: a.owner,
+            runtime,
+            armed: true,
+        },
+        token: u64::try_from(token).unwrap_or(0),
+    })
+}
+
+fn join_queue(conn: &Connection, a: &Attempt, expires_at: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO lockhog_waiters (namespace, name, owner, expires_at) VALUES (?1, ?2, ?3, ?4) \
+         RETURNING ticket",
+    )?
+    .query_row(
+        params![a.row.namespace, a.row.name, a.owner, expires_at],
+        |r| r.get(0),
+    )
+}
+
+/// Removes ticket `id` from the queue of `row`.
+pub(super) fn leave_queue(conn: &Connection, row: &Row, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM lockhog_waiters WHERE ticket = ?1 AND namespace = ?2 AND name = ?3",
+    )?
+    .execute(params![id, row.namespace, row.name])?;
+    Ok(())
+}
+
+/// Deletes the row if it is still `owner`'s; true when it was.
+pub(super) fn delete(conn: &Connection, row: &Row, owner: &str) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM lockhog_locks WHERE namespace = ?1 AND name = ?2 AND owner = ?3",
+        )?
+        .execute(params![row.namespace, row.name, owner])?;
+    Ok(n == 1)
+}
+
+/// Moves the row's expiry to `ttl` from now if it is still `owner`'s; true when it was.
+pub(super) fn renew(
+    conn: &Connection,
+    row: &Row,
+    owner: &str,
+    ttl: Duration,
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE lockhog_locks SET expires_at = ?4 \
+             WHERE namespace = ?1 AND name = ?2 AND owner = ?3",
+        )?
+        .execute(params![
+            row.namespace,
+            row.name,
+            owner,
+            now_ms() + millis(ttl)
+        ])?;
+    Ok(n == 1)
+}

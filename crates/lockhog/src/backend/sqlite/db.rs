@@ -1,0 +1,248 @@
+//! The database file: opening it safely, a small pool of connections used from blocking
+//! threads (the deadpool way: the synchronous client is wrapped, not reimplemented), and how
+//! SQLite's errors become lockhog's.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use tokio::sync::Notify;
+
+use super::schema;
+use crate::error::Error;
+
+pub(super) const SCHEME: &str = "sqlite";
+
+/// How long one statement waits for another connection's write transaction (SQLite's busy
+/// handler) before giving up with `SQLITE_BUSY`. Lock transactions last well under a
+/// millisecond, so only a connection that keeps the database locked (an open `BEGIN
+/// EXCLUSIVE` in the `sqlite3` shell, a stuck process) makes a statement wait this long.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections kept open between operations; more may exist while many run at once.
+const MAX_IDLE: usize = 8;
+
+/// A failed database operation: the error to report, and whether it was only
+/// `SQLITE_BUSY` (the database stayed locked for [`BUSY_TIMEOUT`]), which a waiter retries
+/// within its own bound instead of failing.
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub(super) busy: bool,
+    pub(super) error: Error,
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Error {
+        f.error
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure { busy: false, error }
+    }
+}
+
+/// One database file, shared by every backend of this process that opened the same path.
+pub(super) struct Db {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    /// Woken on every release made by this process, so that waiters of this process (all
+    /// lockers on this file) try again at once instead of at their next poll.
+    released: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish()
+    }
+}
+
+/// The in-process release notifiers, one per database file.
+static NOTIFIERS: LazyLock<Mutex<HashMap<PathBuf, Weak<Notify>>>> = LazyLock::new(Default::default);
+
+fn notifier(path: &Path) -> Arc<Notify> {
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut map = NOTIFIERS.lock().unwrap_or_else(|p| p.into_inner());
+    map.retain(|_, w| w.strong_count() > 0);
+    if let Some(n) = map.get(&key).and_then(Weak::upgrade) {
+        return n;
+    }
+    let n = Arc::new(Notify::new());
+    map.insert(key, Arc::downgrade(&n));
+    n
+}
+
+impl Db {
+    /// Opens (creating when missing) the database file at `path` and makes sure it holds
+    /// lockhog's tables. Blocking.
+    ///
+    /// The parent directory must exist: a mistyped path is an error, not a new directory
+    /// tree (SQLite's own shell behaves the same). A file that is not a SQLite database is
+    /// refused before anything is written to it.
+    pub(super) fn open(path: PathBuf) -> Result<Db, Error> {
+        let shown = path.display().to_string();
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        match std::fs::metadata(parent) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::backend(
+                    SCHEME,
+                    format!("{} is not a directory", parent.display()),
+                ))
+            }
+            Err(e) => {
+                return Err(Error::backend_io(
+                    SCHEME,
+                    format!(
+                        "the directory of the database {shown} cannot be used (lockhog does not \
+                         create it)"
+                    ),
+                    e,
+                ))
+            }
+        }
+        if path.is_dir() {
+            return Err(Error::backend(
+                SCHEME,
+                format!("{shown} is a directory, not a database file"),
+            ));
+        }
+        let conn = connect(&path, true).map_err(|e| describe(&path, "cannot open", e).error)?;
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(Error::backend(
+                SCHEME,
+                format!("{shown} can only be read by this user; locks need to write to it"),
+            ));
+        }
+        schema::prepare(&conn).map_err(|e| describe(&path, "cannot prepare", e).error)?;
+        Ok(Db {
+            released: notifier(&path),
+            idle: Mutex::new(vec![conn]),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Wakes this process's waiters on this file.
+    pub(super) fn notify_released(&self) {
+        self.released.notify_waiters();
+    }
+
+    /// The notifier [`Db::notify_released`] wakes.
+    pub(super) fn released(&self) -> &Notify {
+        &self.released
+    }
+
+    /// Runs `f` on a pooled connection, on the calling (blocking) thread.
+    pub(super) fn with_conn<T>(
+        &self,
+        doing: &str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, Failure> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match idle {
+            Some(c) => c,
+            // The file exists now: never create it again (a deleted database is an error,
+            // not a silently empty lock table).
+            None => connect(&self.path, false).map_err(|e| describe(&self.path, doing, e))?,
+        };
+        let out = f(&mut conn);
+        // A connection left inside a transaction (an error half-way) is closed, which rolls
+        // the transaction back; others go back to the pool.
+        if conn.is_autocommit() {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
+            }
+        }
+        out.map_err(|e| describe(&self.path, doing, e))
+    }
+
+    /// Runs `f` on a pooled connection on tokio's blocking pool.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not stop `f`: it runs to its end and its result is dropped.
+    /// Results that own something in the database (a claimed row, a queue ticket) give it
+    /// back when dropped, so an abandoned call leaves nothing behind.
+    pub(super) async fn call<T, F>(
+        self: &Arc<Self>,
+        doing: &'static str,
+        f: F,
+    ) -> Result<T, Failure>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let db = self.clone();
+        match tokio::task::spawn_blocking(move || db.with_conn(doing, f)).await {
+            Ok(out) => out,
+            Err(e) => Err(Failure::from(Error::backend(
+                SCHEME,
+                format!("{doing}: the database task failed: {e}"),
+            ))),
+        }
+    }
+}
+
+/// A connection with lockhog's settings: a busy timeout, full sync (a fencing counter must not
+/// go back after a power cut), and no URI interpretation of the path.
+fn connect(path: &Path, create: bool) -> rusqlite::Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // In WAL mode FULL syncs the log on every commit; NORMAL could lose the last commits (and
+    // so hand out a fencing token again) after a power cut.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+/// SQLite's error as lockhog's, saying what was being done and, for the errors a user can
+/// act on, what it means.
+pub(super) fn describe(path: &Path, doing: &str, e: rusqlite::Error) -> Failure {
+    let shown = path.display();
+    let code = e.sqlite_error_code();
+    let (busy, message) = match code {
+        Some(ErrorCode::NotADatabase) => (
+            false,
+            format!(
+                "{shown} is not a SQLite database ({e}); lockhog left it untouched: give the path \
+                 of a new file or of a SQLite database"
+            ),
+        ),
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => (
+            true,
+            format!(
+                "{doing} {shown}: another connection kept the database locked for more than \
+                 {BUSY_TIMEOUT:?} (an open write transaction elsewhere?)"
+            ),
+        ),
+        Some(ErrorCode::CannotOpen) => (
+            false,
+            format!("{doing} {shown}: cannot open the file ({e})"),
+        ),
+        Some(ErrorCode::ReadOnly) => (
+            false,
+            format!("{doing} {shown}: the database is read-only for this user ({e})"),
+        ),
+        _ => (false, format!("{doing} {shown}: {e}")),
+    };
+    Failure {
+        busy,
+        error: Error::Backend {
+            backend: SCHEME,
+            message,
+            source: Some(Box::new(e)),
+        },
+    }
+}

@@ -1,0 +1,426 @@
+//! `sqlite:///abs/path.db` — a lock table with leases in an embedded SQLite database: locks
+//! that many processes of one machine share through one file, with no server (djangae's
+//! `STRONG` kind, whose table lived in the application's datastore).
+//!
+//! # URL and options
+//!
+//! `sqlite:///abs/path.db[?ttl=30s][&steal_after=10m][&namespace=app]`. The path is absolute
+//! (percent-encoded where needed); a relative path is an [`InvalidUrl`](crate::Error::InvalidUrl).
+//! The file is created when missing, its directory is not: a mistyped directory is a
+//! [`Backend`](crate::Error::Backend) error rather than a new tree (as in SQLite's own shell). A
+//! file that is not a SQLite database is refused before anything is written to it. The tables
+//! (see `schema.rs`, all prefixed `lockhog_`) may live in an application's own database.
+//!
+//! - `ttl` (default [`DEFAULT_TTL`]): the lease, renewed every ttl/3 while the guard lives.
+//! - `steal_after`: djangae's `steal_after_ms`. A lock acquired longer ago than this counts
+//!   as free **even when its holder is alive and renewing**: the next acquirer takes it (with
+//!   a greater fencing token), and the old holder learns it at its next renewal (its guard
+//!   reports the lock lost; its `release` returns `false`). Use it only for work that must
+//!   never be blocked longer than that, and pass the fencing token to what the lock protects.
+//!   A `steal_after` shorter than the lease's ttl is refused with
+//!   [`InvalidOption`](crate::Error::InvalidOption) when acquiring: a lock would then be taken
+//!   from its holder before a dead holder's lease could even run out, which is never what is
+//!   meant (the ttl is what frees a dead holder's lock).
+//!
+//! # Resource
+//!
+//! `<path>#<namespace>/<name>`: the row of `lockhog_locks` with that namespace and name, e.g.
+//! `sqlite3 /tmp/locks.db "SELECT owner, token FROM lockhog_locks WHERE name = CAST('x' AS BLOB)"`.
+//!
+//! # How it works
+//!
+//! - **Acquire** is one `BEGIN IMMEDIATE` transaction: read the row; it is free when missing,
+//!   expired (`expires_at <= now`) or older than `steal_after`; if free (and no fair waiter
+//!   is queued ahead), bump the fencing counter and write the row with a fresh owner value
+//!   (`<random>/<pid>/<host>`).
+//! - **Release** deletes the row only if it still carries our owner value (0 rows: it had
+//!   been lost, `Ok(false)`); a **renewal** moves `expires_at` the same way, and 0 rows marks
+//!   the guard lost. Neither can touch a later holder's row.
+//! - **Fencing tokens** come from one counter row per database (`lockhog_fencing`), so they
+//!   increase across all names; `cleanup` never touches it.
+//! - **Many processes**: WAL mode (readers never block the writer), every writing
+//!   transaction takes the write lock at `BEGIN` (so a read-then-write never fails half-way),
+//!   and a busy timeout of 5 s on each connection; a waiter that still meets `SQLITE_BUSY`
+//!   retries within its own bound. Connections are pooled and used on tokio's blocking pool.
+//! - **Waiting** polls with the request's [`RetryPolicy`](crate::RetryPolicy) (bounded
+//!   backoff, 100 ms at most by default), sleeping no longer than the holder's remaining
+//!   lease; a release by this process wakes its own waiters at once.
+//! - **Fair (FIFO) locks**: a fair waiter that cannot take the lock takes a ticket in
+//!   `lockhog_waiters` (an `AUTOINCREMENT` key, so never reused) and takes the lock only when
+//!   its ticket is first. Its polls keep the ticket alive ([`TICKET_TTL`]); the ticket of a
+//!   waiter that died or gave up is forgotten, so a dead waiter holds the queue up for at
+//!   most that long. Unfair requests never overtake queued fair waiters, but they do not
+//!   queue themselves: they take the lock once no fair waiter is queued.
+//! - **Cancel safety**: a transaction started on the blocking pool runs to its end even when
+//!   the acquire is dropped; a row or ticket it took is then given back in the background.
+//!
+//! # Time
+//!
+//! Expiry is judged by the wall clock (UNIX milliseconds) of whichever process looks, since
+//! processes share the file but not their monotonic clocks. A wall clock stepped forward by
+//! more than a lease makes live leases look expired (another process may take the lock; the
+//! holder learns it at its next renewal); stepped back, it makes dead holders' leases last
+//! longer by the step. Keep the clock slewed (NTP), not stepped.
+
+mod acquire;
+mod db;
+mod lease;
+mod schema;
+mod status;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use self::acquire::{Attempt, Claim, Outcome, Queue, Row, Ticket};
+use self::db::{Db, Failure, SCHEME};
+use self::lease::RowLease;
+use super::lease::Renewal;
+use super::owner::new_owner;
+use super::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockStatus};
+use crate::error::{Error, Result};
+use crate::name::{percent_decode, LockKey, LockName};
+use crate::options::parse_duration;
+use crate::url::BackendUrl;
+
+/// The lease when neither the URL (`?ttl=`) nor the request says.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+
+/// How long a fair waiter's ticket lives without a poll; waiters poll at least five times in
+/// this span.
+pub const TICKET_TTL: Duration = Duration::from_secs(5);
+
+/// The `sqlite://` backend. See the [module docs](self). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SqliteBackend {
+    db: Arc<Db>,
+    steal_after: Option<Duration>,
+}
+
+/// A held SQLite lock: our row (given back when dropped) and its renewal task.
+#[derive(Debug)]
+pub struct SqliteHeld {
+    // Field order matters: the renewal stops before the row is given back.
+    renewal: Renewal,
+    claim: Claim,
+}
+
+impl SqliteBackend {
+    /// Opens the database of a `sqlite:///abs/path.db` URL (namespace and ttl already taken
+    /// off), creating the file and lockhog's tables when missing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] for a relative path or an unknown option;
+    /// [`Error::InvalidOption`] for a `steal_after` that is not a positive duration;
+    /// [`Error::Backend`] when the directory is missing, the file is not a SQLite database or
+    /// cannot be opened for writing.
+    pub async fn open(url: &mut BackendUrl) -> Result<Self> {
+        let path = url
+            .body()
+            .strip_prefix("//")
+            .and_then(|rest| rest.strip_prefix("localhost").or(Some(rest)))
+            .filter(|p| p.starts_with('/'))
+            .ok_or_else(|| url.invalid("expected an absolute path: sqlite:///abs/path.db"))?;
+        let path =
+            percent_decode(path).ok_or_else(|| url.invalid("bad percent-encoding in the path"))?;
+        let steal_after = url
+            .take_option("steal_after")
+            .map(|s| parse_duration(&s))
+            .transpose()?;
+        if steal_after.is_some_and(|s| s.is_zero()) {
+            return Err(Error::InvalidOption {
+                reason: "steal_after must be above zero (leave it out to never steal)".into(),
+            });
+        }
+        url.finish()?;
+        let db = tokio::task::spawn_blocking(move || Db::open(path.into()))
+            .await
+            .map_err(|e| Error::backend(SCHEME, format!("opening the database failed: {e}")))??;
+        Ok(SqliteBackend {
+            db: Arc::new(db),
+            steal_after,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        self.db.path()
+    }
+
+    /// How many fair waiters are queued for the lock `name` of `namespace` (tickets whose
+    /// waiters are still polling).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], [`Error::Backend`].
+    pub async fn waiting(&self, namespace: &str, name: &str) -> Result<u64> {
+        let row = Row::of(&LockKey::new(namespace, LockName::new(name)?));
+        Ok(self
+            .db
+            .call("reading the queue in", move |c| status::waiting(c, &row))
+            .await?)
+    }
+
+    fn check_steal_after(&self, ttl: Duration) -> Result<(), Failure> {
+        match self.steal_after {
+            Some(s) if s < ttl => Err(Error::InvalidOption {
+                reason: format!(
+                    "steal_after ({s:?}) is shorter than the lease ttl ({ttl:?}): a live \
+                     holder's lock would be taken before a dead holder's lease could run out; \
+                     give a steal_after of at least the ttl, or a shorter ttl"
+                ),
+            }
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// One attempt; returns when it started (the lease counts from there) and how it went.
+    async fn attempt(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        queue: Queue,
+    ) -> Result<(Instant, Outcome), Failure> {
+        let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
+        self.check_steal_after(ttl)?;
+        let owner = String::from_utf8_lossy(&new_owner()).into_owned();
+        let a = Attempt {
+            row: Row::of(key),
+            owner,
+            ttl,
+            steal_after: self.steal_after,
+            queue,
+        };
+        let (db, runtime) = (self.db.clone(), tokio::runtime::Handle::current());
+        let started = Instant::now();
+        let outcome = self
+            .db
+            .call("acquiring a lock in", move |c| {
+                acquire::attempt(&db, c, a, runtime)
+            })
+            .await?;
+        Ok((started, outcome))
+    }
+
+    fn held(
+        &self,
+        claim: Claim,
+        token: u64,
+        started: Instant,
+        ctx: &AcquireContext,
+    ) -> Acquired<SqliteHeld> {
+        let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
+        let lease = RowLease {
+            db: claim.db.clone(),
+            row: claim.row.clone(),
+            owner: claim.owner.clone(),
+            ttl,
+        };
+        Acquired {
+            held: SqliteHeld {
+                renewal: Renewal::spawn(lease, ttl, started + ttl, ctx.lost.clone()),
+                claim,
+            },
+            token,
+        }
+    }
+
+    /// Leaves the fair queue now (rather than in the background), so a waiter that gave up
+    /// is gone from the queue when its acquire returns.
+    async fn leave(&self, mut ticket: Ticket, key: &LockKey) {
+        ticket.disarm();
+        let (row, id) = (Row::of(key), ticket.id);
+        if let Err(f) = self
+            .db
+            .call("leaving the queue in", move |c| {
+                acquire::leave_queue(c, &row, id)
+            })
+            .await
+        {
+            tracing::debug!(error = %f.error, "leaving the queue failed; the ticket will run out");
+        }
+        self.db.notify_released();
+    }
+}
+
+impl Backend for SqliteBackend {
+    type Held = SqliteHeld;
+
+    fn scheme(&self) -> &'static str {
+        SCHEME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lease: true,
+            native_fencing: true,
+            lost_notice: true,
+            fair: true,
+            crash_release: true,
+            cross_process: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn resource(&self, key: &LockKey) -> String {
+        format!(
+            "{}#{}/{}",
+            self.db.path().display(),
+            key.namespace(),
+            key.name()
+        )
+    }
+
+    async fn try_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+    ) -> Result<Option<Acquired<SqliteHeld>>> {
+        match self.attempt(key, ctx, Queue::Outside).await? {
+            (started, Outcome::Acquired { claim, token }) => {
+                Ok(Some(self.held(claim, token, started, ctx)))
+            }
+            (_, Outcome::Busy { .. }) => Ok(None),
+        }
+    }
+
+    async fn wait_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Acquired<SqliteHeld>>> {
+        let fair = ctx.options.fair;
+        // Our place in the fair queue; dropped (the acquire was cancelled or failed), it
+        // leaves the queue in the background.
+        let mut ticket: Option<Ticket> = None;
+        let mut attempt = 0u32;
+        loop {
+            // Registered before the attempt, so a release during it is not missed.
+            let released = self.db.released().notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            ctx.note_attempt();
+            attempt = attempt.saturating_add(1);
+            let queue = match (&ticket, fair) {
+                (_, false) => Queue::Outside,
+                (None, true) => Queue::Join {
+                    ticket_ttl: TICKET_TTL,
+                },
+                (Some(t), true) => Queue::Ticket {
+                    id: t.id,
+                    ticket_ttl: TICKET_TTL,
+                },
+            };
+            let holder_left = match self.attempt(key, ctx, queue).await {
+                Ok((started, Outcome::Acquired { claim, token })) => {
+                    // The acquiring transaction removed our ticket.
+                    if let Some(mut t) = ticket.take() {
+                        t.disarm();
+                    }
+                    return Ok(Some(self.held(claim, token, started, ctx)));
+                }
+                Ok((
+                    _,
+                    Outcome::Busy {
+                        new_ticket,
+                        holder_left,
+                    },
+                )) => {
+                    if let Some(new) = new_ticket {
+                        // A previous ticket, if any, ran out and is gone already.
+                        if let Some(mut old) = ticket.replace(new) {
+                            old.disarm();
+                        }
+                    }
+                    holder_left
+                }
+                Err(f) if f.busy => {
+                    tracing::debug!(error = %f.error, "database busy; trying again");
+                    None
+                }
+                Err(f) => return Err(f.into()),
+            };
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                if let Some(t) = ticket.take() {
+                    self.leave(t, key).await;
+                }
+                return Ok(None);
+            }
+            let mut pause = ctx.options.retry.delay(attempt);
+            if let Some(left) = holder_left {
+                // One millisecond past the holder's expiry.
+                pause = pause.min(left + Duration::from_millis(1));
+            }
+            if fair {
+                pause = pause.min(TICKET_TTL / 5);
+            }
+            let mut wake = now + pause;
+            if let Some(d) = deadline {
+                wake = wake.min(d);
+            }
+            tokio::select! {
+                _ = released => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    async fn release(&self, mut held: SqliteHeld) -> Result<bool> {
+        held.renewal.stop();
+        let (db, row, owner) = (
+            held.claim.db.clone(),
+            held.claim.row.clone(),
+            held.claim.owner.clone(),
+        );
+        let ours = db
+            .call("releasing a lock in", move |c| {
+                acquire::delete(c, &row, &owner)
+            })
+            .await?;
+        // Only now: had the delete failed, dropping `held` would try again in the background.
+        held.claim.disarm();
+        db.notify_released();
+        Ok(ours)
+    }
+
+    fn release_on_drop(&self, held: SqliteHeld) {
+        // Stops the renewal, then the claim deletes our row on the blocking pool.
+        drop(held);
+    }
+
+    async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
+        let rows: Vec<Row> = keys.iter().map(Row::of).collect();
+        let ns = namespace.to_string();
+        let found = self
+            .db
+            .call("reading locks in", move |c| status::status(c, &ns, &rows))
+            .await?;
+        let path = self.db.path().display().to_string();
+        Ok(found
+            .into_iter()
+            .map(|s| {
+                let name = String::from_utf8(s.name.clone()).ok();
+                let resource = format!(
+                    "{path}#{namespace}/{}",
+                    name.clone()
+                        .unwrap_or_else(|| String::from_utf8_lossy(&s.name).into_owned())
+                );
+                LockStatus::new(name, resource, s.state, s.holder)
+            })
+            .collect())
+    }
+
+    async fn cleanup(&self, namespace: &str) -> Result<CleanupReport> {
+        let ns = namespace.to_string();
+        Ok(self
+            .db
+            .call("cleaning up", move |c| status::cleanup(c, &ns))
+            .await?)
+    }
+}
