@@ -118,6 +118,7 @@ mod connector;
 mod name;
 mod pool;
 mod session;
+mod sql;
 mod status;
 
 pub use name::lock_string;

@@ -23,18 +23,13 @@ use mysql_async::{Conn, Params, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::connector::describe;
+use super::sql::{self, classify};
 use super::Permit;
 use crate::guard::LostSender;
 
 /// How often an idle connection that holds no lock is pinged (it keeps the server's
 /// `wait_timeout` away and finds dead connections before they are used).
 const IDLE_PING: Duration = Duration::from_secs(60);
-
-/// How long one server-side wait lasts when the caller waits forever; the wait is renewed.
-const FOREVER_CHUNK: f64 = 3600.0;
-
-/// Server errors after which the session is gone (killed, server shutting down).
-const FATAL_CODES: &[u16] = &[1053, 1077, 1927, 4031];
 
 /// How the fencing token is drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,15 +190,6 @@ struct Actor {
     dead: Arc<AtomicBool>,
 }
 
-fn classify(e: &mysql_async::Error) -> Failure {
-    match e {
-        mysql_async::Error::Server(s) if !FATAL_CODES.contains(&s.code) => {
-            Failure::Server(describe(e))
-        }
-        _ => Failure::Dead(describe(e)),
-    }
-}
-
 impl Actor {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         let why = loop {
@@ -290,6 +276,16 @@ impl Actor {
         }
     }
 
+    /// Forgets the guard, then `RELEASE_LOCK`.
+    async fn release(&mut self, lock: &str, registration: u64) -> Result<bool, Failure> {
+        self.guards.remove(&registration);
+        sql::release_lock(&mut self.conn, lock).await
+    }
+
+    async fn get_lock(&mut self, lock: &str, timeout: Timeout) -> Result<Option<u64>, Failure> {
+        sql::get_lock(&mut self.conn, self.fencing, lock, timeout).await
+    }
+
     async fn lock(&mut self, c: LockCmd) -> Result<bool, String> {
         let mut outcome = self.get_lock(&c.lock, c.timeout).await;
         while let (Ok(None), Timeout::Forever) = (&outcome, c.timeout) {
@@ -338,92 +334,5 @@ impl Actor {
             }
         }
         fatal.map_or(Ok(true), Err)
-    }
-
-    /// `GET_LOCK`, and the fencing token once it is held. `Ok(None)`: held elsewhere.
-    async fn get_lock(&mut self, lock: &str, timeout: Timeout) -> Result<Option<u64>, Failure> {
-        let secs = match timeout {
-            Timeout::Try => 0.0,
-            Timeout::For(d) => d.as_secs_f64(),
-            Timeout::Forever => FOREVER_CHUNK,
-        };
-        match self.fencing {
-            Fencing::Sequence => {
-                let got: Option<Option<i64>> = self
-                    .conn
-                    .exec_first(
-                        "SELECT CASE GET_LOCK(?, ?) WHEN 1 THEN NEXTVAL(lockhog_fencing) \
-                         WHEN 0 THEN 0 END",
-                        (lock, secs),
-                    )
-                    .await
-                    .map_err(|e| classify(&e))?;
-                match got.flatten() {
-                    Some(0) => Ok(None),
-                    Some(t) if t > 0 => Ok(Some(t as u64)),
-                    Some(t) => {
-                        let _ = self.release(lock, 0).await;
-                        Err(Failure::Server(format!("the fencing sequence gave {t}")))
-                    }
-                    None => Err(Failure::Server(
-                        "GET_LOCK returned NULL (the wait was interrupted)".into(),
-                    )),
-                }
-            }
-            Fencing::Table => {
-                let got: Option<Option<i64>> = self
-                    .conn
-                    .exec_first("SELECT GET_LOCK(?, ?)", (lock, secs))
-                    .await
-                    .map_err(|e| classify(&e))?;
-                match got.flatten() {
-                    Some(1) => {}
-                    Some(_) => return Ok(None),
-                    None => {
-                        return Err(Failure::Server(
-                            "GET_LOCK returned NULL (the wait was interrupted)".into(),
-                        ))
-                    }
-                }
-                let bumped = self
-                    .conn
-                    .exec_drop(
-                        "UPDATE lockhog_fencing SET value = LAST_INSERT_ID(value + 1) WHERE id = 1",
-                        (),
-                    )
-                    .await;
-                let token = match bumped {
-                    Ok(()) if self.conn.affected_rows() == 1 => self.conn.last_insert_id(),
-                    Ok(()) => None,
-                    Err(e) => {
-                        let f = classify(&e);
-                        if matches!(f, Failure::Server(_)) {
-                            let _ = self.release(lock, 0).await;
-                        }
-                        return Err(f);
-                    }
-                };
-                match token.filter(|t| *t > 0) {
-                    Some(t) => Ok(Some(t)),
-                    None => {
-                        let _ = self.release(lock, 0).await;
-                        Err(Failure::Server(
-                            "the fencing table lockhog_fencing has no row with id 1".into(),
-                        ))
-                    }
-                }
-            }
-        }
-    }
-
-    /// `RELEASE_LOCK`: 1 released (ours), 0 held by another session, NULL no such lock.
-    async fn release(&mut self, lock: &str, registration: u64) -> Result<bool, Failure> {
-        self.guards.remove(&registration);
-        let freed: Option<Option<i64>> = self
-            .conn
-            .exec_first("SELECT RELEASE_LOCK(?)", (lock,))
-            .await
-            .map_err(|e| classify(&e))?;
-        Ok(freed.flatten() == Some(1))
     }
 }
