@@ -179,17 +179,15 @@ pub use self::redis_store::RedisStore;
 mod redis_store {
     use std::time::Duration;
 
-    use redis::aio::ConnectionManager;
-
     use super::ResultStore;
-    use crate::backend::redis::{backend_err, client, connect_manager, namespace_part};
+    use crate::backend::redis::{backend_err, client, connect_checked, namespace_part, Conn};
     use crate::name::LockName;
     use crate::url::BackendUrl;
 
     /// Values in Redis under `NS:result:KEY` (`NS` as for the lock keys), with `SET … PX`.
     #[derive(Clone)]
     pub struct RedisStore {
-        conn: ConnectionManager,
+        conn: Conn,
     }
 
     impl std::fmt::Debug for RedisStore {
@@ -215,7 +213,7 @@ mod redis_store {
             let target = format!("{}:{}", parsed.scheme(), parsed.body());
             let c = client(&target, ca.as_deref(), &shown)?;
             Ok(RedisStore {
-                conn: connect_manager(&c, &shown).await?,
+                conn: connect_checked(&c, &shown).await?,
             })
         }
 

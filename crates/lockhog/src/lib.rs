@@ -91,8 +91,8 @@ mod options;
 pub mod testkit;
 mod url;
 
-pub use compute_once::{compute_once, ComputeOnce};
 pub use backend::{Backend, Capabilities, CleanupReport, LockState, LockStatus};
+pub use compute_once::{compute_once, ComputeOnce};
 pub use error::{BoxError, Error, Result};
 pub use guard::{AcquireStats, LockGuard, LostSender};
 pub use hog::{async_hog_lock, contend, hog_lock, hogged, HogFrom};

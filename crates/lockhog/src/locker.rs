@@ -97,9 +97,9 @@ impl Locker {
                 crate::backend::redis::redlock::RedlockBackend::connect(&mut parsed).await?,
             ),
             #[cfg(feature = "memcached")]
-            "memcached" => Arc::new(
-                crate::backend::memcached::MemcachedBackend::connect(&mut parsed).await?,
-            ),
+            "memcached" => {
+                Arc::new(crate::backend::memcached::MemcachedBackend::connect(&mut parsed).await?)
+            }
             #[cfg(feature = "mysql")]
             "mysql" => Arc::new(crate::backend::mysql::MysqlBackend::connect(&mut parsed).await?),
             #[cfg(feature = "sqlite")]

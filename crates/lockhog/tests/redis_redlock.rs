@@ -1,6 +1,7 @@
-//! Redlock with nodes going down: three `redis-server`s of this test's own (so killing them
-//! disturbs no other test), one killed → locks still work; two killed → refused with a
-//! backend error, never granted without a majority.
+//! Servers going down, on `redis-server`s of this test's own (so killing them disturbs no other
+//! test): Redlock with one of three killed → locks still work; two killed → refused with a
+//! backend error, never granted without a majority. A single server restarted without
+//! persistence → the locker reconnects and fencing tokens do not go back.
 
 #![cfg(feature = "redis")]
 
@@ -42,8 +43,11 @@ fn free_port() -> u16 {
 
 /// Starts a node, or returns `None` when there is no `redis-server` (a failure under CI).
 async fn start_node() -> Option<Node> {
+    start_node_on(free_port()).await
+}
+
+async fn start_node_on(port: u16) -> Option<Node> {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let child = match Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
@@ -218,4 +222,38 @@ async fn a_lock_held_by_others_on_a_majority_is_contended() {
             .contains("someone-else"),
         "{status:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_is_reconnected_and_tokens_do_not_go_back() {
+    let Some(node) = start_node().await else {
+        return;
+    };
+    let port = node.port;
+    let url = format!("redis://{}", node.addr());
+    let locker = Locker::connect(&url).await.unwrap();
+    let name = unique("restart");
+    let g = locker.lock(&name).try_acquire().await.unwrap();
+    let before = g.fencing_token();
+    drop(g);
+    // Restart without persistence: every key, the fencing counter included, is gone.
+    drop(node);
+    let _node = start_node_on(port).await.unwrap();
+    // The first command may meet the dead connection; the locker reconnects after it.
+    let after = bounded("a lock after the restart", async {
+        loop {
+            match locker.lock(&name).try_acquire().await {
+                Ok(g) => return g,
+                Err(Error::Backend { .. }) => tokio::task::yield_now().await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        after.fencing_token() > before,
+        "token {} after {before}",
+        after.fencing_token()
+    );
+    assert!(after.release().await.unwrap());
 }

@@ -29,18 +29,18 @@
 
 pub mod file;
 pub mod lease;
+pub mod mem;
 #[cfg(feature = "memcached")]
 pub mod memcached;
-pub mod mem;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 mod named_semaphores;
 #[cfg(any(feature = "redis", feature = "memcached", feature = "sqlite"))]
 mod owner;
-#[cfg(feature = "redis")]
-pub mod redis;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

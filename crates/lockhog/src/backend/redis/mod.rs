@@ -6,7 +6,8 @@
 //! `redis://[user:password@]host[:port][/db]`, `rediss://…` for TLS (the system's roots, or
 //! the PEM file given by `?ca=/path/to/ca.pem`). AUTH and ACL users come from the URL's user
 //! and password; the password never appears in an error or a log line. Common options:
-//! `namespace=` and `ttl=` (the lease, 30 s by default).
+//! `namespace=` and `ttl=` (the lease, 30 s by default). `wake=poll` makes waiters poll
+//! instead of subscribing to release messages (for servers where pub/sub is not allowed).
 //!
 //! # Keys
 //!
@@ -53,13 +54,14 @@
 //! lock (Redis replication is asynchronous); use `redlock://` over independent servers, or
 //! fencing, when that matters.
 
+mod conn;
+pub(crate) use self::conn::Conn;
 pub mod redlock;
 mod scripts;
 mod wake;
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Client, RedisError};
 use tokio::time::Instant;
 
@@ -185,21 +187,33 @@ pub(crate) fn client(url: &str, ca: Option<&str>, shown: &str) -> Result<Client>
     }
 }
 
-/// A reconnecting multiplexed connection, checked by one round trip (so a wrong password or an
-/// unreachable server fails here).
-pub(crate) async fn connect_manager(client: &Client, shown: &str) -> Result<ConnectionManager> {
-    let config = redis::aio::ConnectionManagerConfig::new()
+/// The connection settings of every command connection.
+pub(crate) fn conn_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
-        .set_number_of_retries(1);
-    let mut conn = ConnectionManager::new_with_config(client.clone(), config)
-        .await
-        .map_err(|e| backend_err(format_args!("cannot connect to {shown}"), e))?;
+}
+
+/// A reconnecting multiplexed connection, checked by one round trip (so a wrong password or an
+/// unreachable server fails here).
+pub(crate) async fn connect_checked(client: &Client, shown: &str) -> Result<Conn> {
+    let mut conn = Conn::lazy(client.clone(), conn_config());
     let _: String = redis::cmd("PING")
         .query_async(&mut conn)
         .await
-        .map_err(|e| backend_err(format_args!("cannot use {shown}"), e))?;
+        .map_err(|e| backend_err(format_args!("cannot connect to {shown}"), e))?;
     Ok(conn)
+}
+
+/// Takes the `wake` option: `pubsub` (the default) or `poll`.
+pub(crate) fn take_wake(url: &mut BackendUrl) -> Result<bool> {
+    match url.take_option("wake").as_deref() {
+        None | Some("pubsub") => Ok(true),
+        Some("poll") => Ok(false),
+        Some(other) => Err(url.invalid(&format!(
+            "wake={other:?}: expected `pubsub` (the default) or `poll`"
+        ))),
+    }
 }
 
 /// Splits a `redis://` URL into what the client takes and the TLS roots option.
@@ -217,7 +231,7 @@ fn client_url(url: &mut BackendUrl) -> Result<(String, Option<String>)> {
 
 /// The `redis://` / `rediss://` backend. See the [module docs](self).
 pub struct RedisBackend {
-    conn: ConnectionManager,
+    conn: Conn,
     wakeups: Wakeups,
 }
 
@@ -229,7 +243,7 @@ impl std::fmt::Debug for RedisBackend {
 
 /// A held Redis lock: the key, our owner value, the connection and the renewal task.
 pub struct RedisHeld {
-    conn: ConnectionManager,
+    conn: Conn,
     key: Vec<u8>,
     channel: Vec<u8>,
     owner: Vec<u8>,
@@ -247,7 +261,7 @@ impl std::fmt::Debug for RedisHeld {
 
 /// The lease of one key on one server: renewed by compare-and-`PEXPIRE`.
 struct KeyLease {
-    conn: ConnectionManager,
+    conn: Conn,
     key: Vec<u8>,
     owner: Vec<u8>,
     ttl: Duration,
@@ -270,7 +284,7 @@ impl Lease for KeyLease {
 
 /// Compare-and-delete of `key` if it holds `owner`; true when deleted.
 async fn release_key(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     key: &[u8],
     owner: &[u8],
     channel: &[u8],
@@ -288,7 +302,7 @@ async fn release_key(
 /// its answer arrived. Commands on one connection run in order, so the delete runs after the
 /// `SET` it undoes.
 struct Undo {
-    conn: Option<ConnectionManager>,
+    conn: Option<Conn>,
     key: Vec<u8>,
     owner: Vec<u8>,
     channel: Vec<u8>,
@@ -334,12 +348,13 @@ impl RedisBackend {
     /// server cannot be reached or refuses the credentials.
     pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
         let shown = url.redacted().to_string();
+        let pubsub = take_wake(url)?;
         let (target, ca) = client_url(url)?;
         let client = client(&target, ca.as_deref(), &shown)?;
-        let conn = connect_manager(&client, &shown).await?;
+        let conn = connect_checked(&client, &shown).await?;
         Ok(RedisBackend {
             conn,
-            wakeups: Wakeups::new(client),
+            wakeups: Wakeups::new(client, pubsub),
         })
     }
 

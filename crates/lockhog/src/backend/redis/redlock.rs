@@ -2,7 +2,7 @@
 //!
 //! # URL
 //!
-//! `redlock://[user:password@]h1:p1,h2:p2,h3:p3[/db]`: an odd number of nodes (1, 3, 5, …;
+//! `redlock://[user:password@]h1:p1,h2:p2,h3:p3[/db][?wake=poll]`: an odd number of nodes (1, 3, 5, …;
 //! an even or zero count is refused as [`Error::InvalidUrl`], since it tolerates no more
 //! failures than the odd count below it and splits votes more often). The credentials and db
 //! apply to every node. Keys, values and scripts are those of the single-node backend (see
@@ -50,10 +50,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{join_all, select_all};
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use tokio::time::{timeout, Instant};
 
+use super::conn::Conn;
 use super::wake::Wakeups;
 use super::{
     backend_err, client, fence_key, lock_key, release_channel, scan_pattern, scripts, ttl_ms,
@@ -71,7 +71,7 @@ use crate::url::BackendUrl;
 const SCHEME: &str = "redlock";
 
 struct Node {
-    conn: ConnectionManager,
+    conn: Conn,
     wakeups: Wakeups,
     /// `host:port`, for messages.
     addr: String,
@@ -127,7 +127,7 @@ fn node_timeout(ttl: Duration) -> Duration {
 /// Runs `op` on every node at once, each bounded by `limit`; one result per node.
 async fn on_all<T, F, Fut>(nodes: &[Node], limit: Duration, op: F) -> Vec<Result<T>>
 where
-    F: Fn(ConnectionManager) -> Fut,
+    F: Fn(Conn) -> Fut,
     Fut: std::future::Future<Output = redis::RedisResult<T>>,
 {
     join_all(nodes.iter().map(|n| {
@@ -298,21 +298,17 @@ impl RedlockBackend {
     /// [`Error::InvalidUrl`] for a malformed URL or an even or zero node count;
     /// [`Error::Backend`] when a majority of nodes cannot be reached or refuse the credentials.
     pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
+        let pubsub = super::take_wake(url)?;
         url.finish()?;
         let shown = url.redacted().to_string();
         let mut nodes = Vec::new();
         for (node_url, addr) in node_urls(url)? {
             let client = client(&node_url, None, &shown)?;
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_response_timeout(Some(super::RESPONSE_TIMEOUT))
-                .set_number_of_retries(0);
             // Lazy: a node that is down now is connected when it comes back.
-            let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-                .map_err(|e| backend_err(format_args!("node {addr}"), e))?;
+            let conn = Conn::lazy(client.clone(), super::conn_config());
             nodes.push(Node {
                 conn,
-                wakeups: Wakeups::new(client),
+                wakeups: Wakeups::new(client, pubsub),
                 addr,
             });
         }

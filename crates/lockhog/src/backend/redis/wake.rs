@@ -34,6 +34,8 @@ pub(crate) struct Wakeups(Arc<Inner>);
 
 struct Inner {
     client: redis::Client,
+    /// False with `?wake=poll`: never subscribe, waiters poll.
+    enabled: bool,
     table: Mutex<Table>,
     /// The connection, serialising subscribe and unsubscribe.
     conn: tokio::sync::Mutex<Option<Conn>>,
@@ -54,9 +56,10 @@ pub(crate) struct Subscription {
 }
 
 impl Wakeups {
-    pub(crate) fn new(client: redis::Client) -> Self {
+    pub(crate) fn new(client: redis::Client, enabled: bool) -> Self {
         Wakeups(Arc::new(Inner {
             client,
+            enabled,
             table: Mutex::new(HashMap::new()),
             conn: tokio::sync::Mutex::new(None),
         }))
@@ -82,6 +85,9 @@ impl Wakeups {
             notify,
             live: false,
         };
+        if !self.0.enabled {
+            return sub;
+        }
         match self.0.ensure_subscribed(channel).await {
             Ok(()) => sub.live = true,
             Err(e) => tracing::debug!(error = %e, "redis pub/sub unavailable; waiters poll"),
