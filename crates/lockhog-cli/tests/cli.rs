@@ -31,7 +31,9 @@ fn hold_then_release(locks: &Locks) {
         locks.lock_file("payroll"),
         "file resource is the lock file's absolute path"
     );
-    assert!(h.token(1) > h.token(0), "tokens grow");
+    // Tokens grow per name (the conformance suite checks that); across names nothing is
+    // promised, so only check they are tokens at all.
+    assert!(h.token(0) > 0 && h.token(1) > 0, "fencing tokens start above zero");
 
     let refused = locks.run("run", &["-n", "payroll", "--", "true"]);
     refused.assert_code(1);
