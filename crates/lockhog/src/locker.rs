@@ -20,17 +20,17 @@ use crate::url::BackendUrl;
 /// The environment variable [`Locker::from_env`] reads.
 pub const URL_ENV: &str = "LOCKHOG_URL";
 
-/// Schemes of the contract whose backends are not in this build.
-const PLANNED_SCHEMES: &[&str] = &[
-    "sqlite",
-    "postgres",
-    "postgresql",
-    "mysql",
-    "redis",
-    "rediss",
-    "redlock",
-    "memcached",
-    "etcd",
+/// Schemes of the contract whose backends sit behind a cargo feature: (scheme, feature).
+const FEATURE_SCHEMES: &[(&str, &str)] = &[
+    ("sqlite", "sqlite"),
+    ("postgres", "postgres"),
+    ("postgresql", "postgres"),
+    ("mysql", "mysql"),
+    ("redis", "redis"),
+    ("rediss", "redis"),
+    ("redlock", "redis"),
+    ("memcached", "memcached"),
+    ("etcd", "etcd"),
 ];
 
 /// A handle on one lock store. Cheap to clone; clones share the backend (and its connections).
@@ -108,16 +108,17 @@ impl Locker {
             "postgres" | "postgresql" => {
                 Arc::new(crate::backend::postgres::PostgresBackend::connect(&mut parsed).await?)
             }
-            s if PLANNED_SCHEMES.contains(&s) => {
-                return Err(parsed.invalid(&format!(
-                    "the {s} backend is not available in this build of lockhog"
-                )))
-            }
             s => {
-                return Err(parsed.invalid(&format!(
-                    "unknown scheme {s:?}; known: mem, file, {}",
-                    PLANNED_SCHEMES.join(", ")
-                )))
+                let reason = match FEATURE_SCHEMES.iter().find(|(scheme, _)| *scheme == s) {
+                    Some((_, feature)) => format!(
+                        "the {s} backend is not in this build of lockhog (cargo feature `{feature}`)"
+                    ),
+                    None => format!(
+                        "unknown scheme {s:?}; known: mem, file, {}",
+                        FEATURE_SCHEMES.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                return Err(parsed.invalid(&reason));
             }
         };
         Ok(Locker {
