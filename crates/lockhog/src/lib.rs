@@ -62,10 +62,17 @@
 //!
 //! # Backends
 //!
-//! | URL | backend |
-//! |---|---|
-//! | `file:///abs/dir` | `flock(2)` on `<dir>/<name>.lock` (the default: see [`default_url`]) |
-//! | `mem:` | in-process named locks |
+//! | URL | backend | cargo feature |
+//! |---|---|---|
+//! | `file:///abs/dir` | `flock(2)` on `<dir>/<name>.lock` (the default: see [`default_url`]); `?mode=fcntl` for POSIX record locks | always |
+//! | `mem:` | in-process named locks | always |
+//! | `postgres://…` | session-level advisory locks; transaction-level helpers for your own connection | `postgres` |
+//! | `mysql://…` | `GET_LOCK` / `RELEASE_LOCK` named locks | `mysql` |
+//! | `redis://…`, `rediss://…` | `SET NX PX` leases with compare-and-delete, renewed while held | `redis` |
+//! | `redlock://h1:p1,h2:p2,h3:p3` | the Redlock quorum over independent Redis nodes | `redis` |
+//! | `memcached://host:port` | `add` with expiry: a weak lock that eviction can lose | `memcached` |
+//! | `sqlite:///abs/path.db` | a lock table with leases in an embedded database | `sqlite` |
+//! | `etcd://h1:p1[,h2:p2…]` | lease + key ordered by create revision (FIFO) | `etcd` |
 //!
 //! Query options `namespace=` and `ttl=` apply to every backend. Each backend's module says
 //! how it maps names to its resources, how it wakes waiters and where its fencing tokens come
