@@ -263,34 +263,89 @@ svc_memcached_start() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# etcd: a single-member cluster (Debian's etcd-server).
+# etcd: a three-member cluster on 127.0.0.1 (Debian's etcd-server), so tests can stop one
+# member and see locks keep working.
+#   LOCKHOG_TEST_ETCD_URL      etcd://127.0.0.1:C0,127.0.0.1:C1,127.0.0.1:C2 (client ports)
+#   LOCKHOG_TEST_ETCD_MEMBERS  a directory with one subdirectory per member, m0 m1 m2 in the
+#                              URL's order, each holding `endpoint` (127.0.0.1:PORT), `pid`
+#                              (the running server) and `start` (an executable that starts that
+#                              member again on its data dir and returns once it is healthy; the
+#                              pid it starts is recorded, so scripts/test still stops it).
 
 svc_etcd_packages() { command -v etcd >/dev/null || echo etcd-server; }
 
 svc_etcd_start() {
-    local ports dir=$LH_TMP/etcd
+    local ports dir=$LH_TMP/etcd i cluster="" jobs=() rc=0
     mkdir -p "$dir"
-    mapfile -t ports < <(free_ports 2)
-    local client=http://127.0.0.1:${ports[0]} peer=http://127.0.0.1:${ports[1]}
-    etcd --name lockhog --data-dir "$dir/data" \
-        --listen-client-urls "$client" --advertise-client-urls "$client" \
-        --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
-        --initial-cluster "lockhog=$peer" --initial-cluster-state new \
-        --unsafe-no-fsync --log-outputs stderr \
-        >"$dir/server.log" 2>&1 </dev/null &
-    local pid=$!
-    svc_pid etcd "$pid"
-    wait_ready etcd "$pid" "$dir/server.log" etcd_healthy "${ports[0]}" || return 1
-    svc_url LOCKHOG_TEST_ETCD_URL "etcd://127.0.0.1:${ports[0]}"
+    mapfile -t ports < <(free_ports 6)
+    for i in 0 1 2; do
+        cluster+="${cluster:+,}m$i=http://127.0.0.1:${ports[$((i + 3))]}"
+    done
+    for i in 0 1 2; do
+        etcd_member_script "$dir/m$i" "m$i" "${ports[$i]}" "${ports[$((i + 3))]}" "$cluster"
+    done
+    # Members wait for each other (health needs a leader), so start all three at once.
+    for i in 0 1 2; do
+        "$dir/m$i/start" &
+        jobs+=($!)
+    done
+    for i in "${jobs[@]}"; do wait "$i" || rc=1; done
+    ((rc == 0)) || return 1
+    svc_url LOCKHOG_TEST_ETCD_URL \
+        "etcd://127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
+    svc_url LOCKHOG_TEST_ETCD_MEMBERS "$dir"
 }
 
-etcd_healthy() {
-    local port=$1 body
+# etcd_member_script DIR NAME CLIENT_PORT PEER_PORT CLUSTER: writes DIR/start, which starts the
+# member (the first time it joins the new cluster; later it restarts from its data dir),
+# records its pid in DIR/pid and in the framework's pid list, and returns once the member
+# reports itself healthy (at most LH_READY_TIMEOUT seconds).
+etcd_member_script() {
+    local mdir=$1 name=$2 cport=$3 pport=$4 cluster=$5
+    mkdir -p "$mdir"
+    echo "127.0.0.1:$cport" >"$mdir/endpoint"
+    {
+        echo '#!/usr/bin/env bash'
+        echo 'set -u'
+        printf 'mdir=%q pids=%q timeout=%q\n' "$mdir" "$LH_TMP/pids/etcd" "$LH_READY_TIMEOUT"
+        printf 'port=%q client=%q peer=%q\n' "$cport" "http://127.0.0.1:$cport" \
+            "http://127.0.0.1:$pport"
+        printf 'name=%q cluster=%q\n' "$name" "$cluster"
+        cat <<'SCRIPT'
+etcd --name "$name" --data-dir "$mdir/data" \
+    --listen-client-urls "$client" --advertise-client-urls "$client" \
+    --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+    --initial-cluster "$cluster" --initial-cluster-token lockhog-test \
+    --initial-cluster-state new --unsafe-no-fsync --log-outputs stderr \
+    >>"$mdir/server.log" 2>&1 </dev/null &
+pid=$!
+echo "$pid" >"$mdir/pid"
+echo "$pid" >>"$pids"
+healthy() {
+    local body
     exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
     printf 'GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
     body=$(timeout 2 cat <&3) || true
     exec 3>&-
     [[ $body == *'"health":"true"'* ]]
+}
+deadline=$((SECONDS + timeout))
+until healthy 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+        echo "etcd member $name (pid $pid) exited before it was ready; its log:" >&2
+        tail -n 40 "$mdir/server.log" >&2
+        exit 1
+    fi
+    if ((SECONDS >= deadline)); then
+        echo "etcd member $name (pid $pid) not healthy after ${timeout}s; its log:" >&2
+        tail -n 40 "$mdir/server.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+SCRIPT
+    } >"$mdir/start"
+    chmod 755 "$mdir/start"
 }
 
 # ---------------------------------------------------------------------------------------------
