@@ -114,6 +114,11 @@ impl Connector {
             };
         let connect_timeout = duration(url, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)?;
         let lost_check = duration(url, "lost_check", DEFAULT_LOST_CHECK)?;
+        let prefer_socket = match url.take_option("prefer_socket").as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => return Err(url.invalid("prefer_socket is `true` or `false`")),
+        };
         let fencing = match url.take_option("fencing").as_deref() {
             None => None,
             Some("sequence") => Some(FencingKind::Sequence),
@@ -128,7 +133,9 @@ impl Connector {
             .user(user)
             .pass(password.clone())
             .db_name(Some(db))
-            .prefer_socket(false)
+            // On a loopback address, reconnect through the server's Unix socket when it
+            // can be reached (mysql_async's default): about twice the round trips per second.
+            .prefer_socket(prefer_socket)
             .tcp_nodelay(true)
             .tcp_keepalive(Some(Duration::from_secs(30)))
             // Locks are pinned to connections: no statement cache is shared, and nothing

@@ -109,7 +109,9 @@
 //! `mysql://user:password@host:port/database?…`, the database being where the fencing
 //! counter lives. Options: `connections=N`, `max_waiters=N`, `connect_timeout=SECS`
 //! (default 10), `lost_check=SECS` (default 1), `fencing=sequence|table` (which counter to
-//! create when the database has none). Any other option is refused. No TLS in this build.
+//! create when the database has none), `prefer_socket=true|false` (default true: on a
+//! loopback address, reconnect through the server's Unix socket when it can be reached, as
+//! mysql_async does). Any other option is refused. No TLS in this build.
 //!
 //! [`LockGuard::lost`]: crate::LockGuard::lost
 
