@@ -60,3 +60,10 @@ lockhog::conformance_suite!(
         // server for a file.
         .with_unreachable_url("sqlite:///nonexistent-lockhog-dir/locks.db")
 );
+#[cfg(feature = "etcd")]
+lockhog::conformance_suite!(
+    etcd_backend,
+    Target::from_env("LOCKHOG_TEST_ETCD_URL")
+        .with_hold_bin(hold_bin())
+        .with_unreachable_url("etcd://127.0.0.1:1")
+);

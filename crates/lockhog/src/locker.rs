@@ -104,6 +104,8 @@ impl Locker {
             "mysql" => Arc::new(crate::backend::mysql::MysqlBackend::connect(&mut parsed).await?),
             #[cfg(feature = "sqlite")]
             "sqlite" => Arc::new(crate::backend::sqlite::SqliteBackend::open(&mut parsed).await?),
+            #[cfg(feature = "etcd")]
+            "etcd" => Arc::new(crate::backend::etcd::EtcdBackend::connect(&mut parsed).await?),
             #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => {
                 Arc::new(crate::backend::postgres::PostgresBackend::connect(&mut parsed).await?)

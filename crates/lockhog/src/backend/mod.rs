@@ -27,6 +27,8 @@
 //! Register it with [`Locker::with_backend`](crate::Locker::with_backend), and run the
 //! conformance suite in [`testkit`](crate::testkit) against it.
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod file;
 pub mod lease;
 pub mod mem;
@@ -35,7 +37,7 @@ pub mod memcached;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 mod named_semaphores;
-#[cfg(any(feature = "redis", feature = "memcached", feature = "sqlite"))]
+#[cfg(any(feature = "redis", feature = "memcached", feature = "sqlite", feature = "etcd"))]
 mod owner;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -50,24 +50,24 @@ impl MysqlBackend {
             return Ok(Err((c.permit, waiter_slot))); // never ran: try elsewhere
         }
         let outcome = match rx.await {
-            Ok(Ok(LockReply::Got {
-                token,
-                registration,
-                permit,
-            })) => Outcome::Got(Acquired {
-                held: MysqlHeld {
-                    inner: Some(HeldInner {
-                        pool: self.pool.clone(),
-                        session: session.clone(),
-                        waiter_slot,
-                        lock: id.1.clone(),
-                        registration,
-                        name: NameTicket::new(id, key),
-                        permit,
-                    }),
-                },
-                token,
-            }),
+            Ok(Ok(LockReply::Got(claim))) => {
+                let token = claim.token;
+                let (registration, permit) = claim.take();
+                Outcome::Got(Acquired {
+                    held: MysqlHeld {
+                        inner: Some(HeldInner {
+                            pool: self.pool.clone(),
+                            session: session.clone(),
+                            waiter_slot,
+                            lock: id.1.clone(),
+                            registration,
+                            name: NameTicket::new(id, key),
+                            permit,
+                        }),
+                    },
+                    token,
+                })
+            }
             Ok(Ok(LockReply::Busy(permit))) => Outcome::Busy(permit),
             Ok(Err(Failure::Server(m))) => return Err(self.failed("cannot lock", &m)),
             Ok(Err(Failure::Dead(m))) => Outcome::Dead(m),

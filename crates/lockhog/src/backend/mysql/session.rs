@@ -50,14 +50,50 @@ pub(crate) enum Timeout {
 
 /// What a lock command answers.
 pub(crate) enum LockReply {
-    /// Held, with its fencing token and the registration of its lost notice.
-    Got {
-        token: u64,
-        registration: u64,
-        permit: Permit,
-    },
+    /// Held, with its fencing token.
+    Got(Claim),
     /// Someone else holds it (or the wait ran out); the permit comes back.
     Busy(Permit),
+}
+
+/// A lock taken for an acquire that has not picked it up yet. Dropped unclaimed (the
+/// acquire was dropped between the answer and reading it), it queues the release on its
+/// connection, with the permit, so that no lock is ever left held by nobody.
+pub(crate) struct Claim {
+    pub token: u64,
+    held: Option<(Arc<str>, u64, Permit)>,
+    me: mpsc::WeakUnboundedSender<Cmd>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Claim {
+    /// The registration of the lock's lost notice, and the permit: the lock is the caller's.
+    pub fn take(mut self) -> (u64, Permit) {
+        let (_, registration, permit) = self.held.take().expect("claimed once");
+        (registration, permit)
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let Some((lock, registration, permit)) = self.held.take() else {
+            return;
+        };
+        // A connection that has ended holds nothing any more.
+        if let Some(tx) = self.me.upgrade() {
+            self.queued.fetch_add(1, Ordering::Relaxed);
+            let cmd = Cmd::Release {
+                lock,
+                registration,
+                permit,
+                reply: None,
+                after: None,
+            };
+            if tx.send(cmd).is_err() {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Why a command failed.
@@ -133,6 +169,7 @@ impl Session {
         let dead = Arc::new(AtomicBool::new(false));
         let id = conn.id();
         let actor = Actor {
+            me: tx.downgrade(),
             conn,
             fencing,
             lost_check,
@@ -181,6 +218,8 @@ impl Session {
 }
 
 struct Actor {
+    /// Its own commands' queue, for claims dropped unclaimed.
+    me: mpsc::WeakUnboundedSender<Cmd>,
     conn: Conn,
     fencing: Fencing,
     lost_check: Duration,
@@ -302,23 +341,20 @@ impl Actor {
             Ok(Some(token)) => {
                 self.next += 1;
                 self.guards.insert(self.next, c.lost);
-                Ok(LockReply::Got {
+                Ok(LockReply::Got(Claim {
                     token,
-                    registration: self.next,
-                    permit: c.permit,
-                })
+                    held: Some((c.lock.clone(), self.next, c.permit)),
+                    me: self.me.clone(),
+                    queued: self.queued.clone(),
+                }))
             }
             Ok(None) => Ok(LockReply::Busy(c.permit)),
             Err(f) => Err(f),
         };
         if let Err(unsent) = c.reply.send(reply) {
             // The acquire was dropped: give back what it got, then its permit.
-            if let Ok(LockReply::Got {
-                registration,
-                permit,
-                ..
-            }) = unsent
-            {
+            if let Ok(LockReply::Got(claim)) = unsent {
+                let (registration, permit) = claim.take();
                 let released = self.release(&c.lock, registration).await;
                 drop(permit);
                 if let Err(Failure::Dead(m)) = released {

@@ -1,0 +1,91 @@
+//! The etcd keys of a lock: `lockhog/<namespace>/<name>/<lease id in hex>`, one per holder or
+//! waiter.
+
+use crate::name::{percent_encode, LockKey};
+
+/// The first segment of every key lockhog writes.
+pub(super) const ROOT: &str = "lockhog";
+
+/// A namespace or name as one key segment: every byte as it is, except `%` and `/`, which are
+/// percent-encoded so that a segment never contains the separator (the lock `a` must not see
+/// the queue of the lock `a/b` when it lists its own by prefix).
+fn segment(text: &str) -> String {
+    percent_encode(text, |b| b != b'%' && b != b'/')
+}
+
+/// The prefix of every lock of a namespace: `lockhog/<namespace>/`.
+pub(super) fn namespace_prefix(namespace: &str) -> String {
+    format!("{ROOT}/{}/", segment(namespace))
+}
+
+/// The lock's resource: `lockhog/<namespace>/<name>`, what `hold` and `status` print.
+pub(super) fn resource(key: &LockKey) -> String {
+    format!(
+        "{}{}",
+        namespace_prefix(key.namespace()),
+        segment(key.name().as_str())
+    )
+}
+
+/// The prefix of the lock's queue: `<resource>/`.
+pub(super) fn queue_prefix(key: &LockKey) -> Vec<u8> {
+    format!("{}/", resource(key)).into_bytes()
+}
+
+/// The key of one holder or waiter: `<resource>/<lease id as 16 hex digits>`.
+pub(super) fn entry_key(key: &LockKey, lease: i64) -> Vec<u8> {
+    let mut k = queue_prefix(key);
+    k.extend_from_slice(format!("{lease:016x}").as_bytes());
+    k
+}
+
+/// A queue entry's key split into the lock's resource and its name (decoded), when `key` is one
+/// of `namespace`'s.
+pub(super) fn parse_entry(namespace: &str, key: &[u8]) -> Option<(String, String)> {
+    let prefix = namespace_prefix(namespace);
+    let rest = std::str::from_utf8(key.strip_prefix(prefix.as_bytes())?).ok()?;
+    let (name, lease) = rest.rsplit_once('/')?;
+    if name.contains('/') || lease.len() != 16 || i64::from_str_radix(lease, 16).is_err() {
+        return None;
+    }
+    let decoded = crate::name::percent_decode(name)?;
+    Some((format!("{prefix}{name}"), decoded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::LockName;
+
+    fn key(ns: &str, name: &str) -> LockKey {
+        LockKey::new(ns, LockName::new(name).unwrap())
+    }
+
+    #[test]
+    fn layout() {
+        let k = key("lockhog", "nightly report");
+        assert_eq!(resource(&k), "lockhog/lockhog/nightly report");
+        assert_eq!(
+            entry_key(&k, 0x1a2b),
+            b"lockhog/lockhog/nightly report/0000000000001a2b"
+        );
+        assert_eq!(resource(&key("a/b", "c/d%")), "lockhog/a%2Fb/c%2Fd%25");
+        // The names a and a/b never share a queue.
+        assert!(!entry_key(&key("n", "a/b"), 1).starts_with(&queue_prefix(&key("n", "a"))));
+        let nul = key("n", "x\0y é");
+        assert_eq!(resource(&nul).as_bytes(), "lockhog/n/x\0y é".as_bytes());
+    }
+
+    #[test]
+    fn entries_parse_back() {
+        let k = key("app", "a/b é");
+        let e = entry_key(&k, 7);
+        assert_eq!(
+            parse_entry("app", &e),
+            Some((resource(&k), "a/b é".to_string()))
+        );
+        assert_eq!(parse_entry("other", &e), None);
+        assert_eq!(parse_entry("app", b"lockhog/app/x/notalease"), None);
+        assert_eq!(parse_entry("app", b"lockhog/app/x"), None);
+    }
+}

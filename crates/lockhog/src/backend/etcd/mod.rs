@@ -1,0 +1,239 @@
+//! `etcd://` — a lease and a key per holder or waiter, queued by create revision, like etcd's
+//! own `concurrency.Mutex`.
+//!
+//! # URLs
+//!
+//! `etcd://[user:password@]host[:port][,host[:port]…]`: every member's client endpoint (port
+//! 2379 when omitted). Requests are balanced over the members and tried again on another when
+//! one fails or does not answer, so a list whose first member is down works, and so does a
+//! cluster with a minority of members stopped. With `user:password` the client authenticates
+//! (etcd's auth); the password never appears in an error or a log line. Plain HTTP only (no TLS
+//! yet). Common options: `namespace=` and `ttl=` (the lease, 30 s by default).
+//!
+//! # Keys
+//!
+//! A lock named `NAME` in namespace `NS` is the RESOURCE `lockhog/NS/NAME` (what `lockhog hold`
+//! and `status` print), `NS` and `NAME` taken byte for byte (etcd keys are binary safe: spaces,
+//! quotes, NUL stay as they are) except `%` and `/`, which are percent-encoded so that the
+//! lock `a` never sees the queue of the lock `a/b`. Each holder or waiter has the key
+//! `RESOURCE/<lease id in 16 hex digits>`, attached to its own lease, with the value
+//! `<128 random bits in hex>/<pid>/<host>`. So `etcdctl get --prefix 'lockhog/NS/NAME/'` lists
+//! the holder (first by create revision) and the waiters in order.
+//!
+//! # How it works
+//!
+//! - **Acquire**: grant a lease (the ttl rounded up to whole seconds; etcd raises it to its
+//!   minimum, 2 s by default), start keeping it alive, then in one transaction create our key
+//!   if it does not exist (a retried request cannot create it twice) and read the queue's first
+//!   key. If that is ours, we hold the lock.
+//! - **Waiting** (FIFO): otherwise we read the key just before ours (largest create revision
+//!   below ours, checking in the same transaction that ours still exists) and watch only that
+//!   key, from the revision of that read, for its deletion; then look again. A release or an
+//!   expiry therefore wakes exactly one waiter (no thundering herd), and waiters acquire in the
+//!   order they joined: [`Capabilities::fair`] is true, and every acquire is fair. A `try`
+//!   that is not first revokes its lease (which deletes its key) and returns.
+//! - **Fencing token**: our key's create revision. etcd's revision counts every change of the
+//!   whole cluster's store, so it never goes back (not across restarts, leader changes or
+//!   compaction), and a later holder's key was always created after an earlier holder's:
+//!   tokens increase strictly per lock, and across all locks of the cluster.
+//! - **Lease**: kept alive every ttl/3 while the guard lives, over one keepalive stream that is
+//!   reopened (on any member) after an error, with the same schedule as the other lease
+//!   backends ([`crate::backend::lease`]). A task also watches our key; when the key is
+//!   deleted (lease expired or revoked, `etcdctl del`) or a keepalive finds the lease gone,
+//!   [`LockGuard::lost`](crate::LockGuard::lost) completes.
+//! - **Release** deletes our key in a transaction guarded by its create revision (a release
+//!   retried after a lost answer, or made after our lease ran out and someone queued again,
+//!   never deletes another holder's key — unlike a delete by key alone), then revokes our
+//!   lease. `Ok(false)` when our key was already gone. Release on drop revokes the lease from
+//!   a task on the runtime captured at acquire (the revoke deletes our key and nobody else's).
+//! - **Cancel safety**: an acquire dropped after its lease was granted revokes it from a task
+//!   on the runtime captured when it started, deleting its key with it.
+//! - **Crash**: a holder that dies stops renewing; etcd deletes its key when the lease expires
+//!   (after the ttl), which wakes the next waiter.
+//!
+//! # What it does not guarantee
+//!
+//! A lease is time-based: a holder paused longer than its ttl may still believe it holds a
+//! lock that has expired and been taken. Pass the fencing token to the resource you protect.
+//! A waiter whose own lease expires while etcd is out of reach for longer than the ttl loses
+//! its place and its acquire fails with [`Error::Backend`](crate::Error::Backend).
+
+mod connect;
+mod held;
+mod keys;
+mod lease;
+mod queue;
+mod status;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::Client;
+use tokio::time::Instant;
+
+pub use self::connect::DEFAULT_PORT;
+pub use self::held::EtcdHeld;
+use self::lease::{grant, KeepAlive};
+use self::queue::{join, turn, wait_deleted, Turn, Undo, Woken};
+use super::lease::Renewal;
+use super::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockStatus};
+use crate::backend::owner::new_owner;
+use crate::error::Result;
+use crate::name::LockKey;
+use crate::url::BackendUrl;
+
+/// The lease when neither the URL (`?ttl=`) nor the request says.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+
+/// The `etcd://` backend. See the [module docs](self).
+pub struct EtcdBackend {
+    client: Client,
+}
+
+impl std::fmt::Debug for EtcdBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdBackend").finish_non_exhaustive()
+    }
+}
+
+impl EtcdBackend {
+    /// Connects to the `etcd://` URL (namespace and ttl already taken off), checked by one
+    /// round trip.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`](crate::Error::InvalidUrl) for a malformed URL or an unknown
+    /// option; [`Error::Backend`](crate::Error::Backend) when no member answers within a few
+    /// seconds or the credentials are refused.
+    pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
+        let target = connect::parse(url)?;
+        let client = connect::connect(&target, url.redacted()).await?;
+        Ok(EtcdBackend { client })
+    }
+
+    /// Joins the queue and, unless `wait` is `None` (one try), waits for our turn until the
+    /// deadline (`Some(None)`: forever).
+    async fn acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        wait: Option<Option<Instant>>,
+    ) -> Result<Option<Acquired<EtcdHeld>>> {
+        let runtime = tokio::runtime::Handle::current();
+        let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
+        let started = Instant::now();
+        let lease = grant(&self.client, ttl).await?;
+        let undo = Undo::new(self.client.clone(), lease.id, runtime.clone());
+        let renewal = Renewal::spawn(
+            KeepAlive::new(self.client.clone(), lease),
+            lease.ttl,
+            started + lease.ttl,
+            ctx.lost.clone(),
+        );
+        let prefix = keys::queue_prefix(key);
+        let mine = keys::entry_key(key, lease.id);
+        let (entry, first) = join(&self.client, &prefix, &mine, &new_owner(), lease.id).await?;
+        if !first {
+            let Some(deadline) = wait else {
+                drop(renewal);
+                undo.revoke_now().await?;
+                return Ok(None);
+            };
+            loop {
+                ctx.note_attempt();
+                let (pred, revision) = match turn(&self.client, &prefix, &entry).await? {
+                    Turn::Ours => break,
+                    Turn::After { key, revision } => (key, revision),
+                };
+                if let Woken::Deadline =
+                    wait_deleted(&self.client, &pred, revision, deadline).await?
+                {
+                    drop(renewal);
+                    undo.revoke_now().await?;
+                    return Ok(None);
+                }
+            }
+        }
+        undo.disarm();
+        let releasing = Arc::new(AtomicBool::new(false));
+        let watch = held::watch_own_key(
+            self.client.clone(),
+            entry.clone(),
+            ctx.lost.clone(),
+            releasing.clone(),
+        );
+        let token = entry.rev as u64;
+        Ok(Some(Acquired {
+            held: EtcdHeld {
+                client: self.client.clone(),
+                entry,
+                lease: lease.id,
+                renewal,
+                watch,
+                releasing,
+                runtime,
+            },
+            token,
+        }))
+    }
+}
+
+impl Backend for EtcdBackend {
+    type Held = EtcdHeld;
+
+    fn scheme(&self) -> &'static str {
+        connect::SCHEME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lease: true,
+            native_fencing: true,
+            lost_notice: true,
+            fair: true,
+            shared: false,
+            crash_release: true,
+            native_wait: true,
+            cross_process: true,
+        }
+    }
+
+    fn resource(&self, key: &LockKey) -> String {
+        keys::resource(key)
+    }
+
+    async fn try_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+    ) -> Result<Option<Acquired<EtcdHeld>>> {
+        self.acquire(key, ctx, None).await
+    }
+
+    async fn wait_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Acquired<EtcdHeld>>> {
+        ctx.note_attempt();
+        self.acquire(key, ctx, Some(deadline)).await
+    }
+
+    async fn release(&self, held: EtcdHeld) -> Result<bool> {
+        held.release().await
+    }
+
+    fn release_on_drop(&self, held: EtcdHeld) {
+        held.release_on_drop();
+    }
+
+    async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
+        status::status(&self.client, namespace, keys).await
+    }
+
+    async fn cleanup(&self, namespace: &str) -> Result<CleanupReport> {
+        status::cleanup(&self.client, namespace).await
+    }
+}

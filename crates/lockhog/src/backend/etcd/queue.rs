@@ -1,0 +1,217 @@
+//! The queue of one lock: joining it, finding our turn, and waiting on our predecessor only.
+//!
+//! Every holder or waiter owns one key under the lock's queue prefix, attached to its own
+//! lease. The owner is the key with the smallest create revision; everyone else waits for the
+//! key just before its own (the largest create revision below ours) to be deleted, then looks
+//! again. A release or an expiry therefore wakes exactly one waiter, and waiters acquire in the
+//! order their keys were created: first come, first served.
+
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, SortOrder, SortTarget,
+    Txn, TxnOp, TxnOpResponse, WatchFilterType, WatchOptions,
+};
+use tokio::time::{sleep, timeout_at, Duration, Instant};
+
+use super::connect::{call, SCHEME};
+use super::lease::revoke;
+use crate::error::{Error, Result};
+
+/// Our place in a lock's queue.
+#[derive(Clone, Debug)]
+pub(super) struct Entry {
+    /// Our key.
+    pub key: Vec<u8>,
+    /// Its create revision: our place, and the fencing token once we hold the lock.
+    pub rev: i64,
+}
+
+/// Creates our key (if it does not exist yet: a retried request must not create it twice)
+/// and reads the queue's first key in the same transaction. Returns our entry and whether we
+/// are first, i.e. hold the lock.
+pub(super) async fn join(
+    client: &Client,
+    prefix: &[u8],
+    key: &[u8],
+    owner: &[u8],
+    lease: i64,
+) -> Result<(Entry, bool)> {
+    let first = GetOptions::new()
+        .with_prefix()
+        .with_sort(SortTarget::Create, SortOrder::Ascend)
+        .with_limit(1);
+    let txn = Txn::new()
+        .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+        .and_then([
+            TxnOp::put(key, owner, Some(PutOptions::new().with_lease(lease))),
+            TxnOp::get(prefix, Some(first.clone())),
+        ])
+        .or_else([TxnOp::get(key, None), TxnOp::get(prefix, Some(first))]);
+    let resp = call("joining the lock's queue", || {
+        let mut c = client.clone();
+        let txn = txn.clone();
+        async move { c.txn(txn).await }
+    })
+    .await?;
+    let ops = resp.op_responses();
+    let rev = if resp.succeeded() {
+        resp.header().map(|h| h.revision())
+    } else {
+        match ops.first() {
+            Some(TxnOpResponse::Get(g)) => g.kvs().first().map(KeyValue::create_revision),
+            _ => None,
+        }
+    };
+    let head = match ops.get(1) {
+        Some(TxnOpResponse::Get(g)) => g.kvs().first().map(|kv| kv.key().to_vec()),
+        _ => None,
+    };
+    let rev = rev.ok_or_else(|| Error::backend(SCHEME, "joining the queue: malformed answer"))?;
+    let entry = Entry {
+        key: key.to_vec(),
+        rev,
+    };
+    Ok((entry, head.as_deref() == Some(key)))
+}
+
+/// Where a waiter stands.
+pub(super) enum Turn {
+    /// No key before ours: we hold the lock.
+    Ours,
+    /// The key just before ours, as of `revision`.
+    After { key: Vec<u8>, revision: i64 },
+}
+
+/// Looks for the key just before ours, checking in the same transaction that ours is still
+/// there (its lease may have expired while we waited, if etcd was out of reach for a ttl).
+pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry) -> Result<Turn> {
+    let before = GetOptions::new()
+        .with_prefix()
+        .with_max_create_revision(me.rev - 1)
+        .with_sort(SortTarget::Create, SortOrder::Descend)
+        .with_limit(1)
+        .with_keys_only();
+    let txn = Txn::new()
+        .when([Compare::create_revision(
+            me.key.clone(),
+            CompareOp::Equal,
+            me.rev,
+        )])
+        .and_then([TxnOp::get(prefix, Some(before))]);
+    let resp = call("looking for our turn", || {
+        let mut c = client.clone();
+        let txn = txn.clone();
+        async move { c.txn(txn).await }
+    })
+    .await?;
+    if !resp.succeeded() {
+        return Err(Error::backend(
+            SCHEME,
+            "our place in the lock's queue was lost while waiting (our lease expired or our \
+             key was deleted)",
+        ));
+    }
+    let revision = resp.header().map_or(0, |h| h.revision());
+    let pred = match resp.op_responses().first() {
+        Some(TxnOpResponse::Get(g)) => g.kvs().first().map(|kv| kv.key().to_vec()),
+        _ => None,
+    };
+    Ok(match pred {
+        None => Turn::Ours,
+        Some(key) => Turn::After { key, revision },
+    })
+}
+
+/// How a wait on the predecessor ended.
+pub(super) enum Woken {
+    /// It was deleted, or the watch ended: look again.
+    Look,
+    /// The deadline passed.
+    Deadline,
+}
+
+/// Waits until `key` is deleted after `revision` (a watch from `revision + 1`, so a deletion
+/// between our look and the watch is not missed), or until `deadline`.
+pub(super) async fn wait_deleted(
+    client: &Client,
+    key: &[u8],
+    revision: i64,
+    deadline: Option<Instant>,
+) -> Result<Woken> {
+    let far = Instant::now() + Duration::from_secs(86400 * 365);
+    let deadline = deadline.unwrap_or(far);
+    let options = WatchOptions::new()
+        .with_start_revision(revision + 1)
+        .with_filters([WatchFilterType::NoPut]);
+    let mut c = client.clone();
+    let mut stream = match timeout_at(deadline, c.watch(key, Some(options))).await {
+        Err(_) => return Ok(Woken::Deadline),
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            // The look that follows retries across members, or reports the failure.
+            tracing::debug!(error = %e, "cannot watch the predecessor; looking again");
+            sleep(Duration::from_millis(10)).await;
+            return Ok(Woken::Look);
+        }
+    };
+    loop {
+        match timeout_at(deadline, stream.message()).await {
+            Err(_) => return Ok(Woken::Deadline),
+            Ok(Ok(Some(resp))) => {
+                let deleted = resp
+                    .events()
+                    .iter()
+                    .any(|e| e.event_type() == EventType::Delete);
+                if deleted || resp.canceled() {
+                    return Ok(Woken::Look);
+                }
+            }
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                tracing::debug!("the predecessor's watch ended; looking again");
+                sleep(Duration::from_millis(10)).await;
+                return Ok(Woken::Look);
+            }
+        }
+    }
+}
+
+/// Revokes our lease, and so deletes our key, if the acquire that made them is dropped before
+/// it hands them to a guard (a cancelled wait, a failed look). The revoke runs on the runtime
+/// captured when the acquire started.
+pub(super) struct Undo {
+    armed: Option<(Client, i64)>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Undo {
+    pub(super) fn new(client: Client, lease: i64, runtime: tokio::runtime::Handle) -> Self {
+        Undo {
+            armed: Some((client, lease)),
+            runtime,
+        }
+    }
+
+    /// Revokes now and waits for it.
+    pub(super) async fn revoke_now(mut self) -> Result<()> {
+        match self.armed.take() {
+            Some((client, lease)) => revoke(&client, lease).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The acquire succeeded: the guard owns the lease now.
+    pub(super) fn disarm(mut self) {
+        self.armed = None;
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some((client, lease)) = self.armed.take() {
+            self.runtime.spawn(async move {
+                if let Err(e) = revoke(&client, lease).await {
+                    tracing::debug!(error = %e, "revoking the lease of a dropped acquire failed; it expires");
+                }
+            });
+        }
+    }
+}
