@@ -39,6 +39,12 @@ pub enum Command {
     /// Remove stale resources nobody holds (unheld lock files, expired rows)
     #[command(after_help = CLEANUP_EXAMPLES)]
     Cleanup(CleanupArgs),
+    /// Hammer locks from N worker processes while faults strike, and check the outcome
+    #[command(after_help = crate::torture::AFTER_HELP)]
+    Torture(crate::torture::TortureArgs),
+    /// One worker of `torture` (started by it, not by people)
+    #[command(name = "torture-worker", hide = true)]
+    TortureWorker(crate::torture::WorkerArgs),
 }
 
 const RUN_EXAMPLES: &str = "\

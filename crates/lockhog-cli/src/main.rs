@@ -11,6 +11,7 @@ mod lock;
 mod output;
 mod run;
 mod status;
+mod torture;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -46,6 +47,8 @@ fn main() -> ExitCode {
             Command::Hold(args) => hold::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Cleanup(args) => cleanup::run(args).await,
+            Command::Torture(args) => torture::run(args).await,
+            Command::TortureWorker(args) => torture::worker::run(args).await,
         }
     });
     // Do not wait for tokio's blocking pool: a read of stdin parked there can never be called

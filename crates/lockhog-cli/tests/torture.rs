@@ -1,0 +1,308 @@
+//! `lockhog torture` on the file backend (no server needed), and its checker on hand-made
+//! journals.
+//!
+//! The torture run lasts as long as `--duration` says: the command's own clock, not a test
+//! sleeping for a state. Nothing here asserts on timings.
+
+mod support;
+
+#[allow(dead_code)]
+#[path = "../src/torture/journal.rs"]
+mod journal;
+
+#[allow(dead_code)]
+#[path = "../src/torture/checker.rs"]
+mod checker;
+
+use checker::{check, judge, Promise};
+use journal::{Event, Release};
+use support::Locks;
+
+/// Splits the contract's last line into its five numbers, checking the exact format.
+fn last_line_numbers(line: &str) -> [u64; 5] {
+    let rest = line
+        .strip_prefix("torture: ")
+        .unwrap_or_else(|| panic!("last line {line:?}"));
+    let keys = [
+        "sections",
+        "violations",
+        "token_regressions",
+        "fenced_rejections",
+        "faults",
+    ];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    assert_eq!(fields.len(), 5, "last line {line:?}");
+    let mut out = [0u64; 5];
+    for (i, (field, key)) in fields.iter().zip(keys).enumerate() {
+        let (k, v) = field
+            .split_once('=')
+            .unwrap_or_else(|| panic!("field {field:?} of {line:?}"));
+        assert_eq!(k, key, "last line {line:?}");
+        assert!(
+            !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
+            "{line:?}"
+        );
+        out[i] = v.parse().expect("a number");
+    }
+    out
+}
+
+#[test]
+fn kill_and_pause_on_file_keep_exclusion_and_token_order() {
+    for query in ["", "?mode=fcntl"] {
+        let locks = Locks::with_query(query);
+        let args = [
+            "--clients",
+            "4",
+            "--duration",
+            "3",
+            "--faults",
+            "kill,pause",
+            "--ttl",
+            "0.2",
+            "--pause",
+            "0.4",
+        ];
+        let done = locks.run("torture", &args);
+        done.assert_code(0);
+        let last = done.stdout.last().expect("output");
+        let [sections, violations, regressions, _rejections, _faults] = last_line_numbers(last);
+        assert!(sections > 0, "{done:#?}");
+        assert_eq!(violations, 0, "{done:#?}");
+        assert_eq!(regressions, 0, "{done:#?}");
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let locks = Locks::new();
+    let bad: &[&[&str]] = &[
+        &["--clients", "0", "--duration", "1"],
+        &["--clients", "2"],
+        &["--duration", "1"],
+        &["--clients", "2", "--duration", "0"],
+        &[
+            "--clients",
+            "2",
+            "--duration",
+            "1",
+            "--faults",
+            "kill,bogus",
+        ],
+        &["--clients", "2", "--duration", "1", "--locks", "0"],
+        // No server to restart or to cut connections to behind a file URL.
+        &["--clients", "2", "--duration", "1", "--faults", "restart"],
+        &["--clients", "2", "--duration", "1", "--faults", "cut"],
+    ];
+    for args in bad {
+        let done = locks.run("torture", args);
+        done.assert_code(2);
+        assert!(done.stdout.is_empty(), "{done:#?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The checker on hand-made journals.
+
+fn enter(worker: u32, lock: u32, token: u64, at: u64) -> Event {
+    Event::Enter {
+        worker,
+        pid: 1000 + worker,
+        lock,
+        token,
+        at,
+    }
+}
+
+fn write(worker: u32, lock: u32, token: u64, at: u64, accepted: bool) -> Event {
+    Event::Write {
+        worker,
+        lock,
+        token,
+        at,
+        accepted,
+    }
+}
+
+fn exit(worker: u32, at: u64) -> Event {
+    Event::Exit { worker, at }
+}
+
+fn released(worker: u32, outcome: Release) -> Event {
+    Event::Released { worker, outcome }
+}
+
+const LEASE: Promise = Promise {
+    connection_bound: false,
+    connection_faults: false,
+};
+const FD: Promise = Promise {
+    connection_bound: true,
+    connection_faults: false,
+};
+
+#[test]
+fn sections_in_turn_are_clean() {
+    let j = [
+        enter(1, 0, 5, 10),
+        write(1, 0, 5, 11, true),
+        exit(1, 12),
+        released(1, Release::Ours),
+        enter(2, 0, 6, 13),
+        write(2, 0, 6, 14, true),
+        exit(2, 15),
+        released(2, Release::Ours),
+        // Another lock overlapping in time is no violation.
+        enter(3, 1, 1, 11),
+        exit(3, 14),
+    ];
+    let r = check(&j, 100);
+    assert_eq!(r.sections, 3);
+    assert_eq!(r.violations, 0);
+    assert_eq!(r.token_regressions, 0);
+    assert_eq!(r.fenced_rejections, 0);
+    assert!(judge(&r, FD).is_empty());
+}
+
+#[test]
+fn overlapping_sections_are_violations() {
+    // Worker 2 enters while worker 1 is still inside and still holds the lock.
+    let j = [
+        enter(1, 0, 5, 10),
+        enter(2, 0, 6, 12),
+        exit(1, 13),
+        released(1, Release::Ours),
+        exit(2, 14),
+        released(2, Release::Ours),
+    ];
+    let r = check(&j, 100);
+    assert_eq!(r.violations, 1);
+    assert_eq!(r.held_overlaps, 1);
+    assert_eq!(r.lost_overlaps, 0);
+    assert!(!judge(&r, FD).is_empty());
+    assert!(
+        !judge(&r, LEASE).is_empty(),
+        "a held overlap fails everywhere"
+    );
+}
+
+#[test]
+fn a_paused_holders_stale_write_is_fenced() {
+    // Worker 1 is paused inside its section, its lease runs out, worker 2 is granted a newer
+    // token and writes; worker 1 resumes and its write is refused.
+    let j = [
+        enter(1, 0, 5, 10),
+        enter(2, 0, 6, 50),
+        write(2, 0, 6, 51, true),
+        exit(2, 52),
+        released(2, Release::Ours),
+        write(1, 0, 5, 60, false),
+        exit(1, 61),
+        released(1, Release::Lost),
+    ];
+    let r = check(&j, 100);
+    assert_eq!(r.violations, 1);
+    assert_eq!(r.lost_overlaps, 1);
+    assert_eq!(r.unfenced_overlaps, 0);
+    assert_eq!(r.fenced_rejections, 1);
+    assert!(judge(&r, LEASE).is_empty(), "{:?}", judge(&r, LEASE));
+    // On a backend whose lock dies only with its holder, no overlap is excused...
+    assert!(!judge(&r, FD).is_empty());
+    // ...unless the faults cut connections from under living holders.
+    let cut = Promise {
+        connection_bound: true,
+        connection_faults: true,
+    };
+    assert!(judge(&r, cut).is_empty());
+}
+
+#[test]
+fn a_stale_write_accepted_is_unfenced() {
+    // The newer grant got a token not above the older one: the fence cannot tell them apart.
+    let j = [
+        enter(1, 0, 7, 10),
+        enter(2, 0, 7, 50),
+        write(2, 0, 7, 51, true),
+        write(1, 0, 7, 60, true),
+        exit(2, 62),
+        exit(1, 61),
+        released(1, Release::Lost),
+        released(2, Release::Ours),
+    ];
+    let r = check(&j, 100);
+    assert_eq!(r.violations, 1);
+    assert_eq!(r.unfenced_overlaps, 1);
+    assert_eq!(r.token_regressions, 1);
+    assert!(!judge(&r, LEASE).is_empty());
+}
+
+#[test]
+fn token_regressions_are_counted_per_lock() {
+    let j = [
+        enter(1, 0, 5, 10),
+        exit(1, 11),
+        enter(2, 0, 4, 12), // below 5
+        exit(2, 13),
+        enter(1, 0, 5, 14), // equal to the largest: not greater
+        exit(1, 15),
+        enter(2, 0, 9, 16),
+        exit(2, 17),
+        enter(3, 1, 1, 18), // another lock starts its own order
+        exit(3, 19),
+    ];
+    let r = check(&j, 100);
+    assert_eq!(r.sections, 5);
+    assert_eq!(r.token_regressions, 2);
+    assert_eq!(r.violations, 0);
+    assert!(!judge(&r, LEASE).is_empty());
+}
+
+#[test]
+fn a_killed_holders_section_ends_at_the_kill() {
+    // Worker 1 is killed inside its section at 20; worker 2 enters at 30: no overlap. Had the
+    // section been taken to run to the end of the journal, it would overlap.
+    let j = [
+        enter(1, 0, 5, 10),
+        Event::Killed { worker: 1, at: 20 },
+        enter(2, 0, 6, 30),
+        write(2, 0, 6, 31, true),
+        exit(2, 32),
+        released(2, Release::Ours),
+    ];
+    let r = check(&j, 100);
+    assert_eq!(r.sections, 2);
+    assert_eq!(r.killed_sections, 1);
+    assert_eq!(r.violations, 0);
+    assert!(judge(&r, FD).is_empty());
+    // A section whose worker was killed only after the next holder entered does overlap.
+    let late = [
+        enter(1, 0, 5, 10),
+        enter(2, 0, 6, 15),
+        Event::Killed { worker: 1, at: 20 },
+        exit(2, 32),
+    ];
+    let r = check(&late, 100);
+    assert_eq!(r.violations, 1);
+    assert_eq!(
+        r.held_overlaps, 1,
+        "a killed holder never reported the lock lost"
+    );
+}
+
+#[test]
+fn open_sections_end_with_the_journal_and_vanished_workers_fail() {
+    let j = [
+        enter(1, 0, 5, 10),
+        Event::Gone { worker: 1, at: 12 },
+        enter(2, 0, 6, 20),
+    ];
+    let r = check(&j, 100);
+    assert_eq!(r.sections, 2);
+    assert_eq!(r.gone_sections, 1);
+    assert_eq!(r.violations, 0);
+    assert!(!judge(&r, LEASE).is_empty(), "a worker died unasked");
+    assert!(
+        !judge(&checker::Report::default(), LEASE).is_empty(),
+        "no sections"
+    );
+}
