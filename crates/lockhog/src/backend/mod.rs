@@ -37,7 +37,12 @@ pub mod memcached;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 mod named_semaphores;
-#[cfg(any(feature = "redis", feature = "memcached", feature = "sqlite", feature = "etcd"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "memcached",
+    feature = "sqlite",
+    feature = "etcd"
+))]
 mod owner;
 #[cfg(feature = "postgres")]
 pub mod postgres;
