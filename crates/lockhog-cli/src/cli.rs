@@ -39,6 +39,9 @@ pub enum Command {
     /// Remove stale resources nobody holds (unheld lock files, expired rows)
     #[command(after_help = CLEANUP_EXAMPLES)]
     Cleanup(CleanupArgs),
+    /// Measure what a lock costs on a backend: cycles/s, handoff latency, contention, fairness
+    #[command(after_help = crate::bench::BENCH_EXAMPLES)]
+    Bench(crate::bench::BenchArgs),
     /// Hammer locks from N worker processes while faults strike, and check the outcome
     #[command(after_help = crate::torture::AFTER_HELP)]
     Torture(crate::torture::TortureArgs),

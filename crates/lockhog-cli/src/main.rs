@@ -3,6 +3,7 @@
 //! The command line is a fixed contract (DESIGN.md, "The command line — Contract"); each
 //! subcommand lives in its own module, exit statuses in `exit`, printed lines in `output`.
 
+mod bench;
 mod cleanup;
 mod cli;
 mod exit;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
             Command::Cleanup(args) => cleanup::run(args).await,
             Command::Torture(args) => torture::run(args).await,
             Command::TortureWorker(args) => torture::worker::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     // Do not wait for tokio's blocking pool: a read of stdin parked there can never be called
