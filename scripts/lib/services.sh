@@ -442,6 +442,7 @@ services_export() {
         # shellcheck disable=SC1090
         source "$f"
     done
+    restart_export
 }
 
 # services_print: prints the exported URLs, one `VAR=URL` per line.
@@ -490,3 +491,156 @@ services_stop() {
     rm -rf "$LH_TMP/pids"
     lh_log "stopped ${#pids[@]} server process(es)"
 }
+
+# ---------------------------------------------------------------------------------------------
+# Restarts, for fault tests (`lockhog torture --faults restart`): services_export also exports
+# LOCKHOG_TEST_<NAME>_RESTART, a shell command that stops that service's server and starts it
+# again on the same port and data, returning once it answers:
+#   postgres, mysql, memcached   the server process again, with the arguments, directory and
+#                                (for postgres) user it runs with, its output appended to its log
+#   redis                        the node again on its port (no persistence: keys and the
+#                                fencing counter are lost, as in a real restart of that setup)
+#   redlock                      one node chosen at random, kept down for the lease
+#                                (LOCKHOG_TORTURE_TTL_MS, else 2 s) before it starts again: the
+#                                "delayed restart" Redlock's guarantee assumes
+#   etcd                         every member stopped, then all started again on their data
+# The new pids are recorded like the first ones, so services_stop still stops them.
+# Run as: LH_TMP=DIR bash scripts/lib/services.sh restart NAME
+
+# restart_export: exports LOCKHOG_TEST_<NAME>_RESTART for each service whose URL is exported.
+restart_export() {
+    local svc var self
+    self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/services.sh
+    for svc in $LH_KNOWN_SERVICES; do
+        var=LOCKHOG_TEST_${svc^^}_URL
+        [[ -n ${!var:-} ]] || continue
+        printf -v "LOCKHOG_TEST_${svc^^}_RESTART" 'LH_TMP=%q bash %q restart %q' \
+            "$LH_TMP" "$self" "$svc"
+        export "LOCKHOG_TEST_${svc^^}_RESTART"
+    done
+}
+
+# live_pid TAG: the running server among the pids recorded for TAG.
+live_pid() {
+    local p pid=""
+    [[ -r $LH_TMP/pids/$1 ]] || return 1
+    while read -r p; do
+        [[ -n $p ]] && alive "$p" && pid=$p
+    done <"$LH_TMP/pids/$1"
+    [[ -n $pid ]] && echo "$pid"
+}
+
+# stop_pid PID: stops one server (SIGINT for PostgreSQL's fast shutdown, else SIGTERM) and
+# waits for it to exit, SIGKILL after 30 s.
+stop_pid() {
+    local pid=$1 deadline=$((SECONDS + 30))
+    if [[ $(cat "/proc/$pid/comm" 2>/dev/null) == postgres ]]; then
+        kill -INT "$pid" 2>/dev/null || true
+    else
+        kill -TERM "$pid" 2>/dev/null || true
+    fi
+    while alive "$pid"; do
+        if ((SECONDS >= deadline)); then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        sleep 0.05
+    done
+}
+
+# arg_after KEY ARGS…: the value of `KEY VALUE` or `KEY=VALUE` in ARGS.
+arg_after() {
+    local key=$1
+    shift
+    while (($#)); do
+        case $1 in
+        "$key") echo "${2:-}" && return 0 ;;
+        "$key"=*) echo "${1#*=}" && return 0 ;;
+        esac
+        shift
+    done
+    return 1
+}
+
+# restart_process TAG: stops TAG's server and starts the same command line again.
+restart_process() {
+    local tag=$1 pid argv=() cwd log uid prefix=()
+    pid=$(live_pid "$tag") || lh_die "no running $tag server to restart"
+    mapfile -d '' -t argv <"/proc/$pid/cmdline"
+    cwd=$(readlink "/proc/$pid/cwd")
+    log=$(readlink "/proc/$pid/fd/1" 2>/dev/null) || true
+    [[ $log == /* && -f $log ]] || log=$LH_TMP/$tag-restart.log
+    uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
+    if [[ ${argv[0]##*/} == postgres ]] && ((uid != EUID)); then
+        mapfile -t prefix < <(as_user "$(id -nu "$uid")")
+    fi
+    stop_pid "$pid"
+    (cd "$cwd" && exec "${prefix[@]}" "${argv[@]}" >>"$log" 2>&1 </dev/null) &
+    pid=$!
+    svc_pid "$tag" "$pid"
+    local port sock
+    case $tag in
+    postgres)
+        port=$(arg_after -p "${argv[@]}")
+        wait_ready "$tag" "$pid" "$log" \
+            "${argv[0]%/*}/pg_isready" -q -h 127.0.0.1 -p "$port" -U lockhog -d postgres
+        ;;
+    memcached)
+        port=$(arg_after -p "${argv[@]}")
+        wait_ready "$tag" "$pid" "$log" tcp_chat "$port" 'version\r\n' 'VERSION'
+        ;;
+    mysql)
+        sock=$(arg_after --socket "${argv[@]}")
+        wait_ready "$tag" "$pid" "$log" mysql_ready "$sock"
+        ;;
+    *) lh_die "no readiness check for $tag" ;;
+    esac
+}
+
+# restart_redis_node TAG [DELAY]: redis-server rewrites its command line to
+# `redis-server HOST:PORT`, so it is started again by start_redis_node on that port.
+restart_redis_node() {
+    local tag=$1 delay=${2:-0} pid port
+    pid=$(live_pid "$tag") || lh_die "no running $tag server to restart"
+    # The title is padded with spaces to the length of the original arguments.
+    port=$(tr '\0' ' ' <"/proc/$pid/cmdline" | grep -o ':[0-9]\+' | tail -n 1)
+    [[ -n $port ]] || lh_die "cannot find the port of $tag (pid $pid)"
+    stop_pid "$pid"
+    sleep "$delay"
+    start_redis_node "$tag" "${port#:}"
+}
+
+services_restart() {
+    [[ -n ${LH_TMP:-} && -d $LH_TMP/pids ]] || lh_die "LH_TMP has no running services"
+    case $1 in
+    postgres | mysql | memcached) restart_process "$1" ;;
+    redis) restart_redis_node redis ;;
+    redlock)
+        local ttl_ms=${LOCKHOG_TORTURE_TTL_MS:-2000}
+        restart_redis_node "redlock$((RANDOM % 3))" "$(((ttl_ms + 999) / 1000))"
+        ;;
+    etcd)
+        local m jobs=() rc=0
+        for m in "$LH_TMP"/etcd/m*/; do
+            stop_pid "$(cat "$m/pid")"
+        done
+        for m in "$LH_TMP"/etcd/m*/; do
+            "$m/start" &
+            jobs+=($!)
+        done
+        for m in "${jobs[@]}"; do wait "$m" || rc=1; done
+        return "$rc"
+        ;;
+    *) lh_die "cannot restart '$1' (known: $LH_KNOWN_SERVICES)" ;;
+    esac
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    set -euo pipefail
+    case ${1:-} in
+    restart) services_restart "${2:?a service name}" ;;
+    *)
+        echo "usage: LH_TMP=DIR bash services.sh restart SERVICE" >&2
+        exit 2
+        ;;
+    esac
+fi

@@ -196,6 +196,11 @@ fn a_paused_holders_stale_write_is_fenced() {
         write(2, 0, 6, 51, true),
         exit(2, 52),
         released(2, Release::Ours),
+        // A second holder during the same pause: still one violation, of worker 1's section.
+        enter(3, 0, 8, 53),
+        write(3, 0, 8, 54, true),
+        exit(3, 55),
+        released(3, Release::Ours),
         write(1, 0, 5, 60, false),
         exit(1, 61),
         released(1, Release::Lost),

@@ -1,14 +1,17 @@
 //! The checker: turns a journal into critical sections and counts what went wrong.
 //!
-//! - **violations**: pairs of sections of the same lock that overlap in time. A section runs
-//!   from its `enter` to its `exit`; a section whose worker was killed ends at the kill, one
-//!   whose worker vanished ends when its connection did, one still open when the journal ends
-//!   ends there.
+//! - **violations**: sections of a lock into which another section of the same lock entered
+//!   (overlapping in time), each counted once however many entered: a holder paused past its
+//!   lease while a hundred sections ran is one violation, not a hundred. A section runs from
+//!   its `enter` to its `exit`; a section whose worker was killed ends at the kill, one whose
+//!   worker vanished ends when its connection did, one still open when the journal ends ends
+//!   there.
 //! - **token_regressions**: grants (sections, in the order they entered) whose token is not
 //!   greater than the token of every earlier grant of the same lock.
 //! - **fenced_rejections**: writes the fence refused.
 //!
-//! Each overlapping pair (A entered first, then B) is classified further:
+//! Each violation (A, entered first, and the sections B that entered during it) is
+//! classified further:
 //! - **lost**: A's release reported the lock no longer its own (or could not reach the store):
 //!   A's lease ran out or its connection died under it, and B was granted the lock rightly.
 //!   This is the paused client of Kleppmann's post; fencing is the defence.
@@ -16,7 +19,7 @@
 //!   was killed before releasing): the store granted B a lock that A held. No fault excuses
 //!   that.
 //! - **unfenced**: a *stale write* was accepted during it: a write of A accepted after a write
-//!   of B (the newer holder) had been accepted. The fence exists to refuse exactly that; it
+//!   of some B (a newer holder) had been accepted. The fence exists to refuse exactly that; it
 //!   can be accepted only when B's token is not above A's.
 
 use std::collections::{BTreeMap, HashMap};
@@ -58,11 +61,11 @@ pub struct Report {
     pub violations: u64,
     pub token_regressions: u64,
     pub fenced_rejections: u64,
-    /// Overlaps whose earlier holder had lost the lock (see the module docs).
+    /// Violations whose intruded holder had lost the lock (see the module docs).
     pub lost_overlaps: u64,
-    /// Overlaps whose earlier holder still held the lock by its own release.
+    /// Violations whose intruded holder never reported a loss.
     pub held_overlaps: u64,
-    /// Overlaps during which a stale write was accepted.
+    /// Violations during which a stale write was accepted.
     pub unfenced_overlaps: u64,
     /// Sections ended by a kill.
     pub killed_sections: u64,
@@ -172,26 +175,34 @@ pub fn check(events: &[Event], end: Stamp) -> Report {
     for list in by_lock.values_mut() {
         list.sort_by_key(|s| s.enter);
         let mut max_token: Option<u64> = None;
-        let mut active: Vec<&Section> = Vec::new();
-        for &s in list.iter() {
+        // Sections still running, by index in `list`, and what was found inside each.
+        let mut active: Vec<usize> = Vec::new();
+        let mut intruded = vec![false; list.len()];
+        let mut unfenced = vec![false; list.len()];
+        for (i, &s) in list.iter().enumerate() {
             if max_token.is_some_and(|m| s.token <= m) {
                 report.token_regressions += 1;
             }
             max_token = Some(max_token.map_or(s.token, |m| m.max(s.token)));
-            active.retain(|a| a.exit > s.enter);
+            active.retain(|&a| list[a].exit > s.enter);
             for &a in &active {
-                report.violations += 1;
-                // A holder that never reported a loss (it was killed, or its release said
-                // the lock was still its own) held the lock through the overlap.
-                match a.release {
-                    Some(Release::Lost | Release::Failed) => report.lost_overlaps += 1,
-                    Some(Release::Ours) | None => report.held_overlaps += 1,
-                }
-                if stale_write_accepted(a, s) {
-                    report.unfenced_overlaps += 1;
-                }
+                intruded[a] = true;
+                unfenced[a] |= stale_write_accepted(list[a], s);
             }
-            active.push(s);
+            active.push(i);
+        }
+        for (i, &a) in list.iter().enumerate() {
+            if !intruded[i] {
+                continue;
+            }
+            report.violations += 1;
+            // A holder that never reported a loss (it was killed, or its release said the
+            // lock was still its own) held the lock while another entered.
+            match a.release {
+                Some(Release::Lost | Release::Failed) => report.lost_overlaps += 1,
+                Some(Release::Ours) | None => report.held_overlaps += 1,
+            }
+            report.unfenced_overlaps += u64::from(unfenced[i]);
         }
     }
     report

@@ -1,4 +1,5 @@
-//! The fault injector: one fault at a time, at random moments, until the run's end.
+//! The fault injector: one fault at a time, at random moments, the kinds taken in turn, until
+//! the run's end.
 //!
 //! - `kill`: SIGKILL the next worker that reports a grant, before it is answered (so it dies
 //!   holding the lock, inside its section); the supervisor starts another worker.
@@ -33,6 +34,8 @@ const RESTART_BOUND: Duration = Duration::from_secs(120);
 pub struct Injector {
     pub kinds: Vec<FaultKind>,
     pub pause: Duration,
+    /// The lease ttl, given to the restart command as LOCKHOG_TORTURE_TTL_MS.
+    pub ttl: Duration,
     pub restart: Option<String>,
     pub proxy: Option<Arc<Proxy>>,
     pub hub: Hub,
@@ -45,6 +48,8 @@ impl Injector {
         if self.kinds.is_empty() {
             return;
         }
+        // Round robin from a random start, so a short run still sees every kind.
+        let mut turn = self.rng.below(self.kinds.len() as u64) as usize;
         loop {
             // 0.4 to 1.2 s between faults: several per ten seconds, with time between them
             // for the backend to recover and for sections to run.
@@ -53,7 +58,8 @@ impl Injector {
                 return;
             }
             tokio::time::sleep(gap).await;
-            let kind = self.kinds[self.rng.below(self.kinds.len() as u64) as usize];
+            let kind = self.kinds[turn % self.kinds.len()];
+            turn += 1;
             match kind {
                 FaultKind::Kill => {
                     let (tx, rx) = oneshot::channel();
@@ -80,7 +86,7 @@ impl Injector {
                         continue;
                     };
                     let started = Instant::now();
-                    match restart(command).await {
+                    match restart(command, self.ttl).await {
                         Ok(()) => self.hub.record_fault(
                             kind,
                             format!("restarted in {} ms", started.elapsed().as_millis()),
@@ -103,10 +109,11 @@ impl Injector {
 }
 
 /// Runs the restart command; an error says how it failed.
-async fn restart(command: &str) -> Result<(), String> {
+async fn restart(command: &str, ttl: Duration) -> Result<(), String> {
     let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
+        .env("LOCKHOG_TORTURE_TTL_MS", ttl.as_millis().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

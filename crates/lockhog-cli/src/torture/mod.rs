@@ -4,8 +4,9 @@
 //! The pieces: [`worker`] (the hidden `torture-worker` subcommand each client runs), [`hub`]
 //! (the harness's end of the workers' Unix socket: stamps, journals, answers fenced writes,
 //! strikes holders), [`journal`] (events on the harness's one clock), [`fence`] (the fenced
-//! resource), [`faults`] (the injector), [`proxy`] (the loopback TCP proxy of `cut`) and
-//! [`checker`] (sections, overlaps, token order, verdict).
+//! resource), [`faults`] (the injector), [`proxy`] (the loopback TCP proxy of `cut`),
+//! [`supervise`] (starting, replacing and stopping workers) and [`checker`] (sections,
+//! overlaps, token order, verdict).
 
 mod checker;
 mod faults;
@@ -13,24 +14,21 @@ mod fence;
 mod hub;
 mod journal;
 mod proxy;
+mod supervise;
 pub mod worker;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use lockhog::Locker;
 use tokio::net::UnixListener;
-use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use crate::cli::BackendArgs;
 use crate::exit::{Failure, Outcome, UNAVAILABLE};
 use checker::{Promise, Report};
-use faults::Injector;
 use hub::Hub;
 use journal::FaultKind;
 use proxy::{Proxy, Servers};
@@ -57,13 +55,13 @@ Faults (one at a time, every 0.4-1.2 s):
   cut      workers reach the server through a 127.0.0.1 proxy that closes both sides of
            every connection (loopback servers only)
 
-The checker counts: violations (pairs of overlapping sections of one lock; a killed
-holder's section ends at the kill), token_regressions (grants whose token is not above every
-earlier grant's of the lock), fenced_rejections (writes the fence refused). Each overlap is
-`lost` when the earlier holder's release said the lock was no longer its own (a lease ran
-out under a paused holder, a connection was cut), `held` otherwise, and `unfenced` when a
-write of the earlier holder was accepted after the newer holder's write: a stale write the
-fence let through.
+The checker counts: violations (sections into which another section of the same lock
+entered, each counted once; a killed holder's section ends at the kill), token_regressions
+(grants whose token is not above every earlier grant's of the lock), fenced_rejections
+(writes the fence refused). A violation is `lost` when the intruded holder's release said the
+lock was no longer its own (a lease ran out under a paused holder, a connection was cut),
+`held` otherwise (a killed holder never said so), and `unfenced` when a write of the intruded
+holder was accepted after a newer holder's write: a stale write the fence let through.
 
 Exit status 0 when the backend kept its promise:
   - every backend: token_regressions=0, no unfenced overlap, no held overlap;
@@ -245,14 +243,15 @@ pub async fn run(args: TortureArgs) -> Outcome {
             tokio::spawn(accept_hub.clone().serve(stream));
         }
     });
-    let spawner = Spawner {
+    let spawner = supervise::Spawner {
         exe,
         socket,
         url: worker_url,
         locks: args.locks,
         ttl: args.ttl,
     };
-    let outcome = drive(&args, &spawner, &hub, kinds.clone(), pause, restart, proxy).await;
+    let outcome =
+        supervise::drive(&args, &spawner, &hub, kinds.clone(), pause, restart, proxy).await;
     acceptor.abort();
     outcome?;
 
@@ -279,137 +278,6 @@ pub async fn run(args: TortureArgs) -> Outcome {
         harness_errors,
         promise,
     ))
-}
-
-/// How to start a worker.
-struct Spawner {
-    exe: PathBuf,
-    socket: PathBuf,
-    url: String,
-    locks: u32,
-    ttl: Duration,
-}
-
-impl Spawner {
-    fn spawn(&self, id: u32) -> std::io::Result<tokio::process::Child> {
-        let stderr = if std::env::var_os("RUST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        };
-        tokio::process::Command::new(&self.exe)
-            .arg("torture-worker")
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(["--id", &id.to_string(), "--locks", &self.locks.to_string()])
-            .args(["--ttl-ms", &self.ttl.as_millis().to_string()])
-            .env(lockhog::URL_ENV, &self.url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-    }
-}
-
-/// Starts the workers and the injector, keeps `clients` workers running until the duration
-/// is over, then stops everyone: bounded in time and in the number of workers started.
-async fn drive(
-    args: &TortureArgs,
-    spawner: &Spawner,
-    hub: &Hub,
-    kinds: Vec<FaultKind>,
-    pause: Duration,
-    restart: Option<String>,
-    proxy: Option<Arc<Proxy>>,
-) -> Result<(), Failure> {
-    let max_spawns = args.clients.saturating_mul(4).saturating_add(1000);
-    let mut next_id = 0u32;
-    let mut running: HashMap<u32, u32> = HashMap::new();
-    let mut children = JoinSet::new();
-    let mut start =
-        |children: &mut JoinSet<u32>, running: &mut HashMap<u32, u32>| -> Result<(), Failure> {
-            let id = next_id;
-            next_id += 1;
-            let mut child = spawner.spawn(id).map_err(|e| {
-                Failure::new(UNAVAILABLE, format!("torture: cannot start a worker: {e}"))
-            })?;
-            running.insert(id, child.id().unwrap_or(0));
-            children.spawn(async move {
-                let _ = child.wait().await;
-                id
-            });
-            Ok(())
-        };
-    for _ in 0..args.clients {
-        start(&mut children, &mut running)?;
-    }
-    let end = Instant::now() + args.duration;
-    let injector = Injector {
-        kinds,
-        pause,
-        restart,
-        proxy: proxy.clone(),
-        hub: hub.clone(),
-        rng: worker::Rng::from_entropy(),
-    };
-    let mut injecting = tokio::spawn(injector.run(end));
-    let mut injector_done = false;
-    let mut interrupted = false;
-    let mut spawned = args.clients;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep_until(end), if !interrupted => {
-                // The duration is over; a fault under way (a pause, a restart) finishes first.
-                if injector_done { break; }
-                let _ = (&mut injecting).await;
-                break;
-            }
-            _ = &mut injecting, if !injector_done => injector_done = true,
-            Some(Ok(id)) = children.join_next() => {
-                running.remove(&id);
-                if Instant::now() < end && spawned < max_spawns {
-                    spawned += 1;
-                    start(&mut children, &mut running)?;
-                }
-            }
-            _ = tokio::signal::ctrl_c() => {
-                interrupted = true;
-                injecting.abort();
-                break;
-            }
-        }
-    }
-    // No worker stays stopped, whatever happened to the injector.
-    for (_, pid) in hub.workers() {
-        hub::signal(pid, libc::SIGCONT);
-    }
-    hub.stop();
-    let grace = Instant::now() + args.ttl + Duration::from_secs(5);
-    while !running.is_empty() {
-        match tokio::time::timeout_at(grace, children.join_next()).await {
-            Ok(Some(Ok(id))) => {
-                running.remove(&id);
-            }
-            Ok(_) => break,
-            Err(_) => {
-                // Stragglers: killed, their open sections end now.
-                let known: HashMap<u32, u32> = hub.workers().into_iter().collect();
-                for (id, pid) in &running {
-                    match known.get(id) {
-                        Some(&p) => hub.kill(*id, p),
-                        None => hub::signal(*pid, libc::SIGKILL),
-                    }
-                }
-                while children.join_next().await.is_some() {}
-                break;
-            }
-        }
-    }
-    if interrupted {
-        return Err(Failure::new(130, "torture: interrupted"));
-    }
-    Ok(())
 }
 
 fn print_report(
