@@ -4,6 +4,7 @@
 //! The torture run lasts as long as `--duration` says: the command's own clock, not a test
 //! sleeping for a state. Nothing here asserts on timings.
 
+#[allow(dead_code)] // helpers for the other test files too
 mod support;
 
 #[allow(dead_code)]
