@@ -51,8 +51,9 @@ impl EtcdHeld {
 
     /// Deletes our key, only if it is still the one we created (same key, same create
     /// revision: a retry after a lost answer, or a release after our lease ran out and someone
-    /// else queued, never deletes another holder's key), then revokes our lease. `Ok(true)`
-    /// when our key was still there.
+    /// else queued, never deletes another holder's key). `Ok(true)` when our key was still
+    /// there. The lease, which no longer carries a key, is revoked in the background: the lock
+    /// is free once the delete is applied, and the caller need not wait one more round trip.
     pub(super) async fn release(mut self) -> Result<bool> {
         self.stop();
         let txn = Txn::new()
@@ -68,22 +69,22 @@ impl EtcdHeld {
             async move { c.txn(txn).await }
         })
         .await;
-        let revoked = revoke(&self.client, self.lease).await;
-        let ours = deleted?.succeeded();
-        if let Err(e) = revoked {
-            tracing::debug!(error = %e, "revoking a released lock's lease failed; it expires");
-        }
-        Ok(ours)
+        self.revoke_in_background();
+        Ok(deleted?.succeeded())
     }
 
     /// Gives the lock back from `Drop`: revokes the lease (which deletes our key and nobody
     /// else's) in a task on the runtime captured at acquire.
     pub(super) fn release_on_drop(mut self) {
         self.stop();
+        self.revoke_in_background();
+    }
+
+    fn revoke_in_background(&self) {
         let (client, lease) = (self.client.clone(), self.lease);
         self.runtime.spawn(async move {
             if let Err(e) = revoke(&client, lease).await {
-                tracing::debug!(error = %e, "revoking a dropped lock's lease failed; it expires");
+                tracing::debug!(error = %e, "revoking a released lock's lease failed; it expires");
             }
         });
     }
