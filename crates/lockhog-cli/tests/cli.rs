@@ -33,7 +33,10 @@ fn hold_then_release(locks: &Locks) {
     );
     // Tokens grow per name (the conformance suite checks that); across names nothing is
     // promised, so only check they are tokens at all.
-    assert!(h.token(0) > 0 && h.token(1) > 0, "fencing tokens start above zero");
+    assert!(
+        h.token(0) > 0 && h.token(1) > 0,
+        "fencing tokens start above zero"
+    );
 
     let refused = locks.run("run", &["-n", "payroll", "--", "true"]);
     refused.assert_code(1);

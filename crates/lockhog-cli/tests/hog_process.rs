@@ -40,7 +40,8 @@ fn a_process_hog_holds_until_released() {
         Path::new(&held[0].resource),
         dir.path().join("pay%20day.lock")
     );
-    assert!(held[1].token > held[0].token);
+    // Fencing tokens are promised per name; here only that each lock got one.
+    assert!(held.iter().all(|h| h.token > 0));
 
     let locker = lockhog::blocking::Locker::connect(&url).unwrap();
     for name in ["pay day", "100%"] {
