@@ -88,10 +88,43 @@
 //!
 //! # URL options
 //!
-//! The libpq options tokio-postgres knows (`sslmode`, `connect_timeout` — 10 s by default,
-//! `application_name`, `options`, `keepalives*`, `target_session_attrs`, `host`, `port`,
-//! `user`, `password`, `dbname`, …), plus `connections=N` and `max_waiters=N`. Any other
-//! option is refused. Only `sslmode=disable` or `prefer` work in this build (no TLS).
+//! The libpq options tokio-postgres knows (`connect_timeout` — 10 s by default,
+//! `application_name`, `options`, `keepalives*`, `target_session_attrs`, `host`, `hostaddr`,
+//! `port`, `user`, `password`, `dbname`, `channel_binding`, …), libpq's `sslmode` and
+//! `sslrootcert` (below), plus `connections=N` and `max_waiters=N`. Any other option is
+//! refused (client certificates, `sslcert`/`sslkey`, are not supported).
+//!
+//! # TLS
+//!
+//! `sslmode` means what it means to libpq (rustls underneath, no system OpenSSL):
+//!
+//! | `sslmode` | encrypts | verifies the server's certificate chain | and its host name |
+//! |---|---|---|---|
+//! | `disable` | never | — | — |
+//! | `prefer` (the default) | when the server offers TLS | no | no |
+//! | `require` | always, or the connection fails | only when a root certificate is given | no |
+//! | `verify-ca` | always, or the connection fails | yes | no |
+//! | `verify-full` | always, or the connection fails | yes | yes |
+//!
+//! - The trusted roots: `sslrootcert=/path/ca.pem` (PEM, read once at connect), else
+//!   `~/.postgresql/root.crt` when it exists (libpq's default), or `sslrootcert=system` for
+//!   the system's trusted roots. An `sslrootcert` that cannot be read is an error in every
+//!   mode that verifies.
+//! - **`require` without a root certificate encrypts but does not verify** whom it talks to,
+//!   exactly like libpq: it defeats eavesdroppers, not an active man in the middle. Use
+//!   `verify-full` with `sslrootcert` for that. With a root certificate, `require` checks the
+//!   chain like `verify-ca` (libpq does the same).
+//! - `verify-full` checks the name in the URL's host (a DNS name, or an IP address against
+//!   the certificate's IP subject alternative names); with `hostaddr=` the connection goes to
+//!   that address and the certificate is still checked against the host name, as in libpq.
+//!   `verify-ca` and `verify-full` without any root certificate fail before connecting.
+//! - `prefer` never verifies (libpq verifies when it has a root certificate and falls back to
+//!   an unencrypted session when that fails: neither is authenticated). `allow` is refused.
+//! - A certificate that does not verify, a wrong host name, or a server without TLS under
+//!   `require` and stricter is an [`Error::Backend`] that says why, with the URL's password
+//!   redacted; cancel requests (a dropped wait) go over TLS the same way.
+//! - Over TLS, SCRAM authentication is bound to the server's certificate (channel binding
+//!   `tls-server-end-point`) when the server offers `SCRAM-SHA-256-PLUS`.
 //!
 //! [`LockGuard::lost`]: crate::LockGuard::lost
 //! [`LockRequest::shared`]: crate::LockRequest::shared
@@ -99,6 +132,7 @@
 mod key;
 mod pool;
 mod status;
+mod tls;
 mod xact;
 
 pub use key::{advisory_key, resource};
@@ -114,10 +148,11 @@ use tokio::runtime::Handle;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::Config;
 
 use self::key::key_of;
 use self::pool::{Conn, Connector, Pool, Waiter};
+use self::tls::{MakeRustls, RootCert, SslMode};
 use super::named_semaphores::{NamedPermit, NamedSemaphores};
 use super::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockStatus};
 use crate::error::{Error, Result};
@@ -141,7 +176,6 @@ const LIBPQ_OPTIONS: &[&str] = &[
     "dbname",
     "options",
     "application_name",
-    "sslmode",
     "sslnegotiation",
     "host",
     "hostaddr",
@@ -240,7 +274,21 @@ pub(crate) fn pg_error(e: &tokio_postgres::Error) -> String {
             db.message(),
             db.code().code()
         ),
-        None => e.to_string(),
+        None => {
+            // tokio-postgres's Display names only the kind ("error performing TLS
+            // handshake"): the cause says what went wrong.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let more = c.to_string();
+                if !text.contains(&more) {
+                    text.push_str(": ");
+                    text.push_str(&more);
+                }
+                cause = c.source();
+            }
+            text
+        }
     }
 }
 
@@ -374,7 +422,7 @@ impl Drop for WaitGuard {
                 && w.conn
                     .client
                     .cancel_token()
-                    .cancel_query(NoTls)
+                    .cancel_query(pool.connector.tls.clone())
                     .await
                     .is_err()
             {
@@ -484,8 +532,10 @@ impl PostgresBackend {
     ///
     /// [`Error::InvalidUrl`] for a malformed URL or an unknown option; [`Error::Backend`]
     /// when the server cannot be reached within `connect_timeout` (10 s by default), refuses
-    /// the login, has no such database, or the sequence cannot be created. Messages carry
-    /// the URL with its password redacted.
+    /// the login, has no such database, fails the TLS that `sslmode` asks for (no TLS, a
+    /// certificate that does not verify, a wrong host name, no root certificate to verify
+    /// with), or the sequence cannot be created. Messages carry the URL with its password
+    /// redacted.
     pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
         if !url.body().starts_with("//") {
             return Err(url.invalid("expected postgres://user:password@host:port/database"));
@@ -501,6 +551,15 @@ impl PostgresBackend {
         };
         let sessions = number(url, "connections", DEFAULT_SESSIONS)?;
         let max_waiters = number(url, "max_waiters", DEFAULT_MAX_WAITERS)?;
+        let mut ssl_mode = None;
+        while let Some(v) = url.take_option("sslmode") {
+            ssl_mode = Some(SslMode::parse(&v).map_err(|why| url.invalid(&why))?);
+        }
+        let ssl_mode = ssl_mode.unwrap_or(SslMode::Prefer);
+        let mut root_cert = None;
+        while let Some(v) = url.take_option("sslrootcert") {
+            root_cert = Some(v);
+        }
         let mut query = Vec::new();
         for key in LIBPQ_OPTIONS {
             while let Some(v) = url.take_option(key) {
@@ -517,6 +576,17 @@ impl PostgresBackend {
                 "not a postgres URL: {}",
                 redact_config_error(&e, url)
             ))
+        })?;
+        config.ssl_mode(ssl_mode.negotiation());
+        let tls = match ssl_mode {
+            SslMode::Disable => None,
+            _ => RootCert::from_option(root_cert),
+        };
+        let tls = MakeRustls::new(ssl_mode, tls.as_ref()).map_err(|why| {
+            Error::backend(
+                SCHEME,
+                format!("cannot connect to {}: {why}", url.redacted()),
+            )
         })?;
         if config.get_application_name().is_none() {
             config.application_name("lockhog");
@@ -536,6 +606,7 @@ impl PostgresBackend {
             .map(|p| String::from_utf8_lossy(p).into_owned());
         let connector = Connector {
             config,
+            tls,
             connect_timeout,
             redacted: url.redacted().to_string(),
             password,

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use tokio_postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres::{Client, Config, Statement};
 
+use super::tls::MakeRustls;
 use super::{pg_error, SCHEME};
 use crate::error::{Error, Result};
 use crate::guard::LostSender;
@@ -142,6 +143,8 @@ impl Drop for Busy<'_> {
 /// Settings for opening sessions.
 pub(crate) struct Connector {
     pub config: Config,
+    /// The TLS side of `sslmode`: also used by cancel requests, which open a connection.
+    pub tls: MakeRustls,
     pub connect_timeout: Duration,
     /// The URL with its password redacted, for messages.
     pub redacted: String,
@@ -188,7 +191,7 @@ impl Connector {
     async fn open_unbounded(&self) -> Result<Arc<Conn>> {
         let (client, connection) = self
             .config
-            .connect(NoTls)
+            .connect(self.tls.clone())
             .await
             .map_err(|e| self.error("cannot connect", e))?;
         let registry = Arc::new(Mutex::new(Registry::default()));
