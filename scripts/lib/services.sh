@@ -157,6 +157,10 @@ ensure_packages() {
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL: a throwaway cluster run by the `postgres` system user (postgres refuses root).
 # URL: postgres://lockhog:lockhog@127.0.0.1:PORT/lockhog (password auth over TCP).
+# The same port also serves TLS with a certificate for localhost and 127.0.0.1 signed by a CA
+# made here by openssl: LOCKHOG_TEST_POSTGRES_CA is that CA (for sslrootcert=), and the role
+# of LOCKHOG_TEST_POSTGRES_TLS_URL may only log in over TLS (pg_hba `hostnossl … reject`), so a
+# session it opens proves the connection is encrypted.
 
 pg_bindir() {
     local d best=""
@@ -166,7 +170,36 @@ pg_bindir() {
     [[ -n $best ]] && echo "$best"
 }
 
-svc_postgres_packages() { pg_bindir >/dev/null || echo postgresql; }
+svc_postgres_packages() {
+    pg_bindir >/dev/null || echo postgresql
+    command -v openssl >/dev/null || echo openssl
+}
+
+# pg_make_certs DIR USER: a CA (DIR/ca.pem) and a server certificate signed by it for
+# localhost and 127.0.0.1 (DIR/server.crt, key DIR/server.key owned by USER, mode 0600).
+pg_make_certs() {
+    local dir=$1 user=$2
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    printf '%s\n' 'basicConstraints=critical,CA:FALSE' \
+        'keyUsage=critical,digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' \
+        'subjectAltName=DNS:localhost,IP:127.0.0.1' >"$dir/server.ext"
+    {
+        openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj '/CN=lockhog test CA' \
+            -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign' \
+            -keyout "$dir/ca.key" -out "$dir/ca.pem" &&
+            openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' \
+                -keyout "$dir/server.key" -out "$dir/server.csr" &&
+            openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+                -CAcreateserial -days 7 -extfile "$dir/server.ext" -out "$dir/server.crt"
+    } >"$dir/openssl.log" 2>&1 </dev/null || {
+        tail -n 20 "$dir/openssl.log" >&2
+        lh_die "openssl could not make the PostgreSQL test certificates"
+    }
+    chmod 644 "$dir/ca.pem" "$dir/server.crt"
+    chmod 600 "$dir/server.key" "$dir/ca.key"
+    chown "$user:" "$dir/server.key" "$dir/server.crt"
+}
 
 svc_postgres_start() {
     local bin dir port user=postgres
@@ -192,18 +225,32 @@ svc_postgres_start() {
             tail -n 30 "$dir/initdb.log" >&2
             lh_die "initdb failed"
         }
+    # initdb's `host` lines accept TLS and plain sessions alike; this role only TLS ones.
+    {
+        echo 'hostnossl all lockhog_tls all reject'
+        cat "$dir/data/pg_hba.conf"
+    } >"$dir/pg_hba.conf.new" && mv "$dir/pg_hba.conf.new" "$dir/data/pg_hba.conf"
+    chown "$user:" "$dir/data/pg_hba.conf"
+    local tls=$LH_TMP/postgres-tls
+    pg_make_certs "$tls" "$user"
     "${as[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -h 127.0.0.1 -k "$dir" \
         -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
         -c max_connections=300 -c shared_buffers=32MB \
+        -c ssl=on -c "ssl_cert_file=$tls/server.crt" -c "ssl_key_file=$tls/server.key" \
         >"$dir/server.log" 2>&1 </dev/null &
     local pid=$!
     svc_pid postgres "$pid"
     wait_ready postgres "$pid" "$dir/server.log" \
         "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U lockhog -d postgres || return 1
-    "${as[@]}" "$bin/psql" -q -h "$dir" -p "$port" -U lockhog -d postgres \
-        -c 'CREATE DATABASE lockhog' >>"$dir/server.log" 2>&1 </dev/null ||
-        lh_die "cannot create the lockhog database"
+    "${as[@]}" "$bin/psql" -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U lockhog -d postgres \
+        -c 'CREATE DATABASE lockhog' \
+        -c "CREATE ROLE lockhog_tls LOGIN SUPERUSER PASSWORD 'tls-only-pw'" \
+        >>"$dir/server.log" 2>&1 </dev/null ||
+        lh_die "cannot create the lockhog database and roles"
     svc_url LOCKHOG_TEST_POSTGRES_URL "postgres://lockhog:lockhog@127.0.0.1:$port/lockhog"
+    svc_url LOCKHOG_TEST_POSTGRES_CA "$tls/ca.pem"
+    svc_url LOCKHOG_TEST_POSTGRES_TLS_URL \
+        "postgres://lockhog_tls:tls-only-pw@127.0.0.1:$port/lockhog"
 }
 
 # ---------------------------------------------------------------------------------------------
