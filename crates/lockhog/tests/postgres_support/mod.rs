@@ -112,3 +112,42 @@ pub fn unique_app(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The TLS side of the test server, set by `scripts/test`.
+pub struct Tls {
+    /// A role that may log in only over TLS (`hostnossl … reject`), at 127.0.0.1.
+    pub url: String,
+    /// The CA that signed the server's certificate (for localhost and 127.0.0.1).
+    pub ca: String,
+}
+
+/// The TLS settings; `None` (with the reason printed) when unset, a panic under `CI=true`.
+pub fn tls() -> Option<Tls> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        var("LOCKHOG_TEST_POSTGRES_TLS_URL"),
+        var("LOCKHOG_TEST_POSTGRES_CA"),
+    ) {
+        (Some(url), Some(ca)) => Some(Tls { url, ca }),
+        _ => {
+            let why = "LOCKHOG_TEST_POSTGRES_TLS_URL or LOCKHOG_TEST_POSTGRES_CA is not set: \
+                       run through scripts/test, which starts PostgreSQL with TLS";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true and no TLS server: {why}");
+            }
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+/// The TLS settings or return from the test (outside CI).
+#[macro_export]
+macro_rules! tls_server {
+    () => {
+        match postgres_support::tls() {
+            Some(t) => t,
+            None => return,
+        }
+    };
+}
