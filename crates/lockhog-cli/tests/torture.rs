@@ -102,6 +102,19 @@ fn bad_arguments_exit_2() {
     }
 }
 
+#[test]
+fn an_unusable_backend_exits_69() {
+    let locks = Locks::new();
+    let file = locks.path().join("a-file");
+    std::fs::write(&file, b"").expect("write");
+    // The lock directory would have to be made inside a regular file.
+    let url = format!("file://{}/locks", file.display());
+    let mut cmd = support::lockhog_cmd();
+    cmd.args(["torture", "-b", &url, "--clients", "2", "--duration", "1"]);
+    let done = support::Proc::spawn(cmd, "lockhog torture on a file").finish();
+    done.assert_code(69);
+}
+
 // ---------------------------------------------------------------------------------------
 // The checker on hand-made journals.
 
