@@ -47,7 +47,8 @@
 //!   lease. `Ok(false)` when our key was already gone. Release on drop revokes the lease from
 //!   a task on the runtime captured at acquire (the revoke deletes our key and nobody else's).
 //! - **Cancel safety**: an acquire dropped after its lease was granted revokes it from a task
-//!   on the runtime captured when it started, deleting its key with it.
+//!   on the runtime captured when it started, deleting its key with it (a lease whose grant
+//!   was not answered yet carries no key, and expires by itself).
 //! - **Crash**: a holder that dies stops renewing; etcd deletes its key when the lease expires
 //!   (after the ttl), which wakes the next waiter.
 //!

@@ -190,12 +190,14 @@ impl Undo {
         }
     }
 
-    /// Revokes now and waits for it.
+    /// Revokes now and waits for it. Stays armed until the revoke is answered, so a revoke
+    /// that fails, or whose caller is dropped meanwhile, is tried again in the background.
     pub(super) async fn revoke_now(mut self) -> Result<()> {
-        match self.armed.take() {
-            Some((client, lease)) => revoke(&client, lease).await,
-            None => Ok(()),
+        if let Some((client, lease)) = &self.armed {
+            revoke(client, *lease).await?;
         }
+        self.armed = None;
+        Ok(())
     }
 
     /// The acquire succeeded: the guard owns the lease now.
