@@ -18,6 +18,7 @@
 //! Progress goes to stderr only when it is a terminal; the report goes to stdout.
 
 mod floor;
+mod floor_sql;
 mod report;
 mod stats;
 mod workloads;
