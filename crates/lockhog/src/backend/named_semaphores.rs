@@ -50,6 +50,7 @@ impl<K: Eq + Hash + Clone + 'static> NamedSemaphores<K> {
     }
 
     /// Every permit of a name: what an exclusive holder takes.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn capacity(&self) -> u32 {
         self.capacity
     }
