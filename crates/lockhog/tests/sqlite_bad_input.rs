@@ -85,6 +85,7 @@ async fn relative_and_remote_paths_and_unknown_options_are_invalid_urls() {
         "sqlite://host/tmp/locks.db".to_string(),
         "sqlite::memory:".to_string(),
         db.url("?bogus=1"),
+        db.url("?synchronous=off"),
         format!(
             "sqlite://{}/bad%zzname.db",
             db.path.parent().unwrap().display()
@@ -96,6 +97,14 @@ async fn relative_and_remote_paths_and_unknown_options_are_invalid_urls() {
         }
     }
     assert!(!db.path.exists(), "a refused URL created the database");
+}
+
+#[tokio::test]
+async fn synchronous_normal_is_accepted() {
+    let db = TempDb::new();
+    let locker = db.locker("?synchronous=normal").await;
+    let g = locker.lock("x").try_acquire().await.unwrap();
+    assert!(g.release().await.unwrap());
 }
 
 #[tokio::test]

@@ -81,7 +81,10 @@ impl Drop for Claim {
         // Never blocks: the delete runs on the blocking pool. If the runtime is gone, the
         // lease runs out instead.
         drop(self.runtime.spawn_blocking(move || {
-            match db.with_conn("releasing a dropped lock", |c| delete(c, &row, &owner)) {
+            let turn = db.writer();
+            let deleted = db.with_conn("releasing a dropped lock", |c| delete(c, &row, &owner));
+            drop(turn);
+            match deleted {
                 Ok(_) => db.notify_released(),
                 Err(f) => tracing::debug!(error = %f.error, "release on drop failed; the lease will run out"),
             }
@@ -112,7 +115,9 @@ impl Drop for Ticket {
         }
         let (db, row, id) = (self.db.clone(), self.row.clone(), self.id);
         drop(self.runtime.spawn_blocking(move || {
+            let turn = db.writer();
             let _ = db.with_conn("leaving the queue", |c| leave_queue(c, &row, id));
+            drop(turn);
             // The next in line may be in this process.
             db.notify_released();
         }));
@@ -154,13 +159,25 @@ pub(super) enum Outcome {
     },
 }
 
-/// One attempt, in one `BEGIN IMMEDIATE` transaction. Blocking.
+/// One attempt. Blocking.
+///
+/// It first looks without the write lock: most attempts of a waiter find the lock held, and a
+/// read in WAL mode takes no lock, writes nothing (no sync) and never waits. Only when the
+/// lock looks free to us, or our queue ticket needs writing, does it run the real attempt in a
+/// `BEGIN IMMEDIATE` transaction, which checks everything again.
 pub(super) fn attempt(
     db: &Arc<Db>,
     conn: &mut Connection,
     a: Attempt,
     runtime: Handle,
 ) -> rusqlite::Result<Outcome> {
+    if let Some(holder_left) = busy_at_a_glance(conn, &a)? {
+        return Ok(Outcome::Busy {
+            new_ticket: None,
+            holder_left,
+        });
+    }
+    let _turn = db.writer();
     let tx = conn.transaction_with_behavior(WRITE)?;
     let now = now_ms();
     let (ns, name) = (&a.row.namespace, &a.row.name);
@@ -170,13 +187,7 @@ pub(super) fn attempt(
         )?
         .query_row(params![ns, name], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let stolen = |acquired_at: i64| {
-        a.steal_after
-            .is_some_and(|s| acquired_at.saturating_add(millis(s)) <= now)
-    };
-    let holder_left = holder
-        .filter(|&(acquired_at, expires_at)| expires_at > now && !stolen(acquired_at))
-        .map(|(_, expires_at)| Duration::from_millis((expires_at - now) as u64));
+    let holder_left = lease_left(holder, a.steal_after, now);
 
     // The queue: forget waiters whose ticket ran out (they died or stopped polling), then
     // see who is first.
@@ -261,6 +272,58 @@ pub(super) fn attempt(
         },
         token: u64::try_from(token).unwrap_or(0),
     })
+}
+
+/// What is left of the lease of a holder `(acquired_at, expires_at)` at `now`; `None` when
+/// there is no holder, its lease ran out, or it is older than `steal_after`.
+fn lease_left(
+    holder: Option<(i64, i64)>,
+    steal_after: Option<Duration>,
+    now: i64,
+) -> Option<Duration> {
+    let (acquired_at, expires_at) = holder?;
+    let stale = steal_after.is_some_and(|s| acquired_at.saturating_add(millis(s)) <= now);
+    (expires_at > now && !stale).then(|| Duration::from_millis((expires_at - now) as u64))
+}
+
+/// `Some(holder's lease left)` when a look shows that this attempt cannot take the lock and
+/// has nothing to write; `None` when the write transaction must decide.
+fn busy_at_a_glance(conn: &Connection, a: &Attempt) -> rusqlite::Result<Option<Option<Duration>>> {
+    let now = now_ms();
+    let (ns, name) = (&a.row.namespace, &a.row.name);
+    let holder: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT acquired_at, expires_at FROM lockhog_locks WHERE namespace = ?1 AND name = ?2",
+        )?
+        .query_row(params![ns, name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let holder_left = lease_left(holder, a.steal_after, now);
+    let first: Option<i64> = conn
+        .prepare_cached(
+            "SELECT ticket FROM lockhog_waiters WHERE namespace = ?1 AND name = ?2 \
+             AND expires_at > ?3 ORDER BY ticket LIMIT 1",
+        )?
+        .query_row(params![ns, name, now], |r| r.get(0))
+        .optional()?;
+    let must_write = match a.queue {
+        Queue::Outside => holder_left.is_none() && first.is_none(),
+        // A first attempt takes the lock or a ticket: both are writes.
+        Queue::Join { .. } => true,
+        Queue::Ticket { id, ticket_ttl } => {
+            let expires_at: Option<i64> = conn
+                .prepare_cached("SELECT expires_at FROM lockhog_waiters WHERE ticket = ?1")?
+                .query_row(params![id], |r| r.get(0))
+                .optional()?;
+            match expires_at {
+                // Ours ran out: queue again.
+                None => true,
+                // Refresh it while half its life is left.
+                Some(e) if e - now < millis(ticket_ttl) / 2 => true,
+                Some(_) => holder_left.is_none() && first == Some(id),
+            }
+        }
+    };
+    Ok((!must_write).then_some(holder_left))
 }
 
 fn join_queue(conn: &Connection, a: &Attempt, expires_at: i64) -> rusqlite::Result<i64> {

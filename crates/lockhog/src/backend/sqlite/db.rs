@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -23,6 +23,35 @@ pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections kept open between operations; more may exist while many run at once.
 const MAX_IDLE: usize = 8;
+
+/// How hard a commit waits for the disk (`?synchronous=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Sync {
+    /// Every commit is on disk before it returns (SQLite's `FULL`): nothing is lost in a power
+    /// cut or an OS crash. The default.
+    Full,
+    /// Commits reach the disk at WAL checkpoints (SQLite's `NORMAL` in WAL mode): an order of
+    /// magnitude faster; as safe against a crashed process, but a power cut or an OS crash may
+    /// lose the last commits, and so hand out fencing tokens again after the reboot.
+    Normal,
+}
+
+impl Sync {
+    pub(super) fn parse(text: &str) -> Option<Sync> {
+        match text.to_ascii_lowercase().as_str() {
+            "full" => Some(Sync::Full),
+            "normal" => Some(Sync::Normal),
+            _ => None,
+        }
+    }
+
+    fn pragma(self) -> &'static str {
+        match self {
+            Sync::Full => "FULL",
+            Sync::Normal => "NORMAL",
+        }
+    }
+}
 
 /// A failed database operation: the error to report, and whether it was only
 /// `SQLITE_BUSY` (the database stayed locked for [`BUSY_TIMEOUT`]), which a waiter retries
@@ -45,13 +74,24 @@ impl From<Error> for Failure {
     }
 }
 
-/// One database file, shared by every backend of this process that opened the same path.
+/// One database file, opened by one backend.
 pub(super) struct Db {
     path: PathBuf,
+    sync: Sync,
     idle: Mutex<Vec<Connection>>,
+    shared: Arc<Shared>,
+}
+
+/// What every backend of this process on the same file shares.
+#[derive(Default)]
+struct Shared {
     /// Woken on every release made by this process, so that waiters of this process (all
     /// lockers on this file) try again at once instead of at their next poll.
-    released: Arc<Notify>,
+    released: Notify,
+    /// Taken around every write transaction of this process: writers of one process queue
+    /// here, and are let in the moment the previous one commits, instead of sleeping in
+    /// SQLite's busy handler. Only writers of other processes meet the busy handler.
+    writer: Mutex<()>,
 }
 
 impl std::fmt::Debug for Db {
@@ -60,17 +100,17 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// The in-process release notifiers, one per database file.
-static NOTIFIERS: LazyLock<Mutex<HashMap<PathBuf, Weak<Notify>>>> = LazyLock::new(Default::default);
+/// The shared state of each database file of this process.
+static SHARED: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new(Default::default);
 
-fn notifier(path: &Path) -> Arc<Notify> {
+fn shared(path: &Path) -> Arc<Shared> {
     let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut map = NOTIFIERS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut map = SHARED.lock().unwrap_or_else(|p| p.into_inner());
     map.retain(|_, w| w.strong_count() > 0);
     if let Some(n) = map.get(&key).and_then(Weak::upgrade) {
         return n;
     }
-    let n = Arc::new(Notify::new());
+    let n = Arc::new(Shared::default());
     map.insert(key, Arc::downgrade(&n));
     n
 }
@@ -82,7 +122,7 @@ impl Db {
     /// The parent directory must exist: a mistyped path is an error, not a new directory
     /// tree (SQLite's own shell behaves the same). A file that is not a SQLite database is
     /// refused before anything is written to it.
-    pub(super) fn open(path: PathBuf) -> Result<Db, Error> {
+    pub(super) fn open(path: PathBuf, sync: Sync) -> Result<Db, Error> {
         let shown = path.display().to_string();
         let parent = path.parent().unwrap_or(Path::new("/"));
         match std::fs::metadata(parent) {
@@ -110,7 +150,8 @@ impl Db {
                 format!("{shown} is a directory, not a database file"),
             ));
         }
-        let conn = connect(&path, true).map_err(|e| describe(&path, "cannot open", e).error)?;
+        let conn =
+            connect(&path, true, sync).map_err(|e| describe(&path, "cannot open", e).error)?;
         if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
             return Err(Error::backend(
                 SCHEME,
@@ -119,7 +160,8 @@ impl Db {
         }
         schema::prepare(&conn).map_err(|e| describe(&path, "cannot prepare", e).error)?;
         Ok(Db {
-            released: notifier(&path),
+            sync,
+            shared: shared(&path),
             idle: Mutex::new(vec![conn]),
             path,
         })
@@ -132,12 +174,18 @@ impl Db {
 
     /// Wakes this process's waiters on this file.
     pub(super) fn notify_released(&self) {
-        self.released.notify_waiters();
+        self.shared.released.notify_waiters();
     }
 
     /// The notifier [`Db::notify_released`] wakes.
     pub(super) fn released(&self) -> &Notify {
-        &self.released
+        &self.shared.released
+    }
+
+    /// This process's turn to write to the file; hold it for the whole write transaction.
+    /// Blocking.
+    pub(super) fn writer(&self) -> MutexGuard<'_, ()> {
+        self.shared.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on a pooled connection, on the calling (blocking) thread.
@@ -151,7 +199,9 @@ impl Db {
             Some(c) => c,
             // The file exists now: never create it again (a deleted database is an error,
             // not a silently empty lock table).
-            None => connect(&self.path, false).map_err(|e| describe(&self.path, doing, e))?,
+            None => {
+                connect(&self.path, false, self.sync).map_err(|e| describe(&self.path, doing, e))?
+            }
         };
         let out = f(&mut conn);
         // A connection left inside a transaction (an error half-way) is closed, which rolls
@@ -163,6 +213,24 @@ impl Db {
             }
         }
         out.map_err(|e| describe(&self.path, doing, e))
+    }
+
+    /// [`Db::call`] for an operation that writes, in this process's writer queue.
+    pub(super) async fn call_write<T, F>(
+        self: &Arc<Self>,
+        doing: &'static str,
+        f: F,
+    ) -> Result<T, Failure>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let db = self.clone();
+        self.call(doing, move |c| {
+            let _turn = db.writer();
+            f(c)
+        })
+        .await
     }
 
     /// Runs `f` on a pooled connection on tokio's blocking pool.
@@ -192,18 +260,34 @@ impl Db {
     }
 }
 
-/// A connection with lockhog's settings: a busy timeout, full sync (a fencing counter must not
-/// go back after a power cut), and no URI interpretation of the path.
-fn connect(path: &Path, create: bool) -> rusqlite::Result<Connection> {
+/// SQLite's busy handler, for a write lock held by another process: tries again after 50 us,
+/// doubling up to 2 ms, for [`BUSY_TIMEOUT`] in all. (SQLite's own `busy_timeout` sleeps up
+/// to 100 ms between tries, which is most of a handoff's time when processes contend.)
+fn busy_handler() -> impl FnMut(i32) -> bool + Send + 'static {
+    let mut started = std::time::Instant::now();
+    move |count| {
+        if count == 0 {
+            started = std::time::Instant::now();
+        } else if started.elapsed() >= BUSY_TIMEOUT {
+            return false;
+        }
+        let pause = Duration::from_micros(50) * 2u32.saturating_pow(count.clamp(0, 6) as u32);
+        // A blocking-pool thread: sleeping is the only way to wait for another process.
+        std::thread::sleep(pause.min(Duration::from_millis(2)));
+        true
+    }
+}
+
+/// A connection with lockhog's settings: the busy handler, the sync mode, and no URI
+/// interpretation of the path.
+fn connect(path: &Path, create: bool, sync: Sync) -> rusqlite::Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    // In WAL mode FULL syncs the log on every commit; NORMAL could lose the last commits (and
-    // so hand out a fencing token again) after a power cut.
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_handler(Some(busy_handler()))?;
+    conn.pragma_update(None, "synchronous", sync.pragma())?;
     Ok(conn)
 }
 

@@ -27,7 +27,7 @@ impl Lease for RowLease {
         let (row, owner, ttl) = (self.row.clone(), self.owner.clone(), self.ttl);
         let ours = self
             .db
-            .call("renewing a lease in", move |c| renew(c, &row, &owner, ttl))
+            .call_write("renewing a lease in", move |c| renew(c, &row, &owner, ttl))
             .await?;
         Ok(ours.then(|| started + self.ttl))
     }
