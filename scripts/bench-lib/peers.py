@@ -32,8 +32,8 @@ def make(peer, url):
         import pals
 
         def new_client():
-            # SQLAlchemy names the dialect `postgresql`, not `postgres`.
-            locker = pals.Locker("lockhog-bench", url.replace("postgres://", "postgresql://", 1))
+            # SQLAlchemy names the dialect `postgresql` and picks psycopg 3 unless told psycopg2.
+            locker = pals.Locker("lockhog-bench", url.replace("postgres://", "postgresql+psycopg2://", 1))
             lock = locker.lock(NAME)
             return (
                 lambda: lock.acquire(blocking=True, acquire_timeout=60000),

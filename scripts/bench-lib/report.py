@@ -324,7 +324,11 @@ L.append("- **contended**: N clients (8 by default), each its own locker and con
 L.append("- **floor**: the backend's own lock commands on a bare client, same machine, same run "
          "(`lockhog bench --floor`; for Postgres also `pgbench -M prepared -c 1` with "
          "`select pg_advisory_lock(k); select pg_advisory_unlock(k);`). The ratio is lockhog "
-         "over the faster floor. What each floor runs is listed under its table.")
+         "over the faster floor. What each floor runs is listed under its table. The floors' "
+         "handoffs (file, Postgres, MySQL: a second descriptor or session blocked in the "
+         "backend's own wait) run their waiter on the holder's thread (Postgres, MySQL) or a "
+         "plain thread (file), so they skip the wake-up of a second runtime that lockhog's "
+         "waiter pays: on a loaded machine that favours the floor.")
 L.append("- **peers**: the same two workloads on libraries people would otherwise pick, installed "
          "into `target/bench-peers` (a venv; a scratch cargo project), used with their defaults.\n")
 
@@ -401,6 +405,11 @@ if notes or missing:
     for t in missing:
         L.append(f"- {t['target'].split('ahead of ', 1)[1]}: no result in this run")
     L.append("")
+
+analysis = os.path.join(os.path.dirname(md_path) if md_path != "/dev/stdout" else ".", "bench",
+                        "analysis.md")
+if os.path.exists(analysis):
+    L.append(open(analysis).read().strip() + "\n")
 
 L.append("## Reproduce\n")
 L.append("```sh\nscripts/bench                                  # everything, ~10 minutes\n"
