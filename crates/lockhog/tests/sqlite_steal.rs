@@ -11,8 +11,10 @@ use std::time::Duration;
 use lockhog::{Error, Locker};
 use sqlite_support::{bounded, TempDb, BOUND};
 
-const TTL: Duration = Duration::from_millis(300);
-const STEAL_AFTER_MS: i64 = 600;
+/// The holder renews every ttl/3: its lease never runs out on its own, even on a loaded
+/// machine, so only steal_after can free the lock.
+const TTL: Duration = Duration::from_secs(1);
+const STEAL_AFTER_MS: i64 = 2000;
 
 fn acquired_at(db: &TempDb, name: &str) -> i64 {
     db.raw()

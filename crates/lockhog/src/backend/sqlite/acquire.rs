@@ -3,6 +3,7 @@
 //! Every statement binds the namespace, name and owner as parameters; nothing from outside is
 //! ever spliced into SQL.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,6 +133,35 @@ pub(super) struct Attempt {
     /// A lock acquired longer ago than this counts as free, even if its lease is renewed.
     pub(super) steal_after: Option<Duration>,
     pub(super) queue: Queue,
+    pub(super) interest: Interest,
+}
+
+/// Whether the caller of an attempt still waits for it. The attempt runs on the blocking pool
+/// and outlives a caller that drops its future; when the caller is gone before the attempt
+/// commits, the attempt takes nothing (no lock, no ticket). Once the attempt has started to
+/// commit, what it took is given back in the background when its result is dropped.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Interest(Arc<AtomicU8>);
+
+const WAITING: u8 = 0;
+const COMMITTING: u8 = 1;
+const GONE: u8 = 2;
+
+impl Interest {
+    /// The attempt's go-ahead for a commit that takes something: false when the caller went
+    /// away (the attempt then rolls back).
+    fn commit(&self) -> bool {
+        self.0
+            .compare_exchange(WAITING, COMMITTING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The caller is gone (or done): no commit starts after this.
+    pub(super) fn abandon(&self) {
+        let _ = self
+            .0
+            .compare_exchange(WAITING, GONE, Ordering::AcqRel, Ordering::Acquire);
+    }
 }
 
 /// Where an attempt stands in the fair queue.
@@ -235,6 +265,13 @@ pub(super) fn attempt(
     let head = first.or(new_ticket);
     let can_take = holder_left.is_none() && (head.is_none() || head == mine);
     if !can_take {
+        if new_ticket.is_some() && !a.interest.commit() {
+            // The waiter went away: no ticket for it (dropping `tx` rolls back).
+            return Ok(Outcome::Busy {
+                new_ticket: None,
+                holder_left,
+            });
+        }
         tx.commit()?;
         return Ok(Outcome::Busy {
             new_ticket: new_ticket.map(|id| Ticket {
@@ -245,6 +282,13 @@ pub(super) fn attempt(
                 armed: true,
             }),
             holder_left,
+        });
+    }
+    if !a.interest.commit() {
+        // The caller went away before the lock was taken: take nothing.
+        return Ok(Outcome::Busy {
+            new_ticket: None,
+            holder_left: None,
         });
     }
     if let Some(id) = mine {

@@ -60,8 +60,10 @@
 //!   waiter that died or gave up is forgotten, so a dead waiter holds the queue up for at
 //!   most that long. Unfair requests never overtake queued fair waiters, but they do not
 //!   queue themselves: they take the lock once no fair waiter is queued.
-//! - **Cancel safety**: a transaction started on the blocking pool runs to its end even when
-//!   the acquire is dropped; a row or ticket it took is then given back in the background.
+//! - **Cancel safety**: an attempt runs on the blocking pool and outlives an acquire that is
+//!   dropped; if the acquire was dropped before the attempt began to commit, the attempt
+//!   takes nothing, and a row or ticket it committed meanwhile is given back in the
+//!   background as soon as it finishes.
 //!
 //! # Time
 //!
@@ -84,7 +86,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use self::acquire::{Attempt, Claim, Outcome, Queue, Row};
+use self::acquire::{Attempt, Claim, Interest, Outcome, Queue, Row};
 use self::db::{Db, Failure, Sync, SCHEME};
 use self::lease::RowLease;
 use super::lease::Renewal;
@@ -209,7 +211,16 @@ impl SqliteBackend {
             ttl,
             steal_after: self.steal_after,
             queue,
+            interest: Interest::default(),
         };
+        // Dropped with this future (or after it completed, when it changes nothing).
+        struct Abandon(Interest);
+        impl Drop for Abandon {
+            fn drop(&mut self) {
+                self.0.abandon();
+            }
+        }
+        let _abandon = Abandon(a.interest.clone());
         let (db, runtime) = (self.db.clone(), tokio::runtime::Handle::current());
         let started = Instant::now();
         let outcome = self
