@@ -185,7 +185,24 @@ impl LockGuard {
     /// then freed by the store's own means (connection close, lease expiry).
     pub async fn release(mut self) -> Result<bool> {
         let held = self.held.take().expect("a guard is released once");
-        let ours = self.backend.release(held).await?;
+        // Cancel safety: the release runs as a task of its own, so dropping this future (a
+        // timeout, a `select!`) cannot stop it half-way and leave the lock held until its
+        // lease runs out (found by testkit's `cancel_at_random_points`).
+        let backend = self.backend.clone();
+        let release = async move { backend.release(held).await };
+        let ours = match tokio::runtime::Handle::try_current() {
+            Ok(rt) => match rt.spawn(release).await {
+                Ok(out) => out?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => {
+                    return Err(crate::Error::backend(
+                        self.backend.scheme(),
+                        format!("the release was cancelled: {e}"),
+                    ))
+                }
+            },
+            Err(_) => release.await?,
+        };
         tracing::debug!(name = %self.name, ours, "released");
         Ok(ours && !self.is_lost())
     }
