@@ -21,9 +21,11 @@
 //! Checks that need another process run `lockhog hold`: the binary named by
 //! [`Target::with_hold_bin`], else `LOCKHOG_BIN`, else `lockhog` beside the test executable.
 
+mod cancel;
 mod checks;
 mod process;
 
+pub use cancel::*;
 pub use checks::*;
 pub use process::HoldProcess;
 
@@ -245,6 +247,7 @@ macro_rules! conformance_suite {
                 namespaces_are_separate,
                 with_lock_runs_only_when_acquired,
                 cancelled_acquire_leaves_nothing_held,
+                cancel_at_random_points,
                 status_reports_held_and_free,
                 unreachable_backend_errors
             );
