@@ -6,10 +6,8 @@
 //! nothing and is installed without `SA_RESTART`, so the call returns `EINTR` and the thread
 //! sees the flag.
 //!
-//! One race is left open: a signal that arrives after the thread checked the flag but before
-//! it entered `flock` is lost, and the thread then waits until the lock comes free, takes it
-//! and gives it straight back. It never hands a lock to nobody for longer than that, and the
-//! window is a few instructions wide.
+//! A signal that arrives after the thread checked the flag but before it entered `flock` would
+//! be lost, so a called-off helper is signalled again every millisecond until it has gone.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,14 +27,46 @@ struct Shared {
 /// Calls the helper thread off when the waiting future goes away.
 struct CancelOnDrop(Arc<Shared>);
 
+impl Shared {
+    /// Interrupts the helper if it may still be in a blocking call; false once it is done.
+    fn interrupt(&self) -> bool {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        match (*thread, interrupt_signal()) {
+            (Some(tid), Some(sig)) => {
+                // SAFETY: `tid` is a live thread: it clears `thread` under this mutex before exit.
+                unsafe { libc::pthread_kill(tid, sig) };
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How long a called-off helper is signalled again, in case a signal fell into the window
+/// between its check of the flag and its entry into the blocking call.
+const RESIGNAL_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.cancelled.store(true, Ordering::SeqCst);
-        let thread = self.0.thread.lock().unwrap_or_else(|p| p.into_inner());
-        if let (Some(tid), Some(sig)) = (*thread, interrupt_signal()) {
-            // SAFETY: `tid` is a live thread: it clears `thread` under this mutex before exit.
-            unsafe { libc::pthread_kill(tid, sig) };
+        if !self.0.interrupt() {
+            return;
         }
+        // Drop must not block, so a short-lived thread repeats the signal until the helper has
+        // gone (usually at once: the first signal interrupted it). This pacing is the only
+        // polling, and it only runs for a wait that was called off.
+        let shared = self.0.clone();
+        let _ = std::thread::Builder::new()
+            .name("lockhog-file-cancel".into())
+            .spawn(move || {
+                let start = std::time::Instant::now();
+                while start.elapsed() < RESIGNAL_FOR {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    if !shared.interrupt() {
+                        return;
+                    }
+                }
+            });
     }
 }
 
