@@ -34,6 +34,7 @@ async fn contend(url: &str, fair: bool) {
                 let req = if fair { req.fair() } else { req };
                 let g = req.wait().await.unwrap();
                 mine.push(asked.elapsed());
+                // A deliberate pause: the critical section's work, which the measurement needs.
                 tokio::time::sleep(HOLD).await;
                 g.release().await.unwrap();
                 turns += 1;
