@@ -72,7 +72,7 @@
 //! | `redlock://h1:p1,h2:p2,h3:p3` | the Redlock quorum over independent Redis nodes | `redis` |
 //! | `memcached://host:port` | `add` with expiry: a weak lock that eviction can lose | `memcached` |
 //! | `sqlite:///abs/path.db` | a lock table with leases in an embedded database | `sqlite` |
-//! | `etcd://h1:p1[,h2:p2…]` | lease + key ordered by create revision (FIFO) | `etcd` |
+//! | `etcd://h1:p1[,h2:p2…]`, `etcds://…` | lease + key ordered by create revision (FIFO); `etcds://` over TLS (`?ca=`, `cert=`/`key=`) | `etcd` |
 //!
 //! Query options `namespace=` and `ttl=` apply to every backend. Each backend's module says
 //! how it maps names to its resources, how it wakes waiters and where its fencing tokens come

@@ -31,6 +31,7 @@ const FEATURE_SCHEMES: &[(&str, &str)] = &[
     ("redlock", "redis"),
     ("memcached", "memcached"),
     ("etcd", "etcd"),
+    ("etcds", "etcd"),
 ];
 
 /// A handle on one lock store. Cheap to clone; clones share the backend (and its connections).
@@ -105,7 +106,9 @@ impl Locker {
             #[cfg(feature = "sqlite")]
             "sqlite" => Arc::new(crate::backend::sqlite::SqliteBackend::open(&mut parsed).await?),
             #[cfg(feature = "etcd")]
-            "etcd" => Arc::new(crate::backend::etcd::EtcdBackend::connect(&mut parsed).await?),
+            "etcd" | "etcds" => {
+                Arc::new(crate::backend::etcd::EtcdBackend::connect(&mut parsed).await?)
+            }
             #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => {
                 Arc::new(crate::backend::postgres::PostgresBackend::connect(&mut parsed).await?)

@@ -16,7 +16,7 @@ fn default_port(scheme: &str) -> Option<u16> {
         "mysql" => 3306,
         "redis" | "rediss" | "redlock" => 6379,
         "memcached" => 11211,
-        "etcd" => 2379,
+        "etcd" | "etcds" => 2379,
         _ => return None,
     })
 }

@@ -1,16 +1,20 @@
-//! `etcd://` URLs, the client, and calls with bounded time and retries across members.
+//! `etcd://` and `etcds://` URLs, the client, and calls with bounded time and retries across
+//! members.
 
 use std::future::Future;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use tokio::time::{sleep, timeout, Instant};
 
 use crate::error::{Error, Result};
 use crate::name::percent_decode;
 use crate::url::BackendUrl;
 
+/// The backend's name in errors, for both schemes (as `redis` is for `rediss://`).
 pub(super) const SCHEME: &str = "etcd";
+/// The scheme of etcd's client API over TLS.
+pub(super) const TLS_SCHEME: &str = "etcds";
 
 /// The client port when an endpoint has none.
 pub const DEFAULT_PORT: u16 = 2379;
@@ -25,17 +29,108 @@ pub(super) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one operation may take, retries included, before it is an error.
 pub(super) const OP_BUDGET: Duration = Duration::from_secs(10);
 
-/// What an `etcd://` URL says: the members' endpoints and the credentials.
+/// What an `etcd://` or `etcds://` URL says: the members' endpoints, the credentials and, for
+/// `etcds://`, the TLS files.
 pub(super) struct Target {
     pub endpoints: Vec<String>,
     pub user: Option<(String, String)>,
+    /// `Some` for `etcds://`.
+    pub tls: Option<TlsFiles>,
 }
 
-/// Parses `etcd://[user:password@]host[:port][,host[:port]…][/]`. Query options were taken
-/// by the caller (namespace, ttl); any left is an error.
-pub(super) fn parse(url: &BackendUrl) -> Result<Target> {
+/// The PEM files named by an `etcds://` URL's options (paths only: [`TlsFiles::load`] reads
+/// them).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct TlsFiles {
+    /// `ca=`: the CA certificate(s) that verify the members; `None`: the system's roots.
+    pub ca: Option<String>,
+    /// `cert=` and `key=`: our client certificate and its private key, for members started
+    /// with `--client-cert-auth`.
+    pub identity: Option<(String, String)>,
+}
+
+impl TlsFiles {
+    /// Reads the files into the client's TLS settings. The contents are checked only for
+    /// looking like PEM here (so a wrong path fails as a clear usage error); the TLS stack
+    /// parses them when connecting.
+    fn load(&self, shown: &str) -> Result<TlsOptions> {
+        let read = |option: &str, path: &str, what: &str, marker: &str| -> Result<Vec<u8>> {
+            let invalid = |reason: String| Error::InvalidUrl {
+                url: shown.to_string(),
+                reason,
+            };
+            let pem = std::fs::read(path)
+                .map_err(|e| invalid(format!("cannot read the `{option}` file {path}: {e}")))?;
+            if !pem.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+                return Err(invalid(format!(
+                    "the `{option}` file {path} holds no PEM {what}"
+                )));
+            }
+            Ok(pem)
+        };
+        let cert_marker = "-----BEGIN CERTIFICATE-----";
+        let tls = match &self.ca {
+            Some(path) => TlsOptions::new().ca_certificate(Certificate::from_pem(read(
+                "ca",
+                path,
+                "certificate",
+                cert_marker,
+            )?)),
+            None => TlsOptions::new().with_native_roots(),
+        };
+        Ok(match &self.identity {
+            Some((cert, key)) => tls.identity(Identity::from_pem(
+                read("cert", cert, "certificate", cert_marker)?,
+                // PKCS#8, PKCS#1 (RSA) and SEC1 (EC) keys all end their header so.
+                read("key", key, "private key", "PRIVATE KEY-----")?,
+            )),
+            None => tls,
+        })
+    }
+}
+
+/// Parses `etcd://[user:password@]host[:port][,host[:port]…][/]` and its TLS form
+/// `etcds://…[?ca=PATH][&cert=PATH&key=PATH]`, taking the TLS options. The other options were
+/// taken by the caller (namespace, ttl); any left is an error.
+pub(super) fn parse(url: &mut BackendUrl) -> Result<Target> {
+    let tls = url.scheme() == TLS_SCHEME;
+    let ca = url.take_option("ca");
+    let cert = url.take_option("cert");
+    let key = url.take_option("key");
     url.finish()?;
-    let usage = "expected etcd://[user:password@]host[:port][,host[:port]…]";
+    let usage = if tls {
+        "expected etcds://[user:password@]host[:port][,host[:port]…][?ca=PATH][&cert=PATH&key=PATH]"
+    } else {
+        "expected etcd://[user:password@]host[:port][,host[:port]…]"
+    };
+    let files = if tls {
+        for (option, value) in [("ca", &ca), ("cert", &cert), ("key", &key)] {
+            if value.as_deref() == Some("") {
+                return Err(url.invalid(&format!("`{option}=` needs the path of a PEM file")));
+            }
+        }
+        let identity = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(url.invalid("`cert` needs `key` (the client certificate's key)"))
+            }
+            (None, Some(_)) => {
+                return Err(url.invalid("`key` needs `cert` (the client certificate)"))
+            }
+        };
+        Some(TlsFiles { ca, identity })
+    } else {
+        let given = [("ca", &ca), ("cert", &cert), ("key", &key)]
+            .into_iter()
+            .find(|(_, v)| v.is_some());
+        if let Some((option, _)) = given {
+            return Err(url.invalid(&format!(
+                "`{option}` is a TLS option: use etcds:// (etcd:// is plaintext)"
+            )));
+        }
+        None
+    };
     let rest = url
         .body()
         .strip_prefix("//")
@@ -57,6 +152,7 @@ pub(super) fn parse(url: &BackendUrl) -> Result<Target> {
             Some((decode(u)?, decode(p)?))
         }
     };
+    let protocol = if tls { "https" } else { "http" };
     let mut endpoints = Vec::new();
     for host in hosts.split(',') {
         if host.is_empty() || host.contains(['/', '?', '#', '@']) {
@@ -73,9 +169,13 @@ pub(super) fn parse(url: &BackendUrl) -> Result<Target> {
             }
             _ => format!("{host}:{DEFAULT_PORT}"),
         };
-        endpoints.push(format!("http://{with_port}"));
+        endpoints.push(format!("{protocol}://{with_port}"));
     }
-    Ok(Target { endpoints, user })
+    Ok(Target {
+        endpoints,
+        user,
+        tls: files,
+    })
 }
 
 /// A client over every endpoint (requests are balanced over the members, and tried again on
@@ -88,6 +188,9 @@ pub(super) async fn connect(target: &Target, shown: &str) -> Result<Client> {
         .with_keep_alive_while_idle(true);
     if let Some((user, password)) = &target.user {
         options = options.with_user(user.clone(), password.clone());
+    }
+    if let Some(files) = &target.tls {
+        options = options.with_tls(files.load(shown)?);
     }
     let cannot = |e: etcd_client::Error| etcd_err(format_args!("cannot connect to {shown}"), e);
     // With credentials, connecting authenticates (one round trip); bound it.
@@ -120,9 +223,25 @@ pub(super) async fn connect(target: &Target, shown: &str) -> Result<Client> {
 pub(super) fn etcd_err(doing: impl std::fmt::Display, e: etcd_client::Error) -> Error {
     Error::Backend {
         backend: SCHEME,
-        message: format!("{doing}: {e}"),
+        message: format!("{doing}: {}", describe(&e)),
         source: Some(Box::new(e)),
     }
+}
+
+/// `e` with its causes: a transport error's own text is only "transport error", and what went
+/// wrong (a refused connection, a certificate the CA did not sign) is in its sources.
+fn describe(e: &etcd_client::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// True for failures that another attempt (on another member, or after an election) may not
@@ -190,7 +309,17 @@ mod tests {
     use super::*;
 
     fn target(url: &str) -> Result<Target> {
-        parse(&BackendUrl::parse(url).unwrap())
+        parse(&mut BackendUrl::parse(url).unwrap())
+    }
+
+    fn invalid_because(url: &str, because: &str) {
+        match target(url) {
+            Err(Error::InvalidUrl { reason, .. }) => {
+                assert!(reason.contains(because), "{url}: {reason}")
+            }
+            Err(e) => panic!("{url}: expected InvalidUrl, got {e:?}"),
+            Ok(_) => panic!("{url}: accepted"),
+        }
     }
 
     #[test]
@@ -206,6 +335,7 @@ mod tests {
             ]
         );
         assert!(t.user.is_none());
+        assert!(t.tls.is_none());
         let t = target("etcd://root:p%40ss@h:1/").unwrap();
         assert_eq!(t.user, Some(("root".into(), "p@ss".into())));
         for bad in [
@@ -221,5 +351,99 @@ mod tests {
         }
         let e = target("etcd://u:hunter2@h:1?bogus=1").err().unwrap();
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn etcds_endpoints_and_tls_files() {
+        let t = target("etcds://a:1,b,[::1]:3").unwrap();
+        assert_eq!(
+            t.endpoints,
+            ["https://a:1", "https://b:2379", "https://[::1]:3"]
+        );
+        assert_eq!(t.tls, Some(TlsFiles::default()));
+        let t =
+            target("ETCDS://root:p%40ss@h:1/?ca=/etc/ca.pem&cert=/c%20d.pem&key=/k.pem").unwrap();
+        assert_eq!(t.endpoints, ["https://h:1"]);
+        assert_eq!(t.user, Some(("root".into(), "p@ss".into())));
+        assert_eq!(
+            t.tls,
+            Some(TlsFiles {
+                ca: Some("/etc/ca.pem".into()),
+                identity: Some(("/c d.pem".into(), "/k.pem".into())),
+            })
+        );
+        let t = target("etcds://h?cert=c.pem&key=k.pem").unwrap();
+        let files = t.tls.unwrap();
+        assert_eq!(files.ca, None);
+        assert!(files.identity.is_some());
+    }
+
+    #[test]
+    fn tls_options_are_checked() {
+        for option in ["ca", "cert", "key"] {
+            invalid_because(&format!("etcd://h:1?{option}=/x.pem"), "use etcds://");
+            invalid_because(&format!("etcds://h:1?{option}="), "path of a PEM file");
+        }
+        invalid_because("etcds://h:1?cert=/c.pem", "`cert` needs `key`");
+        invalid_because("etcds://h:1?ca=/a.pem&key=/k.pem", "`key` needs `cert`");
+        invalid_because("etcds://h:1?ca=/a.pem&bogus=1", "bogus");
+        invalid_because("etcds://h:1/db?ca=/a.pem", "expected etcds://");
+        for bad in ["etcds:h:1", "etcds://", "etcds://h:0", "etcds://user@h"] {
+            assert!(target(bad).is_err(), "{bad}");
+        }
+        let e = target("etcds://u:hunter2@h:1?cert=/c.pem").err().unwrap();
+        assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
+    }
+
+    #[test]
+    fn tls_files_are_read_with_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        std::fs::write(path("ca.pem"), cert).unwrap();
+        std::fs::write(path("c.pem"), cert).unwrap();
+        std::fs::write(path("k.pem"), key).unwrap();
+        std::fs::write(path("junk"), "not pem").unwrap();
+        let shown = "etcds://u:***@h";
+        let load = |ca: Option<&str>, identity: Option<(&str, &str)>| {
+            TlsFiles {
+                ca: ca.map(path),
+                identity: identity.map(|(c, k)| (path(c), path(k))),
+            }
+            .load(shown)
+        };
+        load(Some("ca.pem"), Some(("c.pem", "k.pem"))).unwrap();
+        load(None, None).unwrap();
+        let refused = |e: Error, option: &str, file: &str| match e {
+            Error::InvalidUrl { url, reason } => {
+                assert_eq!(url, shown);
+                assert!(reason.contains(&format!("`{option}`")), "{reason}");
+                assert!(reason.contains(&path(file)), "{reason}");
+            }
+            e => panic!("expected InvalidUrl, got {e:?}"),
+        };
+        refused(
+            load(Some("missing.pem"), None).unwrap_err(),
+            "ca",
+            "missing.pem",
+        );
+        refused(load(Some("junk"), None).unwrap_err(), "ca", "junk");
+        refused(
+            load(None, Some(("missing.pem", "k.pem"))).unwrap_err(),
+            "cert",
+            "missing.pem",
+        );
+        refused(
+            load(None, Some(("c.pem", "missing.pem"))).unwrap_err(),
+            "key",
+            "missing.pem",
+        );
+        // A certificate is no key.
+        refused(
+            load(None, Some(("c.pem", "c.pem"))).unwrap_err(),
+            "key",
+            "c.pem",
+        );
     }
 }

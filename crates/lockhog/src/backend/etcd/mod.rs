@@ -1,14 +1,26 @@
-//! `etcd://` — a lease and a key per holder or waiter, queued by create revision, like etcd's
-//! own `concurrency.Mutex`.
+//! `etcd://` and `etcds://` — a lease and a key per holder or waiter, queued by create
+//! revision, like etcd's own `concurrency.Mutex`.
 //!
 //! # URLs
 //!
 //! `etcd://[user:password@]host[:port][,host[:port]…]`: every member's client endpoint (port
-//! 2379 when omitted). Requests are balanced over the members and tried again on another when
-//! one fails or does not answer, so a list whose first member is down works, and so does a
-//! cluster with a minority of members stopped. With `user:password` the client authenticates
-//! (etcd's auth); the password never appears in an error or a log line. Plain HTTP only (no TLS
-//! yet). Common options: `namespace=` and `ttl=` (the lease, 30 s by default).
+//! 2379 when omitted), in plaintext. Requests are balanced over the members and tried again on
+//! another when one fails or does not answer, so a list whose first member is down works, and
+//! so does a cluster with a minority of members stopped. With `user:password` the client
+//! authenticates (etcd's auth); the password never appears in an error or a log line. Common
+//! options: `namespace=` and `ttl=` (the lease, 30 s by default).
+//!
+//! `etcds://[user:password@]host[:port][,host[:port]…][?ca=PATH][&cert=PATH&key=PATH]` is the
+//! same over TLS (`https://` endpoints):
+//! - `ca=` a PEM file of the CA certificate(s) that verify the members' certificates (which
+//!   must name the host as written in the URL); without it, the system's roots;
+//! - `cert=` and `key=` (always together) a PEM client certificate and its private key, for
+//!   members started with `--client-cert-auth`.
+//!
+//! A file that cannot be read is an [`Error::InvalidUrl`](crate::Error::InvalidUrl) naming the
+//! option and the path, and so are these options on a plaintext `etcd://` URL. A member whose
+//! certificate does not verify, or that refuses ours, is an
+//! [`Error::Backend`](crate::Error::Backend) at connect.
 //!
 //! # Keys
 //!
@@ -87,7 +99,7 @@ use crate::url::BackendUrl;
 /// The lease when neither the URL (`?ttl=`) nor the request says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
 
-/// The `etcd://` backend. See the [module docs](self).
+/// The `etcd://` / `etcds://` backend. See the [module docs](self).
 pub struct EtcdBackend {
     client: Client,
 }
@@ -99,14 +111,15 @@ impl std::fmt::Debug for EtcdBackend {
 }
 
 impl EtcdBackend {
-    /// Connects to the `etcd://` URL (namespace and ttl already taken off), checked by one
-    /// round trip.
+    /// Connects to the `etcd://` or `etcds://` URL (namespace and ttl already taken off),
+    /// checked by one round trip.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`](crate::Error::InvalidUrl) for a malformed URL or an unknown
-    /// option; [`Error::Backend`](crate::Error::Backend) when no member answers within a few
-    /// seconds or the credentials are refused.
+    /// [`Error::InvalidUrl`](crate::Error::InvalidUrl) for a malformed URL, an unknown option
+    /// or an unreadable TLS file; [`Error::Backend`](crate::Error::Backend) when no member
+    /// answers within a few seconds, TLS fails (a certificate that does not verify, a client
+    /// certificate missing or refused) or the credentials are refused.
     pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
         let target = connect::parse(url)?;
         let client = connect::connect(&target, url.redacted()).await?;
