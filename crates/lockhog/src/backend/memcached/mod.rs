@@ -181,27 +181,81 @@ impl Lease for ItemLease {
     }
 }
 
-/// Deletes our item in the background when an acquire is dropped after sending its `add`.
-struct Undo {
-    client: Option<Arc<Client>>,
+/// The `add` of an acquire, run in a task of its own so that it completes even when the acquire
+/// is dropped: the answer of a dropped exchange is never read, and the request may still land
+/// after any cleanup sent on another connection. Whoever drops this before [`Self::disarm`]
+/// leaves the undo to a background task that waits for the answer and, if the item was stored,
+/// deletes it (only while it is still ours).
+struct PendingAdd {
+    client: Arc<Client>,
     key: String,
     value: Vec<u8>,
+    /// The `add` still running, until its answer was taken.
+    task: Option<tokio::task::JoinHandle<std::io::Result<bool>>>,
+    /// The `add` stored our item, or may have, and no guard owns it yet.
+    stored: bool,
 }
 
-impl Drop for Undo {
-    fn drop(&mut self) {
-        let Some(client) = self.client.take() else {
-            return;
+impl PendingAdd {
+    fn start(client: &Arc<Client>, key: &str, value: &[u8], exptime: u64) -> Self {
+        let task = tokio::spawn({
+            let (client, key, value) = (client.clone(), key.to_string(), value.to_vec());
+            async move { client.add(&key, &value, exptime).await }
+        });
+        PendingAdd {
+            client: client.clone(),
+            key: key.to_string(),
+            value: value.to_vec(),
+            task: Some(task),
+            stored: false,
+        }
+    }
+
+    /// The `add`'s answer: whether our item was stored.
+    async fn stored(&mut self) -> std::io::Result<bool> {
+        let Some(task) = self.task.as_mut() else {
+            return Ok(self.stored);
         };
+        let answer = task.await;
+        // Taken in the same poll that saw the answer, so a drop from here on knows it.
+        self.task = None;
+        // Without an answer (no reply in time, a broken connection) the item may have been
+        // stored: the undo on drop deletes it if it is there and ours.
+        self.stored = !matches!(answer, Ok(Ok(false)));
+        answer.map_err(std::io::Error::other)?
+    }
+
+    /// The item now belongs to a guard (or was never stored): nothing to undo.
+    fn disarm(mut self) {
+        self.task = None;
+        self.stored = false;
+    }
+}
+
+impl Drop for PendingAdd {
+    fn drop(&mut self) {
+        let (task, stored) = (self.task.take(), self.stored);
+        if task.is_none() && !stored {
+            return;
+        }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (key, value) = (
+        let (client, key, value) = (
+            self.client.clone(),
             std::mem::take(&mut self.key),
             std::mem::take(&mut self.value),
         );
         rt.spawn(async move {
-            let _ = release_item(&client, &key, &value).await;
+            let stored = match task {
+                Some(task) => matches!(task.await, Ok(Ok(true))),
+                None => stored,
+            };
+            if stored {
+                if let Err(e) = release_item(&client, &key, &value).await {
+                    tracing::debug!(error = %e, "undoing a dropped acquire failed; the lease will expire");
+                }
+            }
         });
     }
 }
@@ -283,26 +337,21 @@ impl Backend for MemcachedBackend {
         let mut value = super::owner::new_owner();
         value.push(b'\n');
         value.extend_from_slice(key.name().as_str().as_bytes());
-        let mut undo = Undo {
-            client: Some(self.client.clone()),
-            key: item.clone(),
-            value: value.clone(),
-        };
         let started = Instant::now();
-        let stored = self
-            .client
-            .add(&item, &value, exptime(ttl))
+        let mut add = PendingAdd::start(&self.client, &item, &value, exptime(ttl));
+        let stored = add
+            .stored()
             .await
             .map_err(|e| io_err("acquiring a lock", e))?;
         if !stored {
-            undo.client = None;
+            add.disarm();
             return Ok(None);
         }
         let token = self
             .next_token(key.namespace())
             .await
             .map_err(|e| io_err("taking a fencing token", e))?;
-        undo.client = None;
+        add.disarm();
         let renewal = Renewal::spawn(
             ItemLease {
                 client: self.client.clone(),
