@@ -28,36 +28,6 @@ fn rounds_for(scheme: &str) -> u32 {
     }
 }
 
-/// `LOCKHOG_CANCEL_STRICT=1`: also run what [`known_issue`] leaves out.
-pub const CANCEL_STRICT_ENV: &str = "LOCKHOG_CANCEL_STRICT";
-
-/// Failures this check found that are not fixed yet, so that the rest of the check guards the
-/// backend meanwhile. Each is printed on every run; `LOCKHOG_CANCEL_STRICT=1` checks them too.
-fn known_issue(scheme: &str, step: Step) -> Option<&'static str> {
-    match (scheme, step) {
-        // The `add` of a dropped acquire can still land (request sent, reply never read): the
-        // key stays, with no guard, until its lease runs out.
-        ("memcached", Step::Try | Step::WaitFree | Step::WaitHeld) => Some(
-            "memcached: an acquire dropped while its `add` is in flight leaves the lock held \
-             until the lease expires",
-        ),
-        _ => None,
-    }
-}
-
-/// Whether `status` must show the lock free right after the check's holder released it.
-fn status_must_be_free(scheme: &str, step: Step) -> Result<(), &'static str> {
-    match (scheme, step) {
-        // The helper thread of a dropped waiter stays blocked in flock(2) and can take the
-        // lock after the next holder's release, before it notices it is orphaned and lets go.
-        ("file", Step::WaitHeld | Step::WaitFree) => Err(
-            "file: a dropped waiter's flock helper thread can take the lock for a moment after \
-             the next release (status shows it held by this process)",
-        ),
-        _ => Ok(()),
-    }
-}
-
 /// Rounds in which a short-lease guard is dropped while its renewal runs (lease backends only):
 /// each holds the lock for a random time up to [`RENEW_HOLD_MAX`], so they are few.
 const RENEWAL_ROUNDS: u32 = 10;
@@ -158,9 +128,7 @@ const STEPS: [Step; 5] = [
 /// The drop points come from a xorshift generator whose seed is printed; set
 /// `LOCKHOG_CANCEL_SEED` to replay a run, `LOCKHOG_CANCEL_ITERATIONS` to change the number of
 /// rounds (1,000 per backend, 500 on Redlock, 200 on etcd, plus 10 renewal rounds on lease
-/// backends; rounds stop early, never before 100, once 15 s are spent). Failures found and not
-/// fixed yet are listed in `known_issue` and `status_must_be_free`, printed on every run as
-/// `KNOWN ISSUE`, and checked only with `LOCKHOG_CANCEL_STRICT=1`.
+/// backends; rounds stop early, never before 100, once 15 s are spent).
 pub async fn cancel_at_random_points(t: &Target) {
     let (a, b) = (t.locker().await, t.locker().await);
     let caps = a.capabilities();
@@ -174,27 +142,6 @@ pub async fn cancel_at_random_points(t: &Target) {
         "cancel_at_random_points: {scheme}: seed {seed} ({CANCEL_SEED_ENV}={seed} replays it), \
          up to {rounds} rounds"
     );
-    let strict = std::env::var(CANCEL_STRICT_ENV).is_ok_and(|v| v == "1");
-    let mut known: Vec<&str> = STEPS
-        .iter()
-        .filter_map(|&s| known_issue(&scheme, s))
-        .chain(
-            STEPS
-                .iter()
-                .filter_map(|&s| status_must_be_free(&scheme, s).err()),
-        )
-        .collect();
-    known.dedup();
-    for issue in &known {
-        eprintln!(
-            "cancel_at_random_points: KNOWN ISSUE{}: {issue}",
-            if strict {
-                " (checked: strict)"
-            } else {
-                ", not checked (LOCKHOG_CANCEL_STRICT=1 checks it)"
-            }
-        );
-    }
     let mut rng = Rng::new(seed);
     let name = "conformance-cancel-random";
     let ttl = caps.lease.then_some(LONG_TTL);
@@ -216,10 +163,6 @@ pub async fn cancel_at_random_points(t: &Target) {
         }
         let step = STEPS[rng.below(STEPS.len() as u64) as usize];
         let k = rng.polls();
-        if !strict && known_issue(&scheme, step).is_some() {
-            continue;
-        }
-        let status_free = strict || status_must_be_free(&scheme, step).is_ok();
         let context = format!("seed {seed}, round {round}, {step:?} dropped after {k} polls");
         counts[step as usize] += 1;
         match step {
@@ -272,7 +215,7 @@ pub async fn cancel_at_random_points(t: &Target) {
                 drop(guard);
             }
         }
-        check_free(&a, &b, name, status_free, &context).await;
+        check_free(&a, &b, name, &context).await;
         done += 1;
     }
     let mut renewals = 0;
@@ -289,7 +232,7 @@ pub async fn cancel_at_random_points(t: &Target) {
                 tokio::task::yield_now().await;
             }
             drop(guard);
-            check_free(&a, &b, name, true, &context).await;
+            check_free(&a, &b, name, &context).await;
             renewals += 1;
         }
     }
@@ -327,7 +270,7 @@ async fn let_go(guard: LockGuard, by_release: bool, context: &str) {
 
 /// Nothing is left held: `b` acquires within the bound, `a` is turned away meanwhile, `b`'s
 /// release finds the lock still its own, and status shows it free.
-async fn check_free(a: &Locker, b: &Locker, name: &str, status_free: bool, context: &str) {
+async fn check_free(a: &Locker, b: &Locker, name: &str, context: &str) {
     let guard =
         b.lock(name).wait_for(BOUND).await.unwrap_or_else(|e| {
             panic!("{context}: left held: another locker could not acquire: {e}")
@@ -343,9 +286,6 @@ async fn check_free(a: &Locker, b: &Locker, name: &str, status_free: bool, conte
             .unwrap_or_else(|e| panic!("{context}: release: {e}")),
         "{context}: a stale release or renewal took the next holder's lock"
     );
-    if !status_free {
-        return;
-    }
     let status = b
         .status(&[name])
         .await

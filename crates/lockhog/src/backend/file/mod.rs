@@ -76,6 +76,16 @@ pub struct FileHeld {
     _permit: Permit,
 }
 
+impl Drop for FileHeld {
+    fn drop(&mut self) {
+        // A process forked by any thread of ours shares this open file description until it
+        // execs (or for its whole life if it never does), and with it the flock: closing our
+        // descriptor alone would leave the lock held by that copy. Unlocking the description
+        // frees it at once. (A no-op in fcntl mode, whose locks a child does not inherit.)
+        let _ = self.file.unlock();
+    }
+}
+
 fn keep_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-'
 }

@@ -7,11 +7,15 @@
 //! sees the flag.
 //!
 //! A signal that arrives after the thread checked the flag but before it entered `flock` would
-//! be lost, so a called-off helper is signalled again every millisecond until it has gone.
+//! be lost, so a called-off helper is signalled again until it has gone. Calling a wait off
+//! waits (briefly, bounded) for the helper to go: a helper the kernel granted the lock just as
+//! the wait was called off must not hold it a moment later, when the caller may already have
+//! seen a timeout and another holder may look at the lock.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -19,53 +23,64 @@ use tokio::time::Instant;
 #[derive(Default)]
 struct Shared {
     cancelled: AtomicBool,
-    /// The helper thread while it may still be in a blocking call; `None` once it is done, so
-    /// no signal is ever sent to a thread id the system may have reused.
+    /// The helper thread while it may still be in a blocking call or hold the lock; `None`
+    /// once it is done, so no signal is ever sent to a thread id the system may have reused.
     thread: Mutex<Option<libc::pthread_t>>,
+    /// Notified when `thread` becomes `None`.
+    gone: Condvar,
 }
 
 /// Calls the helper thread off when the waiting future goes away.
 struct CancelOnDrop(Arc<Shared>);
 
+/// How long a called-off helper is signalled again, in case a signal fell into the window
+/// between its check of the flag and its entry into the blocking call.
+const RESIGNAL_FOR: Duration = Duration::from_secs(5);
+/// How long calling a wait off may block its caller while the helper goes (it takes
+/// microseconds: one signal, one `EINTR`, a close); past that, a background thread goes on
+/// signalling, and the helper lets go of the lock whenever it gets to run.
+const GONE_WITHIN: Duration = Duration::from_millis(20);
+/// The pause between signals while the caller waits: short, because the only signal that
+/// can be lost is one sent just before the helper enters the blocking call.
+const RESIGNAL_EVERY: Duration = Duration::from_micros(50);
+
 impl Shared {
-    /// Interrupts the helper if it may still be in a blocking call; false once it is done.
-    fn interrupt(&self) -> bool {
-        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
-        match (*thread, interrupt_signal()) {
-            (Some(tid), Some(sig)) => {
-                // SAFETY: `tid` is a live thread: it clears `thread` under this mutex before exit.
-                unsafe { libc::pthread_kill(tid, sig) };
-                true
+    /// Signals the helper until it has gone or `within` has passed; true once it has gone.
+    fn interrupt_until_gone(&self, within: Duration, every: Duration) -> bool {
+        let until = std::time::Instant::now() + within;
+        let mut thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let (Some(tid), Some(sig)) = (*thread, interrupt_signal()) else {
+                return thread.is_none();
+            };
+            // SAFETY: `tid` is a live thread: it clears `thread` under this mutex before exit.
+            unsafe { libc::pthread_kill(tid, sig) };
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
             }
-            _ => false,
+            thread = self
+                .gone
+                .wait_timeout(thread, every.min(left))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 }
 
-/// How long a called-off helper is signalled again, in case a signal fell into the window
-/// between its check of the flag and its entry into the blocking call.
-const RESIGNAL_FOR: std::time::Duration = std::time::Duration::from_secs(5);
-
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.cancelled.store(true, Ordering::SeqCst);
-        if !self.0.interrupt() {
+        if self.0.interrupt_until_gone(GONE_WITHIN, RESIGNAL_EVERY) {
             return;
         }
-        // Drop must not block, so a short-lived thread repeats the signal until the helper has
-        // gone (usually at once: the first signal interrupted it). This pacing is the only
-        // polling, and it only runs for a wait that was called off.
+        // A helper that did not get to run in time (a loaded machine, or the signal is someone
+        // else's): a short-lived thread keeps signalling it, as Drop must not block for long.
         let shared = self.0.clone();
         let _ = std::thread::Builder::new()
             .name("lockhog-file-cancel".into())
             .spawn(move || {
-                let start = std::time::Instant::now();
-                while start.elapsed() < RESIGNAL_FOR {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                    if !shared.interrupt() {
-                        return;
-                    }
-                }
+                shared.interrupt_until_gone(RESIGNAL_FOR, Duration::from_millis(1));
             });
     }
 }
@@ -126,9 +141,11 @@ where
                 Some(unsafe { libc::pthread_self() });
             let cancelled = || for_thread.cancelled.load(Ordering::SeqCst);
             let outcome = lock(&cancelled);
+            // A send fails when the waiter is gone; dropping what it returns releases the lock,
+            // before the helper says it has gone (a waiter called off waits for that).
+            drop(tx.send(outcome));
             *for_thread.thread.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            // A send fails when the waiter is gone; dropping the file then releases the lock.
-            let _ = tx.send(outcome);
+            for_thread.gone.notify_all();
         })?;
     let _cancel = CancelOnDrop(shared);
     let outcome = match deadline {
