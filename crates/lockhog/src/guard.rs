@@ -1,11 +1,12 @@
 //! The held lock: fencing token, lost-lock notice, statistics, release and release on Drop.
 
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::backend::{DynBackend, ErasedHeld};
+use crate::backend::{BoxFuture, DynBackend, ErasedHeld};
 use crate::error::Result;
 use crate::name::LockName;
 
@@ -189,9 +190,15 @@ impl LockGuard {
         // timeout, a `select!`) cannot stop it half-way and leave the lock held until its
         // lease runs out (found by testkit's `cancel_at_random_points`).
         let backend = self.backend.clone();
-        let release = async move { backend.release(held).await };
-        let ours = match tokio::runtime::Handle::try_current() {
-            Ok(rt) => match rt.spawn(release).await {
+        let mut release: BoxFuture<'static, Result<bool>> =
+            Box::pin(async move { backend.release(held).await });
+        // A release that needs no round trip (mem, file) is done at its first poll, here,
+        // without the cost of a task; one that is still pending moves into a task before
+        // anything else can be awaited, so no drop point lies between the two.
+        let first = std::future::poll_fn(|cx| Poll::Ready(release.as_mut().poll(cx))).await;
+        let ours = match (first, tokio::runtime::Handle::try_current()) {
+            (Poll::Ready(out), _) => out?,
+            (Poll::Pending, Ok(rt)) => match rt.spawn(release).await {
                 Ok(out) => out?,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => {
@@ -201,7 +208,7 @@ impl LockGuard {
                     ))
                 }
             },
-            Err(_) => release.await?,
+            (Poll::Pending, Err(_)) => release.await?,
         };
         tracing::debug!(name = %self.name, ours, "released");
         Ok(ours && !self.is_lost())
