@@ -94,6 +94,7 @@ pub mod hog;
 mod locker;
 mod name;
 mod options;
+mod request;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod url;
@@ -103,7 +104,7 @@ pub use compute_once::{compute_once, ComputeOnce};
 pub use error::{BoxError, Error, Result};
 pub use guard::{AcquireStats, LockGuard, LostSender};
 pub use hog::{async_hog_lock, contend, hog_lock, hogged, HogFrom};
-pub use locker::{default_url, IntoLockRequest, LockRequest, Locker, URL_ENV};
+pub use locker::{default_url, Locker, URL_ENV};
 /// `#[lockhog::hogged(<hogger>)]`: hogs a lock around a `#[test]` or `#[tokio::test]` function
 /// (see [`hog::hogged`] and [`hog::async_hogged`]).
 pub use lockhog_macros::hogged;
@@ -111,4 +112,5 @@ pub use name::{
     percent_decode, percent_encode, LockKey, LockName, DEFAULT_NAMESPACE, MAX_NAME_BYTES,
 };
 pub use options::{parse_duration, AcquireOptions, RetryPolicy, Wait};
+pub use request::{IntoLockRequest, LockRequest};
 pub use url::{redact_url, BackendUrl};

@@ -1,20 +1,18 @@
-//! [`Locker`]: a connection to one backend; [`LockRequest`]: how to take one lock.
+//! [`Locker`]: a connection to one backend.
 
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::backend::{
-    file::FileBackend, mem::MemBackend, AcquireContext, Backend, Capabilities, CleanupReport,
-    DynBackend, LockStatus,
+    file::FileBackend, mem::MemBackend, Backend, Capabilities, CleanupReport, DynBackend,
+    LockStatus,
 };
 use crate::error::{Error, Result};
-use crate::guard::{AcquireStats, LockGuard, LostSender};
 use crate::name::{LockKey, LockName, DEFAULT_NAMESPACE};
-use crate::options::{parse_duration, AcquireOptions, RetryPolicy, Wait};
+use crate::options::{parse_duration, RetryPolicy};
+use crate::request::{IntoLockRequest, LockRequest};
 use crate::url::BackendUrl;
 
 /// The environment variable [`Locker::from_env`] reads.
@@ -50,7 +48,7 @@ const FEATURE_SCHEMES: &[(&str, &str)] = &[
 /// ```
 #[derive(Clone)]
 pub struct Locker {
-    backend: Arc<dyn DynBackend>,
+    pub(crate) backend: Arc<dyn DynBackend>,
     namespace: String,
     ttl: Option<Duration>,
     retry: RetryPolicy,
@@ -190,15 +188,12 @@ impl Locker {
     /// Starts a request for the lock `name`. Nothing happens until one of the acquire methods
     /// of [`LockRequest`] is awaited; an invalid name is reported then, before any I/O.
     pub fn lock(&self, name: impl AsRef<str>) -> LockRequest {
-        LockRequest {
-            locker: self.clone(),
-            name: LockName::new(name.as_ref()),
-            wait: Wait::Forever,
-            ttl: self.ttl,
-            retry: self.retry,
-            shared: false,
-            fair: false,
-        }
+        LockRequest::new(
+            self.clone(),
+            LockName::new(name.as_ref()),
+            self.ttl,
+            self.retry,
+        )
     }
 
     /// Starts a request for the lock named by any [`Hash`] value, through the stable SHA-256
@@ -215,11 +210,12 @@ impl Locker {
     /// # }).unwrap();
     /// ```
     pub fn lock_hashed<H: Hash + ?Sized>(&self, value: &H) -> LockRequest {
-        let name = LockName::from_hash(value);
-        LockRequest {
-            name: Ok(name),
-            ..self.lock("-")
-        }
+        LockRequest::new(
+            self.clone(),
+            Ok(LockName::from_hash(value)),
+            self.ttl,
+            self.retry,
+        )
     }
 
     /// Runs `f` while holding the lock: the decorator form. `request` is a name (wait until
@@ -286,7 +282,7 @@ impl Locker {
         self.backend.cleanup(&self.namespace).await
     }
 
-    fn key(&self, name: LockName) -> LockKey {
+    pub(crate) fn key(&self, name: LockName) -> LockKey {
         LockKey::new(self.namespace.clone(), name)
     }
 }
@@ -310,235 +306,11 @@ fn validate_namespace(ns: &str) -> Result<String> {
     Ok(ns.to_string())
 }
 
-fn validate_ttl(ttl: Duration) -> Result<Duration> {
+pub(crate) fn validate_ttl(ttl: Duration) -> Result<Duration> {
     if ttl.is_zero() {
         return Err(Error::InvalidOption {
             reason: "a lease ttl must be above zero".into(),
         });
     }
     Ok(ttl)
-}
-
-/// A lock name or a configured [`LockRequest`]: what [`Locker::with_lock`] accepts.
-pub trait IntoLockRequest {
-    /// The request, made with `locker` when this is only a name.
-    fn into_request(self, locker: &Locker) -> LockRequest;
-}
-
-impl IntoLockRequest for LockRequest {
-    fn into_request(self, _: &Locker) -> LockRequest {
-        self
-    }
-}
-
-impl IntoLockRequest for &str {
-    fn into_request(self, locker: &Locker) -> LockRequest {
-        locker.lock(self)
-    }
-}
-
-impl IntoLockRequest for String {
-    fn into_request(self, locker: &Locker) -> LockRequest {
-        locker.lock(self)
-    }
-}
-
-impl IntoLockRequest for &LockName {
-    fn into_request(self, locker: &Locker) -> LockRequest {
-        locker.lock(self.as_str())
-    }
-}
-
-/// How to take one lock: built by [`Locker::lock`], consumed by an acquire method.
-///
-/// # Cancel safety
-///
-/// Every acquire method is cancel safe: dropping its future at any await point leaves the lock
-/// not held.
-#[must_use = "a lock request does nothing until acquired"]
-#[derive(Debug)]
-pub struct LockRequest {
-    locker: Locker,
-    name: Result<LockName>,
-    wait: Wait,
-    ttl: Option<Duration>,
-    retry: RetryPolicy,
-    shared: bool,
-    fair: bool,
-}
-
-impl LockRequest {
-    /// Asks for a shared (reader) lock: any number of shared holders at once, none while an
-    /// exclusive holder has it. Acquiring fails with [`Error::InvalidOption`] on backends
-    /// without shared locks (see [`Capabilities::shared`]).
-    pub fn shared(mut self) -> Self {
-        self.shared = true;
-        self
-    }
-
-    /// Asks that waiters acquire in the order they started waiting. Acquiring fails with
-    /// [`Error::InvalidOption`] on backends that cannot queue (see [`Capabilities::fair`]).
-    pub fn fair(mut self) -> Self {
-        self.fair = true;
-        self
-    }
-
-    /// The lease's time to live on backends with leases (it is renewed while the guard lives).
-    /// Backends whose locks live as long as their holder (file, mem) do not need one and
-    /// ignore it.
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
-        self
-    }
-
-    /// The backoff between attempts on backends that poll.
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-
-    /// Makes [`LockRequest::acquire`] try once.
-    pub fn no_wait(mut self) -> Self {
-        self.wait = Wait::No;
-        self
-    }
-
-    /// Makes [`LockRequest::acquire`] wait at most `bound`.
-    pub fn wait_at_most(mut self, bound: Duration) -> Self {
-        self.wait = Wait::For(bound);
-        self
-    }
-
-    /// Sets how [`LockRequest::acquire`] waits.
-    pub fn waiting(mut self, wait: Wait) -> Self {
-        self.wait = wait;
-        self
-    }
-
-    /// One attempt.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Contended`] when someone else holds the lock; [`Error::InvalidName`],
-    /// [`Error::InvalidOption`], [`Error::Backend`].
-    pub async fn try_acquire(self) -> Result<LockGuard> {
-        self.waiting(Wait::No).acquire().await
-    }
-
-    /// Waits at most `bound` for the lock.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::TimedOut`] when the bound ran out; [`Error::InvalidName`],
-    /// [`Error::InvalidOption`], [`Error::Backend`].
-    pub async fn wait_for(self, bound: Duration) -> Result<LockGuard> {
-        self.waiting(Wait::For(bound)).acquire().await
-    }
-
-    /// Waits until the lock is acquired.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidName`], [`Error::InvalidOption`], [`Error::Backend`].
-    pub async fn wait(self) -> Result<LockGuard> {
-        self.waiting(Wait::Forever).acquire().await
-    }
-
-    /// Acquires as configured (by default, waiting until acquired).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Contended`], [`Error::TimedOut`], [`Error::InvalidName`],
-    /// [`Error::InvalidOption`], [`Error::Backend`].
-    pub async fn acquire(self) -> Result<LockGuard> {
-        let name = self.name?;
-        self.retry.validate()?;
-        let ttl = self.ttl.map(validate_ttl).transpose()?;
-        let locker = self.locker;
-        let caps = locker.capabilities();
-        let unsupported = |what: &str| {
-            Err(Error::InvalidOption {
-                reason: format!(
-                    "the {} backend has no {what} locks",
-                    locker.backend.scheme()
-                ),
-            })
-        };
-        if self.shared && !caps.shared {
-            return unsupported("shared");
-        }
-        if self.fair && !caps.fair {
-            return unsupported("fair (FIFO)");
-        }
-        let key = locker.key(name.clone());
-        let lost = LostSender::default();
-        let ctx = AcquireContext::new(
-            AcquireOptions {
-                ttl,
-                retry: self.retry,
-                shared: self.shared,
-                fair: self.fair,
-            },
-            lost.clone(),
-        );
-        let started = Instant::now();
-        let acquired = match self.wait {
-            Wait::No => {
-                ctx.note_attempt();
-                locker.backend.try_acquire(&key, &ctx).await?
-            }
-            Wait::For(bound) => {
-                locker
-                    .backend
-                    .wait_acquire(&key, &ctx, Some(started + bound))
-                    .await?
-            }
-            Wait::Forever => locker.backend.wait_acquire(&key, &ctx, None).await?,
-        };
-        let waited = started.elapsed();
-        let stats = AcquireStats {
-            attempts: ctx.attempts(),
-            waited,
-        };
-        let Some(acquired) = acquired else {
-            tracing::debug!(name = %name, attempts = stats.attempts, ?waited, "not acquired");
-            return Err(match self.wait {
-                Wait::No => Error::Contended {
-                    name: name.to_string(),
-                },
-                _ => Error::TimedOut {
-                    name: name.to_string(),
-                    waited,
-                },
-            });
-        };
-        tracing::debug!(name = %name, attempts = stats.attempts, ?waited, token = acquired.token, "acquired");
-        let resource = locker.backend.resource(&key);
-        Ok(LockGuard::new(
-            locker.backend.clone(),
-            acquired.held,
-            name,
-            resource,
-            acquired.token,
-            stats,
-            lost,
-        ))
-    }
-
-    /// Runs `f` while holding the lock, then releases it (also when `f` panics). See
-    /// [`Locker::with_lock`].
-    ///
-    /// # Errors
-    ///
-    /// Those of [`LockRequest::acquire`].
-    pub async fn run<F, Fut, T>(self, f: F) -> Result<T>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = T>,
-    {
-        let guard = self.acquire().await?;
-        let out = f().await;
-        guard.release().await?;
-        Ok(out)
-    }
 }
