@@ -81,14 +81,15 @@ impl LockRequest {
 
     /// Asks for a shared (reader) lock: any number of shared holders at once, none while an
     /// exclusive holder has it. Acquiring fails with [`Error::InvalidOption`] on backends
-    /// without shared locks (see [`Capabilities::shared`]).
+    /// without shared locks (see [`Capabilities::shared`](crate::Capabilities::shared)).
     pub fn shared(mut self) -> Self {
         self.shared = true;
         self
     }
 
     /// Asks that waiters acquire in the order they started waiting. Acquiring fails with
-    /// [`Error::InvalidOption`] on backends that cannot queue (see [`Capabilities::fair`]).
+    /// [`Error::InvalidOption`] on backends that cannot queue (see
+    /// [`Capabilities::fair`](crate::Capabilities::fair)).
     pub fn fair(mut self) -> Self {
         self.fair = true;
         self
