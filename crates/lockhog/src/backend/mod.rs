@@ -48,6 +48,8 @@ mod owner;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod session_pool;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -8,9 +8,9 @@ use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
-use super::pool::Waiter;
 use super::session::{Cmd, Failure, LockCmd, LockReply, Session, Timeout};
 use super::{HeldInner, LocalKey, MysqlBackend, MysqlHeld, NameTicket, Permit, LOCAL, SCHEME};
+use crate::backend::session_pool::{Checkout, Waiter};
 use crate::backend::{AcquireContext, Acquired};
 use crate::error::{Error, Result};
 use crate::name::LockKey;
@@ -131,33 +131,11 @@ impl MysqlBackend {
         ctx: &AcquireContext,
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<MysqlHeld>>> {
-        // A waiter slot; when all are taken, poll on the session connections meanwhile.
-        let mut permit = permit;
-        let mut attempt = 0u32;
-        let slot = loop {
-            if let Some(slot) = self.pool.try_waiter_slot() {
-                break slot;
-            }
-            attempt = attempt.saturating_add(1);
-            let mut wake = Instant::now() + ctx.options.retry.delay(attempt);
-            if let Some(d) = deadline {
-                if Instant::now() >= d {
-                    return Ok(None);
-                }
-                wake = wake.min(d);
-            }
-            tokio::select! {
-                slot = self.pool.waiter_slot() => break slot,
-                _ = tokio::time::sleep_until(wake) => {}
-            }
-            ctx.note_attempt();
-            permit = match self.try_on_session(key, id, permit, ctx).await? {
-                Ok(acquired) => return Ok(Some(acquired)),
-                Err(p) => p,
-            };
-        };
-        let Some(Waiter { session, slot }) = self.pool.waiter(slot, deadline).await? else {
-            return Ok(None);
+        let poll = |permit| self.try_on_session(key, id, permit, ctx);
+        let (session, slot, permit) = match self.pool.waiter(ctx, deadline, permit, poll).await? {
+            Checkout::Ready(Waiter { conn, slot }, permit) => (conn, slot, permit),
+            Checkout::Acquired(acquired) => return Ok(Some(acquired)),
+            Checkout::TimedOut => return Ok(None),
         };
         ctx.note_attempt();
         let timeout = match deadline {

@@ -6,7 +6,9 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
+use super::session::Fencing;
 use super::SCHEME;
+use crate::backend::session_pool::{count_option, open_within};
 use crate::error::{Error, Result};
 use crate::name::percent_decode;
 use crate::options::parse_duration;
@@ -37,6 +39,9 @@ pub(crate) struct Connector {
     pub lost_check: Duration,
     /// `None`: a sequence where the server has them, else a table.
     pub fencing: Option<FencingKind>,
+    /// The counter the database has, found (or created) on connect before any session is
+    /// opened: how sessions draw tokens.
+    pub counter: Fencing,
     /// `host:port`: `GET_LOCK` names are server-wide, so this is what in-process arbitration
     /// is keyed by.
     pub server: String,
@@ -90,17 +95,8 @@ impl Connector {
         let (host, port) = split_host_port(hostport).ok_or_else(|| url.invalid(usage))?;
         let port = port.unwrap_or(DEFAULT_PORT);
 
-        let count = |url: &mut BackendUrl, key: &str, default: usize| -> Result<usize> {
-            match url.take_option(key) {
-                None => Ok(default),
-                Some(v) => match v.parse::<usize>() {
-                    Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-                    _ => Err(url.invalid(&format!("{key} is a number from 1 to 10000"))),
-                },
-            }
-        };
-        let sessions = count(url, "connections", DEFAULT_SESSIONS)?;
-        let max_waiters = count(url, "max_waiters", DEFAULT_MAX_WAITERS)?;
+        let sessions = count_option(url, "connections", DEFAULT_SESSIONS)?;
+        let max_waiters = count_option(url, "max_waiters", DEFAULT_MAX_WAITERS)?;
         let duration =
             |url: &mut BackendUrl, key: &str, default: Duration| -> Result<Duration> {
                 match url.take_option(key) {
@@ -148,6 +144,8 @@ impl Connector {
             max_waiters,
             lost_check,
             fencing,
+            // Until connect has found the database's counter.
+            counter: Fencing::Table,
             server: format!("{host}:{port}"),
             redacted: url.redacted().to_string(),
             password,
@@ -172,19 +170,8 @@ impl Connector {
     /// Opens one connection within the connect timeout and `deadline`; `Ok(None)` when the
     /// deadline came first.
     pub async fn open(&self, deadline: Option<tokio::time::Instant>) -> Result<Option<Conn>> {
-        let bound = tokio::time::Instant::now() + self.connect_timeout;
-        let until = deadline.map_or(bound, |d| d.min(bound));
-        match tokio::time::timeout_at(until, self.open_unbounded()).await {
-            Ok(r) => r.map(Some),
-            Err(_) if deadline.is_some_and(|d| d <= bound) => Ok(None),
-            Err(_) => Err(Error::backend(
-                SCHEME,
-                format!(
-                    "cannot connect to {}: no answer within {:?} (connect_timeout)",
-                    self.redacted, self.connect_timeout
-                ),
-            )),
-        }
+        let open = self.open_unbounded();
+        open_within(SCHEME, &self.redacted, self.connect_timeout, deadline, open).await
     }
 
     async fn open_unbounded(&self) -> Result<Conn> {

@@ -283,7 +283,7 @@ impl MysqlBackend {
     pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
         let connector = Connector::from_url(url)?;
         let server: Arc<str> = connector.server.clone().into();
-        let pool = Pool::connect(connector).await?;
+        let pool = pool::connect(connector).await?;
         Ok(MysqlBackend {
             pool: Arc::new(pool),
             server,

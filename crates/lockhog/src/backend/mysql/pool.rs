@@ -1,165 +1,49 @@
 //! Our own connections, never mysql_async's pool (which resets and closes connections as it
 //! sees fit): a small shared set of session connections that carries uncontended locks, and
-//! an idle pool of waiter connections that block in `GET_LOCK(name, timeout)`.
+//! an idle pool of waiter connections that block in `GET_LOCK(name, timeout)` (both kept by
+//! [`SessionPool`]); and the fencing counter, found or created on connect.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::connector::{Connector, FencingKind};
 use super::session::{Fencing, Session};
+use crate::backend::session_pool::{Connect, SessionPool};
 use crate::error::Result;
 
 /// The fencing counter's name, a sequence or a table in the URL's database.
 pub(crate) const FENCING_OBJECT: &str = "lockhog_fencing";
 
-/// Idle waiter connections kept for reuse.
-const MAX_IDLE_WAITERS: usize = 4;
-
 /// The shared session connections and the idle waiter connections of one backend.
-pub(crate) struct Pool {
-    pub connector: Connector,
-    pub fencing: Fencing,
-    sessions: Mutex<Vec<Arc<Session>>>,
-    opening: tokio::sync::Mutex<()>,
-    idle_waiters: Mutex<Vec<Arc<Session>>>,
-    /// Bounds the connections blocked in `GET_LOCK` (or holding a lock taken that way).
-    waiter_slots: Arc<Semaphore>,
+pub(crate) type Pool = SessionPool<Connector>;
+
+/// Opens the first connection, finds or creates the fencing counter, and starts.
+pub(crate) async fn connect(mut connector: Connector) -> Result<Pool> {
+    let mut conn = connector
+        .open(None)
+        .await?
+        .expect("no deadline, so no timeout");
+    connector.counter = ensure_fencing(&mut conn, connector.fencing)
+        .await
+        .map_err(|e| connector.error("cannot set up the fencing counter lockhog_fencing", &e))?;
+    let first = Session::spawn(conn, connector.counter, connector.lost_check);
+    let (sessions, max_waiters) = (connector.sessions, connector.max_waiters);
+    Ok(SessionPool::new(connector, first, sessions, max_waiters))
 }
 
-/// A waiter connection checked out of the pool, with its slot.
-pub(crate) struct Waiter {
-    pub session: Arc<Session>,
-    pub slot: OwnedSemaphorePermit,
-}
+impl Connect for Connector {
+    type Conn = Session;
 
-impl Pool {
-    /// Opens the first connection, finds or creates the fencing counter, and starts.
-    pub async fn connect(connector: Connector) -> Result<Pool> {
-        let mut conn = connector
-            .open(None)
-            .await?
-            .expect("no deadline, so no timeout");
-        let fencing = ensure_fencing(&mut conn, connector.fencing)
-            .await
-            .map_err(|e| {
-                connector.error("cannot set up the fencing counter lockhog_fencing", &e)
-            })?;
-        let first = Session::spawn(conn, fencing, connector.lost_check);
-        Ok(Pool {
-            waiter_slots: Arc::new(Semaphore::new(connector.max_waiters)),
-            connector,
-            fencing,
-            sessions: Mutex::new(vec![first]),
-            opening: tokio::sync::Mutex::new(()),
-            idle_waiters: Mutex::new(Vec::new()),
-        })
-    }
+    const SESSION: &'static str = "mysql session connection";
 
-    async fn open(&self, deadline: Option<Instant>) -> Result<Option<Arc<Session>>> {
+    async fn connect(&self, deadline: Option<Instant>) -> Result<Option<Arc<Session>>> {
         Ok(self
-            .connector
             .open(deadline)
             .await?
-            .map(|c| Session::spawn(c, self.fencing, self.connector.lost_check)))
-    }
-
-    /// Live session connections.
-    pub fn sessions(&self) -> Vec<Arc<Session>> {
-        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        s.retain(|c| !c.is_dead());
-        s.clone()
-    }
-
-    /// The least busy live session connection, opening another (up to `connections`) when
-    /// every one has commands queued.
-    pub async fn session(&self) -> Result<Arc<Session>> {
-        loop {
-            let live = self.sessions();
-            let best = live.iter().min_by_key(|c| c.load()).cloned();
-            if let Some(c) = &best {
-                if c.load() == 0 || live.len() >= self.connector.sessions {
-                    return Ok(c.clone());
-                }
-            }
-            // Open one more; while another task is already opening, use what there is.
-            let opening = match (self.opening.try_lock(), &best) {
-                (Ok(g), _) => g,
-                (Err(_), Some(c)) => return Ok(c.clone()),
-                (Err(_), None) => self.opening.lock().await,
-            };
-            if self.sessions().len() >= self.connector.sessions {
-                drop(opening);
-                continue;
-            }
-            let conn = match self.open(None).await {
-                Ok(Some(c)) => c,
-                Ok(None) => unreachable!("no deadline"),
-                Err(e) => match best {
-                    // A busy server that refuses one more connection is no reason to fail.
-                    Some(c) => {
-                        tracing::debug!("cannot open another mysql session connection: {e}");
-                        return Ok(c);
-                    }
-                    None => return Err(e),
-                },
-            };
-            self.sessions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(conn.clone());
-            return Ok(conn);
-        }
-    }
-
-    /// A free waiter slot, if one is free now.
-    pub fn try_waiter_slot(&self) -> Option<OwnedSemaphorePermit> {
-        self.waiter_slots.clone().try_acquire_owned().ok()
-    }
-
-    /// Waits for a waiter slot.
-    pub async fn waiter_slot(&self) -> OwnedSemaphorePermit {
-        self.waiter_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the slots are never closed")
-    }
-
-    /// A connection of its own for a waiter: an idle one, or a new one. `Ok(None)` when
-    /// `deadline` passed while connecting.
-    pub async fn waiter(
-        &self,
-        slot: OwnedSemaphorePermit,
-        deadline: Option<Instant>,
-    ) -> Result<Option<Waiter>> {
-        let idle = {
-            let mut idle = self.idle_waiters.lock().unwrap_or_else(|p| p.into_inner());
-            idle.retain(|c| !c.is_dead());
-            idle.pop()
-        };
-        let session = match idle {
-            Some(c) => c,
-            None => match self.open(deadline).await? {
-                Some(c) => c,
-                None => return Ok(None),
-            },
-        };
-        Ok(Some(Waiter { session, slot }))
-    }
-
-    /// Takes back a waiter connection that holds no lock, or closes it when enough are idle.
-    pub fn return_waiter(&self, session: Arc<Session>) {
-        if session.is_dead() {
-            return;
-        }
-        let mut idle = self.idle_waiters.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE_WAITERS {
-            idle.push(session);
-        }
+            .map(|c| Session::spawn(c, self.counter, self.lost_check)))
     }
 }
 

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::connector::describe;
 use super::sql::{self, classify};
 use super::Permit;
+use crate::backend::session_pool::Pooled;
 use crate::guard::LostSender;
 
 /// How often an idle connection that holds no lock is pinged (it keeps the server's
@@ -161,6 +162,18 @@ impl std::fmt::Debug for Session {
     }
 }
 
+impl Pooled for Session {
+    /// True once the connection has failed or closed.
+    fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed) || self.tx.is_closed()
+    }
+
+    /// Commands sent and not finished yet: how the least busy connection is picked.
+    fn load(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
 impl Session {
     /// Starts the task that owns `conn` on the current runtime.
     pub fn spawn(conn: Conn, fencing: Fencing, lost_check: Duration) -> Arc<Session> {
@@ -185,16 +198,6 @@ impl Session {
             queued,
             dead,
         })
-    }
-
-    /// True once the connection has failed or closed.
-    pub fn is_dead(&self) -> bool {
-        self.dead.load(Ordering::Relaxed) || self.tx.is_closed()
-    }
-
-    /// Commands sent and not finished yet: how the least busy connection is picked.
-    pub fn load(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
     }
 
     /// Queues `cmd`; gives it back when the task has ended.

@@ -154,6 +154,7 @@ use self::key::key_of;
 use self::pool::{Conn, Connector, Pool, Waiter};
 use self::tls::{MakeRustls, RootCert, SslMode};
 use super::named_semaphores::{NamedPermit, NamedSemaphores};
+use super::session_pool::{count_option, Checkout, Connect};
 use super::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockStatus};
 use crate::error::{Error, Result};
 use crate::guard::LostSender;
@@ -440,7 +441,7 @@ impl Drop for WaitGuard {
             drop(permit);
             // A cancel request may still be on its way to this session: do not reuse it.
             if clean && !running {
-                pool.return_waiter(w);
+                pool.return_waiter(w.conn);
             }
         }));
     }
@@ -479,10 +480,8 @@ async fn release_in(slot: &mut Option<HeldInner>, sent: &mut bool) -> Result<boo
         Ok(row) => {
             let ours: bool = row.get(0);
             if let Some(slot) = inner.waiter_slot.take() {
-                inner.pool.return_waiter(Waiter {
-                    conn: conn.clone(),
-                    slot,
-                });
+                inner.pool.return_waiter(conn.clone());
+                drop(slot);
             }
             Ok(ours)
         }
@@ -540,17 +539,8 @@ impl PostgresBackend {
         if !url.body().starts_with("//") {
             return Err(url.invalid("expected postgres://user:password@host:port/database"));
         }
-        let number = |url: &mut BackendUrl, key: &str, default: usize| -> Result<usize> {
-            match url.take_option(key) {
-                None => Ok(default),
-                Some(v) => match v.parse::<usize>() {
-                    Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-                    _ => Err(url.invalid(&format!("{key} is a number from 1 to 10000"))),
-                },
-            }
-        };
-        let sessions = number(url, "connections", DEFAULT_SESSIONS)?;
-        let max_waiters = number(url, "max_waiters", DEFAULT_MAX_WAITERS)?;
+        let sessions = count_option(url, "connections", DEFAULT_SESSIONS)?;
+        let max_waiters = count_option(url, "max_waiters", DEFAULT_MAX_WAITERS)?;
         let mut ssl_mode = None;
         while let Some(v) = url.take_option("sslmode") {
             ssl_mode = Some(SslMode::parse(&v).map_err(|why| url.invalid(&why))?);
@@ -612,7 +602,7 @@ impl PostgresBackend {
             password,
         };
         let first = connector
-            .open(None)
+            .connect(None)
             .await?
             .expect("no deadline, so no timeout");
         Ok(PostgresBackend {
@@ -718,33 +708,11 @@ impl PostgresBackend {
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<PostgresHeld>>> {
         let (key, shared) = (req.key, req.shared);
-        // A waiter slot; when all are taken, poll on the session connections meanwhile.
-        let mut permit = permit;
-        let mut attempt = 0u32;
-        let slot = loop {
-            if let Some(slot) = self.pool.try_waiter_slot() {
-                break slot;
-            }
-            attempt = attempt.saturating_add(1);
-            let mut wake = Instant::now() + ctx.options.retry.delay(attempt);
-            if let Some(d) = deadline {
-                if Instant::now() >= d {
-                    return Ok(None);
-                }
-                wake = wake.min(d);
-            }
-            tokio::select! {
-                slot = self.pool.waiter_slot() => break slot,
-                _ = tokio::time::sleep_until(wake) => {}
-            }
-            ctx.note_attempt();
-            permit = match self.try_on_session(req, permit).await? {
-                Ok(acquired) => return Ok(Some(acquired)),
-                Err(p) => p,
-            };
-        };
-        let Some(waiter) = self.pool.waiter(slot, deadline).await? else {
-            return Ok(None);
+        let poll = |permit| self.try_on_session(req, permit);
+        let (waiter, permit) = match self.pool.waiter(ctx, deadline, permit, poll).await? {
+            Checkout::Ready(waiter, permit) => (waiter, permit),
+            Checkout::Acquired(acquired) => return Ok(Some(acquired)),
+            Checkout::TimedOut => return Ok(None),
         };
         ctx.note_attempt();
         let conn = waiter.conn.clone();

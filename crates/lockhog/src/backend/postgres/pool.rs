@@ -1,5 +1,6 @@
-//! Connections: the small shared set of session connections that carries uncontended locks,
-//! and the idle pool of waiter connections that block in `pg_advisory_lock`.
+//! Connections: one session each, with its prepared statements, for the small shared set of
+//! session connections that carries uncontended locks and the idle pool of waiter
+//! connections that block in `pg_advisory_lock` (both kept by [`SessionPool`]).
 //!
 //! Every connection is driven by its own task; when that task ends (the server closed the
 //! session, the network failed) every guard registered on the connection is marked lost.
@@ -9,12 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_postgres::{Client, Config, Statement};
 
 use super::tls::MakeRustls;
 use super::{pg_error, SCHEME};
+use crate::backend::session_pool::{self, open_within, Connect, Pooled, SessionPool};
 use crate::error::{Error, Result};
 use crate::guard::LostSender;
 
@@ -95,12 +96,18 @@ fn lock_registry(r: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
     r.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Conn {
+impl Pooled for Conn {
     /// True once the session has ended.
-    pub fn is_dead(&self) -> bool {
+    fn is_dead(&self) -> bool {
         lock_registry(&self.registry).dead.is_some() || self.client.is_closed()
     }
 
+    fn load(&self) -> usize {
+        self.inflight.load(Ordering::Relaxed)
+    }
+}
+
+impl Conn {
     /// Registers a guard's lost notice: it fires when this session ends. A session that has
     /// already ended fires it at once.
     pub fn register(&self, lost: LostSender) -> u64 {
@@ -125,10 +132,6 @@ impl Conn {
     pub fn busy(&self) -> Busy<'_> {
         self.inflight.fetch_add(1, Ordering::Relaxed);
         Busy(self)
-    }
-
-    fn load(&self) -> usize {
-        self.inflight.load(Ordering::Relaxed)
     }
 }
 
@@ -167,24 +170,6 @@ impl Connector {
             backend: SCHEME,
             message,
             source: Some(Box::new(e)),
-        }
-    }
-
-    /// Opens one session, bounded by the connect timeout and by `deadline`: `Ok(None)` when
-    /// the deadline passed first.
-    pub async fn open(&self, deadline: Option<Instant>) -> Result<Option<Arc<Conn>>> {
-        let bound = Instant::now() + self.connect_timeout;
-        let until = deadline.map_or(bound, |d| d.min(bound));
-        match tokio::time::timeout_at(until, self.open_unbounded()).await {
-            Ok(r) => r.map(Some),
-            Err(_) if deadline.is_some_and(|d| d <= bound) => Ok(None),
-            Err(_) => Err(Error::backend(
-                SCHEME,
-                format!(
-                    "cannot connect to {}: no answer within {:?} (connect_timeout)",
-                    self.redacted, self.connect_timeout
-                ),
-            )),
         }
     }
 
@@ -247,6 +232,19 @@ impl Connector {
     }
 }
 
+impl Connect for Connector {
+    type Conn = Conn;
+
+    const SESSION: &'static str = "session connection";
+
+    /// Opens one session, bounded by the connect timeout and by `deadline`: `Ok(None)` when
+    /// the deadline passed first.
+    async fn connect(&self, deadline: Option<Instant>) -> Result<Option<Arc<Conn>>> {
+        let open = self.open_unbounded();
+        open_within(SCHEME, &self.redacted, self.connect_timeout, deadline, open).await
+    }
+}
+
 /// Creates the fencing sequence unless it exists; a concurrent creator is not an error.
 async fn ensure_sequence(client: &Client) -> std::result::Result<(), tokio_postgres::Error> {
     use tokio_postgres::error::SqlState;
@@ -272,134 +270,7 @@ async fn ensure_sequence(client: &Client) -> std::result::Result<(), tokio_postg
 }
 
 /// The shared session connections and the idle waiter connections of one backend.
-pub(crate) struct Pool {
-    pub connector: Connector,
-    sessions: Mutex<Vec<Arc<Conn>>>,
-    max_sessions: usize,
-    opening: tokio::sync::Mutex<()>,
-    idle_waiters: Mutex<Vec<Arc<Conn>>>,
-    max_idle_waiters: usize,
-    /// Bounds the sessions blocked in `pg_advisory_lock` (or holding a lock taken that way).
-    waiter_slots: Arc<Semaphore>,
-}
+pub(crate) type Pool = SessionPool<Connector>;
 
 /// A waiter connection checked out of the pool, with its slot.
-pub(crate) struct Waiter {
-    pub conn: Arc<Conn>,
-    pub slot: OwnedSemaphorePermit,
-}
-
-impl Pool {
-    pub fn new(
-        connector: Connector,
-        first: Arc<Conn>,
-        max_sessions: usize,
-        max_waiters: usize,
-    ) -> Pool {
-        Pool {
-            connector,
-            sessions: Mutex::new(vec![first]),
-            max_sessions: max_sessions.max(1),
-            opening: tokio::sync::Mutex::new(()),
-            idle_waiters: Mutex::new(Vec::new()),
-            max_idle_waiters: 4,
-            waiter_slots: Arc::new(Semaphore::new(max_waiters.max(1))),
-        }
-    }
-
-    /// Live session connections.
-    pub fn sessions(&self) -> Vec<Arc<Conn>> {
-        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        s.retain(|c| !c.is_dead());
-        s.clone()
-    }
-
-    /// The least busy live session connection, opening another (up to the maximum) when every
-    /// one has a request in flight.
-    pub async fn session(&self) -> Result<Arc<Conn>> {
-        loop {
-            let live = self.sessions();
-            let best = live.iter().min_by_key(|c| c.load()).cloned();
-            if let Some(c) = &best {
-                if c.load() == 0 || live.len() >= self.max_sessions {
-                    return Ok(c.clone());
-                }
-            }
-            // Open one more; while another task is already opening, use what there is.
-            let opening = match (self.opening.try_lock(), &best) {
-                (Ok(g), _) => g,
-                (Err(_), Some(c)) => return Ok(c.clone()),
-                (Err(_), None) => self.opening.lock().await,
-            };
-            if self.sessions().len() >= self.max_sessions {
-                drop(opening);
-                continue;
-            }
-            let conn = match self.connector.open(None).await {
-                Ok(Some(c)) => c,
-                Ok(None) => unreachable!("no deadline"),
-                Err(e) => match best {
-                    // A busy server that refuses one more session is no reason to fail.
-                    Some(c) => {
-                        tracing::debug!("cannot open another session connection: {e}");
-                        return Ok(c);
-                    }
-                    None => return Err(e),
-                },
-            };
-            self.sessions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(conn.clone());
-            return Ok(conn);
-        }
-    }
-
-    /// A free waiter slot, if one is free now.
-    pub fn try_waiter_slot(&self) -> Option<OwnedSemaphorePermit> {
-        self.waiter_slots.clone().try_acquire_owned().ok()
-    }
-
-    /// Waits for a waiter slot.
-    pub async fn waiter_slot(&self) -> OwnedSemaphorePermit {
-        self.waiter_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the slots are never closed")
-    }
-
-    /// A connection of its own for a waiter: an idle one, or a new one. `Ok(None)` when
-    /// `deadline` passed while connecting.
-    pub async fn waiter(
-        &self,
-        slot: OwnedSemaphorePermit,
-        deadline: Option<Instant>,
-    ) -> Result<Option<Waiter>> {
-        let idle = {
-            let mut idle = self.idle_waiters.lock().unwrap_or_else(|p| p.into_inner());
-            idle.retain(|c| !c.is_dead());
-            idle.pop()
-        };
-        let conn = match idle {
-            Some(c) => c,
-            None => match self.connector.open(deadline).await? {
-                Some(c) => c,
-                None => return Ok(None),
-            },
-        };
-        Ok(Some(Waiter { conn, slot }))
-    }
-
-    /// Takes back a waiter connection that holds no lock (its caller made sure with
-    /// `pg_advisory_unlock_all()`), or closes it when enough are idle.
-    pub fn return_waiter(&self, w: Waiter) {
-        if w.conn.is_dead() {
-            return;
-        }
-        let mut idle = self.idle_waiters.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < self.max_idle_waiters {
-            idle.push(w.conn);
-        }
-    }
-}
+pub(crate) type Waiter = session_pool::Waiter<Conn>;
