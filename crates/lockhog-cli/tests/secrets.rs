@@ -11,7 +11,9 @@
 //!   another process, no file created by a `$(touch …)` name).
 //!
 //! Servers come from `LOCKHOG_TEST_*_URL` (scripts/test): unset, a case is skipped with a
-//! printed reason, or fails under `CI=true`.
+//! printed reason, or fails under `CI=true`. etcd's shared cluster has no auth, so the right
+//! password is tried on an etcd of this test's own (TLS only, client certificates, auth on:
+//! lockhog's tests/tls_support), which needs `etcd` and `openssl` the same way.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -22,6 +24,11 @@ use std::time::Duration;
 
 use lockhog::testkit::Target;
 use lockhog::{LockState, Locker};
+
+// lockhog's own TLS test support (certificates by openssl, a TLS-only etcd), shared rather
+// than copied so both crates test against the same server setup.
+#[path = "../../lockhog/tests/tls_support/mod.rs"]
+mod tls_support;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Passwords that occur nowhere else: a hit can only be a leak.
@@ -413,6 +420,35 @@ fn etcd_passwords_never_printed() {
         false,
     );
     eprintln!("etcd: {n} runs searched, no password found");
+}
+
+/// The right password and a wrong one over `etcds://` with client certificates, against an etcd
+/// of this test's own with auth enabled (the shared cluster has none): with the right one every
+/// command succeeds (so its trace logs cover a real session: authenticate, lock, status,
+/// cleanup), with the wrong one every command is refused; neither password is ever printed.
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_secure_passwords_never_printed() {
+    use tls_support::etcd::SecureEtcd;
+    // Random inside, so a hit can only be this run's password, not text that happens to match.
+    let good = format!("Ek4{}-good", tls_support::random_hex());
+    let wrong = format!("Wj8{}-wrong", tls_support::random_hex());
+    let Some(etcd) = SecureEtcd::start(Some(("root", &good))).await else {
+        return;
+    };
+    let good_url = etcd.url(&format!("root:{good}@"), &etcd.tls_query());
+    let wrong_url = etcd.url(&format!("root:{wrong}@"), &etcd.tls_query());
+    let ran = tokio::task::spawn_blocking(move || {
+        every_command("etcds-good", &good_url, &good, true)
+            + every_command("etcds-wrong", &wrong_url, &wrong, false)
+    })
+    .await;
+    let n = match ran {
+        Ok(n) => n,
+        // A failed run panicked with its output; the server's log says what etcd saw.
+        Err(e) => panic!("{e}\netcd's log:\n{}", etcd.log_tail()),
+    };
+    eprintln!("etcds: {n} runs searched, no password found");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ pub const CANCEL_ITERATIONS_ENV: &str = "LOCKHOG_CANCEL_ITERATIONS";
 /// before [`MIN_ROUNDS`].
 fn rounds_for(scheme: &str) -> u32 {
     match scheme {
-        "etcd" => 200,
+        "etcd" | "etcds" => 200,
         "redlock" => 500,
         _ => 1000,
     }

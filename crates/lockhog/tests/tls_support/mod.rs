@@ -1,9 +1,13 @@
 //! Test certificates made by `openssl` in a test's own directory: certificate authorities,
 //! and server and client certificates signed by them. P-256 keys (fast to make), PKCS#8 PEM,
-//! valid for one day.
+//! valid for one day. With the `etcd` feature, [`etcd`] runs a TLS-only etcd on them.
 
 #![allow(dead_code)]
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -14,6 +18,15 @@ pub fn missing(what: &str) {
         panic!("CI=true and {what}");
     }
     eprintln!("skipped: {what}");
+}
+
+/// 64 random bits in hex: names and passwords no other test (or earlier run) uses.
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("read /dev/urandom");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// True when an `openssl` command can be run at all (its absence is a skip, not a failure).
