@@ -17,9 +17,11 @@
 //! because a renewal only ever extends a lease that still carries the owner's token (a
 //! compare-and-extend), so it cannot recreate a released lock or extend somebody else's.
 
+use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
@@ -75,6 +77,32 @@ impl Drop for Renewal {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// What [`release_in_background`] logs when a lease's release on drop failed.
+#[cfg_attr(not(any(feature = "redis", feature = "memcached")), allow(dead_code))]
+pub(crate) const RELEASE_ON_DROP_FAILED: &str = "release on drop failed; the lease will expire";
+
+/// Runs a dropped guard's `release` in a task on `runtime` (the one captured at acquire), as
+/// `Drop` must not block; stop the guard's [`Renewal`] first. A failure is only logged, at
+/// debug level with the message `failed`: the lease then runs out on its own.
+#[cfg_attr(
+    not(any(feature = "redis", feature = "memcached", feature = "etcd")),
+    allow(dead_code)
+)]
+pub(crate) fn release_in_background<T, E>(
+    runtime: &Handle,
+    failed: &'static str,
+    release: impl Future<Output = std::result::Result<T, E>> + Send + 'static,
+) where
+    T: Send + 'static,
+    E: Display + Send + 'static,
+{
+    runtime.spawn(async move {
+        if let Err(e) = release.await {
+            tracing::debug!(error = %e, "{failed}");
+        }
+    });
 }
 
 /// The shortest pause between two renewal attempts, so a store that fails at once is not

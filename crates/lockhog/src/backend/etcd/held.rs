@@ -14,7 +14,7 @@ use tokio::time::sleep;
 use super::connect::call;
 use super::lease::revoke;
 use super::queue::Entry;
-use crate::backend::lease::Renewal;
+use crate::backend::lease::{release_in_background, Renewal};
 use crate::error::Result;
 use crate::guard::LostSender;
 
@@ -82,10 +82,9 @@ impl EtcdHeld {
 
     fn revoke_in_background(&self) {
         let (client, lease) = (self.client.clone(), self.lease);
-        self.runtime.spawn(async move {
-            if let Err(e) = revoke(&client, lease).await {
-                tracing::debug!(error = %e, "revoking a released lock's lease failed; it expires");
-            }
+        let failed = "revoking a released lock's lease failed; it expires";
+        release_in_background(&self.runtime, failed, async move {
+            revoke(&client, lease).await
         });
     }
 }

@@ -46,7 +46,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use self::client::{Cas, Client};
-use super::lease::{Lease, Renewal};
+use super::lease::{release_in_background, Lease, Renewal, RELEASE_ON_DROP_FAILED};
 use super::{
     AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
 };
@@ -385,10 +385,8 @@ impl Backend for MemcachedBackend {
     fn release_on_drop(&self, mut held: MemcachedHeld) {
         held.renewal.stop();
         let runtime = held.runtime.clone();
-        runtime.spawn(async move {
-            if let Err(e) = release_item(&held.client, &held.key, &held.value).await {
-                tracing::debug!(error = %e, "release on drop failed; the lease will expire");
-            }
+        release_in_background(&runtime, RELEASE_ON_DROP_FAILED, async move {
+            release_item(&held.client, &held.key, &held.value).await
         });
     }
 

@@ -66,7 +66,7 @@ use redis::{AsyncCommands, Client, RedisError};
 use tokio::time::Instant;
 
 use self::wake::{Subscription, Wakeups};
-use super::lease::{Lease, Renewal};
+use super::lease::{release_in_background, Lease, Renewal, RELEASE_ON_DROP_FAILED};
 use super::{
     AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
 };
@@ -501,11 +501,8 @@ impl Backend for RedisBackend {
     fn release_on_drop(&self, mut held: RedisHeld) {
         held.renewal.stop();
         let runtime = held.runtime.clone();
-        runtime.spawn(async move {
-            if let Err(e) = release_key(&mut held.conn, &held.key, &held.owner, &held.channel).await
-            {
-                tracing::debug!(error = %e, "release on drop failed; the lease will expire");
-            }
+        release_in_background(&runtime, RELEASE_ON_DROP_FAILED, async move {
+            release_key(&mut held.conn, &held.key, &held.owner, &held.channel).await
         });
     }
 
