@@ -300,6 +300,23 @@ pub(crate) trait DynBackend: Send + Sync {
     fn cleanup<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<CleanupReport>>;
 }
 
+/// `e`'s text, then each of its causes that the text does not say already: for clients whose
+/// errors name only the kind of failure and keep what went wrong in their sources.
+#[cfg(any(feature = "postgres", feature = "etcd"))]
+pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 fn erase<H: Send + Sync + 'static>(a: Option<Acquired<H>>) -> Option<Acquired<ErasedHeld>> {
     a.map(|a| Acquired {
         held: Box::new(a.held) as ErasedHeld,

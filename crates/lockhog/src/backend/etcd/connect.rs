@@ -7,6 +7,7 @@ use std::time::Duration;
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use tokio::time::{sleep, timeout, Instant};
 
+use crate::backend::with_causes;
 use crate::error::{Error, Result};
 use crate::name::percent_decode;
 use crate::url::BackendUrl;
@@ -223,25 +224,11 @@ pub(super) async fn connect(target: &Target, shown: &str) -> Result<Client> {
 pub(super) fn etcd_err(doing: impl std::fmt::Display, e: etcd_client::Error) -> Error {
     Error::Backend {
         backend: SCHEME,
-        message: format!("{doing}: {}", describe(&e)),
+        // A transport error's own text is only "transport error": what went wrong (a refused
+        // connection, a certificate the CA did not sign) is in its sources.
+        message: format!("{doing}: {}", with_causes(&e)),
         source: Some(Box::new(e)),
     }
-}
-
-/// `e` with its causes: a transport error's own text is only "transport error", and what went
-/// wrong (a refused connection, a certificate the CA did not sign) is in its sources.
-fn describe(e: &etcd_client::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 /// True for failures that another attempt (on another member, or after an election) may not

@@ -155,6 +155,7 @@ use self::pool::{Conn, Connector, Pool, Waiter};
 use self::tls::{MakeRustls, RootCert, SslMode};
 use super::named_semaphores::{NamedPermit, NamedSemaphores};
 use super::session_pool::{count_option, Checkout, Connect};
+use super::with_causes;
 use super::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockStatus};
 use crate::error::{Error, Result};
 use crate::guard::LostSender;
@@ -275,21 +276,9 @@ pub(crate) fn pg_error(e: &tokio_postgres::Error) -> String {
             db.message(),
             db.code().code()
         ),
-        None => {
-            // tokio-postgres's Display names only the kind ("error performing TLS
-            // handshake"): the cause says what went wrong.
-            let mut text = e.to_string();
-            let mut cause = std::error::Error::source(e);
-            while let Some(c) = cause {
-                let more = c.to_string();
-                if !text.contains(&more) {
-                    text.push_str(": ");
-                    text.push_str(&more);
-                }
-                cause = c.source();
-            }
-            text
-        }
+        // tokio-postgres's Display names only the kind ("error performing TLS handshake"):
+        // the cause says what went wrong.
+        None => with_causes(e),
     }
 }
 
