@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{join_all, select_all};
-use redis::AsyncCommands;
+use redis::{AsyncCommands, FromRedisValue, ScriptInvocation};
 use tokio::time::{timeout, Instant};
 
 use super::conn::Conn;
@@ -146,6 +146,19 @@ where
     .await
 }
 
+/// Runs one script invocation (its keys and arguments) on every node at once, each bounded by
+/// `limit`; one result per node.
+async fn script_on_all<T: FromRedisValue>(
+    nodes: &[Node],
+    limit: Duration,
+    script: &ScriptInvocation<'_>,
+) -> Vec<Result<T>> {
+    on_all(nodes, limit, |mut c| async move {
+        script.invoke_async(&mut c).await
+    })
+    .await
+}
+
 /// A majority could not be asked: the error that says which nodes failed and why.
 fn no_majority(what: &str, errors: &[&Error], n: usize) -> Error {
     let detail: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
@@ -167,17 +180,11 @@ async fn release_all(
     channel: &[u8],
     limit: Duration,
 ) -> Vec<Result<i64>> {
-    on_all(nodes, limit, |mut c| {
-        let (key, owner, channel) = (key.to_vec(), owner.to_vec(), channel.to_vec());
-        async move {
-            scripts::RELEASE
-                .key(&key)
-                .arg(&owner)
-                .arg(&channel)
-                .invoke_async(&mut c)
-                .await
-        }
-    })
+    script_on_all(
+        nodes,
+        limit,
+        scripts::RELEASE.key(key).arg(owner).arg(channel),
+    )
     .await
 }
 
@@ -237,17 +244,11 @@ impl Lease for QuorumLease {
     async fn renew(&self) -> Result<Option<Instant>> {
         let started = Instant::now();
         let ms = ttl_ms(self.ttl);
-        let results = on_all(&self.nodes, node_timeout(self.ttl), |mut c| {
-            let (key, owner) = (self.key.clone(), self.owner.clone());
-            async move {
-                scripts::EXTEND
-                    .key(&key)
-                    .arg(&owner)
-                    .arg(ms)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            }
-        })
+        let results: Vec<Result<i64>> = script_on_all(
+            &self.nodes,
+            node_timeout(self.ttl),
+            scripts::EXTEND.key(&self.key).arg(&self.owner).arg(ms),
+        )
         .await;
         let n = self.nodes.len();
         let extended = results.iter().filter(|r| matches!(r, Ok(1))).count();
@@ -350,18 +351,11 @@ impl RedlockBackend {
         };
         let started = Instant::now();
         let ms = ttl_ms(ttl);
-        let votes = on_all(&self.nodes, limit, |mut c| {
-            let (lock, fence, owner) = (lock.clone(), fence.clone(), owner.clone());
-            async move {
-                scripts::ACQUIRE
-                    .key(&lock)
-                    .key(&fence)
-                    .arg(&owner)
-                    .arg(ms)
-                    .invoke_async::<(i64, i64)>(&mut c)
-                    .await
-            }
-        })
+        let votes: Vec<Result<(i64, i64)>> = script_on_all(
+            &self.nodes,
+            limit,
+            scripts::ACQUIRE.key(&lock).key(&fence).arg(&owner).arg(ms),
+        )
         .await;
         let granted: Vec<u64> = votes
             .iter()
@@ -383,18 +377,15 @@ impl RedlockBackend {
         let mut won = None;
         if granted.len() >= quorum(n) {
             let token = *granted.iter().max().expect("a majority is not empty");
-            let raised = on_all(&self.nodes, limit, |mut c| {
-                let (lock, fence, owner) = (lock.clone(), fence.clone(), owner.clone());
-                async move {
-                    scripts::QUORUM_RAISE
-                        .key(&lock)
-                        .key(&fence)
-                        .arg(&owner)
-                        .arg(token)
-                        .invoke_async::<i64>(&mut c)
-                        .await
-                }
-            })
+            let raised: Vec<Result<i64>> = script_on_all(
+                &self.nodes,
+                limit,
+                scripts::QUORUM_RAISE
+                    .key(&lock)
+                    .key(&fence)
+                    .arg(&owner)
+                    .arg(token),
+            )
             .await;
             let confirmed = raised.iter().filter(|r| matches!(r, Ok(1))).count();
             let valid_until = started + ttl.saturating_sub(drift(ttl));
