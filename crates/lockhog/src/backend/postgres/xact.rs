@@ -53,17 +53,39 @@ fn backend(doing: &str, e: tokio_postgres::Error) -> Error {
     }
 }
 
-fn granted(messages: &[SimpleQueryMessage]) -> bool {
-    messages.iter().any(|m| match m {
+/// What [`try_sql`] answered: `Ok` when the lock was granted, else [`Error::Contended`].
+fn try_outcome(messages: &[SimpleQueryMessage], name: &str) -> Result<()> {
+    let granted = messages.iter().any(|m| match m {
         SimpleQueryMessage::Row(row) => row.get(0) == Some("t"),
         _ => false,
-    })
+    });
+    if granted {
+        Ok(())
+    } else {
+        Err(Error::Contended {
+            name: name.to_string(),
+        })
+    }
 }
 
-fn timed_out(name: &str, bound: Duration) -> Error {
-    Error::TimedOut {
-        name: name.to_string(),
-        waited: bound,
+/// What a failed [`timeout_sql`] comes to, given how its [`rollback_sql`] went: a failed
+/// rollback, else [`Error::TimedOut`] when `lock_timeout` fired, else the wait's error.
+fn wait_failed(
+    e: tokio_postgres::Error,
+    rolled_back: std::result::Result<(), tokio_postgres::Error>,
+    name: &str,
+    bound: Duration,
+) -> Error {
+    if let Err(e) = rolled_back {
+        return backend("cannot roll back to the savepoint", e);
+    }
+    if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+        Error::TimedOut {
+            name: name.to_string(),
+            waited: bound,
+        }
+    } else {
+        backend("pg_advisory_xact_lock", e)
     }
 }
 
@@ -120,13 +142,7 @@ pub async fn try_xact_lock(
         .simple_query(&try_sql(key))
         .await
         .map_err(|e| backend("pg_try_advisory_xact_lock", e))?;
-    if granted(&messages) {
-        Ok(())
-    } else {
-        Err(Error::Contended {
-            name: name.to_string(),
-        })
-    }
+    try_outcome(&messages, name)
 }
 
 /// Waits at most `bound` for the lock `name` of `namespace`, for the transaction. The wait
@@ -164,15 +180,8 @@ pub async fn xact_lock_timeout(
     match tx.batch_execute(&timeout_sql(key, bound)).await {
         Ok(()) => Ok(()),
         Err(e) => {
-            let lock_timeout = e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE);
-            tx.batch_execute(&rollback_sql())
-                .await
-                .map_err(|e| backend("cannot roll back to the savepoint", e))?;
-            if lock_timeout {
-                Err(timed_out(name, bound))
-            } else {
-                Err(backend("pg_advisory_xact_lock", e))
-            }
+            let rolled_back = tx.batch_execute(&rollback_sql()).await;
+            Err(wait_failed(e, rolled_back, name, bound))
         }
     }
 }
@@ -220,13 +229,7 @@ pub mod blocking {
         let messages = tx
             .simple_query(&try_sql(key))
             .map_err(|e| backend("pg_try_advisory_xact_lock", e))?;
-        if granted(&messages) {
-            Ok(())
-        } else {
-            Err(Error::Contended {
-                name: name.to_string(),
-            })
-        }
+        try_outcome(&messages, name)
     }
 
     /// See [`xact_lock_timeout`](super::xact_lock_timeout).
@@ -244,14 +247,8 @@ pub mod blocking {
         match tx.batch_execute(&timeout_sql(key, bound)) {
             Ok(()) => Ok(()),
             Err(e) => {
-                let lock_timeout = e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE);
-                tx.batch_execute(&rollback_sql())
-                    .map_err(|e| backend("cannot roll back to the savepoint", e))?;
-                if lock_timeout {
-                    Err(timed_out(name, bound))
-                } else {
-                    Err(backend("pg_advisory_xact_lock", e))
-                }
+                let rolled_back = tx.batch_execute(&rollback_sql());
+                Err(wait_failed(e, rolled_back, name, bound))
             }
         }
     }
