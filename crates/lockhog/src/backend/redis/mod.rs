@@ -106,6 +106,11 @@ pub(crate) fn lock_key(key: &LockKey) -> Vec<u8> {
     key_with(key, "lock")
 }
 
+/// A lock's RESOURCE: its Redis key (under Redlock, the same key on every node).
+fn resource(key: &LockKey) -> String {
+    String::from_utf8_lossy(&lock_key(key)).into_owned()
+}
+
 /// The pub/sub channel a release of the lock is published on: `NS:released:NAME`.
 pub(crate) fn release_channel(key: &LockKey) -> Vec<u8> {
     key_with(key, "released")
@@ -133,6 +138,20 @@ pub(crate) fn name_of(namespace: &str, key: &[u8]) -> Option<String> {
     let prefix = format!("{}:lock:", namespace_part(namespace));
     let name = key.strip_prefix(prefix.as_bytes())?;
     String::from_utf8(name.to_vec()).ok()
+}
+
+/// What both Redis backends guarantee: Redlock runs the single-node backend's keys, scripts
+/// and leases on each of its nodes.
+fn capabilities() -> Capabilities {
+    Capabilities {
+        lease: true,
+        native_fencing: true,
+        lost_notice: true,
+        crash_release: true,
+        native_wait: true,
+        cross_process: true,
+        ..Capabilities::default()
+    }
 }
 
 pub(crate) fn ttl_of(ctx: &AcquireContext) -> Duration {
@@ -431,19 +450,11 @@ impl Backend for RedisBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            lease: true,
-            native_fencing: true,
-            lost_notice: true,
-            crash_release: true,
-            native_wait: true,
-            cross_process: true,
-            ..Capabilities::default()
-        }
+        capabilities()
     }
 
     fn resource(&self, key: &LockKey) -> String {
-        String::from_utf8_lossy(&lock_key(key)).into_owned()
+        resource(key)
     }
 
     async fn try_acquire(

@@ -56,8 +56,8 @@ use tokio::time::{timeout, Instant};
 use super::conn::Conn;
 use super::wake::Wakeups;
 use super::{
-    backend_err, client, fence_key, lock_key, release_channel, scan_pattern, scripts, ttl_ms,
-    ttl_of, CONNECT_TIMEOUT, MAX_PUBSUB_WAIT,
+    backend_err, capabilities, client, fence_key, lock_key, release_channel, resource,
+    scan_pattern, scripts, ttl_ms, ttl_of, CONNECT_TIMEOUT, MAX_PUBSUB_WAIT,
 };
 use crate::backend::lease::{Lease, Renewal};
 use crate::backend::owner::new_owner;
@@ -442,19 +442,11 @@ impl Backend for RedlockBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            lease: true,
-            native_fencing: true,
-            lost_notice: true,
-            crash_release: true,
-            native_wait: true,
-            cross_process: true,
-            ..Capabilities::default()
-        }
+        capabilities()
     }
 
     fn resource(&self, key: &LockKey) -> String {
-        String::from_utf8_lossy(&lock_key(key)).into_owned()
+        resource(key)
     }
 
     async fn try_acquire(
