@@ -109,6 +109,15 @@ impl std::fmt::Debug for RedlockHeld {
     }
 }
 
+impl RedlockHeld {
+    /// Deletes our key on every node that still has it with our owner value; one result per
+    /// node.
+    async fn release_everywhere(&self) -> Vec<Result<i64>> {
+        let (key, owner, channel) = (&self.key, &self.owner, &self.channel);
+        release_all(&self.nodes, key, owner, channel, CONNECT_TIMEOUT).await
+    }
+}
+
 fn quorum(n: usize) -> usize {
     n / 2 + 1
 }
@@ -531,14 +540,7 @@ impl Backend for RedlockBackend {
     async fn release(&self, mut held: RedlockHeld) -> Result<bool> {
         held.renewal.stop();
         let n = held.nodes.len();
-        let results = release_all(
-            &held.nodes,
-            &held.key,
-            &held.owner,
-            &held.channel,
-            CONNECT_TIMEOUT,
-        )
-        .await;
+        let results = held.release_everywhere().await;
         let deleted = results.iter().filter(|r| matches!(r, Ok(1))).count();
         let errors: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
         if deleted < quorum(n) && n - errors.len() < quorum(n) {
@@ -551,14 +553,7 @@ impl Backend for RedlockBackend {
         held.renewal.stop();
         let runtime = held.runtime.clone();
         runtime.spawn(async move {
-            release_all(
-                &held.nodes,
-                &held.key,
-                &held.owner,
-                &held.channel,
-                CONNECT_TIMEOUT,
-            )
-            .await;
+            held.release_everywhere().await;
         });
     }
 
