@@ -1,0 +1,81 @@
+//! The Redis keys of a lock, its release channel and its namespace's fencing counter (see
+//! [the module docs](super)): the same for `redis://` and on every `redlock://` node.
+
+use crate::name::{percent_encode, LockKey};
+
+pub(crate) fn namespace_part(namespace: &str) -> String {
+    percent_encode(namespace, |b| b != b'%' && b != b':')
+}
+
+fn key_with(key: &LockKey, kind: &str) -> Vec<u8> {
+    let mut k = format!("{}:{kind}:", namespace_part(key.namespace())).into_bytes();
+    k.extend_from_slice(key.name().as_str().as_bytes());
+    k
+}
+
+/// The Redis key of a lock: `NS:lock:NAME`.
+pub(crate) fn lock_key(key: &LockKey) -> Vec<u8> {
+    key_with(key, "lock")
+}
+
+/// A lock's RESOURCE: its Redis key (under Redlock, the same key on every node).
+pub(crate) fn resource(key: &LockKey) -> String {
+    String::from_utf8_lossy(&lock_key(key)).into_owned()
+}
+
+/// The pub/sub channel a release of the lock is published on: `NS:released:NAME`.
+pub(crate) fn release_channel(key: &LockKey) -> Vec<u8> {
+    key_with(key, "released")
+}
+
+/// The namespace's fencing counter: `NS:fence`.
+pub(crate) fn fence_key(namespace: &str) -> Vec<u8> {
+    format!("{}:fence", namespace_part(namespace)).into_bytes()
+}
+
+/// The `SCAN MATCH` pattern of every lock key of the namespace.
+pub(crate) fn scan_pattern(namespace: &str) -> Vec<u8> {
+    let mut p = String::new();
+    for c in namespace_part(namespace).chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    format!("{p}:lock:*").into_bytes()
+}
+
+/// The lock name of a key of `namespace`, when it is one.
+pub(crate) fn name_of(namespace: &str, key: &[u8]) -> Option<String> {
+    let prefix = format!("{}:lock:", namespace_part(namespace));
+    let name = key.strip_prefix(prefix.as_bytes())?;
+    String::from_utf8(name.to_vec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::LockName;
+
+    fn key(ns: &str, name: &str) -> LockKey {
+        LockKey::new(ns, LockName::new(name).unwrap())
+    }
+
+    #[test]
+    fn keys_are_readable_and_distinct() {
+        assert_eq!(lock_key(&key("lockhog", "a b")), b"lockhog:lock:a b");
+        assert_eq!(fence_key("lockhog"), b"lockhog:fence");
+        assert_eq!(release_channel(&key("app", "x")), b"app:released:x");
+        // A namespace with `:` cannot alias another namespace's names.
+        assert_ne!(
+            lock_key(&key("a:lock:b", "c")),
+            lock_key(&key("a", "b:lock:c"))
+        );
+        assert_eq!(lock_key(&key("a:b", "c")), b"a%3Ab:lock:c");
+        assert_eq!(
+            name_of("lockhog", b"lockhog:lock:with\0nul").as_deref(),
+            Some("with\0nul")
+        );
+        assert_eq!(scan_pattern("a*b"), b"a\\*b:lock:*");
+    }
+}
