@@ -4,20 +4,22 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
+#[path = "../common/mod.rs"]
+mod common;
+
+// Each test file uses some of these (as with `dead_code` above).
+#[allow(unused_imports)]
+pub use common::{
+    bounded, cycle, lockers, percentile, spawn_timed_wait, unique, with_option, BOUND,
+};
+
 use std::path::PathBuf;
-use std::time::Duration;
 
 use etcd_client::{Client, EventType, GetOptions, KeyValue, SortOrder, SortTarget, WatchOptions};
 
-/// The hang guard for every wait: a broken backend fails instead of hanging. Never a speed.
-pub const BOUND: Duration = Duration::from_secs(30);
-
 /// `LOCKHOG_TEST_ETCD_URL`, or `None` (with the skip reason printed; a failure under CI=true).
 pub fn etcd_url() -> Option<String> {
-    lockhog::testkit::Target::from_env("LOCKHOG_TEST_ETCD_URL")
-        .url()
-        .map(str::to_string)
+    common::env_url("LOCKHOG_TEST_ETCD_URL", "etcd")
 }
 
 /// Returns from the test when the cluster is missing (outside CI).
@@ -43,28 +45,6 @@ pub async fn raw(url: &str) -> Client {
     Client::connect(endpoints(url), None)
         .await
         .expect("raw etcd client")
-}
-
-/// A lock name no other test (or earlier run) uses.
-pub fn unique(what: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{what}-{}-{nanos}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// `f`, or a panic naming `what` when it does not finish within [`BOUND`].
-pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {BOUND:?}"))
 }
 
 /// The queue prefix of a lock of the default namespace: `<RESOURCE>/`.
@@ -205,12 +185,10 @@ impl Member {
 /// when `LOCKHOG_TEST_ETCD_MEMBERS` is unset.
 pub fn members() -> Option<Vec<Member>> {
     let Some(dir) = std::env::var_os("LOCKHOG_TEST_ETCD_MEMBERS") else {
-        let why = "LOCKHOG_TEST_ETCD_MEMBERS is not set: run through scripts/test";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true and {why}");
-        }
-        eprintln!("skipped: {why}");
-        return None;
+        return common::skip_or_fail(
+            "no cluster members",
+            "LOCKHOG_TEST_ETCD_MEMBERS is not set: run through scripts/test",
+        );
     };
     let dir = PathBuf::from(dir);
     let members = (0..3)

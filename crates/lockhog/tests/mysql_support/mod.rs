@@ -3,29 +3,23 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::time::Duration;
+#[path = "../common/mod.rs"]
+mod common;
+
+// Raw `GET_LOCK` names are at most 64 characters: the short unique names.
+// Each test file uses some of these (as with `dead_code` above).
+#[allow(unused_imports)]
+pub use common::{
+    bounded, cycle, lockers, percentile, spawn_timed_wait, unique_short as unique, with_option,
+    BOUND,
+};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-/// The hang guard for every wait: long enough for a loaded machine, never asserted as a speed.
-pub const BOUND: Duration = Duration::from_secs(30);
-
 /// The server's URL; `None` (with the reason printed) when unset, a panic under `CI=true`.
 pub fn url() -> Option<String> {
-    match std::env::var("LOCKHOG_TEST_MYSQL_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            let why =
-                "LOCKHOG_TEST_MYSQL_URL is not set: run through scripts/test, which starts MariaDB";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true and no server: {why}");
-            }
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
+    common::env_url("LOCKHOG_TEST_MYSQL_URL", "MariaDB")
 }
 
 /// The server's URL or return from the test (outside CI).
@@ -37,12 +31,6 @@ macro_rules! server_url {
             None => return,
         }
     };
-}
-
-/// `url` with one more query option.
-pub fn with_option(url: &str, option: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{option}")
 }
 
 /// A plain mysql_async connection: what the `mysql` client or any other program would be.
@@ -78,13 +66,6 @@ pub async fn holder(conn: &mut Conn, lock: &str) -> Option<u64> {
     r.flatten()
 }
 
-/// Bounds `f` by [`BOUND`], panicking with `what` when it does not finish.
-pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {BOUND:?}"))
-}
-
 /// Returns once some connection other than `admin` waits in `GET_LOCK` (state `User lock`).
 /// The server has no event for "a client started waiting", so this asks it again and again;
 /// each question is a round trip, so nothing sleeps. Bounded by [`BOUND`]. Only for test
@@ -105,15 +86,4 @@ pub async fn until_someone_waits(admin: &mut Conn) {
         }
     })
     .await
-}
-
-/// A lock name no other test run uses.
-pub fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
 }

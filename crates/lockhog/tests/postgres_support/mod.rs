@@ -3,27 +3,22 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::time::Duration;
+#[path = "../common/mod.rs"]
+mod common;
 
+// Each test file uses some of these (as with `dead_code` above).
+#[allow(unused_imports)]
+pub use common::{
+    bounded, cycle, lockers, percentile, skip_or_fail, spawn_timed_wait, unique,
+    unique_short as unique_app, with_option, BOUND,
+};
+
+use lockhog::Locker;
 use tokio_postgres::{Client, NoTls};
-
-/// The hang guard for every wait: long enough for a loaded machine, never asserted as a speed.
-pub const BOUND: Duration = Duration::from_secs(30);
 
 /// The server's URL; `None` (with the reason printed) when unset, a panic under `CI=true`.
 pub fn url() -> Option<String> {
-    match std::env::var("LOCKHOG_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            let why = "LOCKHOG_TEST_POSTGRES_URL is not set: run through scripts/test, which starts PostgreSQL";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true and no server: {why}");
-            }
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
+    common::env_url("LOCKHOG_TEST_POSTGRES_URL", "PostgreSQL")
 }
 
 /// The server's URL or return from the test (outside CI).
@@ -37,12 +32,6 @@ macro_rules! server_url {
     };
 }
 
-/// `url` with one more query option.
-pub fn with_option(url: &str, option: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{option}")
-}
-
 /// A plain tokio-postgres session: what `psql` or any other client would be.
 pub async fn raw(url: &str, application_name: &str) -> Client {
     let url = with_option(url, &format!("application_name={application_name}"));
@@ -53,13 +42,6 @@ pub async fn raw(url: &str, application_name: &str) -> Client {
         let _ = conn.await;
     });
     client
-}
-
-/// Bounds `f` by [`BOUND`], panicking with `what` when it does not finish.
-pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {BOUND:?}"))
 }
 
 /// The sessions holding advisory key `key` (granted), as (pid, mode).
@@ -87,30 +69,23 @@ pub async fn sessions(c: &Client, app: &str) -> i64 {
     .get(0)
 }
 
-/// A name no other test (or earlier run) uses.
-pub fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+/// A locker whose sessions carry application_name `app`, to find them in `pg_stat_activity`.
+pub async fn locker_as(url: &str, app: &str) -> Locker {
+    Locker::connect(&with_option(url, &format!("application_name={app}")))
+        .await
         .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
-/// A short application_name (at most 63 bytes survive) no other test uses.
-pub fn unique_app(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
+/// Advisory locks (granted ones only, or waited for too) of the sessions of application `app`.
+pub async fn advisory_locks_of(c: &Client, app: &str, granted_only: bool) -> i64 {
+    c.query_one(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+         WHERE l.locktype = 'advisory' AND (l.granted OR NOT $2) AND a.application_name = $1",
+        &[&app, &granted_only],
     )
+    .await
+    .expect("pg_locks")
+    .get(0)
 }
 
 /// The TLS side of the test server, set by `scripts/test`.
@@ -129,15 +104,11 @@ pub fn tls() -> Option<Tls> {
         var("LOCKHOG_TEST_POSTGRES_CA"),
     ) {
         (Some(url), Some(ca)) => Some(Tls { url, ca }),
-        _ => {
-            let why = "LOCKHOG_TEST_POSTGRES_TLS_URL or LOCKHOG_TEST_POSTGRES_CA is not set: \
-                       run through scripts/test, which starts PostgreSQL with TLS";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true and no TLS server: {why}");
-            }
-            eprintln!("skipped: {why}");
-            None
-        }
+        _ => skip_or_fail(
+            "no TLS server",
+            "LOCKHOG_TEST_POSTGRES_TLS_URL or LOCKHOG_TEST_POSTGRES_CA is not set: \
+             run through scripts/test, which starts PostgreSQL with TLS",
+        ),
     }
 }
 

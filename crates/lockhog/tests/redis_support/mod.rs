@@ -3,22 +3,23 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::time::Duration;
+#[path = "../common/mod.rs"]
+mod common;
 
-/// The hang guard for every wait: a broken backend fails instead of hanging. Never a speed.
-pub const BOUND: Duration = Duration::from_secs(30);
+// Each test file uses some of these (as with `dead_code` above).
+#[allow(unused_imports)]
+pub use common::{
+    bounded, cycle, lockers, percentile, spawn_timed_wait, unique, with_option, BOUND,
+};
 
 /// `LOCKHOG_TEST_REDIS_URL`, or `None` (with the skip reason printed; a failure under CI=true).
 pub fn redis_url() -> Option<String> {
     env_url("LOCKHOG_TEST_REDIS_URL")
 }
 
-/// The URL in `var`: see [`lockhog::testkit::Target::url`].
+/// The URL in `var` (a Redis server that `scripts/test` starts): see [`common::env_url`].
 pub fn env_url(var: &str) -> Option<String> {
-    lockhog::testkit::Target::from_env(var)
-        .url()
-        .map(str::to_string)
+    common::env_url(var, "Redis")
 }
 
 /// Returns from the test when the server is missing (outside CI).
@@ -41,33 +42,13 @@ pub async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-/// A lock name no other test (or earlier run) uses.
-pub fn unique(what: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{what}-{}-{nanos}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// `f`, or a panic naming `what` when it does not finish within [`BOUND`].
-pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, f)
+/// The subscribers of `channel` (`PUBSUB NUMSUB`).
+pub async fn subscribers(conn: &mut redis::aio::MultiplexedConnection, channel: &str) -> i64 {
+    let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(conn)
         .await
-        .unwrap_or_else(|_| panic!("{what} did not happen within {BOUND:?}"))
-}
-
-/// `url` with the query option `opt` (`key=value`) added.
-pub fn with_option(url: &str, opt: &str) -> String {
-    if url.contains('?') {
-        format!("{url}&{opt}")
-    } else {
-        format!("{url}?{opt}")
-    }
+        .unwrap();
+    counts[0].1
 }

@@ -3,14 +3,17 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
+#[path = "../common/mod.rs"]
+mod common;
+
+// Each test file uses some of these (as with `dead_code` above).
+#[allow(unused_imports)]
+pub use common::{bounded, cycle, BOUND};
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lockhog::Locker;
-
-/// The hang guard for every wait: a broken backend fails instead of hanging. Never a speed.
-pub const BOUND: Duration = Duration::from_secs(30);
 
 /// A database path in a temporary directory removed at the end of the test.
 pub struct TempDb {
@@ -74,13 +77,6 @@ pub fn bin() -> PathBuf {
             "{e}: build it with `cargo test --workspace --all-features` (with the sqlite feature)"
         )
     })
-}
-
-/// `f`, or a panic naming `what` when it does not finish within [`BOUND`].
-pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {BOUND:?}"))
 }
 
 /// Polls `check` until it returns `Some`, at most [`BOUND`]. Only for states that no event

@@ -1,0 +1,116 @@
+//! Helpers every backend's tests share: the server's URL from the environment (skipped with
+//! the reason printed, a failure under `CI=true`), the hang guard, unique names and the small
+//! pieces of the measurements. Each `*_support/mod.rs` includes this file with `#[path]` and
+//! re-exports what its tests use; a test file that needs no backend helpers includes it as
+//! `mod common;`.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use lockhog::{LockGuard, LockRequest, Locker};
+
+/// The hang guard for every wait: a broken backend fails instead of hanging. Never a speed.
+pub const BOUND: Duration = Duration::from_secs(30);
+
+/// What a test does when something it needs from `scripts/test` is missing: `None`, with
+/// `skipped: {why}` printed, or under `CI=true` a panic `CI=true and {missing}: {why}`.
+pub fn skip_or_fail<T>(missing: &str, why: &str) -> Option<T> {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and {missing}: {why}");
+    }
+    eprintln!("skipped: {why}");
+    None
+}
+
+/// The URL in the environment variable `var`, which `scripts/test` sets once it has started
+/// `server`; see [`skip_or_fail`] for when it is unset.
+pub fn env_url(var: &str, server: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => skip_or_fail(
+            "no server",
+            &format!("{var} is not set: run through scripts/test, which starts {server}"),
+        ),
+    }
+}
+
+/// `url` with one more query option (`key=value`).
+pub fn with_option(url: &str, option: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{option}")
+}
+
+/// Bounds `f` by [`BOUND`], panicking with `what` when it does not finish.
+pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {BOUND:?}"))
+}
+
+/// A name no other test (or earlier run) uses: `prefix-<pid>-<nanos>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A short name no other test of a running process uses: `prefix-<pid>-<n>`, for servers that
+/// keep names short (PostgreSQL's application_name keeps 63 bytes, MySQL's lock names 64).
+pub fn unique_short(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `N` lockers on `url`, each with its own connections.
+pub async fn lockers<const N: usize>(url: &str) -> [Locker; N] {
+    let mut v = Vec::with_capacity(N);
+    for _ in 0..N {
+        v.push(Locker::connect(url).await.unwrap());
+    }
+    match v.try_into() {
+        Ok(a) => a,
+        Err(_) => unreachable!("{N} lockers were made"),
+    }
+}
+
+/// One uncontended cycle: `try_acquire` then `release`, both unwrapped; returns what the
+/// release said (`true`: it was still ours).
+pub async fn cycle(locker: &Locker, name: &str) -> bool {
+    locker
+        .lock(name)
+        .try_acquire()
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap()
+}
+
+/// Spawns `req.wait_for(BOUND)`; the task returns when it got the lock, and the lock. For the
+/// handoff measurements: the time from a release to the waiter holding.
+pub fn spawn_timed_wait(req: LockRequest) -> tokio::task::JoinHandle<(Instant, LockGuard)> {
+    tokio::spawn(async move {
+        let g = req.wait_for(BOUND).await.unwrap();
+        (Instant::now(), g)
+    })
+}
+
+/// The `p` quantile (0 to 1) of `sorted`.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
