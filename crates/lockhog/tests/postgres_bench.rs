@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 
 use lockhog::backend::postgres::advisory_key;
 use lockhog::Locker;
-use postgres_support::{raw, sessions, unique, unique_app, with_option, BOUND};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
+use postgres_support::{
+    cycle, locker_as, lockers, percentile, raw, sessions, spawn_timed_wait, unique, unique_app,
+    BOUND,
+};
 
 /// Uncontended acquire + release cycles per second from one task, on a current-thread
 /// runtime (as pgbench's one client is one thread) and on a multi-thread one.
@@ -35,21 +34,13 @@ async fn uncontended_cycles(runtime: &str) {
     let locker = Locker::connect(&url).await.unwrap();
     let name = unique("bench-cycles");
     for _ in 0..1000 {
-        locker
-            .lock(&name)
-            .try_acquire()
-            .await
-            .unwrap()
-            .release()
-            .await
-            .unwrap();
+        cycle(&locker, &name).await;
     }
     let run = Duration::from_secs(5);
     let started = Instant::now();
     let mut n = 0u64;
     while started.elapsed() < run {
-        let g = locker.lock(&name).try_acquire().await.unwrap();
-        assert!(g.release().await.unwrap());
+        assert!(cycle(&locker, &name).await);
         n += 1;
     }
     let rate = n as f64 / started.elapsed().as_secs_f64();
@@ -86,10 +77,7 @@ async fn raw_tokio_postgres_cycles() {
 #[ignore = "a measurement"]
 async fn handoff_latency() {
     let url = server_url!();
-    let (a, b) = (
-        Locker::connect(&url).await.unwrap(),
-        Locker::connect(&url).await.unwrap(),
-    );
+    let [a, b] = lockers(&url).await;
     let psql = raw(&url, "bench-handoff").await;
     let name = unique("bench-handoff");
     let key = advisory_key("lockhog", &name).unwrap();
@@ -98,11 +86,7 @@ async fn handoff_latency() {
     let mut in_process = Vec::new();
     for _ in 0..rounds {
         let held = a.lock(&name).try_acquire().await.unwrap();
-        let (b2, n2) = (b.clone(), name.clone());
-        let waiter = tokio::spawn(async move {
-            let g = b2.lock(&n2).wait_for(BOUND).await.unwrap();
-            (Instant::now(), g)
-        });
+        let waiter = spawn_timed_wait(b.lock(&name));
         tokio::task::yield_now().await;
         let t0 = Instant::now();
         held.release().await.unwrap();
@@ -116,11 +100,7 @@ async fn handoff_latency() {
         psql.execute("SELECT pg_advisory_lock($1)", &[&key])
             .await
             .unwrap();
-        let (b2, n2) = (b.clone(), name.clone());
-        let waiter = tokio::spawn(async move {
-            let g = b2.lock(&n2).wait_for(BOUND).await.unwrap();
-            (Instant::now(), g)
-        });
+        let waiter = spawn_timed_wait(b.lock(&name));
         // Release only once lockhog's waiter is blocked on the server.
         let deadline = Instant::now() + BOUND;
         loop {
@@ -164,9 +144,7 @@ async fn handoff_latency() {
 async fn ten_thousand_locks() {
     let url = server_url!();
     let app = unique_app("bench10k");
-    let locker = Locker::connect(&with_option(&url, &format!("application_name={app}")))
-        .await
-        .unwrap();
+    let locker = locker_as(&url, &app).await;
     let admin = raw(&url, "bench-admin").await;
     let base = unique("bench10k");
     let started = Instant::now();

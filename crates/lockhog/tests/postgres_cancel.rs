@@ -10,28 +10,13 @@ use std::time::Duration;
 
 use lockhog::backend::postgres::advisory_key;
 use lockhog::Locker;
-use postgres_support::{holders, raw, unique, unique_app, with_option, BOUND};
-
-/// Sessions of application `app` holding any advisory lock.
-async fn held_by(admin: &tokio_postgres::Client, app: &str) -> i64 {
-    admin
-        .query_one(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
-             WHERE l.locktype = 'advisory' AND a.application_name = $1",
-            &[&app],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
+use postgres_support::{advisory_locks_of, holders, locker_as, raw, unique, unique_app, BOUND};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_server_waits_leave_nothing_held() {
     let url = server_url!();
     let app = unique_app("cancel");
-    let locker = Locker::connect(&with_option(&url, &format!("application_name={app}")))
-        .await
-        .unwrap();
+    let locker = locker_as(&url, &app).await;
     let admin = raw(&url, "cancel-admin").await;
     let name = unique("cancel-server");
     let key = advisory_key("lockhog", &name).unwrap();
@@ -60,7 +45,7 @@ async fn dropped_server_waits_leave_nothing_held() {
     assert_eq!(holders(&admin, key).await.len(), 1);
     assert!(g.release().await.unwrap());
     assert!(holders(&admin, key).await.is_empty());
-    assert_eq!(held_by(&admin, &app).await, 0);
+    assert_eq!(advisory_locks_of(&admin, &app, false).await, 0);
     // A plain client gets it at once.
     let got: bool = admin
         .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
@@ -78,9 +63,7 @@ async fn dropped_server_waits_leave_nothing_held() {
 async fn dropped_tries_leave_nothing_held() {
     let url = server_url!();
     let app = unique_app("cancel-try");
-    let locker = Locker::connect(&with_option(&url, &format!("application_name={app}")))
-        .await
-        .unwrap();
+    let locker = locker_as(&url, &app).await;
     let admin = raw(&url, "cancel-admin-2").await;
     let name = unique("cancel-try");
     let key = advisory_key("lockhog", &name).unwrap();
@@ -101,7 +84,7 @@ async fn dropped_tries_leave_nothing_held() {
     assert_eq!(holders(&admin, key).await.len(), 1);
     g.release().await.unwrap();
     assert!(holders(&admin, key).await.is_empty());
-    assert_eq!(held_by(&admin, &app).await, 0);
+    assert_eq!(advisory_locks_of(&admin, &app, false).await, 0);
 }
 
 /// A guard dropped (not released) frees its lock without blocking, through the runtime.

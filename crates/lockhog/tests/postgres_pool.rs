@@ -5,16 +5,15 @@
 mod postgres_support;
 
 use lockhog::backend::postgres::advisory_key;
-use lockhog::Locker;
-use postgres_support::{bounded, holders, raw, sessions, unique, unique_app, with_option, BOUND};
+use postgres_support::{
+    advisory_locks_of, bounded, holders, locker_as, raw, sessions, unique, unique_app, BOUND,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_locks_on_a_few_connections() {
     let url = server_url!();
     let app = unique_app("pool200");
-    let locker = Locker::connect(&with_option(&url, &format!("application_name={app}")))
-        .await
-        .unwrap();
+    let locker = locker_as(&url, &app).await;
     let admin = raw(&url, "pool-admin").await;
     let base = unique("pool200");
     // Acquired 20 at a time, so more than one session connection gets used.
@@ -31,15 +30,7 @@ async fn two_hundred_locks_on_a_few_connections() {
         }
     }
     assert_eq!(guards.len(), 200);
-    let held: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
-             WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1",
-            &[&app],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let held = advisory_locks_of(&admin, &app, true).await;
     assert_eq!(held, 200);
     let conns = sessions(&admin, &app).await;
     eprintln!("200 locks held on {conns} connections");
@@ -50,15 +41,7 @@ async fn two_hundred_locks_on_a_few_connections() {
     for g in guards {
         assert!(g.release().await.unwrap());
     }
-    let left: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
-             WHERE l.locktype = 'advisory' AND a.application_name = $1",
-            &[&app],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let left = advisory_locks_of(&admin, &app, false).await;
     assert_eq!(left, 0);
 }
 
@@ -68,9 +51,7 @@ async fn two_hundred_locks_on_a_few_connections() {
 async fn waiter_connections_hold_nothing_once_returned() {
     let url = server_url!();
     let app = unique_app("poolw");
-    let locker = Locker::connect(&with_option(&url, &format!("application_name={app}")))
-        .await
-        .unwrap();
+    let locker = locker_as(&url, &app).await;
     let admin = raw(&url, "pool-admin-2").await;
     let name = unique("pool-waited");
     let key = advisory_key("lockhog", &name).unwrap();
@@ -109,15 +90,7 @@ async fn waiter_connections_hold_nothing_once_returned() {
     // this acquire waits for it.
     let g = locker.lock(&name).wait_for(BOUND).await.unwrap();
     g.release().await.unwrap();
-    let left: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
-             WHERE l.locktype = 'advisory' AND a.application_name = $1",
-            &[&app],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let left = advisory_locks_of(&admin, &app, false).await;
     assert_eq!(left, 0, "a returned connection still holds advisory locks");
     assert!(holders(&admin, key).await.is_empty());
 }
