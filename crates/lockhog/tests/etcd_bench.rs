@@ -17,17 +17,15 @@ mod etcd_support;
 use std::time::{Duration, Instant};
 
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
-use etcd_support::{raw, unique, wait_queue_len, BOUND};
+use etcd_support::{
+    cycle, lockers, percentile, raw, spawn_timed_wait, unique, wait_queue_len, BOUND,
+};
 use lockhog::Locker;
 
 const CYCLES: u32 = 300;
 
 fn rate(n: u32, took: Duration) -> f64 {
     f64::from(n) / took.as_secs_f64()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,18 +67,11 @@ async fn bench_etcd() {
     let raw4 = rate(CYCLES, started.elapsed());
 
     // lockhog: try + release, uncontended.
-    let a = Locker::connect(&url).await.unwrap();
-    let b = Locker::connect(&url).await.unwrap();
+    let [a, b] = lockers(&url).await;
     let name = unique("bench-cycle");
     let started = Instant::now();
     for _ in 0..CYCLES {
-        a.lock(&name)
-            .try_acquire()
-            .await
-            .unwrap()
-            .release()
-            .await
-            .unwrap();
+        cycle(&a, &name).await;
     }
     let ours = rate(CYCLES, started.elapsed());
     println!(
@@ -95,13 +86,7 @@ async fn bench_etcd() {
     let mut handoffs = Vec::new();
     for _ in 0..100 {
         let g = a.lock(&name).try_acquire().await.unwrap();
-        let waiter = tokio::spawn({
-            let req = b.lock(&name);
-            async move {
-                let g = req.wait_for(BOUND).await.unwrap();
-                (Instant::now(), g)
-            }
-        });
+        let waiter = spawn_timed_wait(b.lock(&name));
         wait_queue_len(&client, &resource, 2).await;
         let released = Instant::now();
         g.release().await.unwrap();
@@ -118,13 +103,7 @@ async fn bench_etcd() {
     );
 
     // 16 clients (4 connections) contending for one lock for 5 s: every wait, and the longest.
-    let lockers: Vec<Locker> = {
-        let mut v = Vec::new();
-        for _ in 0..4 {
-            v.push(Locker::connect(&url).await.unwrap());
-        }
-        v
-    };
+    let lockers: [Locker; 4] = lockers(&url).await;
     let name = unique("bench-fifo");
     let until = Instant::now() + Duration::from_secs(5);
     let mut tasks = Vec::new();

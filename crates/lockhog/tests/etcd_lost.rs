@@ -7,7 +7,7 @@ mod etcd_support;
 
 use std::time::Duration;
 
-use etcd_support::{bounded, queue, raw, unique, wait_queue_len, BOUND};
+use etcd_support::{bounded, lockers, queue, raw, unique, wait_queue_len, BOUND};
 use lockhog::{Error, Locker};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,10 +51,7 @@ async fn lost_when_our_lease_is_revoked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_keeps_the_lock_past_its_ttl() {
     let url = etcd_url!();
-    let (a, b) = (
-        Locker::connect(&url).await.unwrap(),
-        Locker::connect(&url).await.unwrap(),
-    );
+    let [a, b] = lockers(&url).await;
     let name = unique("renewed");
     let guard = a
         .lock(&name)
@@ -74,11 +71,7 @@ async fn renewal_keeps_the_lock_past_its_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_never_deletes_a_later_holders_key() {
     let url = etcd_url!();
-    let (a, b, c) = (
-        Locker::connect(&url).await.unwrap(),
-        Locker::connect(&url).await.unwrap(),
-        Locker::connect(&url).await.unwrap(),
-    );
+    let [a, b, c] = lockers(&url).await;
     let raw = raw(&url).await;
     let name = unique("later-holder");
     let first = a.lock(&name).try_acquire().await.unwrap();
@@ -108,10 +101,7 @@ async fn release_never_deletes_a_later_holders_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_revokes_the_lease() {
     let url = etcd_url!();
-    let (a, b) = (
-        Locker::connect(&url).await.unwrap(),
-        Locker::connect(&url).await.unwrap(),
-    );
+    let [a, b] = lockers(&url).await;
     let raw = raw(&url).await;
     let name = unique("dropped");
     let guard = a.lock(&name).try_acquire().await.unwrap();

@@ -6,7 +6,7 @@
 mod etcd_support;
 
 use etcd_client::PutOptions;
-use etcd_support::{bounded, queue, raw, unique, wait_queue_len, BOUND};
+use etcd_support::{bounded, cycle, queue, raw, unique, wait_queue_len, BOUND};
 use lockhog::{LockState, Locker};
 
 /// The RESOURCE is `lockhog/<namespace>/<name>` with the name's bytes as they are (but `%` and
@@ -112,13 +112,7 @@ async fn cleanup_removes_keys_that_never_expire() {
     );
     let report = a.cleanup().await.unwrap();
     assert_eq!((report.removed, report.kept), (1, 1));
-    a.lock("stuck")
-        .try_acquire()
-        .await
-        .unwrap()
-        .release()
-        .await
-        .unwrap();
+    cycle(&a, "stuck").await;
     held.release().await.unwrap();
     let report = a.cleanup().await.unwrap();
     assert_eq!((report.removed, report.kept), (0, 0));

@@ -3,21 +3,18 @@
 
 #![cfg(feature = "memcached")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::{bounded, lockers, unique};
 use lockhog::{Error, Locker};
-
-fn url() -> Option<String> {
-    lockhog::testkit::Target::from_env("LOCKHOG_TEST_MEMCACHED_URL")
-        .url()
-        .map(str::to_string)
-}
 
 macro_rules! memcached_url {
     () => {
-        match url() {
+        match common::env_url("LOCKHOG_TEST_MEMCACHED_URL", "memcached") {
             Some(u) => u,
             None => return,
         }
@@ -33,16 +30,6 @@ fn raw(url: &str, request: &str) -> String {
     BufReader::new(s).read_line(&mut line).unwrap();
     line.trim_end().to_string()
 }
-
-fn unique(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{what}-{}-{nanos}", std::process::id())
-}
-
-const BOUND: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_never_deletes_another_owners_item() {
@@ -79,9 +66,7 @@ async fn an_item_that_disappears_is_reported_lost() {
         raw(&url, &format!("delete {}\r\n", guard.resource())),
         "DELETED"
     );
-    let reason = tokio::time::timeout(BOUND, guard.lost())
-        .await
-        .expect("no lost notice");
+    let reason = bounded("the lost notice", guard.lost()).await;
     assert!(reason.contains("gone"), "{reason}");
     assert!(!guard.release().await.unwrap());
 }
@@ -89,10 +74,7 @@ async fn an_item_that_disappears_is_reported_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_keeps_the_lock_past_its_ttl() {
     let url = memcached_url!();
-    let (a, b) = (
-        Locker::connect(&url).await.unwrap(),
-        Locker::connect(&url).await.unwrap(),
-    );
+    let [a, b] = lockers(&url).await;
     let name = unique("mc-renewed");
     let guard = a
         .lock(&name)

@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 
 use lockhog::Locker;
 use mysql_async::prelude::Queryable;
-use mysql_support::{get_lock, raw, release_lock, unique, until_someone_waits, BOUND};
+use mysql_support::{
+    cycle, get_lock, lockers, percentile, raw, release_lock, spawn_timed_wait, unique,
+    until_someone_waits,
+};
 
 const RUN: Duration = Duration::from_secs(3);
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 /// Uncontended acquire + release cycles per second from one task, then the floor: the same
 /// two statements (`SELECT GET_LOCK(k, 0)`, `SELECT RELEASE_LOCK(k)`) prepared on one plain
@@ -46,8 +45,7 @@ async fn uncontended_cycles_against_raw(runtime: &str) {
     for _ in 0..(RUN.as_millis() * 2 / slice.as_millis()) {
         let started = Instant::now();
         while started.elapsed() < slice {
-            let g = locker.lock(&name).try_acquire().await.unwrap();
-            assert!(g.release().await.unwrap());
+            assert!(cycle(&locker, &name).await);
             ours_n += 1;
         }
         ours_t += started.elapsed();
@@ -83,21 +81,14 @@ async fn uncontended_cycles_against_raw(runtime: &str) {
 #[ignore = "a measurement"]
 async fn handoff() {
     let url = server_url!();
-    let (a, b) = (
-        Locker::connect(&url).await.unwrap(),
-        Locker::connect(&url).await.unwrap(),
-    );
+    let [a, b] = lockers(&url).await;
     let name = unique("bench-handoff");
     let rounds = 300;
 
     let mut local = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let held = a.lock(&name).try_acquire().await.unwrap();
-        let (b2, n2) = (b.clone(), name.clone());
-        let waiter = tokio::spawn(async move {
-            let g = b2.lock(&n2).wait_for(BOUND).await.unwrap();
-            (Instant::now(), g)
-        });
+        let waiter = spawn_timed_wait(b.lock(&name));
         tokio::time::sleep(Duration::from_millis(1)).await; // let it queue (a measurement)
         let t0 = Instant::now();
         held.release().await.unwrap();
@@ -113,11 +104,7 @@ async fn handoff() {
     let mut server = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         assert_eq!(get_lock(&mut holder, &resource, 0.0).await, Some(true));
-        let (a2, n2) = (a.clone(), name.clone());
-        let waiter = tokio::spawn(async move {
-            let g = a2.lock(&n2).wait_for(BOUND).await.unwrap();
-            (Instant::now(), g)
-        });
+        let waiter = spawn_timed_wait(a.lock(&name));
         until_someone_waits(&mut admin).await;
         let t0 = Instant::now();
         assert_eq!(release_lock(&mut holder, &resource).await, Some(true));

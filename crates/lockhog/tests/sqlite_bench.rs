@@ -13,11 +13,14 @@
 
 #![cfg(feature = "sqlite")]
 
+mod sqlite_support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lockhog::Locker;
+use sqlite_support::cycle;
 
 const CHILD_ENV: &str = "LOCKHOG_SQLITE_BENCH_CHILD";
 const RUN: Duration = Duration::from_secs(3);
@@ -52,20 +55,12 @@ async fn cycles(sync: &str) {
     );
     let locker = Locker::connect(&url).await.unwrap();
     for _ in 0..100 {
-        locker
-            .lock("warm")
-            .try_acquire()
-            .await
-            .unwrap()
-            .release()
-            .await
-            .unwrap();
+        cycle(&locker, "warm").await;
     }
     let started = Instant::now();
     let mut cycles = 0u64;
     while started.elapsed() < RUN {
-        let g = locker.lock("bench").try_acquire().await.unwrap();
-        g.release().await.unwrap();
+        cycle(&locker, "bench").await;
         cycles += 1;
     }
     let secs = started.elapsed().as_secs_f64();

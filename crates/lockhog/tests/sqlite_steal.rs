@@ -9,7 +9,7 @@ mod sqlite_support;
 use std::time::Duration;
 
 use lockhog::{Error, Locker};
-use sqlite_support::{bounded, TempDb, BOUND};
+use sqlite_support::{bounded, cycle, TempDb, BOUND};
 
 /// The holder renews every ttl/3: its lease never runs out on its own, even on a loaded
 /// machine, so only steal_after can free the lock.
@@ -85,13 +85,7 @@ async fn steal_after_shorter_than_the_ttl_is_refused() {
         .unwrap();
     g.release().await.unwrap();
     let l = db.locker("?steal_after=1s&ttl=0.5").await;
-    l.lock("short")
-        .try_acquire()
-        .await
-        .unwrap()
-        .release()
-        .await
-        .unwrap();
+    cycle(&l, "short").await;
     // Nothing was written by the refused attempts.
     let rows: i64 = db
         .raw()
