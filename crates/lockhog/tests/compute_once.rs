@@ -3,29 +3,18 @@
 
 #![cfg(feature = "redis")]
 
+mod redis_support;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use lockhog::compute_once::{ComputeError, ComputeOnce, RedisStore};
 use lockhog::Locker;
+use redis_support::{bounded, raw, subscribers, unique};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
-fn url() -> Option<String> {
-    lockhog::testkit::Target::from_env("LOCKHOG_TEST_REDIS_URL")
-        .url()
-        .map(str::to_string)
-}
-
-fn unique(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{what}-{}-{nanos}", std::process::id())
-}
-
-const BOUND: Duration = Duration::from_secs(30);
 const TTL: Duration = Duration::from_secs(60);
 
 async fn once(url: &str) -> ComputeOnce<RedisStore> {
@@ -35,84 +24,88 @@ async fn once(url: &str) -> ComputeOnce<RedisStore> {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_callers_compute_once() {
-    let Some(url) = url() else { return };
-    let key = unique("report");
-    let runs = Arc::new(AtomicU32::new(0));
-    let started = Arc::new(Notify::new());
-    let finish = Arc::new(Notify::new());
-    // The first caller computes, and holds its computation open until told to finish.
-    let first = tokio::spawn({
-        let (url, key, runs, started, finish) = (
-            url.clone(),
-            key.clone(),
-            runs.clone(),
-            started.clone(),
-            finish.clone(),
-        );
-        async move {
-            once(&url)
-                .await
-                .get_or_compute(&key, TTL, || async move {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    started.notify_one();
-                    finish.notified().await;
-                    Ok::<_, std::io::Error>(b"forty-two".to_vec())
-                })
-                .await
-        }
-    });
-    tokio::time::timeout(BOUND, started.notified())
-        .await
-        .unwrap();
-    // Eight more callers (each its own connections) arrive while it computes.
-    let others: Vec<_> = (0..8)
+type Caller = JoinHandle<Result<Vec<u8>, ComputeError<&'static str>>>;
+
+/// A caller (its own connections) whose computation counts itself in `runs`, tells `started`,
+/// holds the computation open until `finish` is told, then gives `result`.
+fn first_caller(
+    url: &str,
+    key: &str,
+    runs: &Arc<AtomicU32>,
+    (started, finish): (&Arc<Notify>, &Arc<Notify>),
+    result: Result<&'static [u8], &'static str>,
+) -> Caller {
+    let (url, key, runs, started, finish) = (
+        url.to_string(),
+        key.to_string(),
+        runs.clone(),
+        started.clone(),
+        finish.clone(),
+    );
+    tokio::spawn(async move {
+        once(&url)
+            .await
+            .get_or_compute(&key, TTL, || async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                started.notify_one();
+                finish.notified().await;
+                result.map(<[u8]>::to_vec)
+            })
+            .await
+    })
+}
+
+/// `n` callers (each its own connections) whose computation counts itself in `runs` and gives
+/// `value`.
+fn callers(
+    n: usize,
+    url: &str,
+    key: &str,
+    runs: &Arc<AtomicU32>,
+    value: &'static [u8],
+) -> Vec<Caller> {
+    (0..n)
         .map(|_| {
-            let (url, key, runs) = (url.clone(), key.clone(), runs.clone());
+            let (url, key, runs) = (url.to_string(), key.to_string(), runs.clone());
             tokio::spawn(async move {
                 once(&url)
                     .await
                     .get_or_compute(&key, TTL, || async move {
                         runs.fetch_add(1, Ordering::SeqCst);
-                        Ok::<_, std::io::Error>(b"computed twice".to_vec())
+                        Ok(value.to_vec())
                     })
                     .await
             })
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_callers_compute_once() {
+    let url = redis_url!();
+    let key = unique("report");
+    let runs = Arc::new(AtomicU32::new(0));
+    let started = Arc::new(Notify::new());
+    let finish = Arc::new(Notify::new());
+    // The first caller computes, and holds its computation open until told to finish.
+    let first = first_caller(&url, &key, &runs, (&started, &finish), Ok(b"forty-two"));
+    bounded("the first computation's start", started.notified()).await;
+    // Eight more callers (each its own connections) arrive while it computes.
+    let others = callers(8, &url, &key, &runs, b"computed twice");
     // Wait until all eight wait on the lock (each subscribed to its release channel).
-    let mut raw = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut raw = raw(&url).await;
     let channel = format!("lockhog:released:compute-once:{key}");
-    tokio::time::timeout(BOUND, async {
-        loop {
-            let n: Vec<(String, i64)> = redis::cmd("PUBSUB")
-                .arg("NUMSUB")
-                .arg(&channel)
-                .query_async(&mut raw)
-                .await
-                .unwrap();
-            if n[0].1 == 8 {
-                break;
-            }
+    bounded("the callers all waiting", async {
+        while subscribers(&mut raw, &channel).await != 8 {
             tokio::task::yield_now().await;
         }
     })
-    .await
-    .expect("the callers never all waited");
+    .await;
     finish.notify_one();
-    let got = tokio::time::timeout(BOUND, first).await.unwrap().unwrap();
+    let got = bounded("the first caller", first).await.unwrap();
     assert_eq!(got.unwrap(), b"forty-two");
     for o in others {
-        let v = tokio::time::timeout(BOUND, o)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let v = bounded("a caller", o).await.unwrap().unwrap();
         assert_eq!(v, b"forty-two");
     }
     // A later caller gets the stored value too.
@@ -133,7 +126,7 @@ async fn concurrent_callers_compute_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_is_not_cached() {
-    let Some(url) = url() else { return };
+    let url = redis_url!();
     let key = unique("flaky");
     let o = once(&url).await;
     let failed = o
@@ -154,51 +147,27 @@ async fn a_failure_is_not_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn waiters_compute_after_a_failure() {
-    let Some(url) = url() else { return };
+    let url = redis_url!();
     let key = unique("fail-then-wait");
     let started = Arc::new(Notify::new());
     let finish = Arc::new(Notify::new());
-    let first = tokio::spawn({
-        let (url, key, started, finish) =
-            (url.clone(), key.clone(), started.clone(), finish.clone());
-        async move {
-            once(&url)
-                .await
-                .get_or_compute(&key, TTL, || async move {
-                    started.notify_one();
-                    finish.notified().await;
-                    Err::<Vec<u8>, _>("first attempt failed")
-                })
-                .await
-        }
-    });
-    tokio::time::timeout(BOUND, started.notified())
-        .await
-        .unwrap();
+    // Its own count: `runs` below counts only the waiters' computations.
+    let first_runs = Arc::new(AtomicU32::new(0));
+    let first = first_caller(
+        &url,
+        &key,
+        &first_runs,
+        (&started, &finish),
+        Err("first attempt failed"),
+    );
+    bounded("the first computation's start", started.notified()).await;
     let runs = Arc::new(AtomicU32::new(0));
-    let waiters: Vec<_> = (0..3)
-        .map(|_| {
-            let (url, key, runs) = (url.clone(), key.clone(), runs.clone());
-            tokio::spawn(async move {
-                once(&url)
-                    .await
-                    .get_or_compute(&key, TTL, || async move {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        Ok::<_, &str>(b"second try".to_vec())
-                    })
-                    .await
-            })
-        })
-        .collect();
+    let waiters = callers(3, &url, &key, &runs, b"second try");
     finish.notify_one();
-    let first = tokio::time::timeout(BOUND, first).await.unwrap().unwrap();
+    let first = bounded("the first caller", first).await.unwrap();
     assert!(matches!(first, Err(ComputeError::Failed(_))));
     for w in waiters {
-        let v = tokio::time::timeout(BOUND, w)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let v = bounded("a waiter", w).await.unwrap().unwrap();
         assert_eq!(v, b"second try");
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1);
@@ -206,7 +175,7 @@ async fn waiters_compute_after_a_failure() {
 
 #[tokio::test]
 async fn bad_keys_and_ttls_are_refused() {
-    let Some(url) = url() else { return };
+    let url = redis_url!();
     let o = once(&url).await;
     for (key, ttl) in [("", TTL), ("k", Duration::ZERO)] {
         let r = o

@@ -7,17 +7,7 @@ mod redis_support;
 
 use futures_util::StreamExt;
 use lockhog::Locker;
-use redis_support::{bounded, raw, unique};
-
-async fn subscribers(conn: &mut redis::aio::MultiplexedConnection, channel: &str) -> i64 {
-    let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
-        .arg("NUMSUB")
-        .arg(channel)
-        .query_async(conn)
-        .await
-        .unwrap();
-    counts[0].1
-}
+use redis_support::{bounded, raw, subscribers, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_subscribes_and_is_woken_by_the_release() {
