@@ -18,13 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lockhog::Locker;
-use redis_support::{raw, unique, with_option};
+use redis_support::{bounded, cycle, lockers, percentile, raw, subscribers, unique, with_option};
 
 const RUN: Duration = Duration::from_secs(3);
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 /// Raw `SET NX PX` + compare-and-delete `EVAL` cycles per second on one connection.
 async fn raw_rate(url: &str) -> f64 {
@@ -66,8 +62,7 @@ async fn lockhog_rate(url: &str) -> f64 {
     let started = Instant::now();
     let mut cycles = 0u64;
     while started.elapsed() < RUN {
-        let g = locker.lock(&name).try_acquire().await.unwrap();
-        assert!(g.release().await.unwrap());
+        assert!(cycle(&locker, &name).await);
         cycles += 1;
     }
     cycles as f64 / started.elapsed().as_secs_f64()
@@ -88,13 +83,41 @@ async fn uncontended_cycles() {
     }
 }
 
-async fn handoffs(url: &str, rounds: usize) -> Vec<Duration> {
-    let holder = Locker::connect(url).await.unwrap();
-    let waiter = Locker::connect(url).await.unwrap();
+/// How many scripts the server has run (`EVALSHA` and `EVAL` calls in `INFO commandstats`):
+/// every acquire attempt is one.
+async fn scripts_run(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .map(|l| {
+            let calls = l.split(&[':', ','][..]).nth(1).unwrap();
+            calls
+                .strip_prefix("calls=")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
+}
+
+/// `rounds` handoffs from a holder to a waiter; `pubsub`: the waiters are woken by pub/sub
+/// (else they poll).
+async fn handoffs(url: &str, rounds: usize, pubsub: bool) -> Vec<Duration> {
+    let [holder, waiter] = lockers(url).await;
+    let mut conn = raw(url).await;
     let name = unique("bench-handoff");
     let mut out = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let held = holder.lock(&name).try_acquire().await.unwrap();
+        let channel = held.resource().replacen(":lock:", ":released:", 1);
+        // Nothing else runs scripts while the holder holds (the measurements run one at a
+        // time, and its lease is renewed only after ttl/3, 10 s), so the next script is the
+        // waiter's first attempt.
+        let scripts_before = scripts_run(&mut conn).await;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let w = waiter.clone();
         let n = name.clone();
@@ -104,8 +127,16 @@ async fn handoffs(url: &str, rounds: usize) -> Vec<Duration> {
             let _ = tx.send(at);
             g.release().await.unwrap();
         });
-        // Let the waiter make its first attempt and settle into waiting.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Release only once the waiter has made its first attempt and settled into waiting:
+        // the server ran its script (and, with pub/sub, it subscribed before that).
+        bounded("the waiter's first attempt", async {
+            while scripts_run(&mut conn).await == scripts_before
+                || (pubsub && subscribers(&mut conn, &channel).await == 0)
+            {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
         let released = Instant::now();
         held.release().await.unwrap();
         let got = rx.await.unwrap();
@@ -120,11 +151,11 @@ async fn handoffs(url: &str, rounds: usize) -> Vec<Duration> {
 #[ignore = "a measurement: run by hand with --ignored --nocapture"]
 async fn handoff_latency() {
     let url = redis_url!();
-    for (label, u) in [
-        ("pub/sub", url.clone()),
-        ("polling", with_option(&url, "wake=poll")),
+    for (label, u, pubsub) in [
+        ("pub/sub", url.clone(), true),
+        ("polling", with_option(&url, "wake=poll"), false),
     ] {
-        let h = handoffs(&u, 100).await;
+        let h = handoffs(&u, 100, pubsub).await;
         println!(
             "handoff with {label}: p50 {:?}, p99 {:?}, max {:?}",
             percentile(&h, 0.5),
@@ -138,13 +169,7 @@ async fn handoff_latency() {
 #[ignore = "a measurement: run by hand with --ignored --nocapture"]
 async fn many_clients_few_locks() {
     let url = redis_url!();
-    let lockers: Vec<Locker> = {
-        let mut v = Vec::new();
-        for _ in 0..8 {
-            v.push(Locker::connect(&url).await.unwrap());
-        }
-        v
-    };
+    let lockers: [Locker; 8] = lockers(&url).await;
     let names: Arc<Vec<String>> = Arc::new((0..8).map(|i| unique(&format!("bench-{i}"))).collect());
     let started = Instant::now();
     let tasks: Vec<_> = (0..64)
