@@ -10,16 +10,19 @@
 //!   outside the test's temporary directory (the working directory, `HOME`, `TMPDIR` and
 //!   `XDG_RUNTIME_DIR` all point into it, and `/tmp` is compared before and after).
 
+#[path = "../../lockhog/tests/fuzz_support/mod.rs"]
+mod fuzz_support;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use fuzz_support::fuzz_with;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, TestCaseError};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -27,28 +30,13 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_lockhog")
 }
 
-fn fuzz<S: Strategy>(
-    what: &str,
-    cases: u32,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) {
-    let ran = AtomicU64::new(0);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
+/// The configuration of a target of `cases` cases.
+fn config(cases: u32) -> Config {
+    Config {
         // Shrinking re-runs processes: keep a failure's report quick.
         max_shrink_iters: 64,
-        ..Config::default()
-    });
-    let outcome = runner.run(&strategy, |v| {
-        ran.fetch_add(1, Ordering::Relaxed);
-        test(v)
-    });
-    if let Err(e) = outcome {
-        panic!("{what}: {e}");
+        ..fuzz_support::config(cases)
     }
-    eprintln!("fuzz {what}: {} cases", ran.load(Ordering::Relaxed));
 }
 
 struct Ran {
@@ -160,9 +148,9 @@ fn hold_stdin_protocol() {
         any::<bool>(),
         any::<bool>(),
     );
-    fuzz(
+    fuzz_with(
+        config(300),
         "hold stdin protocol",
-        300,
         strategy,
         |(lines, end, json, trailing_newline)| {
             let mut input = Vec::new();
@@ -314,7 +302,7 @@ fn argv_never_panics_and_exits_as_documented() {
     let home = tempfile::tempdir().unwrap();
     let tmp_before = entries(Path::new("/tmp"));
     let strategy = argv(home.path());
-    fuzz("argv", 400, strategy, |args| {
+    fuzz_with(config(400), "argv", strategy, |args| {
         // `run`'s command is `true`/`false`/missing, so its own status is 0, 1 or 127.
         let conflict = args
             .windows(2)

@@ -3,38 +3,17 @@
 //! file names, Postgres advisory keys, MySQL lock strings, memcached keys, and the RESOURCE of
 //! every backend a locker can be made for here. Each target prints how many cases it ran.
 
+mod fuzz_support;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use fuzz_support::{fuzz, PURE};
 use lockhog::{percent_decode, percent_encode, LockName, Locker, MAX_NAME_BYTES};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
-
-fn fuzz<S: Strategy>(
-    what: &str,
-    cases: u32,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) {
-    let ran = AtomicU64::new(0);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let outcome = runner.run(&strategy, |v| {
-        ran.fetch_add(1, Ordering::Relaxed);
-        test(v)
-    });
-    if let Err(e) = outcome {
-        panic!("{what}: {e}");
-    }
-    eprintln!("fuzz {what}: {} cases", ran.load(Ordering::Relaxed));
-}
-
-const PURE: u32 = 10_000;
+use proptest::test_runner::TestCaseError;
 
 /// Valid names: short and long, ASCII and not, with the bytes that matter (`%`, `/`, `.`, NUL,
 /// spaces, quotes), up to the 1,024-byte limit.

@@ -1,36 +1,12 @@
 //! Property tests ("fuzzing" on stable: cargo-fuzz needs a nightly toolchain) of backend URL
 //! parsing and password redaction. Each target prints how many cases it ran.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod fuzz_support;
 
+use fuzz_support::{fuzz, PURE};
 use lockhog::{percent_encode, redact_url, BackendUrl};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
-
-/// Runs `test` on `cases` values of `strategy`, then prints the count.
-fn fuzz<S: Strategy>(
-    what: &str,
-    cases: u32,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) {
-    let ran = AtomicU64::new(0);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let outcome = runner.run(&strategy, |v| {
-        ran.fetch_add(1, Ordering::Relaxed);
-        test(v)
-    });
-    if let Err(e) = outcome {
-        panic!("{what}: {e}");
-    }
-    eprintln!("fuzz {what}: {} cases", ran.load(Ordering::Relaxed));
-}
-
-const PURE: u32 = 10_000;
+use proptest::test_runner::TestCaseError;
 
 /// Any text, weighted towards URL syntax.
 fn url_like() -> impl Strategy<Value = String> {
