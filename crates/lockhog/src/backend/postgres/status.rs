@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use super::key::{key_of, resource};
-use super::{PostgresBackend, NAMES};
+use super::local::NAMES;
+use super::PostgresBackend;
 use crate::backend::{LockState, LockStatus};
 use crate::error::Result;
 use crate::name::LockKey;
