@@ -97,8 +97,13 @@ async fn a_waiter_that_gives_up_hands_its_place_on() {
         attempts.push(bounded("a waiter", t).await.expect("a waiter panicked"));
     }
     assert_eq!(*order.lock().unwrap(), vec![0, 2, 3]);
-    // Waiter 2 was woken twice: by waiter 1 leaving, then by waiter 0's release.
-    assert_eq!(attempts, vec![3, 4, 3]);
+    // Waiter 2 is woken by waiter 1 leaving and then by waiter 0's release (4 looks), or, when
+    // waiter 0 came and went before waiter 2 handled the departure, finds itself first at that
+    // one look (3). Nobody else looks more than its own 3 times: no thundering herd.
+    assert!(
+        matches!(attempts[..], [3, 3 | 4, 3]),
+        "looks at the queue per waiter: {attempts:?}"
+    );
 }
 
 /// A try while others wait does not jump the queue, and leaves no key behind.
