@@ -226,13 +226,35 @@ pub(crate) fn describe(e: &mysql_async::Error) -> String {
         mysql_async::Error::Server(s) => {
             format!("{} (error {}, SQLSTATE {})", s.message, s.code, s.state)
         }
-        other => other.to_string(),
+        other => without_repeated_prefix(&other.to_string()),
     }
+}
+
+/// `text` without a leading `P: ` that is said again right after it: mysql_async's I/O errors
+/// read "Input/output error: Input/output error: connection closed" (its wrapper and the
+/// `io::Error` each name the kind).
+fn without_repeated_prefix(text: &str) -> String {
+    if let Some((head, rest)) = text.split_once(": ") {
+        if rest.starts_with(&format!("{head}: ")) {
+            return rest.to_string();
+        }
+    }
+    text.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_prefix_is_said_once() {
+        assert_eq!(
+            without_repeated_prefix("Input/output error: Input/output error: connection closed"),
+            "Input/output error: connection closed"
+        );
+        assert_eq!(without_repeated_prefix("a: b: c"), "a: b: c");
+        assert_eq!(without_repeated_prefix("plain"), "plain");
+    }
 
     #[test]
     fn hosts_and_ports() {
