@@ -46,36 +46,30 @@
 //!   expire. A node that lost its counter (restart without persistence) starts it again at its
 //!   clock in microseconds, which is above earlier tokens unless its clock went back.
 
+mod acquire;
+mod quorum;
+mod status;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{join_all, select_all};
-use redis::{AsyncCommands, FromRedisValue, ScriptInvocation};
 use tokio::time::{timeout, Instant};
 
+use self::acquire::Attempt;
+use self::quorum::{no_majority, node_timeout, on_all, quorum, release_all, Node};
 use super::conn::Conn;
 use super::wake::Wakeups;
 use super::{
-    backend_err, capabilities, client, fence_key, lock_key, release_channel, resource,
-    scan_pattern, scripts, ttl_ms, ttl_of, CONNECT_TIMEOUT, MAX_PUBSUB_WAIT,
+    capabilities, client, release_channel, resource, ttl_of, CONNECT_TIMEOUT, MAX_PUBSUB_WAIT,
 };
-use crate::backend::lease::{Lease, Renewal};
-use crate::backend::owner::new_owner;
-use crate::backend::{
-    AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
-};
+use crate::backend::lease::Renewal;
+use crate::backend::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockStatus};
 use crate::error::{Error, Result};
 use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 const SCHEME: &str = "redlock";
-
-struct Node {
-    conn: Conn,
-    wakeups: Wakeups,
-    /// `host:port`, for messages.
-    addr: String,
-}
 
 /// The `redlock://` backend. See the [module docs](self).
 pub struct RedlockBackend {
@@ -115,161 +109,6 @@ impl RedlockHeld {
     async fn release_everywhere(&self) -> Vec<Result<i64>> {
         let (key, owner, channel) = (&self.key, &self.owner, &self.channel);
         release_all(&self.nodes, key, owner, channel, CONNECT_TIMEOUT).await
-    }
-}
-
-fn quorum(n: usize) -> usize {
-    n / 2 + 1
-}
-
-/// The allowance for clocks advancing at different rates, per the Redlock description.
-pub(crate) fn drift(ttl: Duration) -> Duration {
-    ttl / 100 + Duration::from_millis(2)
-}
-
-/// How long one node may take to answer one command: short against the ttl, so that a node
-/// that does not answer cannot eat the validity.
-fn node_timeout(ttl: Duration) -> Duration {
-    (ttl / 10).clamp(Duration::from_millis(50), Duration::from_secs(1))
-}
-
-/// Runs `op` on every node at once, each bounded by `limit`; one result per node.
-async fn on_all<T, F, Fut>(nodes: &[Node], limit: Duration, op: F) -> Vec<Result<T>>
-where
-    F: Fn(Conn) -> Fut,
-    Fut: std::future::Future<Output = redis::RedisResult<T>>,
-{
-    join_all(nodes.iter().map(|n| {
-        let fut = op(n.conn.clone());
-        async move {
-            match timeout(limit, fut).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(backend_err(format_args!("node {}", n.addr), e)),
-                Err(_) => Err(Error::backend(
-                    SCHEME,
-                    format!("node {} did not answer within {limit:?}", n.addr),
-                )),
-            }
-        }
-    }))
-    .await
-}
-
-/// Runs one script invocation (its keys and arguments) on every node at once, each bounded by
-/// `limit`; one result per node.
-async fn script_on_all<T: FromRedisValue>(
-    nodes: &[Node],
-    limit: Duration,
-    script: &ScriptInvocation<'_>,
-) -> Vec<Result<T>> {
-    on_all(nodes, limit, |mut c| async move {
-        script.invoke_async(&mut c).await
-    })
-    .await
-}
-
-/// A majority could not be asked: the error that says which nodes failed and why.
-fn no_majority(what: &str, errors: &[&Error], n: usize) -> Error {
-    let detail: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-    Error::backend(
-        SCHEME,
-        format!(
-            "{what}: {} of {n} nodes unreachable, a majority ({}) is needed: {}",
-            errors.len(),
-            quorum(n),
-            detail.join("; ")
-        ),
-    )
-}
-
-async fn release_all(
-    nodes: &[Node],
-    key: &[u8],
-    owner: &[u8],
-    channel: &[u8],
-    limit: Duration,
-) -> Vec<Result<i64>> {
-    script_on_all(
-        nodes,
-        limit,
-        scripts::RELEASE.key(key).arg(owner).arg(channel),
-    )
-    .await
-}
-
-/// Undoes a dropped attempt on every node in the background.
-struct Undo {
-    nodes: Option<Arc<[Node]>>,
-    key: Vec<u8>,
-    owner: Vec<u8>,
-    channel: Vec<u8>,
-    limit: Duration,
-}
-
-impl Undo {
-    fn disarm(mut self) {
-        self.nodes = None;
-    }
-}
-
-impl Drop for Undo {
-    fn drop(&mut self) {
-        let Some(nodes) = self.nodes.take() else {
-            return;
-        };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (key, owner, channel, limit) = (
-            std::mem::take(&mut self.key),
-            std::mem::take(&mut self.owner),
-            std::mem::take(&mut self.channel),
-            self.limit,
-        );
-        rt.spawn(async move {
-            release_all(&nodes, &key, &owner, &channel, limit).await;
-        });
-    }
-}
-
-enum Attempt {
-    Acquired(Acquired<RedlockHeld>),
-    /// Not acquired; the shortest remaining ttl among the nodes held by others (ms, or -1),
-    /// and whether the votes were split (some nodes granted, too few).
-    Busy {
-        pttl: i64,
-        split: bool,
-    },
-}
-
-struct QuorumLease {
-    nodes: Arc<[Node]>,
-    key: Vec<u8>,
-    owner: Vec<u8>,
-    ttl: Duration,
-}
-
-impl Lease for QuorumLease {
-    async fn renew(&self) -> Result<Option<Instant>> {
-        let started = Instant::now();
-        let ms = ttl_ms(self.ttl);
-        let results: Vec<Result<i64>> = script_on_all(
-            &self.nodes,
-            node_timeout(self.ttl),
-            scripts::EXTEND.key(&self.key).arg(&self.owner).arg(ms),
-        )
-        .await;
-        let n = self.nodes.len();
-        let extended = results.iter().filter(|r| matches!(r, Ok(1))).count();
-        let errors: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-        let until = started + self.ttl.saturating_sub(drift(self.ttl));
-        if extended >= quorum(n) && until > Instant::now() {
-            Ok(Some(until))
-        } else if extended + errors.len() >= quorum(n) {
-            Err(no_majority("renewing a lease", &errors, n))
-        } else {
-            Ok(None)
-        }
     }
 }
 
@@ -341,105 +180,6 @@ impl RedlockBackend {
         Ok(RedlockBackend {
             nodes: nodes.into(),
         })
-    }
-
-    async fn attempt(&self, key: &LockKey, ctx: &AcquireContext) -> Result<Attempt> {
-        let ttl = ttl_of(ctx);
-        let limit = node_timeout(ttl);
-        let n = self.nodes.len();
-        let lock = lock_key(key);
-        let fence = fence_key(key.namespace());
-        let channel = release_channel(key);
-        let owner = new_owner();
-        let undo = Undo {
-            nodes: Some(self.nodes.clone()),
-            key: lock.clone(),
-            owner: owner.clone(),
-            channel: channel.clone(),
-            limit,
-        };
-        let started = Instant::now();
-        let ms = ttl_ms(ttl);
-        let votes: Vec<Result<(i64, i64)>> = script_on_all(
-            &self.nodes,
-            limit,
-            scripts::ACQUIRE.key(&lock).key(&fence).arg(&owner).arg(ms),
-        )
-        .await;
-        let granted: Vec<u64> = votes
-            .iter()
-            .filter_map(|v| match v {
-                Ok((1, token)) => Some(*token as u64),
-                _ => None,
-            })
-            .collect();
-        let errors: Vec<&Error> = votes.iter().filter_map(|r| r.as_ref().err()).collect();
-        let pttl = votes
-            .iter()
-            .filter_map(|v| match v {
-                Ok((0, p)) if *p >= 0 => Some(*p),
-                _ => None,
-            })
-            .min()
-            .unwrap_or(-1);
-
-        let mut won = None;
-        if granted.len() >= quorum(n) {
-            let token = *granted.iter().max().expect("a majority is not empty");
-            let raised: Vec<Result<i64>> = script_on_all(
-                &self.nodes,
-                limit,
-                scripts::QUORUM_RAISE
-                    .key(&lock)
-                    .key(&fence)
-                    .arg(&owner)
-                    .arg(token),
-            )
-            .await;
-            let confirmed = raised.iter().filter(|r| matches!(r, Ok(1))).count();
-            let valid_until = started + ttl.saturating_sub(drift(ttl));
-            if confirmed >= quorum(n) && Instant::now() < valid_until {
-                won = Some((token, valid_until));
-            }
-        }
-
-        let Some((token, valid_until)) = won else {
-            // Give back what we got, and wait for it, so our own leftovers do not block us.
-            if !granted.is_empty() {
-                release_all(&self.nodes, &lock, &owner, &channel, limit).await;
-            }
-            undo.disarm();
-            if n - errors.len() < quorum(n) {
-                return Err(no_majority("acquiring a lock", &errors, n));
-            }
-            return Ok(Attempt::Busy {
-                pttl,
-                split: !granted.is_empty(),
-            });
-        };
-        undo.disarm();
-        let renewal = Renewal::spawn(
-            QuorumLease {
-                nodes: self.nodes.clone(),
-                key: lock.clone(),
-                owner: owner.clone(),
-                ttl,
-            },
-            ttl,
-            valid_until,
-            ctx.lost.clone(),
-        );
-        Ok(Attempt::Acquired(Acquired {
-            held: RedlockHeld {
-                nodes: self.nodes.clone(),
-                key: lock,
-                channel,
-                owner,
-                renewal,
-                runtime: tokio::runtime::Handle::current(),
-            },
-            token,
-        }))
     }
 }
 
@@ -558,85 +298,7 @@ impl Backend for RedlockBackend {
     }
 
     async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
-        let n = self.nodes.len();
-        let mut wanted: Vec<Vec<u8>> = if keys.is_empty() {
-            let pattern = scan_pattern(namespace);
-            let listed = on_all(&self.nodes, CONNECT_TIMEOUT, |mut c| {
-                let pattern = pattern.clone();
-                async move {
-                    let mut found = Vec::new();
-                    let mut iter: redis::AsyncIter<Vec<u8>> = c.scan_match(pattern).await?;
-                    while let Some(item) = iter.next_item().await {
-                        found.push(item?);
-                    }
-                    Ok(found)
-                }
-            })
-            .await;
-            let errors: Vec<&Error> = listed.iter().filter_map(|r| r.as_ref().err()).collect();
-            if n - errors.len() < quorum(n) {
-                return Err(no_majority("listing locks", &errors, n));
-            }
-            listed.into_iter().flatten().flatten().collect()
-        } else {
-            keys.iter().map(lock_key).collect()
-        };
-        wanted.sort();
-        wanted.dedup();
-        let mut out = Vec::new();
-        for k in wanted {
-            let answers = on_all(&self.nodes, CONNECT_TIMEOUT, |mut c| {
-                let k = k.clone();
-                async move {
-                    redis::pipe()
-                        .get(&k)
-                        .cmd("PTTL")
-                        .arg(&k)
-                        .query_async::<(Option<Vec<u8>>, i64)>(&mut c)
-                        .await
-                }
-            })
-            .await;
-            let errors: Vec<&Error> = answers.iter().filter_map(|r| r.as_ref().err()).collect();
-            if n - errors.len() < quorum(n) {
-                return Err(no_majority("reading a lock", &errors, n));
-            }
-            // Held when one owner holds the key on a majority of nodes.
-            let owners: Vec<(&Vec<u8>, i64)> = answers
-                .iter()
-                .filter_map(|a| match a {
-                    Ok((Some(o), p)) => Some((o, *p)),
-                    _ => None,
-                })
-                .collect();
-            let holder = owners.iter().find_map(|(o, _)| {
-                let on: Vec<i64> = owners
-                    .iter()
-                    .filter(|(x, _)| x == o)
-                    .map(|(_, p)| *p)
-                    .collect();
-                (on.len() >= quorum(n)).then(|| {
-                    let ttl = on.iter().copied().filter(|p| *p >= 0).min();
-                    let mut h = format!(
-                        "{} on {}/{n} nodes",
-                        crate::backend::owner::describe_owner(o),
-                        on.len()
-                    );
-                    if let Some(ttl) = ttl {
-                        h.push_str(&format!(" ttl {ttl}ms"));
-                    }
-                    h
-                })
-            });
-            let name = super::name_of(namespace, &k);
-            let resource = String::from_utf8_lossy(&k).into_owned();
-            match holder {
-                Some(h) => out.push(LockStatus::new(name, resource, LockState::Held, Some(h))),
-                None if keys.is_empty() => {}
-                None => out.push(LockStatus::new(name, resource, LockState::Free, None)),
-            }
-        }
-        Ok(out)
+        status::status(self, namespace, keys).await
     }
 
     async fn cleanup(&self, namespace: &str) -> Result<CleanupReport> {
