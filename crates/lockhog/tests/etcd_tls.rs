@@ -6,17 +6,13 @@
 
 #![cfg(feature = "etcd")]
 
+mod etcd_support;
 mod tls_support;
 
-use etcd_client::{Client, GetOptions, WatchOptions};
+use etcd_support::{unique, wait_queue_len};
 use lockhog::{Error, Locker};
 use tls_support::etcd::{bounded, query_path, SecureEtcd, BOUND};
 use tls_support::{random_hex, Ca};
-
-/// A lock name no other test (or earlier run) uses.
-fn unique(what: &str) -> String {
-    format!("{what}-{}-{}", std::process::id(), random_hex())
-}
 
 /// Connects to `url`, which must work; a failure shows the server's log.
 async fn connect(s: &SecureEtcd, url: &str) -> Locker {
@@ -24,43 +20,6 @@ async fn connect(s: &SecureEtcd, url: &str) -> Locker {
         Ok(l) => l,
         Err(e) => panic!("{e:?}\netcd's log:\n{}", s.log_tail()),
     }
-}
-
-/// Waits until the queue of the lock whose RESOURCE is `resource` has `n` keys, woken by a
-/// watch on the queue (never by sleeping).
-async fn wait_queue_len(client: &Client, resource: &str, n: i64) {
-    let prefix = format!("{resource}/");
-    bounded(&format!("{resource} queueing {n} keys"), async {
-        loop {
-            let resp = client
-                .clone()
-                .get(
-                    prefix.as_str(),
-                    Some(GetOptions::new().with_prefix().with_count_only()),
-                )
-                .await
-                .expect("count the queue");
-            if resp.count() == n {
-                return;
-            }
-            let after = resp.header().expect("a header").revision();
-            let options = WatchOptions::new()
-                .with_prefix()
-                .with_start_revision(after + 1);
-            let mut watch = client
-                .clone()
-                .watch(prefix.as_str(), Some(options))
-                .await
-                .expect("watch the queue");
-            // Any event changes the count: read it again.
-            while let Some(resp) = watch.message().await.expect("watch") {
-                if !resp.events().is_empty() {
-                    break;
-                }
-            }
-        }
-    })
-    .await;
 }
 
 /// `e` is a backend error; its text is returned for further checks.
