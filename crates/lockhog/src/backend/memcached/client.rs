@@ -1,13 +1,14 @@
-//! A small memcached client: the text protocol's `add`, `incr`, `cas`, `version`,
-//! `lru_crawler metadump`, and the meta commands `mg` (get with CAS and ttl) and `md` (delete
-//! with a CAS check), over a few tokio TCP connections.
+//! A small memcached client: the text protocol's `add`, `incr`, `version`,
+//! `lru_crawler metadump`, and the meta commands `ms` (an add or a compare-and-set that
+//! answers the CAS unique), `mg` (get with CAS and ttl) and `md` (delete with a CAS check),
+//! over a few tokio TCP connections.
 //!
 //! Each command takes a connection out of its slot for its whole exchange and puts it back
 //! only after reading the full answer: a command dropped half-way (a cancelled future) drops
 //! its connection instead of leaving an unread answer for the next command.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -27,6 +28,11 @@ pub(crate) struct Client {
     addr: String,
     slots: Vec<Mutex<Option<Conn>>>,
     next: AtomicUsize,
+    /// Connections opened so far. A CAS unique is only worth anything to the server process
+    /// that issued it (a restarted memcached counts again from 1): while this count has not
+    /// moved, every connection in use was open when the unique was learnt, so it still talks
+    /// to that process — or is dead, and the request fails.
+    connects: AtomicU64,
 }
 
 /// An item read by [`Client::get`].
@@ -57,6 +63,7 @@ impl Client {
             addr,
             slots: (0..POOL).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
+            connects: AtomicU64::new(0),
         }
     }
 
@@ -66,6 +73,23 @@ impl Client {
 
     /// Runs one exchange on a pooled connection (a new one when the slot is empty).
     async fn exchange(&self, request: &[u8], expect: Expect) -> io::Result<Reply> {
+        let (mut replies, _) = self
+            .exchange_all(request, &[expect], SendIf::Always)
+            .await?
+            .expect("sent: nothing can call it off");
+        Ok(replies.remove(0))
+    }
+
+    /// Sends `request` (one command or several pipelined) and reads one reply per `expects`,
+    /// with the count of connections opened as it was sent. `send_if` is checked once the
+    /// connection is ready, with no await before the write: `Ok(None)` when it said no (the
+    /// connection goes back to its slot unused).
+    async fn exchange_all(
+        &self,
+        request: &[u8],
+        expects: &[Expect],
+        send_if: SendIf<'_>,
+    ) -> io::Result<Option<(Vec<Reply>, u64)>> {
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % POOL];
         let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         let work = async {
@@ -74,12 +98,25 @@ impl Client {
                 None => {
                     let stream = TcpStream::connect(&self.addr).await?;
                     stream.set_nodelay(true)?;
+                    self.connects.fetch_add(1, Ordering::SeqCst);
                     BufReader::new(stream)
                 }
             };
+            let connects = self.connects.load(Ordering::SeqCst);
+            let send = match send_if {
+                SendIf::Always => true,
+                SendIf::NotCalledOff(off) => !off.load(Ordering::SeqCst),
+                SendIf::NoNewConnection(then) => connects == then,
+            };
+            if !send {
+                return Ok::<_, io::Error>((conn, None));
+            }
             conn.get_mut().write_all(request).await?;
-            let out = read_reply(&mut conn, expect).await?;
-            Ok::<_, io::Error>((conn, out))
+            let mut out = Vec::with_capacity(expects.len());
+            for &expect in expects {
+                out.push(read_reply(&mut conn, expect).await?);
+            }
+            Ok((conn, Some((out, connects))))
         };
         let (conn, out) = timeout(IO_TIMEOUT, work)
             .await
@@ -118,12 +155,96 @@ impl Client {
     /// `incr`: adds 1 to the decimal counter `key`; `None` when it does not exist.
     pub(crate) async fn incr(&self, key: &str) -> io::Result<Option<u64>> {
         let line = self.line(format!("incr {key} 1\r\n").as_bytes()).await?;
-        if line == "NOT_FOUND" {
+        incr_answer(&line)
+    }
+
+    /// An add that answers the stored item's CAS unique (`ms key <len> T<exptime> ME c`),
+    /// pipelined with `incr counter 1` in the same write: one round trip for a lock and its
+    /// fencing token (a token drawn for an add that found the key taken is skipped, which
+    /// only leaves a gap). Sent only while `called_off` is false (see
+    /// [`Client::exchange_all`]); `Ok(None)` when it was not sent.
+    pub(crate) async fn add_and_incr(
+        &self,
+        key: &str,
+        value: &[u8],
+        exptime: u64,
+        counter: &str,
+        called_off: &AtomicBool,
+    ) -> io::Result<Option<Added>> {
+        let mut req = format!("ms {key} {} T{exptime} ME c\r\n", value.len()).into_bytes();
+        req.extend_from_slice(value);
+        req.extend_from_slice(format!("\r\nincr {counter} 1\r\n").as_bytes());
+        let Some((replies, connects)) = self
+            .exchange_all(
+                &req,
+                &[Expect::Line, Expect::Line],
+                SendIf::NotCalledOff(called_off),
+            )
+            .await?
+        else {
             return Ok(None);
-        }
-        line.parse()
-            .map(Some)
-            .map_err(|_| bad(format!("unexpected answer to incr: {line:?}")))
+        };
+        let line = |i: usize| match &replies[i] {
+            Reply::Line(l) => Ok(l.as_str()),
+            other => Err(bad(format!("unexpected answer: {other:?}"))),
+        };
+        let (stored, counted) = (line(0)?, line(1)?);
+        let cas = match stored.split_once(' ') {
+            Some(("HD", flags)) => Some(Unique {
+                cas: cas_flag(flags, "ms")?,
+                connects,
+            }),
+            Some(("NS", _)) => None,
+            _ => return Err(bad(format!("unexpected answer to ms: {stored:?}"))),
+        };
+        Ok(Some(Added {
+            cas,
+            token: incr_answer(counted)?,
+        }))
+    }
+
+    /// Rewrites `key` with `value` and a new `exptime` if its CAS unique is still `cas`
+    /// (`ms key <len> T<exptime> C<cas> c`), answering the new unique. `Ok(None)` when `send_if`
+    /// said no.
+    pub(crate) async fn set_if(
+        &self,
+        key: &str,
+        value: &[u8],
+        exptime: u64,
+        cas: u64,
+        send_if: SendIf<'_>,
+    ) -> io::Result<Option<Result<Unique, Cas>>> {
+        let mut req = format!("ms {key} {} T{exptime} C{cas} c\r\n", value.len()).into_bytes();
+        req.extend_from_slice(value);
+        req.extend_from_slice(b"\r\n");
+        let Some((line, connects)) = self.meta_line(&req, send_if).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            match line.split_once(' ').unwrap_or((line.as_str(), "")) {
+                ("HD", flags) => Ok(Unique {
+                    cas: cas_flag(flags, "ms")?,
+                    connects,
+                }),
+                ("EX", _) => Err(Cas::Changed),
+                ("NF", _) => Err(Cas::NotFound),
+                _ => return Err(bad(format!("unexpected answer to ms: {line:?}"))),
+            },
+        ))
+    }
+
+    async fn meta_line(
+        &self,
+        request: &[u8],
+        send_if: SendIf<'_>,
+    ) -> io::Result<Option<(String, u64)>> {
+        Ok(self
+            .exchange_all(request, &[Expect::Line], send_if)
+            .await?
+            .map(|(mut replies, connects)| match replies.remove(0) {
+                Reply::Line(l) => (l, connects),
+                Reply::Lines(_) | Reply::Value(..) => unreachable!("asked for one line"),
+            }))
     }
 
     /// `mg key v c t`: the value, CAS unique and remaining ttl, or `None`.
@@ -145,37 +266,26 @@ impl Client {
         Ok(Some(Item { value, cas, ttl }))
     }
 
-    /// `cas`: rewrites `key` with `value` and a new `exptime` if its CAS unique is still `cas`.
-    pub(crate) async fn cas(
+    /// `md key C<cas>`: deletes `key` if its CAS unique is still `cas` (memcached 1.6+).
+    /// `Ok(None)` when `send_if` said no.
+    pub(crate) async fn delete_if(
         &self,
         key: &str,
-        value: &[u8],
-        exptime: u64,
         cas: u64,
-    ) -> io::Result<Cas> {
-        let mut req = format!("cas {key} 0 {exptime} {} {cas}\r\n", value.len()).into_bytes();
-        req.extend_from_slice(value);
-        req.extend_from_slice(b"\r\n");
-        match self.line(&req).await?.as_str() {
-            "STORED" => Ok(Cas::Done),
-            "EXISTS" => Ok(Cas::Changed),
-            "NOT_FOUND" => Ok(Cas::NotFound),
-            other => Err(bad(format!("unexpected answer to cas: {other:?}"))),
-        }
-    }
-
-    /// `md key C<cas>`: deletes `key` if its CAS unique is still `cas` (memcached 1.6+).
-    pub(crate) async fn delete_if(&self, key: &str, cas: u64) -> io::Result<Cas> {
-        match self
-            .line(format!("md {key} C{cas}\r\n").as_bytes())
+        send_if: SendIf<'_>,
+    ) -> io::Result<Option<Cas>> {
+        let Some((line, _)) = self
+            .meta_line(format!("md {key} C{cas}\r\n").as_bytes(), send_if)
             .await?
-            .as_str()
-        {
-            "HD" => Ok(Cas::Done),
-            "EX" => Ok(Cas::Changed),
-            "NF" => Ok(Cas::NotFound),
-            other => Err(bad(format!("unexpected answer to md: {other:?}"))),
-        }
+        else {
+            return Ok(None);
+        };
+        Ok(Some(match line.as_str() {
+            "HD" => Cas::Done,
+            "EX" => Cas::Changed,
+            "NF" => Cas::NotFound,
+            other => return Err(bad(format!("unexpected answer to md: {other:?}"))),
+        }))
     }
 
     /// Every key on the server (`lru_crawler metadump all`), decoded.
@@ -196,6 +306,51 @@ impl Client {
             })
             .collect())
     }
+}
+
+/// When [`Client::exchange_all`] may send.
+#[derive(Clone, Copy)]
+pub(crate) enum SendIf<'a> {
+    Always,
+    /// Unless the flag says the caller went away.
+    NotCalledOff(&'a AtomicBool),
+    /// Only while the count of connections opened is still this one (see `Client::connects`):
+    /// for a request that names a CAS unique learnt then.
+    NoNewConnection(u64),
+}
+
+/// A CAS unique and the count of connections opened when it was learnt.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Unique {
+    pub cas: u64,
+    pub connects: u64,
+}
+
+/// What [`Client::add_and_incr`] found.
+#[derive(Debug)]
+pub(crate) struct Added {
+    /// The stored item's CAS unique; `None` when the key existed (nothing stored).
+    pub cas: Option<Unique>,
+    /// The counter after the increment; `None` when the counter does not exist.
+    pub token: Option<u64>,
+}
+
+fn incr_answer(line: &str) -> io::Result<Option<u64>> {
+    if line == "NOT_FOUND" {
+        return Ok(None);
+    }
+    line.parse()
+        .map(Some)
+        .map_err(|_| bad(format!("unexpected answer to incr: {line:?}")))
+}
+
+/// The `c<cas>` flag among a meta answer's flags.
+fn cas_flag(flags: &str, command: &str) -> io::Result<u64> {
+    flags
+        .split(' ')
+        .find_map(|f| f.strip_prefix('c'))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad(format!("{command}: no CAS unique in {flags:?}")))
 }
 
 /// What an answer looks like.

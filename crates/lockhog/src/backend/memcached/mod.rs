@@ -21,12 +21,18 @@
 //!
 //! # How it works
 //!
-//! - **Acquire**: `add key value exptime` — stored only when the key does not exist.
+//! - **Acquire**: one round trip: `ms key <len> T<exptime> ME c` (an add: stored only when
+//!   the key does not exist, answering the item's CAS unique) pipelined with `incr NS:fence 1`
+//!   for the fencing token. A token drawn for an add that found the key taken is skipped: the
+//!   tokens of later grants are still greater, with gaps.
 //! - **Owner checks** use CAS uniques, so no step can act on another owner's item: **release**
-//!   reads the item (`mg … v c`), compares the value with ours and deletes it with the
-//!   meta command `md key C<cas>`, which deletes only if nobody wrote it in between
-//!   (memcached 1.6 or later); **renewal** compares the same way and rewrites the item with a
-//!   new expiry by `cas` (a plain `touch` would extend whoever holds the key by then).
+//!   is `md key C<cas>` with the unique our last write got, which deletes only that very
+//!   write (memcached 1.6 or later); **renewal** rewrites the item with a new expiry by
+//!   `ms key … C<cas> c` and keeps the new unique (a plain `touch` would extend whoever holds
+//!   the key by then). When the unique is unknown or stale, or a connection was opened since it
+//!   was learnt (a restarted memcached counts uniques from 1 again, so an old unique could name
+//!   another owner's item), they read the item first (`mg … v c`), compare the value with ours
+//!   and use the unique read.
 //! - **Expiry** has whole-second granularity in memcached: the item is stored with
 //!   `ceil(ttl) + 1` seconds, so a lease lasts at least its ttl and at most about two seconds
 //!   more; a holder that dies frees the lock within that.
@@ -38,6 +44,7 @@
 //! - **Status** lists keys with `lru_crawler metadump all` and reads each.
 
 mod client;
+mod item;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,8 +52,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use self::client::{Cas, Client};
-use super::lease::{release_in_background, Lease, Renewal, RELEASE_ON_DROP_FAILED};
+use self::client::Client;
+use self::item::{release_item, ItemLease, KnownCas, PendingAdd};
+use super::lease::{release_in_background, Renewal, RELEASE_ON_DROP_FAILED};
 use super::{
     AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
 };
@@ -77,6 +85,7 @@ pub struct MemcachedHeld {
     client: Arc<Client>,
     key: String,
     value: Vec<u8>,
+    known: Arc<KnownCas>,
     renewal: Renewal,
     runtime: tokio::runtime::Handle,
 }
@@ -126,138 +135,6 @@ fn now_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// What to do to an item that is still ours.
-#[derive(Clone, Copy)]
-enum Op {
-    /// Delete it.
-    Delete,
-    /// Rewrite it unchanged with this expiry.
-    Extend(u64),
-}
-
-/// Reads `key` and applies `op` only when its value is `ours`, checked by CAS so that a write
-/// in between makes it read again: `Ok(false)` when it is gone or someone else's.
-async fn if_ours(client: &Client, key: &str, ours: &[u8], op: Op) -> std::io::Result<bool> {
-    loop {
-        let Some(item) = client.get(key).await? else {
-            return Ok(false);
-        };
-        if item.value != ours {
-            return Ok(false);
-        }
-        let done = match op {
-            Op::Delete => client.delete_if(key, item.cas).await?,
-            Op::Extend(exp) => client.cas(key, ours, exp, item.cas).await?,
-        };
-        match done {
-            Cas::Done => return Ok(true),
-            Cas::NotFound => return Ok(false),
-            Cas::Changed => continue,
-        }
-    }
-}
-
-async fn release_item(client: &Client, key: &str, value: &[u8]) -> std::io::Result<bool> {
-    if_ours(client, key, value, Op::Delete).await
-}
-
-struct ItemLease {
-    client: Arc<Client>,
-    key: String,
-    value: Vec<u8>,
-    ttl: Duration,
-}
-
-impl Lease for ItemLease {
-    async fn renew(&self) -> Result<Option<Instant>> {
-        let started = Instant::now();
-        let exp = exptime(self.ttl);
-        let renewed = if_ours(&self.client, &self.key, &self.value, Op::Extend(exp))
-            .await
-            .map_err(|e| io_err("renewing a lease", e))?;
-        Ok(renewed.then(|| started + self.ttl))
-    }
-}
-
-/// The `add` of an acquire, run in a task of its own so that it completes even when the acquire
-/// is dropped: the answer of a dropped exchange is never read, and the request may still land
-/// after any cleanup sent on another connection. Whoever drops this before [`Self::disarm`]
-/// leaves the undo to a background task that waits for the answer and, if the item was stored,
-/// deletes it (only while it is still ours).
-struct PendingAdd {
-    client: Arc<Client>,
-    key: String,
-    value: Vec<u8>,
-    /// The `add` still running, until its answer was taken.
-    task: Option<tokio::task::JoinHandle<std::io::Result<bool>>>,
-    /// The `add` stored our item, or may have, and no guard owns it yet.
-    stored: bool,
-}
-
-impl PendingAdd {
-    fn start(client: &Arc<Client>, key: &str, value: &[u8], exptime: u64) -> Self {
-        let task = tokio::spawn({
-            let (client, key, value) = (client.clone(), key.to_string(), value.to_vec());
-            async move { client.add(&key, &value, exptime).await }
-        });
-        PendingAdd {
-            client: client.clone(),
-            key: key.to_string(),
-            value: value.to_vec(),
-            task: Some(task),
-            stored: false,
-        }
-    }
-
-    /// The `add`'s answer: whether our item was stored.
-    async fn stored(&mut self) -> std::io::Result<bool> {
-        let Some(task) = self.task.as_mut() else {
-            return Ok(self.stored);
-        };
-        let answer = task.await;
-        // Taken in the same poll that saw the answer, so a drop from here on knows it.
-        self.task = None;
-        // Without an answer (no reply in time, a broken connection) the item may have been
-        // stored: the undo on drop deletes it if it is there and ours.
-        self.stored = !matches!(answer, Ok(Ok(false)));
-        answer.map_err(std::io::Error::other)?
-    }
-
-    /// The item now belongs to a guard (or was never stored): nothing to undo.
-    fn disarm(mut self) {
-        self.task = None;
-        self.stored = false;
-    }
-}
-
-impl Drop for PendingAdd {
-    fn drop(&mut self) {
-        let (task, stored) = (self.task.take(), self.stored);
-        if task.is_none() && !stored {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (client, key, value) = (
-            self.client.clone(),
-            std::mem::take(&mut self.key),
-            std::mem::take(&mut self.value),
-        );
-        rt.spawn(async move {
-            let stored = match task {
-                Some(task) => matches!(task.await, Ok(Ok(true))),
-                None => stored,
-            };
-            if stored {
-                if let Err(e) = release_item(&client, &key, &value).await {
-                    tracing::debug!(error = %e, "undoing a dropped acquire failed; the lease will expire");
-                }
-            }
-        });
-    }
 }
 
 impl MemcachedBackend {
@@ -338,26 +215,32 @@ impl Backend for MemcachedBackend {
         value.push(b'\n');
         value.extend_from_slice(key.name().as_str().as_bytes());
         let started = Instant::now();
-        let mut add = PendingAdd::start(&self.client, &item, &value, exptime(ttl));
-        let stored = add
-            .stored()
+        let fence = fence_key(key.namespace());
+        let mut add = PendingAdd::start(&self.client, &item, &value, exptime(ttl), fence);
+        let Some((unique, token)) = add
+            .answer()
             .await
-            .map_err(|e| io_err("acquiring a lock", e))?;
-        if !stored {
+            .map_err(|e| io_err("acquiring a lock", e))?
+        else {
             add.disarm();
             return Ok(None);
-        }
-        let token = self
-            .next_token(key.namespace())
-            .await
-            .map_err(|e| io_err("taking a fencing token", e))?;
+        };
+        let token = match token {
+            Some(token) => token,
+            None => self
+                .next_token(key.namespace())
+                .await
+                .map_err(|e| io_err("taking a fencing token", e))?,
+        };
         add.disarm();
+        let known = KnownCas::new(unique);
         let renewal = Renewal::spawn(
             ItemLease {
                 client: self.client.clone(),
                 key: item.clone(),
                 value: value.clone(),
                 ttl,
+                known: known.clone(),
             },
             ttl,
             started + ttl,
@@ -368,6 +251,7 @@ impl Backend for MemcachedBackend {
                 client: self.client.clone(),
                 key: item,
                 value,
+                known,
                 renewal,
                 runtime: tokio::runtime::Handle::current(),
             },
@@ -377,7 +261,7 @@ impl Backend for MemcachedBackend {
 
     async fn release(&self, mut held: MemcachedHeld) -> Result<bool> {
         held.renewal.stop();
-        release_item(&held.client, &held.key, &held.value)
+        release_item(&held.client, &held.key, &held.value, &held.known)
             .await
             .map_err(|e| io_err("releasing a lock", e))
     }
@@ -386,7 +270,7 @@ impl Backend for MemcachedBackend {
         held.renewal.stop();
         let runtime = held.runtime.clone();
         release_in_background(&runtime, RELEASE_ON_DROP_FAILED, async move {
-            release_item(&held.client, &held.key, &held.value).await
+            release_item(&held.client, &held.key, &held.value, &held.known).await
         });
     }
 
