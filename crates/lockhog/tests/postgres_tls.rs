@@ -197,7 +197,8 @@ async fn a_hold_acquire_release_round_over_tls() {
     .await;
     dropped.abort();
     let _ = dropped.await;
-    // The wait ends while the lock is still held elsewhere: cancelled, not granted.
+    // The wait ends while the lock is still held elsewhere: cancelled, not granted (seen, as
+    // above, in the server's activity view, which is polled).
     bounded("the cancelled wait to end", async {
         while waiting(&plain, &app).await > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -73,6 +73,7 @@ async fn start_node_on(port: u16) -> Option<Node> {
         _dir: dir,
     };
     let url = format!("redis://{}", node.addr());
+    // A new redis-server announces nothing when it is ready: it is asked, within the bound.
     bounded("redis-server to answer", async {
         loop {
             if let Ok(client) = redis::Client::open(url.as_str()) {
@@ -123,6 +124,8 @@ async fn a_minority_down_keeps_working_a_majority_down_refuses() {
 
     // One node dies while the lock is held: the lease goes on being renewed on the other two.
     nodes.pop();
+    // A deliberate pause: three leases' time, over which renewals on the two nodes left must
+    // keep the lock; its length is how long a failing renewal would have to show.
     tokio::time::sleep(ttl * 3).await;
     assert!(!held.is_lost(), "lost with a majority still up");
     assert!(matches!(

@@ -144,6 +144,7 @@ async fn rediss_with_a_private_ca() {
     };
     let ca = dir.path().join("ca.pem");
     let url = format!("rediss://127.0.0.1:{port}?ca={}", ca.display());
+    // The server announces nothing when it is ready: connecting is tried within the bound.
     let a = bounded("the TLS server", async {
         loop {
             match Locker::connect(&url).await {
