@@ -30,8 +30,10 @@ struct Shared {
     gone: Condvar,
 }
 
-/// Calls the helper thread off when the waiting future goes away.
-struct CancelOnDrop(Arc<Shared>);
+/// Calls the helper thread off when the waiting future goes away before its answer came.
+/// `None` once the answer came: the helper is then done with the lock (it handed it over, or
+/// never got it), and nothing is left to call off.
+struct CancelOnDrop(Option<Arc<Shared>>);
 
 /// How long a called-off helper is signalled again, in case a signal fell into the window
 /// between its check of the flag and its entry into the blocking call.
@@ -70,13 +72,15 @@ impl Shared {
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        self.0.cancelled.store(true, Ordering::SeqCst);
-        if self.0.interrupt_until_gone(GONE_WITHIN, RESIGNAL_EVERY) {
+        let Some(shared) = self.0.take() else {
+            return;
+        };
+        shared.cancelled.store(true, Ordering::SeqCst);
+        if shared.interrupt_until_gone(GONE_WITHIN, RESIGNAL_EVERY) {
             return;
         }
         // A helper that did not get to run in time (a loaded machine, or the signal is someone
         // else's): a short-lived thread keeps signalling it, as Drop must not block for long.
-        let shared = self.0.clone();
         let _ = std::thread::Builder::new()
             .name("lockhog-file-cancel".into())
             .spawn(move || {
@@ -147,7 +151,7 @@ where
             *for_thread.thread.lock().unwrap_or_else(|p| p.into_inner()) = None;
             for_thread.gone.notify_all();
         })?;
-    let _cancel = CancelOnDrop(shared);
+    let mut cancel = CancelOnDrop(Some(shared));
     let outcome = match deadline {
         None => rx.await,
         Some(d) => match tokio::time::timeout_at(d, rx).await {
@@ -155,6 +159,9 @@ where
             Err(_) => return Ok(None),
         },
     };
+    // Answered: the helper no longer waits and holds nothing it has not handed over, so the
+    // waiter need not wait for it to go (which would cost a handoff tens of microseconds).
+    cancel.0 = None;
     match outcome {
         Ok(Ok(held)) => Ok(Some(held)),
         Ok(Err(e)) => Err(e),
