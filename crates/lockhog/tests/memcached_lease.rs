@@ -82,7 +82,7 @@ async fn renewal_keeps_the_lock_past_its_ttl() {
         .try_acquire()
         .await
         .unwrap();
-    // Unrenewed, the item (1 s, stored for 2 s) would be gone after 3 s.
+    // A deliberate pause: unrenewed, the item (1 s, stored for 2 s) would be gone after 3 s.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!guard.is_lost());
     assert!(matches!(

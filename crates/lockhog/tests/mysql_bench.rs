@@ -89,7 +89,9 @@ async fn handoff() {
     for _ in 0..rounds {
         let held = a.lock(&name).try_acquire().await.unwrap();
         let waiter = spawn_timed_wait(b.lock(&name));
-        tokio::time::sleep(Duration::from_millis(1)).await; // let it queue (a measurement)
+        // A deliberate pause, in a measurement only: the waiter queues behind the holder, so
+        // what is timed is a handoff rather than an acquire.
+        tokio::time::sleep(Duration::from_millis(1)).await;
         let t0 = Instant::now();
         held.release().await.unwrap();
         let (t1, g) = waiter.await.unwrap();
