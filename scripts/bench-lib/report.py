@@ -320,7 +320,8 @@ s = results["settings"]
 L.append(f"- **Settings**: `lockhog bench --duration {s['duration']}` "
          f"({s['rounds']} rounds per backend, medians shown), peers {s['peer_duration']} s each; "
          f"the run took {s['seconds']} s. Servers on 127.0.0.1 as `scripts/test` starts them "
-         "(fsync off).\n")
+         "(fsync off); Postgres over plaintext (`sslmode=disable`) for lockhog, the floors and "
+         "the peers alike.\n")
 
 L.append("## What is measured\n")
 L.append("- **uncontended**: acquire (one attempt) + release of one lock, back to back from one "
