@@ -131,6 +131,13 @@ fn assert_no_secret(ran: &Ran, secret: &str) {
     }
 }
 
+/// [`every_command`] with the right credentials (`good`: URL and password), then the wrong
+/// ones; the labels are `{backend}-good` and `{backend}-wrong`.
+fn good_and_wrong(backend: &str, good: (&str, &str), wrong: (&str, &str)) -> usize {
+    every_command(&format!("{backend}-good"), good.0, good.1, true)
+        + every_command(&format!("{backend}-wrong"), wrong.0, wrong.1, false)
+}
+
 /// `hold`, `run`, `status` (named and all) and `cleanup` against `url` (by `-b` and by
 /// `LOCKHOG_URL`); `ok`: the credentials are good, so everything must succeed, else every
 /// command must fail with 69 (refused). Returns how many runs were searched.
@@ -258,8 +265,7 @@ async fn postgres_passwords_never_printed() {
     let good = with_credentials(url, "lockhog_secrets", GOOD_PW);
     let wrong = with_credentials(url, "lockhog_secrets", WRONG_PW);
     let n = tokio::task::spawn_blocking(move || {
-        every_command("postgres-good", &good, GOOD_PW, true)
-            + every_command("postgres-wrong", &wrong, WRONG_PW, false)
+        good_and_wrong("postgres", (&good, GOOD_PW), (&wrong, WRONG_PW))
     })
     .await
     .unwrap();
@@ -303,8 +309,7 @@ async fn mysql_passwords_never_printed() {
     let good = with_credentials(url, "lockhog_secrets", GOOD_PW);
     let wrong = with_credentials(url, "lockhog_secrets", WRONG_PW);
     let n = tokio::task::spawn_blocking(move || {
-        every_command("mysql-good", &good, GOOD_PW, true)
-            + every_command("mysql-wrong", &wrong, WRONG_PW, false)
+        good_and_wrong("mysql", (&good, GOOD_PW), (&wrong, WRONG_PW))
     })
     .await
     .unwrap();
@@ -336,18 +341,9 @@ fn redis_passwords_never_printed() {
     let target = Target::from_env("LOCKHOG_TEST_REDIS_URL");
     let Some(url) = target.url() else { return };
     redis_acl_user(&first_host(url), "lockhog_secrets", GOOD_PW);
-    let mut n = every_command(
-        "redis-good",
-        &with_credentials(url, "lockhog_secrets", GOOD_PW),
-        GOOD_PW,
-        true,
-    );
-    n += every_command(
-        "redis-wrong",
-        &with_credentials(url, "lockhog_secrets", WRONG_PW),
-        WRONG_PW,
-        false,
-    );
+    let good = with_credentials(url, "lockhog_secrets", GOOD_PW);
+    let wrong = with_credentials(url, "lockhog_secrets", WRONG_PW);
+    let mut n = good_and_wrong("redis", (&good, GOOD_PW), (&wrong, WRONG_PW));
     // The default user with a password, which this server does not require: refused too.
     n += every_command(
         "redis-wrong-default",
@@ -367,18 +363,9 @@ fn redlock_passwords_never_printed() {
     for node in nodes.split([',', '/', '?']).filter(|n| n.contains(':')) {
         redis_acl_user(node, "lockhog_secrets", GOOD_PW);
     }
-    let mut n = every_command(
-        "redlock-good",
-        &with_credentials(url, "lockhog_secrets", GOOD_PW),
-        GOOD_PW,
-        true,
-    );
-    n += every_command(
-        "redlock-wrong",
-        &with_credentials(url, "lockhog_secrets", WRONG_PW),
-        WRONG_PW,
-        false,
-    );
+    let good = with_credentials(url, "lockhog_secrets", GOOD_PW);
+    let wrong = with_credentials(url, "lockhog_secrets", WRONG_PW);
+    let n = good_and_wrong("redlock", (&good, GOOD_PW), (&wrong, WRONG_PW));
     eprintln!("redlock: {n} runs searched, no password found");
 }
 
@@ -439,8 +426,7 @@ async fn etcd_secure_passwords_never_printed() {
     let good_url = etcd.url(&format!("root:{good}@"), &etcd.tls_query());
     let wrong_url = etcd.url(&format!("root:{wrong}@"), &etcd.tls_query());
     let ran = tokio::task::spawn_blocking(move || {
-        every_command("etcds-good", &good_url, &good, true)
-            + every_command("etcds-wrong", &wrong_url, &wrong, false)
+        good_and_wrong("etcds", (&good_url, &good), (&wrong_url, &wrong))
     })
     .await;
     let n = match ran {
