@@ -49,8 +49,11 @@ class HeldLock:
 @contextlib.contextmanager
 def hog_lock(url: str, *names: str, acquire_timeout: float = 10.0, release_timeout: float = 5.0):
     """Holds ``names`` on the backend at ``url`` from a ``lockhog hold`` child process."""
+    # The URL goes in the child's environment, not its argv: every local user can read a
+    # process's command line (/proc/PID/cmdline), and the URL may carry a password.
     child = subprocess.Popen(
-        [lockhog_binary(), "hold", "-b", url, "-w", str(acquire_timeout), "--", *names],
+        [lockhog_binary(), "hold", "-w", str(acquire_timeout), "--", *names],
+        env={**os.environ, "LOCKHOG_URL": url},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

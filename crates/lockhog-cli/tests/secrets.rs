@@ -35,6 +35,17 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const GOOD_PW: &str = "Gq7xZ2kWv9Lp-good";
 const WRONG_PW: &str = "Rt5mN8bYc3Hs-wrong";
 
+/// A random password with every character a URL parser trips on: `@` (then `#`, so what follows
+/// cannot pass for a host), `#`, `/`, `?`, `:`, `=`, a space and `%`.
+fn odd_password(tag: &str) -> String {
+    format!("Od{}@#x/y?z=1 :%w-{tag}", tls_support::random_hex())
+}
+
+/// How a password is written in the URL: raw, only `%` percent-encoded (`%25`).
+fn in_url(password: &str) -> String {
+    password.replace('%', "%25")
+}
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_lockhog")
 }
@@ -116,9 +127,14 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[track_caller]
 fn assert_no_secret(ran: &Ran, secret: &str) {
     let encoded = lockhog::percent_encode(secret, |b| b.is_ascii_alphanumeric());
+    let unreserved = lockhog::percent_encode(secret, |b| {
+        b.is_ascii_alphanumeric() || b"-._~".contains(&b)
+    });
     for form in [
         secret.to_string(),
         encoded,
+        unreserved,
+        in_url(secret),
         secret.to_ascii_uppercase(),
         secret.to_ascii_lowercase(),
     ] {
@@ -129,6 +145,20 @@ fn assert_no_secret(ran: &Ran, secret: &str) {
             );
         }
     }
+}
+
+/// [`good_and_wrong`] for `user` on `url` with passwords made by [`odd_password`]: `set` gives
+/// the user the right one first.
+fn odd_good_and_wrong(backend: &str, url: &str, user: &str, set: impl FnOnce(&str)) -> usize {
+    let (good, wrong) = (odd_password("good"), odd_password("wrong"));
+    set(&good);
+    let good_url = with_credentials(url, user, &in_url(&good));
+    let wrong_url = with_credentials(url, user, &in_url(&wrong));
+    good_and_wrong(
+        &format!("{backend}-odd"),
+        (&good_url, &good),
+        (&wrong_url, &wrong),
+    )
 }
 
 /// [`every_command`] with the right credentials (`good`: URL and password), then the wrong
@@ -258,14 +288,25 @@ async fn postgres_passwords_never_printed() {
                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'lockhog_secrets') THEN
                  CREATE ROLE lockhog_secrets LOGIN SUPERUSER PASSWORD '{GOOD_PW}';
                END IF;
-             END $$"
+             END $$;
+             ALTER ROLE lockhog_secrets PASSWORD '{GOOD_PW}'"
         ))
         .await
         .expect("create the role");
     let good = with_credentials(url, "lockhog_secrets", GOOD_PW);
     let wrong = with_credentials(url, "lockhog_secrets", WRONG_PW);
+    let url = url.to_string();
+    let handle = tokio::runtime::Handle::current();
     let n = tokio::task::spawn_blocking(move || {
         good_and_wrong("postgres", (&good, GOOD_PW), (&wrong, WRONG_PW))
+            + odd_good_and_wrong("postgres", &url, "lockhog_secrets", |pw| {
+                handle
+                    .block_on(
+                        client
+                            .batch_execute(&format!("ALTER ROLE lockhog_secrets PASSWORD '{pw}'")),
+                    )
+                    .expect("set the odd password")
+            })
     })
     .await
     .unwrap();
@@ -287,6 +328,11 @@ async fn mysql_passwords_never_printed() {
         ))
         .await
         .expect("create the user");
+        conn.query_drop(format!(
+            "ALTER USER 'lockhog_secrets'@'{host}' IDENTIFIED BY '{GOOD_PW}'"
+        ))
+        .await
+        .expect("reset the password");
         // The scripts' user has ALL on *.* but not GRANT OPTION, so GRANT is refused; on
         // MariaDB its privileges can still be copied through the grant table it may write.
         let granted = conn
@@ -305,14 +351,26 @@ async fn mysql_passwords_never_printed() {
         }
     }
     conn.query_drop("FLUSH PRIVILEGES").await.expect("flush");
-    conn.disconnect().await.unwrap();
     let good = with_credentials(url, "lockhog_secrets", GOOD_PW);
     let wrong = with_credentials(url, "lockhog_secrets", WRONG_PW);
-    let n = tokio::task::spawn_blocking(move || {
-        good_and_wrong("mysql", (&good, GOOD_PW), (&wrong, WRONG_PW))
+    let url = url.to_string();
+    let handle = tokio::runtime::Handle::current();
+    let (n, conn) = tokio::task::spawn_blocking(move || {
+        let mut n = good_and_wrong("mysql", (&good, GOOD_PW), (&wrong, WRONG_PW));
+        n += odd_good_and_wrong("mysql", &url, "lockhog_secrets", |pw| {
+            for host in ["127.0.0.1", "localhost"] {
+                handle
+                    .block_on(conn.query_drop(format!(
+                        "ALTER USER 'lockhog_secrets'@'{host}' IDENTIFIED BY '{pw}'"
+                    )))
+                    .expect("set the odd password");
+            }
+        });
+        (n, conn)
     })
     .await
     .unwrap();
+    conn.disconnect().await.unwrap();
     eprintln!("mysql: {n} runs searched, no password found");
 }
 
@@ -344,6 +402,10 @@ fn redis_passwords_never_printed() {
     let good = with_credentials(url, "lockhog_secrets", GOOD_PW);
     let wrong = with_credentials(url, "lockhog_secrets", WRONG_PW);
     let mut n = good_and_wrong("redis", (&good, GOOD_PW), (&wrong, WRONG_PW));
+    let host = first_host(url);
+    n += odd_good_and_wrong("redis", url, "lockhog_secrets", |pw| {
+        redis_acl_user(&host, "lockhog_secrets", pw)
+    });
     // The default user with a password, which this server does not require: refused too.
     n += every_command(
         "redis-wrong-default",
@@ -365,7 +427,12 @@ fn redlock_passwords_never_printed() {
     }
     let good = with_credentials(url, "lockhog_secrets", GOOD_PW);
     let wrong = with_credentials(url, "lockhog_secrets", WRONG_PW);
-    let n = good_and_wrong("redlock", (&good, GOOD_PW), (&wrong, WRONG_PW));
+    let mut n = good_and_wrong("redlock", (&good, GOOD_PW), (&wrong, WRONG_PW));
+    n += odd_good_and_wrong("redlock", url, "lockhog_secrets", |pw| {
+        for node in nodes.split([',', '/', '?']).filter(|n| n.contains(':')) {
+            redis_acl_user(node, "lockhog_secrets", pw);
+        }
+    });
     eprintln!("redlock: {n} runs searched, no password found");
 }
 
@@ -406,6 +473,13 @@ fn etcd_passwords_never_printed() {
         WRONG_PW,
         false,
     );
+    let odd = odd_password("wrong");
+    let n = n + every_command(
+        "etcd-odd-wrong",
+        &with_credentials(url, "root", &in_url(&odd)),
+        &odd,
+        false,
+    );
     eprintln!("etcd: {n} runs searched, no password found");
 }
 
@@ -418,13 +492,13 @@ fn etcd_passwords_never_printed() {
 async fn etcd_secure_passwords_never_printed() {
     use tls_support::etcd::SecureEtcd;
     // Random inside, so a hit can only be this run's password, not text that happens to match.
-    let good = format!("Ek4{}-good", tls_support::random_hex());
-    let wrong = format!("Wj8{}-wrong", tls_support::random_hex());
+    let good = odd_password("good");
+    let wrong = odd_password("wrong");
     let Some(etcd) = SecureEtcd::start(Some(("root", &good))).await else {
         return;
     };
-    let good_url = etcd.url(&format!("root:{good}@"), &etcd.tls_query());
-    let wrong_url = etcd.url(&format!("root:{wrong}@"), &etcd.tls_query());
+    let good_url = etcd.url(&format!("root:{}@", in_url(&good)), &etcd.tls_query());
+    let wrong_url = etcd.url(&format!("root:{}@", in_url(&wrong)), &etcd.tls_query());
     let ran = tokio::task::spawn_blocking(move || {
         good_and_wrong("etcds", (&good_url, &good), (&wrong_url, &wrong))
     })

@@ -210,7 +210,10 @@ mod redis_store {
                 return Err(parsed.invalid("the result store needs a redis:// URL"));
             }
             let ca = parsed.take_option("ca");
-            let target = format!("{}:{}", parsed.scheme(), parsed.body());
+            let target = match parsed.authority_rest() {
+                Some(rest) => parsed.client_form(parsed.scheme(), rest),
+                None => format!("{}:{}", parsed.scheme(), parsed.body()),
+            };
             let c = client(&target, ca.as_deref(), &shown)?;
             Ok(RedisStore {
                 conn: connect_checked(&c, &shown).await?,

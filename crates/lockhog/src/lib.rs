@@ -95,6 +95,7 @@ mod locker;
 mod name;
 mod options;
 mod request;
+mod secret;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod url;

@@ -84,46 +84,12 @@ impl Locker {
             .take_option("ttl")
             .map(|t| parse_duration(&t).and_then(validate_ttl))
             .transpose()?;
-        let backend: Arc<dyn DynBackend> = match parsed.scheme() {
-            "mem" => Arc::new(MemBackend::open(&mut parsed)?),
-            "file" => Arc::new(FileBackend::open(&mut parsed)?),
-            #[cfg(feature = "redis")]
-            "redis" | "rediss" => {
-                Arc::new(crate::backend::redis::RedisBackend::connect(&mut parsed).await?)
-            }
-            #[cfg(feature = "redis")]
-            "redlock" => Arc::new(
-                crate::backend::redis::redlock::RedlockBackend::connect(&mut parsed).await?,
-            ),
-            #[cfg(feature = "memcached")]
-            "memcached" => {
-                Arc::new(crate::backend::memcached::MemcachedBackend::connect(&mut parsed).await?)
-            }
-            #[cfg(feature = "mysql")]
-            "mysql" => Arc::new(crate::backend::mysql::MysqlBackend::connect(&mut parsed).await?),
-            #[cfg(feature = "sqlite")]
-            "sqlite" => Arc::new(crate::backend::sqlite::SqliteBackend::open(&mut parsed).await?),
-            #[cfg(feature = "etcd")]
-            "etcd" | "etcds" => {
-                Arc::new(crate::backend::etcd::EtcdBackend::connect(&mut parsed).await?)
-            }
-            #[cfg(feature = "postgres")]
-            "postgres" | "postgresql" => {
-                Arc::new(crate::backend::postgres::PostgresBackend::connect(&mut parsed).await?)
-            }
-            s => {
-                let reason = match FEATURE_SCHEMES.iter().find(|(scheme, _)| *scheme == s) {
-                    Some((_, feature)) => format!(
-                        "the {s} backend is not in this build of lockhog (cargo feature `{feature}`)"
-                    ),
-                    None => format!(
-                        "unknown scheme {s:?}; known: mem, file, {}",
-                        FEATURE_SCHEMES.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
-                    ),
-                };
-                return Err(parsed.invalid(&reason));
-            }
-        };
+        // Whatever a backend or its client library says on the way is scrubbed of the URL's
+        // passwords, source chain included.
+        let secrets = parsed.secrets().clone();
+        let backend = open_backend(&mut parsed)
+            .await
+            .map_err(|e| secrets.scrub_error(e, parsed.redacted()))?;
         Ok(Locker {
             backend,
             namespace,
@@ -313,4 +279,48 @@ pub(crate) fn validate_ttl(ttl: Duration) -> Result<Duration> {
         });
     }
     Ok(ttl)
+}
+
+/// The backend named by `parsed`'s scheme, connected.
+async fn open_backend(parsed: &mut BackendUrl) -> Result<Arc<dyn DynBackend>> {
+    Ok(match parsed.scheme() {
+        "mem" => Arc::new(MemBackend::open(parsed)?),
+        "file" => Arc::new(FileBackend::open(parsed)?),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Arc::new(crate::backend::redis::RedisBackend::connect(parsed).await?),
+        #[cfg(feature = "redis")]
+        "redlock" => {
+            Arc::new(crate::backend::redis::redlock::RedlockBackend::connect(parsed).await?)
+        }
+        #[cfg(feature = "memcached")]
+        "memcached" => {
+            Arc::new(crate::backend::memcached::MemcachedBackend::connect(parsed).await?)
+        }
+        #[cfg(feature = "mysql")]
+        "mysql" => Arc::new(crate::backend::mysql::MysqlBackend::connect(parsed).await?),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Arc::new(crate::backend::sqlite::SqliteBackend::open(parsed).await?),
+        #[cfg(feature = "etcd")]
+        "etcd" | "etcds" => Arc::new(crate::backend::etcd::EtcdBackend::connect(parsed).await?),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            Arc::new(crate::backend::postgres::PostgresBackend::connect(parsed).await?)
+        }
+        s => {
+            let reason = match FEATURE_SCHEMES.iter().find(|(scheme, _)| *scheme == s) {
+                Some((_, feature)) => format!(
+                    "the {s} backend is not in this build of lockhog (cargo feature `{feature}`)"
+                ),
+                None => format!(
+                    "unknown scheme {s:?}; known: mem, file, {}",
+                    FEATURE_SCHEMES
+                        .iter()
+                        .map(|(s, _)| *s)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            return Err(parsed.invalid(&reason));
+        }
+    })
 }

@@ -2,18 +2,33 @@
 
 use crate::error::{Error, Result};
 use crate::name::percent_decode;
+use crate::secret::{decode_lossy, escape, Secrets, MASK};
 
 /// A backend URL split into its parts, with the query's options still to be claimed.
-#[derive(Clone, Debug)]
+///
+/// `scheme://[user[:password]@]rest[?query]`: the user info runs to the `@` that
+/// [`userinfo_end`] finds, so a password may hold `@`, `#`, `/`, `?`, `:` or spaces as written;
+/// the query starts at the first `?` after it. Its `Debug` shows the redacted URL only.
+#[derive(Clone)]
 pub struct BackendUrl {
     scheme: String,
     body: String,
+    /// Byte length of the user info at the start of `body` after `//` (without its `@`).
+    userinfo: Option<usize>,
     options: Vec<(String, String)>,
     redacted: String,
+    secrets: Secrets,
+}
+
+impl std::fmt::Debug for BackendUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BackendUrl").field(&self.redacted).finish()
+    }
 }
 
 impl BackendUrl {
-    /// Splits `url` into scheme, body (what follows `scheme:` up to `?`) and query options.
+    /// Splits `url` into scheme, body (what follows `scheme:` up to the query) and query
+    /// options.
     ///
     /// # Errors
     ///
@@ -34,10 +49,20 @@ impl BackendUrl {
             .ok_or_else(|| {
                 invalid("expected SCHEME:..., e.g. file:///tmp/locks, mem:, postgres://host/db")
             })?;
-        let (body, query) = match rest.split_once('?') {
-            Some((b, q)) => (b, Some(q)),
+        let userinfo = rest.strip_prefix("//").and_then(userinfo_end);
+        // The query starts after the user info: a `?` inside a password is the password's.
+        let query_from = userinfo.map_or(0, |at| 2 + at + 1);
+        let (body, query) = match rest[query_from..].find('?') {
+            Some(q) => (&rest[..query_from + q], Some(&rest[query_from + q + 1..])),
             None => (rest, None),
         };
+        let mut secrets = Secrets::default();
+        if let Some(password) = userinfo
+            .and_then(|at| rest[2..2 + at].split_once(':'))
+            .map(|(_, p)| p)
+        {
+            secrets.add(password);
+        }
         let mut options = Vec::new();
         for pair in query
             .into_iter()
@@ -47,6 +72,9 @@ impl BackendUrl {
             let (k, v) = pair
                 .split_once('=')
                 .ok_or_else(|| invalid(&format!("query option {pair:?} has no value")))?;
+            if is_secret_key(k) {
+                secrets.add(v);
+            }
             let k =
                 percent_decode(k).ok_or_else(|| invalid("bad percent-encoding in the query"))?;
             let v =
@@ -56,8 +84,10 @@ impl BackendUrl {
         Ok(BackendUrl {
             scheme: scheme.to_ascii_lowercase(),
             body: body.to_string(),
+            userinfo,
             options,
             redacted,
+            secrets,
         })
     }
 
@@ -66,14 +96,45 @@ impl BackendUrl {
         &self.scheme
     }
 
-    /// What follows `scheme:` up to the query.
+    /// What follows `scheme:` up to the query, user info included.
     pub fn body(&self) -> &str {
         &self.body
+    }
+
+    /// The user and password as written (still percent-encoded), when the URL has user info.
+    pub fn credentials(&self) -> Option<(&str, Option<&str>)> {
+        let info = &self.body[2..2 + self.userinfo?];
+        Some(match info.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => (info, None),
+        })
+    }
+
+    /// What follows `//` and the user info up to the query (hosts, path); `None` when the body
+    /// does not start with `//`.
+    pub fn authority_rest(&self) -> Option<&str> {
+        let rest = self.body.strip_prefix("//")?;
+        Some(self.userinfo.map_or(rest, |at| &rest[at + 1..]))
+    }
+
+    /// `scheme://[user[:password]@]rest` for a client library that parses URLs itself: the
+    /// user info percent-encoded (same bytes), so that the client splits it where lockhog did.
+    pub(crate) fn client_form(&self, scheme: &str, rest: &str) -> String {
+        match self.credentials() {
+            None => format!("{scheme}://{rest}"),
+            Some((u, None)) => format!("{scheme}://{}@{rest}", escape(u)),
+            Some((u, Some(p))) => format!("{scheme}://{}:{}@{rest}", escape(u), escape(p)),
+        }
     }
 
     /// The URL with any password replaced by `***`: the only form to print.
     pub fn redacted(&self) -> &str {
         &self.redacted
+    }
+
+    /// The URL's passwords, to scrub out of what a client library or server says.
+    pub(crate) fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     /// Removes and returns the query option `key`.
@@ -103,13 +164,90 @@ impl BackendUrl {
     pub fn invalid(&self, reason: &str) -> Error {
         Error::InvalidUrl {
             url: self.redacted.clone(),
-            reason: reason.into(),
+            reason: self.secrets.scrub(reason),
         }
     }
 }
 
+/// Where the user info of `rest` (what follows `scheme://`) ends: the index of its `@`.
+///
+/// The user info ends at the first `@` that is followed, up to the next `/` or `?`, by a plain
+/// host list (`host[:port][,…]`, no `@`); when none is, at the first `@` followed by no other
+/// before the next `/` or `?`. So a password may hold `@`, `/`, `?`, `:`, spaces and `#` (which
+/// is never a delimiter: no backend gives a fragment a meaning). A `/` or `?` before the first
+/// `@` ends the authority when what precedes it is a plain host list: then the `@` belongs to
+/// the path or query (`postgres://h:5432/db?application_name=me@x`).
+///
+/// Every backend reads its user info by this rule: the ones lockhog parses itself (MySQL,
+/// etcd, Redlock) and the ones whose client library parses the URL (PostgreSQL, Redis), which
+/// are handed the user info percent-encoded ([`BackendUrl::client_form`]), so that their own
+/// splitting (tokio-postgres: the first `@`; the `url` crate: the last `@` before `/?#`) finds
+/// the same one.
+pub(crate) fn userinfo_end(rest: &str) -> Option<usize> {
+    let first_at = rest.find('@')?;
+    if let Some(delim) = rest[..first_at].find(['/', '?']) {
+        if is_host_list(&rest[..delim]) {
+            return None;
+        }
+    }
+    let mut fallback = None;
+    for (at, _) in rest.match_indices('@') {
+        let segment = &rest[at + 1..];
+        let segment = &segment[..segment.find(['/', '?']).unwrap_or(segment.len())];
+        if segment.contains('@') {
+            continue;
+        }
+        if !segment.is_empty() && is_host_list(segment) {
+            return Some(at);
+        }
+        fallback = fallback.or(Some(at));
+    }
+    fallback
+}
+
+/// `host[:port][,host[:port]…]` (empty included), hosts plain names, addresses or `[v6]`.
+fn is_host_list(s: &str) -> bool {
+    s.split(',').all(|item| {
+        let (host, port) = match item.strip_prefix('[') {
+            Some(v6) => match v6.split_once(']') {
+                Some((addr, after))
+                    if addr
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() || b":.%".contains(&b)) =>
+                {
+                    match after {
+                        "" => return true,
+                        _ => ("x", after.strip_prefix(':')),
+                    }
+                }
+                _ => return false,
+            },
+            None => match item.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (item, None),
+            },
+        };
+        host.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b))
+            && port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// True for query keys whose value is a secret: `password`, `pass`, `passwd`, `pwd` and any
+/// key holding `password`, `secret` or `token`, in any case, percent-encoded or not.
+fn is_secret_key(raw: &str) -> bool {
+    let key = String::from_utf8_lossy(&decode_lossy(raw)).to_ascii_lowercase();
+    matches!(key.as_str(), "pass" | "passwd" | "pwd")
+        || ["password", "secret", "token"]
+            .iter()
+            .any(|s| key.contains(s))
+}
+
 /// Replaces the password in `scheme://user:password@host…` and any `password=` query option
 /// with `***`.
+///
+/// The user info is found as every backend finds it (see [`BackendUrl`]), so a password with
+/// `@`, `#`, `/`, `?` or spaces is hidden whole.
 ///
 /// # Examples
 ///
@@ -118,6 +256,7 @@ impl BackendUrl {
 ///     lockhog::redact_url("postgres://app:s3cret@db/prod?password=x&sslmode=require"),
 ///     "postgres://app:***@db/prod?password=***&sslmode=require"
 /// );
+/// assert_eq!(lockhog::redact_url("mysql://app:Xy#9k@db/prod"), "mysql://app:***@db/prod");
 /// assert_eq!(lockhog::redact_url("file:///tmp/locks"), "file:///tmp/locks");
 /// ```
 pub fn redact_url(url: &str) -> String {
@@ -126,22 +265,22 @@ pub fn redact_url(url: &str) -> String {
 
 fn redact(url: &str) -> String {
     let mut out = url.to_string();
+    let mut query_from = 0;
     if let Some(start) = out.find("://").map(|i| i + 3) {
-        let authority_end = out[start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| start + i);
-        if let Some(at) = out[start..authority_end].rfind('@').map(|i| start + i) {
+        if let Some(mut at) = userinfo_end(&out[start..]).map(|i| start + i) {
             if let Some(colon) = out[start..at].find(':').map(|i| start + i) {
-                out.replace_range(colon + 1..at, "***");
+                out.replace_range(colon + 1..at, MASK);
+                at = colon + 1 + MASK.len();
             }
+            query_from = at + 1;
         }
     }
-    if let Some(q) = out.find('?') {
+    if let Some(q) = out[query_from..].find('?').map(|i| query_from + i) {
         let (head, query) = out.split_at(q + 1);
         let query: Vec<String> = query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                Some((k, _)) if is_secret_key(k) => format!("{k}={MASK}"),
                 _ => pair.to_string(),
             })
             .collect();
@@ -149,6 +288,20 @@ fn redact(url: &str) -> String {
     }
     out
 }
+
+/// Passwords with the characters a careless split trips on, written raw in URLs by the tests
+/// of every backend that has credentials.
+#[cfg(test)]
+pub(crate) const ODD_PASSWORDS: &[&str] = &[
+    "Xy#9k",
+    "p@ss",
+    "a/b",
+    "q?x=1",
+    "sp ace",
+    "c:d",
+    "h#@/?% :x",
+    "50%off",
+];
 
 #[cfg(test)]
 mod tests {
@@ -169,6 +322,65 @@ mod tests {
     fn rejects_garbage() {
         for bad in ["", "nocolon", ":x", "a b:c", "mem:?flag"] {
             assert!(BackendUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    use super::ODD_PASSWORDS as ODD;
+
+    #[test]
+    fn redaction_finds_the_user_info_each_backend_finds() {
+        for scheme in ["postgres", "mysql", "redis", "redlock", "etcd", "etcds"] {
+            for pw in ODD {
+                let url = format!("{scheme}://app:{pw}@h1:1,h2:2/db?x=1");
+                let shown = redact(&url);
+                assert_eq!(
+                    shown,
+                    format!("{scheme}://app:***@h1:1,h2:2/db?x=1"),
+                    "{url}"
+                );
+                let parsed = BackendUrl::parse(&url).unwrap();
+                assert_eq!(parsed.credentials(), Some(("app", Some(*pw))), "{url}");
+                assert_eq!(parsed.authority_rest(), Some("h1:1,h2:2/db"), "{url}");
+                assert_eq!(parsed.body(), format!("//app:{pw}@h1:1,h2:2/db"), "{url}");
+                assert!(!format!("{parsed:?}").contains(pw), "{parsed:?}");
+                // Encoded, too.
+                let enc = crate::name::percent_encode(pw, |b| b.is_ascii_alphanumeric());
+                let url = format!("{scheme}://app:{enc}@h/db");
+                assert_eq!(redact(&url), format!("{scheme}://app:***@h/db"));
+            }
+        }
+    }
+
+    #[test]
+    fn an_at_sign_after_a_host_is_not_user_info() {
+        for url in [
+            "postgres://h:5432/db?application_name=me@x",
+            "file:///tmp/locks@v2",
+            "postgres://[::1]:5432/d@b",
+            "redis://h/0?x=a@b",
+        ] {
+            assert_eq!(redact(url), url);
+            assert_eq!(BackendUrl::parse(url).unwrap().credentials(), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn secret_query_options_are_redacted_in_any_case_and_encoding() {
+        for key in [
+            "password",
+            "PASSWORD",
+            "Password",
+            "pass%77ord",
+            "pass",
+            "sslpassword",
+        ] {
+            let url = format!("postgres://h/db?{key}=s3cr%23t&sslmode=require");
+            assert_eq!(
+                redact(&url),
+                format!("postgres://h/db?{key}=***&sslmode=require")
+            );
+            let e = BackendUrl::parse(&url).unwrap().finish().unwrap_err();
+            assert!(!e.to_string().contains("s3cr"), "{e}");
         }
     }
 

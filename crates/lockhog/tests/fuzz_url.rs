@@ -248,3 +248,85 @@ fn connect_errors_never_carry_the_password() {
         },
     );
 }
+
+/// Arbitrary passwords (any characters, weighted towards `#@/?% :`), percent-encoded into the
+/// user info, or written raw: whatever lockhog parses as the password, in every form, is never
+/// in the redacted URL nor in any error's text; an encoded one is always parsed whole.
+#[test]
+fn arbitrary_passwords_never_survive_redaction() {
+    let password = prop::collection::vec(
+        prop_oneof![
+            prop::sample::select(vec!["#", "@", "/", "?", "%", " ", ":", "&", "="])
+                .prop_map(str::to_string),
+            "%[0-9A-F]{2}",
+            any::<char>().prop_map(String::from),
+        ],
+        1..12,
+    )
+    .prop_map(|v| format!("PW{}XQ", v.concat()));
+    let strategy = (
+        prop::sample::select(vec![
+            "postgres", "mysql", "redis", "rediss", "redlock", "etcd", "etcds",
+        ]),
+        password,
+        any::<bool>(),
+        "(/[a-z]{1,6})?",
+        "(\\?[a-z]{1,6}=[a-z0-9]{0,4})?",
+    );
+    fuzz(
+        "arbitrary passwords, raw and encoded",
+        PURE,
+        strategy,
+        |(scheme, pw, raw, path, query)| {
+            let written = if raw {
+                pw.clone()
+            } else {
+                percent_encode(&pw, unreserved)
+            };
+            let url = format!("{scheme}://app:{written}@h1:1,h2:2{path}{query}");
+            let redacted = redact_url(&url);
+            let parsed = BackendUrl::parse(&url);
+            if !raw {
+                let p = parsed
+                    .as_ref()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(p.credentials(), Some(("app", Some(written.as_str()))));
+                prop_assert_eq!(
+                    redacted.clone(),
+                    format!("{scheme}://app:***@h1:1,h2:2{path}{query}")
+                );
+            }
+            // The password as lockhog reads it (for a raw one possibly a part of `pw`).
+            let read = match &parsed {
+                Ok(p) => p.credentials().and_then(|(_, p)| p).map(str::to_string),
+                Err(_) => None,
+            };
+            let mut texts = vec![redacted];
+            match parsed {
+                Ok(mut p) => {
+                    texts.push(format!("{p:?}"));
+                    texts.push(p.invalid("x").to_string());
+                    p.take_option("namespace");
+                    if let Err(e) = p.finish() {
+                        texts.push(format!("{e} {e:?}"));
+                    }
+                }
+                Err(e) => texts.push(format!("{e} {e:?}")),
+            }
+            for read in read.iter().filter(|r| !r.is_empty()) {
+                let decoded = lockhog::percent_decode(read).unwrap_or_else(|| read.clone());
+                for form in [read.clone(), decoded, percent_encode(read, unreserved)] {
+                    for text in &texts {
+                        prop_assert!(!text.contains(&form), "{} in {}", form, text);
+                    }
+                }
+            }
+            if raw && read.as_deref() == Some(pw.as_str()) {
+                for text in &texts {
+                    prop_assert!(!text.contains(&pw), "{}", text);
+                }
+            }
+            Ok(())
+        },
+    );
+}

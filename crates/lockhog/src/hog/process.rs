@@ -144,7 +144,8 @@ pub(crate) struct ProcessHog {
 }
 
 impl ProcessHog {
-    /// Runs `lockhog hold -b URL -w <acquire timeout> NAME…` and waits for its `held` lines.
+    /// Runs `lockhog hold -w <acquire timeout> NAME…` with the URL in `LOCKHOG_URL` and waits
+    /// for its `held` lines.
     pub(crate) fn start(
         program: Option<&Path>,
         url: &str,
@@ -163,9 +164,11 @@ impl ProcessHog {
         };
         let timeout = opts.get_acquire_timeout();
         let mut cmd = Command::new(&program);
-        cmd.arg("hold")
-            .arg("-b")
-            .arg(url)
+        // The URL goes in the environment, not argv: any local user can read a process's argv
+        // (/proc/PID/cmdline), and the URL may carry a password. Set explicitly, so a
+        // LOCKHOG_URL inherited from this process cannot take its place.
+        cmd.env("LOCKHOG_URL", url)
+            .arg("hold")
             .arg("-w")
             .arg(format!("{}", timeout.as_secs_f64()))
             .args(extra_args)

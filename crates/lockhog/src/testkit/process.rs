@@ -19,7 +19,8 @@ pub struct HoldProcess {
 }
 
 impl HoldProcess {
-    /// Runs `bin hold -b url <args…> <names…>` and waits (at most [`BOUND`]) for one `held`
+    /// Runs `bin hold <args…> <names…>` with `url` in `LOCKHOG_URL` (never on the command line,
+    /// which every local user can read) and waits (at most [`BOUND`]) for one `held`
     /// line per name.
     ///
     /// # Panics
@@ -27,9 +28,8 @@ impl HoldProcess {
     /// When the binary cannot run, exits early, or prints something else than `held` lines.
     pub fn start(bin: &Path, url: &str, args: &[&str], names: &[&str]) -> HoldProcess {
         let mut child = Command::new(bin)
+            .env("LOCKHOG_URL", url)
             .arg("hold")
-            .arg("-b")
-            .arg(url)
             .args(args)
             .args(names)
             .stdin(Stdio::piped())

@@ -10,6 +10,7 @@ use tokio::time::{sleep, timeout, Instant};
 use crate::backend::with_causes;
 use crate::error::{Error, Result};
 use crate::name::percent_decode;
+use crate::secret::Secrets;
 use crate::url::BackendUrl;
 
 /// The backend's name in errors, for both schemes (as `redis` is for `rediss://`).
@@ -37,6 +38,19 @@ pub(super) struct Target {
     pub user: Option<(String, String)>,
     /// `Some` for `etcds://`.
     pub tls: Option<TlsFiles>,
+    /// The URL's passwords, scrubbed out of the client's errors.
+    pub secrets: Secrets,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand: `user` holds the password.
+        f.debug_struct("Target")
+            .field("endpoints", &self.endpoints)
+            .field("user", &self.user.as_ref().map(|(u, _)| (u, "***")))
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// The PEM files named by an `etcds://` URL's options (paths only: [`TlsFiles::load`] reads
@@ -132,19 +146,13 @@ pub(super) fn parse(url: &mut BackendUrl) -> Result<Target> {
         }
         None
     };
-    let rest = url
-        .body()
-        .strip_prefix("//")
-        .ok_or_else(|| url.invalid(usage))?;
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let (creds, hosts) = match rest.rsplit_once('@') {
-        Some((c, h)) => (Some(c), h),
-        None => (None, rest),
-    };
-    let user = match creds {
+    let rest = url.authority_rest().ok_or_else(|| url.invalid(usage))?;
+    let hosts = rest.strip_suffix('/').unwrap_or(rest);
+    // The user info as every backend splits it (see `BackendUrl`).
+    let user = match url.credentials() {
         None => None,
-        Some(c) => {
-            let (u, p) = c.split_once(':').ok_or_else(|| {
+        Some((u, p)) => {
+            let p = p.ok_or_else(|| {
                 url.invalid("credentials are user:password (etcd has no password-less users)")
             })?;
             let decode = |s: &str| {
@@ -176,6 +184,7 @@ pub(super) fn parse(url: &mut BackendUrl) -> Result<Target> {
         endpoints,
         user,
         tls: files,
+        secrets: url.secrets().clone(),
     })
 }
 
@@ -193,7 +202,12 @@ pub(super) async fn connect(target: &Target, shown: &str) -> Result<Client> {
     if let Some(files) = &target.tls {
         options = options.with_tls(files.load(shown)?);
     }
-    let cannot = |e: etcd_client::Error| etcd_err(format_args!("cannot connect to {shown}"), e);
+    let cannot = |e: etcd_client::Error| {
+        target.secrets.scrub_error(
+            etcd_err(format_args!("cannot connect to {shown}"), e),
+            shown,
+        )
+    };
     // With credentials, connecting authenticates (one round trip); bound it.
     let client = match timeout(
         CHECK_BUDGET,
@@ -306,6 +320,21 @@ mod tests {
             }
             Err(e) => panic!("{url}: expected InvalidUrl, got {e:?}"),
             Ok(_) => panic!("{url}: accepted"),
+        }
+    }
+
+    #[test]
+    fn odd_passwords_are_read_whole() {
+        for pw in crate::url::ODD_PASSWORDS
+            .iter()
+            .filter(|p| crate::name::percent_decode(p).is_some())
+        {
+            let t = target(&format!("etcd://root:{pw}@a:1,b:2/")).unwrap();
+            let want = String::from_utf8(crate::secret::decode_lossy(pw)).unwrap();
+            assert_eq!(t.user, Some(("root".into(), want.clone())), "{pw}");
+            assert_eq!(t.endpoints, ["http://a:1", "http://b:2"]);
+            let debug = format!("{t:?}");
+            assert!(!debug.contains(pw) && !debug.contains(&want), "{debug}");
         }
     }
 

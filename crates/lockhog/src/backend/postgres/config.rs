@@ -53,9 +53,9 @@ pub(super) struct Settings {
 /// Takes every option out of `url` (an unknown one is an error) and builds the
 /// [`Connector`]; connects to nothing.
 pub(super) fn parse(url: &mut BackendUrl) -> Result<Settings> {
-    if !url.body().starts_with("//") {
+    let Some(rest) = url.authority_rest().map(str::to_string) else {
         return Err(url.invalid("expected postgres://user:password@host:port/database"));
-    }
+    };
     let sessions = count_option(url, "connections", DEFAULT_SESSIONS)?;
     let max_waiters = count_option(url, "max_waiters", DEFAULT_MAX_WAITERS)?;
     let mut ssl_mode = None;
@@ -77,13 +77,16 @@ pub(super) fn parse(url: &mut BackendUrl) -> Result<Settings> {
         }
     }
     url.finish()?;
-    let text = format!("postgresql:{}?{}", url.body(), query.join("&"));
-    let mut config: Config = text.parse().map_err(|e: tokio_postgres::Error| {
-        url.invalid(&format!(
-            "not a postgres URL: {}",
-            redact_config_error(&e, url)
-        ))
-    })?;
+    // tokio-postgres takes the user info up to the first `@` of the whole URL: hand it ours
+    // percent-encoded, and no other `@` (hosts and database are percent-decoded there).
+    let text = format!(
+        "{}?{}",
+        url.client_form("postgresql", &rest.replace('@', "%40")),
+        query.join("&")
+    );
+    let mut config: Config = text
+        .parse()
+        .map_err(|e: tokio_postgres::Error| url.invalid(&format!("not a postgres URL: {e}")))?;
     config.ssl_mode(ssl_mode.negotiation());
     let tls = match ssl_mode {
         SslMode::Disable => None,
@@ -108,15 +111,20 @@ pub(super) fn parse(url: &mut BackendUrl) -> Result<Settings> {
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     config.connect_timeout(connect_timeout);
     let server = server_identity(&config);
-    let password = config
-        .get_password()
-        .map(|p| String::from_utf8_lossy(p).into_owned());
+    let mut secrets = url.secrets().clone();
+    // The password as tokio-postgres will send it, should it come from elsewhere too.
+    if let Some(p) = config.get_password() {
+        secrets.add(&crate::name::percent_encode(
+            &String::from_utf8_lossy(p),
+            |b| b.is_ascii_alphanumeric(),
+        ));
+    }
     let connector = Connector {
         config,
         tls,
         connect_timeout,
         redacted: url.redacted().to_string(),
-        password,
+        secrets,
     };
     Ok(Settings {
         connector,
@@ -124,22 +132,6 @@ pub(super) fn parse(url: &mut BackendUrl) -> Result<Settings> {
         sessions,
         max_waiters,
     })
-}
-
-/// A config error's text, which names options, never their values — checked anyway.
-fn redact_config_error(e: &tokio_postgres::Error, url: &BackendUrl) -> String {
-    let text = e.to_string();
-    let raw = url.body();
-    // Any user:password@ in the body: make sure its password is not echoed.
-    match raw
-        .strip_prefix("//")
-        .and_then(|r| r.split_once('@'))
-        .and_then(|(auth, _)| auth.split_once(':'))
-        .map(|(_, p)| p)
-    {
-        Some(p) if !p.is_empty() && text.contains(p) => text.replace(p, "***"),
-        _ => text,
-    }
 }
 
 /// `host:port[,host:port…]/database`: which server and database a key is arbitrated for.
@@ -163,4 +155,24 @@ fn server_identity(config: &Config) -> String {
         .or(config.get_user())
         .unwrap_or_default();
     format!("{}/{db}", hosts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokio_postgres_gets_the_password_lockhog_parsed() {
+        for pw in crate::url::ODD_PASSWORDS {
+            let url = format!("postgres://app:{pw}@h:5433/d%40b?sslmode=disable");
+            let settings = parse(&mut BackendUrl::parse(&url).unwrap()).unwrap();
+            let config = &settings.connector.config;
+            let want = String::from_utf8(crate::secret::decode_lossy(pw)).unwrap();
+            assert_eq!(config.get_password(), Some(want.as_bytes()), "{url}");
+            assert_eq!(config.get_user(), Some("app"), "{url}");
+            assert_eq!(settings.server, "h:5433/d@b", "{url}");
+            let debug = format!("{:?}", settings.connector);
+            assert!(!debug.contains(pw) && !debug.contains(&want), "{debug}");
+        }
+    }
 }

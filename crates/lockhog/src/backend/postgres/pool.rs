@@ -18,6 +18,7 @@ use super::{pg_error, SCHEME};
 use crate::backend::session_pool::{self, open_within, Connect, Pooled, SessionPool};
 use crate::error::{Error, Result};
 use crate::guard::LostSender;
+use crate::secret::Secrets;
 
 /// The fencing sequence, created once per database.
 pub(crate) const FENCING_SEQUENCE: &str = "lockhog_fencing";
@@ -151,17 +152,24 @@ pub(crate) struct Connector {
     pub connect_timeout: Duration,
     /// The URL with its password redacted, for messages.
     pub redacted: String,
-    /// The password, so that no message can carry it even by accident.
-    pub password: Option<String>,
+    /// The URL's passwords, so that no message can carry one even by accident.
+    pub secrets: Secrets,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand: the config holds the password.
+        f.debug_struct("Connector")
+            .field("url", &self.redacted)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connector {
     /// Strips the password from `message` should a server or library ever echo it.
     pub fn scrub(&self, message: String) -> String {
-        match &self.password {
-            Some(p) if !p.is_empty() && message.contains(p.as_str()) => message.replace(p, "***"),
-            _ => message,
-        }
+        self.secrets.scrub(&message)
     }
 
     pub fn error(&self, doing: &str, e: tokio_postgres::Error) -> Error {
@@ -169,7 +177,7 @@ impl Connector {
         Error::Backend {
             backend: SCHEME,
             message,
-            source: Some(Box::new(e)),
+            source: Some(self.secrets.wrap(&e)),
         }
     }
 
@@ -181,10 +189,14 @@ impl Connector {
             .map_err(|e| self.error("cannot connect", e))?;
         let registry = Arc::new(Mutex::new(Registry::default()));
         let reg = registry.clone();
+        let secrets = self.secrets.clone();
         tokio::spawn(async move {
             let why = match connection.await {
                 Ok(()) => "the connection to the server was closed".to_string(),
-                Err(e) => format!("the connection to the server failed: {}", pg_error(&e)),
+                Err(e) => secrets.scrub(&format!(
+                    "the connection to the server failed: {}",
+                    pg_error(&e)
+                )),
             };
             let guards = {
                 let mut r = lock_registry(&reg);

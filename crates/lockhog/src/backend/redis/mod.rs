@@ -191,10 +191,11 @@ pub(crate) fn take_wake(url: &mut BackendUrl) -> Result<bool> {
 fn client_url(url: &mut BackendUrl) -> Result<(String, Option<String>)> {
     let ca = url.take_option("ca");
     url.finish()?;
-    if !url.body().starts_with("//") {
+    let Some(rest) = url.authority_rest() else {
         return Err(url.invalid("expected redis://[user:password@]host[:port][/db]"));
-    }
-    Ok((format!("{}:{}", url.scheme(), url.body()), ca))
+    };
+    // The user info percent-encoded, so the client's URL parser splits it where lockhog did.
+    Ok((url.client_form(url.scheme(), rest), ca))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,6 +523,23 @@ impl Backend for RedisBackend {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn redis_rs_gets_the_password_lockhog_parsed() {
+        use redis::IntoConnectionInfo;
+        for pw in crate::url::ODD_PASSWORDS {
+            let url = format!("redis://app:{pw}@h:6380/2");
+            let (client_url, _) = super::client_url(&mut BackendUrl::parse(&url).unwrap()).unwrap();
+            let info = client_url.as_str().into_connection_info().unwrap();
+            let want = String::from_utf8(crate::secret::decode_lossy(pw)).unwrap();
+            assert_eq!(
+                info.redis_settings().password(),
+                Some(want.as_str()),
+                "{url}"
+            );
+            assert_eq!(info.redis_settings().username(), Some("app"), "{url}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -114,17 +114,12 @@ impl RedlockHeld {
 
 /// Parses `[user:password@]h1:p1,h2:p2[/db]` into one `redis://` URL per node.
 fn node_urls(url: &BackendUrl) -> Result<Vec<(String, String)>> {
-    let body = url
-        .body()
-        .strip_prefix("//")
+    let rest = url
+        .authority_rest()
         .ok_or_else(|| url.invalid("expected redlock://host:port,host:port,host:port"))?;
-    let (authority, db) = match body.split_once('/') {
-        Some((a, db)) => (a, format!("/{db}")),
-        None => (body, String::new()),
-    };
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((u, h)) => (format!("{u}@"), h),
-        None => (String::new(), authority),
+    let (hosts, db) = match rest.split_once('/') {
+        Some((h, db)) => (h, format!("/{db}")),
+        None => (rest, String::new()),
     };
     let hosts: Vec<&str> = hosts.split(',').filter(|h| !h.is_empty()).collect();
     if hosts.is_empty() || hosts.len().is_multiple_of(2) {
@@ -135,7 +130,7 @@ fn node_urls(url: &BackendUrl) -> Result<Vec<(String, String)>> {
     }
     Ok(hosts
         .into_iter()
-        .map(|h| (format!("redis://{userinfo}{h}{db}"), h.to_string()))
+        .map(|h| (url.client_form("redis", &format!("{h}{db}")), h.to_string()))
         .collect())
 }
 
@@ -326,6 +321,9 @@ mod tests {
         }
         let with_auth = urls("redlock://u:pw@a:1,b:2,c:3/2").unwrap();
         assert_eq!(with_auth[1].0, "redis://u:pw@b:2/2");
+        // A password with `@`, `/`, `#` and `?` is handed to each node's client encoded.
+        let odd = urls("redlock://u:p@w#x/y?z@a:1,b:2,c:3/2").unwrap();
+        assert_eq!(odd[2].0, "redis://u:p%40w%23x%2Fy%3Fz@c:3/2");
         assert_eq!(with_auth[1].1, "b:2");
         assert_eq!(quorum(3), 2);
         assert_eq!(quorum(1), 1);
