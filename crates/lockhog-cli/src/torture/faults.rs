@@ -9,6 +9,8 @@
 //! - `restart`: run the restart command (`sh -c`), which stops the server and starts it
 //!   again, returning once it answers.
 //! - `cut`: close both sides of every connection through the proxy.
+//! - `kill-run`: SIGKILL the `lockhog run` whose command reports the next grant, before it is
+//!   answered; the command goes on if it can (see `hub`).
 //!
 //! Faults never overlap, so a pause is never combined with a cut of the paused worker's
 //! connection: each fault's effect is seen on its own.
@@ -66,6 +68,14 @@ impl Injector {
                     self.hub.arm(Pending::Kill(tx));
                     match tokio::time::timeout(ARM_BOUND, rx).await {
                         Ok(Ok(pid)) => self.hub.record_fault(kind, format!("killed pid {pid}")),
+                        _ => self.hub.disarm(),
+                    }
+                }
+                FaultKind::KillRun => {
+                    let (tx, rx) = oneshot::channel();
+                    self.hub.arm(Pending::KillRun(tx));
+                    match tokio::time::timeout(ARM_BOUND, rx).await {
+                        Ok(Ok(pid)) => self.hub.record_fault(kind, format!("killed run pid {pid}")),
                         _ => self.hub.disarm(),
                     }
                 }
