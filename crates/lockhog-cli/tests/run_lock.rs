@@ -196,41 +196,40 @@ fn lose_on_redis(url: &str, what: &str, args: &[&str], on_term: &str) -> Proc {
     run.proc
 }
 
-#[test]
-fn a_lost_lock_stops_the_command_with_sigterm_and_run_exits_75() {
+/// Loses the lock of a command run with `args` on redis, and checks that `run` says `says`,
+/// that the command is stopped without printing anything more, and that `run` exits 75.
+fn stopped_when_lost_on_redis(what: &str, args: &[&str], on_term: &str, says: &str) {
     let Some(url) = server("LOCKHOG_TEST_REDIS_URL") else {
         return;
     };
-    let mut proc = lose_on_redis(&url, "term", &[], DIE_ON_TERM);
-    proc.stderr_line("was lost while the command ran");
-    assert!(proc.rest_of_stdout().is_empty(), "the command went on");
+    let mut proc = lose_on_redis(&url, what, args, on_term);
+    proc.stderr_line(says);
+    assert!(
+        proc.rest_of_stdout().is_empty(),
+        "the command went on or saw SIGTERM"
+    );
     assert_eq!(proc.wait().code(), Some(75));
+}
+
+#[test]
+fn a_lost_lock_stops_the_command_with_sigterm_and_run_exits_75() {
+    stopped_when_lost_on_redis("term", &[], DIE_ON_TERM, "sending it SIGTERM");
 }
 
 #[test]
 fn a_command_that_ignores_sigterm_is_killed_after_the_grace() {
-    let Some(url) = server("LOCKHOG_TEST_REDIS_URL") else {
-        return;
-    };
-    let mut proc = lose_on_redis(&url, "grace", &["--grace", "0.5"], IGNORE_TERM);
-    proc.stderr_line("outlived --grace");
-    assert!(proc.rest_of_stdout().is_empty(), "the command went on");
-    assert_eq!(proc.wait().code(), Some(75));
+    stopped_when_lost_on_redis(
+        "grace",
+        &["--grace", "0.5"],
+        IGNORE_TERM,
+        "outlived --grace",
+    );
 }
 
 #[test]
 fn on_lost_kill_sends_sigkill_at_once() {
-    let Some(url) = server("LOCKHOG_TEST_REDIS_URL") else {
-        return;
-    };
-    let mut proc = lose_on_redis(&url, "kill", &["--on-lost", "kill"], NOTE_TERM);
-    proc.stderr_line("killing it");
-    // No `term`: SIGKILL came first and alone.
-    assert!(
-        proc.rest_of_stdout().is_empty(),
-        "the command saw something"
-    );
-    assert_eq!(proc.wait().code(), Some(75));
+    // NOTE_TERM: a SIGTERM would print `term`; SIGKILL came first and alone.
+    stopped_when_lost_on_redis("kill", &["--on-lost", "kill"], NOTE_TERM, "killing it");
 }
 
 #[test]

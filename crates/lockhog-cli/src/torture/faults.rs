@@ -63,19 +63,15 @@ impl Injector {
             let kind = self.kinds[turn % self.kinds.len()];
             turn += 1;
             match kind {
-                FaultKind::Kill => {
+                FaultKind::Kill | FaultKind::KillRun => {
                     let (tx, rx) = oneshot::channel();
-                    self.hub.arm(Pending::Kill(tx));
+                    let (pending, what) = match kind {
+                        FaultKind::Kill => (Pending::Kill(tx), "killed pid"),
+                        _ => (Pending::KillRun(tx), "killed run pid"),
+                    };
+                    self.hub.arm(pending);
                     match tokio::time::timeout(ARM_BOUND, rx).await {
-                        Ok(Ok(pid)) => self.hub.record_fault(kind, format!("killed pid {pid}")),
-                        _ => self.hub.disarm(),
-                    }
-                }
-                FaultKind::KillRun => {
-                    let (tx, rx) = oneshot::channel();
-                    self.hub.arm(Pending::KillRun(tx));
-                    match tokio::time::timeout(ARM_BOUND, rx).await {
-                        Ok(Ok(pid)) => self.hub.record_fault(kind, format!("killed run pid {pid}")),
+                        Ok(Ok(pid)) => self.hub.record_fault(kind, format!("{what} {pid}")),
                         _ => self.hub.disarm(),
                     }
                 }
