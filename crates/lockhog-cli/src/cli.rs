@@ -17,7 +17,8 @@ use clap::{Args, Parser, Subcommand};
     long_about = None,
     after_help = "The backend is given by -b/--backend, else the LOCKHOG_URL environment variable, \
 else file://$XDG_RUNTIME_DIR/lockhog (or file:///tmp/lockhog-$UID).\n\n\
-Exit codes: 0 success, 1 lock not acquired, 2 usage error, 69 backend unreachable or refused.\n\
+Exit codes: 0 success, 1 lock not acquired, 2 usage error, 69 backend unreachable or refused,\n\
+75 run's lock was lost while its command ran (see lockhog run --help).\n\
 RUST_LOG=debug turns on logs on stderr."
 )]
 pub struct Cli {
@@ -56,9 +57,21 @@ Examples:
   lockhog run -n -E 0 backup -- rsync -a /data /backup     # skip quietly when already running
   lockhog run -b file:///tmp/locks deploy -- make deploy
 
+COMMAND runs only while the lock is held:
+  - lost lock (lease ran out, connection or key gone): --on-lost term (default) sends COMMAND
+    SIGTERM, then SIGKILL after --grace seconds; kill sends SIGKILL at once; warn only warns
+    and lets COMMAND finish without the lock;
+  - lockhog itself killed (Linux): on file:// (flock mode) COMMAND inherits the locked
+    descriptor and keeps the lock until it exits, and gets SIGTERM; on other backends COMMAND
+    gets SIGKILL at once, as the lock goes with lockhog's connection or lease. Not with warn.
+COMMAND's environment gets LOCKHOG_NAME, LOCKHOG_RESOURCE and LOCKHOG_FENCING_TOKEN (pass the
+token to what the lock protects, which refuses a token lower than the highest it has seen).
+
 Exit status: that of COMMAND (128+N when killed by signal N; 127 not found, 126 not
-executable); 1 (or -E CODE) when the lock is not acquired; 2 usage error; 69 backend error.
-SIGINT and SIGTERM are forwarded to COMMAND; the lock is released after it exits.";
+executable); 75 when the lock was lost while COMMAND ran (not with --on-lost warn, which
+exits with COMMAND's status); 1 (or -E CODE) when the lock is not acquired; 2 usage error;
+69 backend error. SIGINT and SIGTERM are forwarded to COMMAND; the lock is released after it
+exits.";
 
 const HOLD_EXAMPLES: &str = "\
 Examples:
@@ -125,12 +138,29 @@ pub struct RunArgs {
         default_value_t = 1
     )]
     pub conflict_exit_code: u8,
+    /// What to do with COMMAND when the lock is lost while it runs
+    #[arg(long = "on-lost", value_name = "POLICY", value_enum, default_value_t = OnLost::Term)]
+    pub on_lost: OnLost,
+    /// With --on-lost term: seconds from SIGTERM to SIGKILL (fractions allowed)
+    #[arg(long = "grace", value_name = "SECS", default_value = "10", value_parser = parse_wait)]
+    pub grace: Duration,
     /// The lock's name
     #[arg(value_name = "NAME")]
     pub name: String,
     /// The command to run with the lock held, after `--`
     #[arg(value_name = "COMMAND", last = true, required = true, num_args = 1..)]
     pub command: Vec<OsString>,
+}
+
+/// `run --on-lost`: what a lost lock means for the command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnLost {
+    /// SIGTERM, then SIGKILL after --grace; run exits 75
+    Term,
+    /// SIGKILL at once; run exits 75
+    Kill,
+    /// Warn and let the command finish without the lock; run exits with its status
+    Warn,
 }
 
 #[derive(Debug, Args)]
@@ -202,7 +232,12 @@ mod tests {
         };
         assert_eq!(run.acquire.wait, Some(Duration::from_millis(500)));
         assert_eq!(run.command, ["ls", "-l"]);
+        assert_eq!(run.on_lost, OnLost::Term);
+        assert_eq!(run.grace, Duration::from_secs(10));
         assert!(Cli::try_parse_from(["lockhog", "run", "x", "--"]).is_err());
+        assert!(
+            Cli::try_parse_from(["lockhog", "run", "--on-lost", "x", "y", "--", "ls"]).is_err()
+        );
         assert!(Cli::try_parse_from(["lockhog", "run", "x"]).is_err());
     }
 }

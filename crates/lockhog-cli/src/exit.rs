@@ -10,6 +10,9 @@ pub const NOT_ACQUIRED: u8 = 1;
 pub const USAGE: u8 = 2;
 /// The backend could not be reached or refused (sysexits' `EX_UNAVAILABLE`).
 pub const UNAVAILABLE: u8 = 69;
+/// `run`: the lock was lost while the command ran, and the command was stopped (`--on-lost
+/// term|kill`); sysexits' `EX_TEMPFAIL`, as running again later may succeed.
+pub const LOCK_LOST: u8 = 75;
 /// The command exists but cannot be executed (as shells report it).
 pub const CANNOT_EXECUTE: u8 = 126;
 /// The command was not found (as shells report it).

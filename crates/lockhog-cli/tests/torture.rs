@@ -74,6 +74,38 @@ fn kill_and_pause_on_file_keep_exclusion_and_token_order() {
     }
 }
 
+/// `kill-run`: `lockhog run` SIGKILLed while its command is inside its section. The command
+/// keeps the lock (file, flock) or dies with its `run` (fcntl, postgres): never two inside.
+#[test]
+fn kill_run_never_lets_two_commands_inside() {
+    let mut urls: Vec<(String, Option<Locks>)> = ["", "?mode=fcntl"]
+        .into_iter()
+        .map(|q| {
+            let locks = Locks::with_query(q);
+            (locks.url(), Some(locks))
+        })
+        .collect();
+    match std::env::var("LOCKHOG_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => urls.push((url, None)),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("LOCKHOG_TEST_POSTGRES_URL is not set under CI")
+        }
+        _ => eprintln!("postgres skipped: LOCKHOG_TEST_POSTGRES_URL is not set"),
+    }
+    for (url, _dir) in &urls {
+        let mut cmd = support::lockhog_cmd();
+        cmd.args(["torture", "-b", url, "--clients", "4", "--duration", "3"])
+            .args(["--faults", "kill-run", "--ttl", "0.5"]);
+        let done = support::Proc::spawn(cmd, "lockhog torture --faults kill-run").finish();
+        done.assert_code(0);
+        let [sections, violations, regressions, _rejections, faults] =
+            last_line_numbers(done.stdout.last().expect("output"));
+        assert!(sections > 0 && faults > 0, "{done:#?}");
+        assert_eq!(violations, 0, "{done:#?}");
+        assert_eq!(regressions, 0, "{done:#?}");
+    }
+}
+
 #[test]
 fn bad_arguments_exit_2() {
     let locks = Locks::new();

@@ -1,6 +1,7 @@
 //! The held lock: fencing token, lost-lock notice, statistics, release and release on Drop.
 
 use std::future::Future;
+use std::os::fd::BorrowedFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -133,6 +134,15 @@ impl LockGuard {
     /// paused holder whose lease ran out from doing harm.
     pub fn fencing_token(&self) -> u64 {
         self.token
+    }
+
+    /// The descriptor that carries the lock, where one does (the `file:` backend in its
+    /// default `flock` mode): a child process that inherits a copy keeps the lock held as long
+    /// as it keeps the copy open, even if this process is killed, as `flock(1)`'s command
+    /// does. `lockhog run` hands it to its command. Releasing the guard frees the lock for
+    /// every copy. `None` on backends whose lock lives in a session or a lease.
+    pub fn inheritable_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.backend.inheritable_fd(self.held.as_ref()?)
     }
 
     /// How the acquire went.

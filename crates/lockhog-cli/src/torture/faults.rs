@@ -9,6 +9,8 @@
 //! - `restart`: run the restart command (`sh -c`), which stops the server and starts it
 //!   again, returning once it answers.
 //! - `cut`: close both sides of every connection through the proxy.
+//! - `kill-run`: SIGKILL the `lockhog run` whose command reports the next grant, before it is
+//!   answered; the command goes on if it can (see `hub`).
 //!
 //! Faults never overlap, so a pause is never combined with a cut of the paused worker's
 //! connection: each fault's effect is seen on its own.
@@ -61,11 +63,15 @@ impl Injector {
             let kind = self.kinds[turn % self.kinds.len()];
             turn += 1;
             match kind {
-                FaultKind::Kill => {
+                FaultKind::Kill | FaultKind::KillRun => {
                     let (tx, rx) = oneshot::channel();
-                    self.hub.arm(Pending::Kill(tx));
+                    let (pending, what) = match kind {
+                        FaultKind::Kill => (Pending::Kill(tx), "killed pid"),
+                        _ => (Pending::KillRun(tx), "killed run pid"),
+                    };
+                    self.hub.arm(pending);
                     match tokio::time::timeout(ARM_BOUND, rx).await {
-                        Ok(Ok(pid)) => self.hub.record_fault(kind, format!("killed pid {pid}")),
+                        Ok(Ok(pid)) => self.hub.record_fault(kind, format!("{what} {pid}")),
                         _ => self.hub.disarm(),
                     }
                 }

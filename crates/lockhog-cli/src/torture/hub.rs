@@ -10,6 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
+use super::alive::Seen;
 use super::fence::Fence;
 use super::journal::{Event, FaultKind, Journal, Release, Stamp};
 
@@ -17,13 +18,24 @@ use super::journal::{Event, FaultKind, Journal, Release, Stamp};
 pub enum Pending {
     Kill(oneshot::Sender<u32>),
     Pause(oneshot::Sender<u32>),
+    /// SIGKILL the `lockhog run` supervising the next command that reports a grant.
+    KillRun(oneshot::Sender<u32>),
 }
+
+/// The first id of commands run by `lockhog run` (`hello-run`), above every worker's.
+const FIRST_RUN_ID: u32 = 1 << 30;
 
 struct Worker {
     pid: u32,
     tx: mpsc::UnboundedSender<String>,
     in_section: bool,
     killed: bool,
+    /// The lock of the section it is in, or was last in.
+    lock: u32,
+    /// A command under `lockhog run`: its supervisor's pid, and the process as first seen.
+    run: Option<(u32, Option<Seen>)>,
+    /// Its supervisor was killed by `kill-run`: its section ends with it.
+    orphaned: bool,
 }
 
 /// Everything the harness knows about the run.
@@ -33,6 +45,7 @@ pub struct State {
     workers: HashMap<u32, Worker>,
     pending: Option<Pending>,
     stopping: bool,
+    next_run_id: u32,
     /// Faults carried out: kind, when, what.
     pub faults: Vec<(FaultKind, Stamp, String)>,
     /// Backend errors workers reported, and the first few of them.
@@ -54,6 +67,7 @@ impl Hub {
             workers: HashMap::new(),
             pending: None,
             stopping: false,
+            next_run_id: FIRST_RUN_ID,
             faults: Vec::new(),
             errors: 0,
             error_samples: Vec::new(),
@@ -118,9 +132,19 @@ impl Hub {
         let Ok(Some(hello)) = lines.next_line().await else {
             return;
         };
-        let (id, pid) = match hello.split(' ').collect::<Vec<_>>()[..] {
+        let (id, pid, run) = match hello.split(' ').collect::<Vec<_>>()[..] {
             ["hello", id, pid] => match (id.parse::<u32>(), pid.parse::<u32>()) {
-                (Ok(id), Ok(pid)) => (id, pid),
+                (Ok(id), Ok(pid)) => (id, pid, None),
+                _ => return,
+            },
+            // A command of `lockhog run`: it gets an id here, and its supervisor is noted.
+            ["hello-run", pid, supervisor] => match (pid.parse::<u32>(), supervisor.parse()) {
+                (Ok(pid), Ok(supervisor)) => {
+                    let mut st = self.lock();
+                    let id = st.next_run_id;
+                    st.next_run_id += 1;
+                    (id, pid, Some((supervisor, Seen::now(pid))))
+                }
                 _ => return,
             },
             _ => return,
@@ -146,6 +170,9 @@ impl Hub {
                     tx,
                     in_section: false,
                     killed: false,
+                    lock: 0,
+                    run,
+                    orphaned: false,
                 },
             );
         }
@@ -155,7 +182,10 @@ impl Hub {
         let mut st = self.lock();
         let at = st.journal.now();
         if let Some(w) = st.workers.remove(&id) {
-            if w.in_section && !w.killed {
+            if w.in_section && w.orphaned {
+                // Killed with its supervisor, as the fault meant.
+                st.journal.push(Event::Killed { worker: id, at });
+            } else if w.in_section && !w.killed {
                 st.journal.push(Event::Gone { worker: id, at });
             }
         }
@@ -164,6 +194,9 @@ impl Hub {
     fn handle(&self, id: u32, line: &str) {
         let mut st = self.lock();
         let st = &mut *st;
+        if line.starts_with("enter ") {
+            end_dead_orphans(st);
+        }
         let Some(w) = st.workers.get_mut(&id) else {
             return;
         };
@@ -188,7 +221,23 @@ impl Hub {
                     at,
                 });
                 w.in_section = true;
+                w.lock = lock;
                 match st.pending.take() {
+                    Some(Pending::KillRun(done)) => match w.run {
+                        Some((supervisor, _)) => {
+                            // The command hears `orphan` and lingers in its section, if it
+                            // lives: it must either die with its supervisor or keep the lock
+                            // until it exits.
+                            signal(supervisor, libc::SIGKILL);
+                            w.orphaned = true;
+                            reply(w, "orphan");
+                            let _ = done.send(supervisor);
+                        }
+                        None => {
+                            st.pending = Some(Pending::KillRun(done));
+                            reply(w, "ok");
+                        }
+                    },
                     Some(Pending::Kill(done)) => {
                         // No answer: the victim dies holding its lock, inside its section.
                         signal(w.pid, libc::SIGKILL);
@@ -252,6 +301,26 @@ impl Hub {
             .iter()
             .map(|(id, w)| (*id, w.pid))
             .collect()
+    }
+}
+
+/// Ends the sections of orphaned commands that can run no more, before a grant is stamped:
+/// their death may not have reached us through their socket yet, but it came before the grant
+/// we are about to stamp, so their section is over. One that may still run is still inside.
+fn end_dead_orphans(st: &mut State) {
+    let at = st.journal.now();
+    for (&id, w) in st.workers.iter_mut() {
+        if w.in_section
+            && w.orphaned
+            && !w
+                .run
+                .and_then(|(_, seen)| seen)
+                .is_some_and(|s| s.may_run())
+        {
+            w.in_section = false;
+            w.killed = true;
+            st.journal.push(Event::Killed { worker: id, at });
+        }
     }
 }
 

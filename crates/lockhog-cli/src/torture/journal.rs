@@ -88,6 +88,8 @@ pub enum FaultKind {
     Restart,
     /// Close both sides of every proxied connection.
     Cut,
+    /// Sections run as commands of `lockhog run`; SIGKILL the `run` of one inside its section.
+    KillRun,
 }
 
 impl FaultKind {
@@ -98,6 +100,7 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Restart => "restart",
             FaultKind::Cut => "cut",
+            FaultKind::KillRun => "kill-run",
         }
     }
 }

@@ -8,6 +8,7 @@
 //! [`supervise`] (starting, replacing and stopping workers) and [`checker`] (sections,
 //! overlaps, token order, verdict).
 
+mod alive;
 mod checker;
 mod faults;
 mod fence;
@@ -15,6 +16,7 @@ mod hub;
 mod journal;
 mod proxy;
 mod supervise;
+mod via_run;
 pub mod worker;
 
 use std::collections::BTreeSet;
@@ -54,6 +56,11 @@ Faults (one at a time, every 0.4-1.2 s):
            when LOCKHOG_TEST_X_URL is this URL); without one the fault is unavailable: exit 2
   cut      workers reach the server through a 127.0.0.1 proxy that closes both sides of
            every connection (loopback servers only)
+  kill-run every section runs as the command of `lockhog run` (which ignores SIGTERM);
+           SIGKILL the `run` of the next command granted a lock. On file (flock) the command
+           keeps the inherited lock and finishes its section; elsewhere it is SIGKILLed with
+           its `run` (on lease backends the lease outlives it). Either way no other section
+           may enter while it runs: violations=0 on every backend
 
 The checker counts: violations (sections into which another section of the same lock
 entered, each counted once; a killed holder's section ends at the kill), token_regressions
@@ -249,6 +256,7 @@ pub async fn run(args: TortureArgs) -> Outcome {
         url: worker_url,
         locks: args.locks,
         ttl: args.ttl,
+        via_run: kinds.contains(&FaultKind::KillRun),
     };
     let outcome =
         supervise::drive(&args, &spawner, &hub, kinds.clone(), pause, restart, proxy).await;
@@ -294,6 +302,7 @@ fn print_report(
         FaultKind::Pause,
         FaultKind::Restart,
         FaultKind::Cut,
+        FaultKind::KillRun,
     ] {
         let n = faults.iter().filter(|(k, _, _)| *k == kind).count();
         if n > 0 {

@@ -26,6 +26,8 @@ pub struct Spawner {
     pub url: String,
     pub locks: u32,
     pub ttl: Duration,
+    /// Sections run as commands of `lockhog run` (the `kill-run` fault).
+    pub via_run: bool,
 }
 
 impl Spawner {
@@ -41,6 +43,7 @@ impl Spawner {
             .arg(&self.socket)
             .args(["--id", &id.to_string(), "--locks", &self.locks.to_string()])
             .args(["--ttl-ms", &self.ttl.as_millis().to_string()])
+            .args(self.via_run.then_some("--via-run"))
             .env(lockhog::URL_ENV, &self.url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -17,7 +17,7 @@
 //! backoff; after three in a row the worker connects afresh. Every wait is bounded: an acquire
 //! waits at most two seconds before the loop looks at `stop` again, a release at most five.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lockhog::{LockGuard, Locker};
@@ -33,6 +33,8 @@ use crate::exit::{Failure, Outcome, SUCCESS, UNAVAILABLE};
 const ACQUIRE_BOUND: Duration = Duration::from_secs(2);
 /// How long a release may take before it counts as failed.
 const RELEASE_BOUND: Duration = Duration::from_secs(5);
+/// How long a command whose `lockhog run` was killed stays in its section.
+const ORPHAN_LINGER: Duration = Duration::from_millis(300);
 /// The longest pause between the two writes of a section, in microseconds.
 const MAX_DWELL_US: u64 = 1500;
 
@@ -51,6 +53,12 @@ pub struct WorkerArgs {
     /// The lease ttl in milliseconds
     #[arg(long, value_name = "MS")]
     pub ttl_ms: u64,
+    /// Run each section as the command of `lockhog run` (the kill-run fault)
+    #[arg(long)]
+    pub via_run: bool,
+    /// Be that command: one section of lock L, under the lock `lockhog run` holds
+    #[arg(long, value_name = "L")]
+    pub section: Option<u32>,
 }
 
 /// A small xorshift generator: the worker needs spread, not quality.
@@ -87,20 +95,20 @@ impl Rng {
     }
 }
 
-struct Link {
+pub(super) struct Link {
     out: OwnedWriteHalf,
     replies: mpsc::UnboundedReceiver<String>,
 }
 
 impl Link {
-    async fn send(&mut self, line: &str) -> bool {
+    pub(super) async fn send(&mut self, line: &str) -> bool {
         let mut bytes = line.replace(['\n', '\r'], " ").into_bytes();
         bytes.push(b'\n');
         self.out.write_all(&bytes).await.is_ok()
     }
 
     /// Sends `line` and returns the answer; `None` when the harness went away.
-    async fn ask(&mut self, line: &str) -> Option<String> {
+    pub(super) async fn ask(&mut self, line: &str) -> Option<String> {
         if !self.send(line).await {
             return None;
         }
@@ -108,9 +116,10 @@ impl Link {
     }
 }
 
-/// Runs the worker until the harness says `stop` or goes away.
-pub async fn run(args: WorkerArgs) -> Outcome {
-    let stream = UnixStream::connect(&args.socket).await.map_err(|e| {
+/// Connects to the harness: the link, and a flag set when the harness says `stop` or goes
+/// away.
+pub(super) async fn connect(socket: &Path) -> Result<(Link, watch::Receiver<bool>), Failure> {
+    let stream = UnixStream::connect(socket).await.map_err(|e| {
         Failure::new(
             UNAVAILABLE,
             format!("torture worker: cannot reach the harness: {e}"),
@@ -118,7 +127,7 @@ pub async fn run(args: WorkerArgs) -> Outcome {
     })?;
     let (rd, out) = stream.into_split();
     let (reply_tx, replies) = mpsc::unbounded_channel();
-    let (stop_tx, mut stop) = watch::channel(false);
+    let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
         let mut lines = BufReader::new(rd).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -131,12 +140,23 @@ pub async fn run(args: WorkerArgs) -> Outcome {
         // The harness went away: stop, and let a pending `ask` see the end.
         let _ = stop_tx.send(true);
     });
-    let mut link = Link { out, replies };
+    Ok((Link { out, replies }, stop))
+}
+
+/// Runs the worker until the harness says `stop` or goes away.
+pub async fn run(args: WorkerArgs) -> Outcome {
+    if let Some(lock) = args.section {
+        return super::via_run::section(&args, lock).await;
+    }
+    let (mut link, mut stop) = connect(&args.socket).await?;
     if !link
         .send(&format!("hello {} {}", args.id, std::process::id()))
         .await
     {
         return Ok(SUCCESS);
+    }
+    if args.via_run {
+        return super::via_run::worker(&args, link, stop).await;
     }
     let ttl = Duration::from_millis(args.ttl_ms.max(1));
     let mut rng = Rng::from_entropy();
@@ -194,26 +214,34 @@ pub async fn run(args: WorkerArgs) -> Outcome {
     Ok(SUCCESS)
 }
 
+/// Asks to enter, and once answered runs the section: two writes, then `exit`. `Some(false)`
+/// when the run is over and the section never started, `None` when the harness went away.
+pub(super) async fn inside(link: &mut Link, rng: &mut Rng, lock: u32, token: u64) -> Option<bool> {
+    match link.ask(&format!("enter {lock} {token}")).await?.as_str() {
+        "ok" => {}
+        // `kill-run` struck our `lockhog run`: go on a while, as a command's cleanup would,
+        // long enough for any waiter to get the lock if our `run`'s death freed it.
+        "orphan" => tokio::time::sleep(ORPHAN_LINGER).await,
+        _ => return Some(false), // "end": the run is over and the section never started
+    }
+    // Paused here by `pause`: the harness stops us before it answers `enter`.
+    let first = link.ask(&format!("write {lock} {token}")).await?;
+    if first == "accept" {
+        let dwell = rng.below(MAX_DWELL_US + 1);
+        if dwell > 0 {
+            tokio::time::sleep(Duration::from_micros(dwell)).await;
+        }
+        link.ask(&format!("write {lock} {token}")).await?;
+    }
+    link.ask(&format!("exit {lock} {token}")).await?;
+    Some(true)
+}
+
 /// One critical section and the release. `Some(true)` to go on, `Some(false)` when told to
 /// stop, `None` when the harness went away.
 async fn section(link: &mut Link, rng: &mut Rng, lock: u32, guard: LockGuard) -> Option<bool> {
     let token = guard.fencing_token();
-    let go_on = match link.ask(&format!("enter {lock} {token}")).await?.as_str() {
-        "ok" => {
-            // Paused here by `pause`: the harness stops us before it answers `enter`.
-            let first = link.ask(&format!("write {lock} {token}")).await?;
-            if first == "accept" {
-                let dwell = rng.below(MAX_DWELL_US + 1);
-                if dwell > 0 {
-                    tokio::time::sleep(Duration::from_micros(dwell)).await;
-                }
-                link.ask(&format!("write {lock} {token}")).await?;
-            }
-            link.ask(&format!("exit {lock} {token}")).await?;
-            true
-        }
-        _ => false, // "end": the run is over and the section never started
-    };
+    let go_on = inside(link, rng, lock, token).await?;
     let outcome = match tokio::time::timeout(RELEASE_BOUND, guard.release()).await {
         Ok(Ok(true)) => Release::Ours,
         Ok(Ok(false)) => Release::Lost,

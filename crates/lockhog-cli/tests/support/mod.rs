@@ -145,6 +145,39 @@ impl Proc {
         }
     }
 
+    /// Every line left on stdout, once it ends: when every process holding its write end (the
+    /// process and any child it handed it to) has exited.
+    #[allow(dead_code)] // not every test file that includes this module uses it
+    pub fn rest_of_stdout(&mut self) -> Vec<String> {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return lines,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "{}: stdout still open after {TIMEOUT:?} (so far {lines:?})",
+                    self.what
+                ),
+            }
+        }
+    }
+
+    /// The first stderr line containing `text`, waiting at most [`TIMEOUT`].
+    #[allow(dead_code)] // not every test file that includes this module uses it
+    pub fn stderr_line(&mut self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("{}: no {text:?} on stderr ({e})", self.what),
+            }
+        }
+    }
+
     /// Writes `line` to its stdin.
     pub fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin still open");

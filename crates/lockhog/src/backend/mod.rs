@@ -55,6 +55,7 @@ pub mod sqlite;
 
 use std::any::Any;
 use std::future::Future;
+use std::os::fd::BorrowedFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -258,6 +259,15 @@ pub trait Backend: Send + Sync + 'static {
         drop(held);
     }
 
+    /// A descriptor whose copy in a child process keeps the lock held for as long as the child
+    /// keeps it open, even after this process died: the `flock(2)` descriptor that `flock(1)`
+    /// hands to its command. `None` (the default) where no descriptor carries the lock (a
+    /// connection's session, a lease, a process-owned record lock).
+    fn inheritable_fd<'h>(&self, held: &'h Self::Held) -> Option<BorrowedFd<'h>> {
+        let _ = held;
+        None
+    }
+
     /// The locks named by `keys`, or every lock of `namespace` the backend can find when
     /// `keys` is empty.
     fn status(
@@ -292,6 +302,7 @@ pub(crate) trait DynBackend: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Acquired<ErasedHeld>>>>;
     fn release(&self, held: ErasedHeld) -> BoxFuture<'_, Result<bool>>;
     fn release_on_drop(&self, held: ErasedHeld);
+    fn inheritable_fd<'h>(&self, held: &'h ErasedHeld) -> Option<BorrowedFd<'h>>;
     fn status<'a>(
         &'a self,
         namespace: &'a str,
@@ -369,6 +380,9 @@ impl<B: Backend> DynBackend for B {
         if let Ok(held) = unerase(self, held) {
             Backend::release_on_drop(self, held);
         }
+    }
+    fn inheritable_fd<'h>(&self, held: &'h ErasedHeld) -> Option<BorrowedFd<'h>> {
+        Backend::inheritable_fd(self, held.downcast_ref::<B::Held>()?)
     }
     fn status<'a>(
         &'a self,

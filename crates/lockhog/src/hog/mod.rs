@@ -79,6 +79,7 @@ mod process;
 mod scoped;
 mod task;
 mod thread;
+pub(crate) mod tied;
 
 pub use async_hogger::{AsyncHogger, AsyncLockHogger};
 pub use contend::{contend, contend_with, ContendOptions, Contender, DEFAULT_CONTEND_TIMEOUT};

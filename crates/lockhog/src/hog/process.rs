@@ -177,11 +177,16 @@ impl ProcessHog {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = spawn(&mut cmd).map_err(|source| HogError::Process {
-            doing: "start",
-            program: program.clone(),
-            source,
-        })?;
+        // If the test process dies, this child must not hold its locks on.
+        super::tied::die_with_us(&mut cmd);
+        let mut child =
+            super::tied::on_spawner_thread(move || spawn(&mut cmd)).map_err(|source| {
+                HogError::Process {
+                    doing: "start",
+                    program: program.clone(),
+                    source,
+                }
+            })?;
         tracing::debug!(program = %program.display(), pid = child.id(), "hog: started lockhog hold");
         let stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");

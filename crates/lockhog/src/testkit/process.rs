@@ -27,15 +27,17 @@ impl HoldProcess {
     ///
     /// When the binary cannot run, exits early, or prints something else than `held` lines.
     pub fn start(bin: &Path, url: &str, args: &[&str], names: &[&str]) -> HoldProcess {
-        let mut child = Command::new(bin)
-            .env("LOCKHOG_URL", url)
+        let mut cmd = Command::new(bin);
+        cmd.env("LOCKHOG_URL", url)
             .arg("hold")
             .args(args)
             .args(names)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
+            .stderr(Stdio::inherit());
+        // If the test process dies, this child must not hold its locks on.
+        crate::hog::tied::die_with_us(&mut cmd);
+        let mut child = crate::hog::tied::on_spawner_thread(move || cmd.spawn())
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
         let stdout = child.stdout.take().expect("piped");
         let (tx, lines) = mpsc::channel();

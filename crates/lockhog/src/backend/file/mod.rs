@@ -26,6 +26,7 @@ mod wait;
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -396,6 +397,12 @@ impl Backend for FileBackend {
             }
             None => Ok(None),
         }
+    }
+
+    fn inheritable_fd<'h>(&self, held: &'h FileHeld) -> Option<BorrowedFd<'h>> {
+        // A record lock belongs to the process and is never inherited: only a flock travels
+        // with a copy of its descriptor.
+        (self.mode == LockMode::Flock).then(|| held.file.as_fd())
     }
 
     async fn release(&self, held: FileHeld) -> Result<bool> {
