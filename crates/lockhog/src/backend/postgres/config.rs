@@ -117,6 +117,7 @@ pub(super) fn parse(url: &mut BackendUrl) -> Result<Settings> {
         connect_timeout,
         redacted: url.redacted().to_string(),
         password,
+        fencing: Default::default(),
     };
     Ok(Settings {
         connector,
