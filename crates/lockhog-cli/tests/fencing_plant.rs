@@ -15,6 +15,9 @@ mod support;
 
 use support::{lockhog_cmd, Finished, Proc};
 
+#[cfg(feature = "mysql")]
+#[path = "fencing_plant/mysql.rs"]
+mod mysql;
 #[cfg(feature = "postgres")]
 #[path = "fencing_plant/postgres.rs"]
 mod postgres;
@@ -82,6 +85,15 @@ fn admin_at(base: &str, db: &str) -> String {
         .split_once('?')
         .map_or(String::new(), |(_, q)| format!("?{q}"));
     format!("{head}/{db}{query}")
+}
+
+/// Runs `f` on a runtime of its own: the tests and the drop guards are synchronous.
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
 }
 
 /// A name for throwaway accounts and databases: `lhp_<tag>_<pid>`, lower case.

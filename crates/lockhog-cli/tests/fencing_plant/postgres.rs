@@ -2,21 +2,10 @@
 //! `lockhog_fencing`, shadows it from the victim's `"$user"` schema, plants `nextval(text)`,
 //! or is granted UPDATE (setval) on the real one.
 
-use std::future::Future;
-
 use lockhog::testkit::Target;
 use tokio_postgres::NoTls;
 
-use super::{admin_at, assert_refused, hold_once, throwaway, token, url_as, VICTIM_PW};
-
-/// Runs `f` on a runtime of its own: the tests and the drop guard are synchronous.
-fn block<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
+use super::{admin_at, assert_refused, block, hold_once, throwaway, token, url_as, VICTIM_PW};
 
 /// Runs `sql` as the administrator on `url`.
 fn try_exec(url: &str, sql: &str) -> Result<(), String> {
