@@ -6,6 +6,9 @@
 //! drawn (so none can be handed out twice), and that once the plant is gone, tokens go on
 //! increasing.
 //!
+//! SQLite has no accounts: there the plant is a database file (or its `-wal` log) that
+//! another Unix user owns or that every user may write, or a trigger on the counter.
+//!
 //! Servers come from `LOCKHOG_TEST_POSTGRES_URL` and `LOCKHOG_TEST_MYSQL_URL` (scripts/test),
 //! connecting as their administrator role to make throwaway databases and accounts, removed
 //! again by drop guards.
@@ -21,6 +24,9 @@ mod mysql;
 #[cfg(feature = "postgres")]
 #[path = "fencing_plant/postgres.rs"]
 mod postgres;
+#[cfg(feature = "sqlite")]
+#[path = "fencing_plant/sqlite.rs"]
+mod sqlite;
 
 /// The victim's password: long and found nowhere else, so any echo of it is a leak.
 const VICTIM_PW: &str = "Vf4pQ8zLm2Tx-victim";
