@@ -102,7 +102,11 @@ fn block<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// A name for throwaway accounts and databases: `lhp_<tag>_<pid>`, lower case.
-fn throwaway(tag: &str) -> String {
-    format!("lhp_{tag}_{}", std::process::id())
+/// A throwaway database's name, `lhp_<tag>_<pid>`, with the server's URL in environment
+/// variable `var` and the administrator's URL pointed at it; `None` when the server is
+/// missing (outside CI).
+fn throwaway(var: &str, tag: &str) -> Option<(String, String, String)> {
+    let base = lockhog::testkit::Target::from_env(var).url()?.to_string();
+    let db = format!("lhp_{tag}_{}", std::process::id());
+    Some((admin_at(&base, &db), base, db))
 }

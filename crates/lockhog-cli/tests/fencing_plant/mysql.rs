@@ -4,10 +4,9 @@
 //! the object makes no difference to what lockhog can see: the plant is made by a separate
 //! connection of the administrator, and lockhog runs on the throwaway database.
 
-use lockhog::testkit::Target;
 use mysql_async::prelude::Queryable;
 
-use super::{admin_at, assert_refused, block, hold_once, throwaway, token};
+use super::{assert_refused, block, hold_once, throwaway, token};
 
 /// A throwaway database, dropped when the value is.
 struct Plant {
@@ -18,15 +17,8 @@ struct Plant {
 
 impl Plant {
     fn new(tag: &str) -> Option<Plant> {
-        let base = Target::from_env("LOCKHOG_TEST_MYSQL_URL")
-            .url()?
-            .to_string();
-        let db = throwaway(tag);
-        let plant = Plant {
-            url: admin_at(&base, &db),
-            base,
-            db,
-        };
+        let (url, base, db) = throwaway("LOCKHOG_TEST_MYSQL_URL", tag)?;
+        let plant = Plant { base, url, db };
         let db = &plant.db;
         plant.exec_at(
             &plant.base,

@@ -2,10 +2,9 @@
 //! `lockhog_fencing`, shadows it from the victim's `"$user"` schema, plants `nextval(text)`,
 //! or is granted UPDATE (setval) on the real one.
 
-use lockhog::testkit::Target;
 use tokio_postgres::NoTls;
 
-use super::{admin_at, assert_refused, block, hold_once, throwaway, token, url_as, VICTIM_PW};
+use super::{assert_refused, block, hold_once, throwaway, token, url_as, VICTIM_PW};
 
 /// Runs `sql` as the administrator on `url`.
 fn try_exec(url: &str, sql: &str) -> Result<(), String> {
@@ -51,13 +50,10 @@ struct Plant {
 
 impl Plant {
     fn new(tag: &str) -> Option<Plant> {
-        let base = Target::from_env("LOCKHOG_TEST_POSTGRES_URL")
-            .url()?
-            .to_string();
-        let db = throwaway(tag);
+        let (admin, base, db) = throwaway("LOCKHOG_TEST_POSTGRES_URL", tag)?;
         let (victim, attacker) = (format!("{db}_victim"), format!("{db}_attacker"));
         let plant = Plant {
-            admin: admin_at(&base, &db),
+            admin,
             base,
             db,
             victim,
