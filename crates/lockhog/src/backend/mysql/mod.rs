@@ -86,6 +86,15 @@
 //! Databases replicated with several writers (Galera) keep one counter per node: point all
 //! lockers at one node.
 //!
+//! MySQL and MariaDB record no owner for a table or sequence, and an ordinary account cannot
+//! read others' grants, so lockhog cannot tell who created the counter or who may reset it:
+//! **no account lockhog does not trust may have `CREATE`, `INSERT`, `UPDATE`, `ALTER`, `DROP`
+//! or `TRIGGER` on its database** — that is for the administrator. What lockhog does check on
+//! connect, refusing with an [`Error::Backend`] that names the object and the fix, is the
+//! counter's shape, which a planted object could get wrong on purpose: it must be a sequence
+//! or a base table (not a view), stored by InnoDB (a `MEMORY` table starts over after a
+//! restart), a sequence must count up without `CYCLE`, a table must have no triggers.
+//!
 //! # Lost locks
 //!
 //! A `GET_LOCK` lock lives as long as its session. A connection that holds locks is pinged
@@ -113,10 +122,12 @@
 //! loopback address, reconnect through the server's Unix socket when it can be reached, as
 //! mysql_async does). Any other option is refused. No TLS in this build.
 //!
+//! [`Error::Backend`]: crate::Error::Backend
 //! [`LockGuard::lost`]: crate::LockGuard::lost
 
 mod acquire;
 mod connector;
+mod fencing;
 mod name;
 mod pool;
 mod session;
@@ -278,7 +289,8 @@ impl MysqlBackend {
     ///
     /// [`Error::InvalidUrl`] for a malformed URL or an unknown option; [`Error::Backend`] when
     /// the server cannot be reached within `connect_timeout` (10 s by default), refuses the
-    /// login, has no such database, or the counter cannot be created. Messages carry the URL
+    /// login, has no such database, or the counter cannot be created or has an unsafe shape (see
+    /// [Fencing tokens](self#fencing-tokens)). Messages carry the URL
     /// with its password redacted.
     pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
         let connector = Connector::from_url(url)?;

@@ -125,6 +125,7 @@ pub(super) fn parse(url: &mut BackendUrl) -> Result<Settings> {
         connect_timeout,
         redacted: url.redacted().to_string(),
         secrets,
+        fencing: Default::default(),
     };
     Ok(Settings {
         connector,

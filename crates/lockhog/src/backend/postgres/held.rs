@@ -8,7 +8,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::acquire::Request;
 use super::local::{NameTicket, Permit};
-use super::pool::{self, Conn, Pool};
+use super::pool::{Conn, Pool};
 use super::{after_first_poll, Param, PostgresBackend, SCHEME};
 use crate::backend::Acquired;
 use crate::error::{Error, Result};
@@ -93,7 +93,7 @@ impl PostgresBackend {
                     SCHEME,
                     format!(
                         "the fencing sequence {} gave no positive value",
-                        pool::FENCING_SEQUENCE
+                        super::fencing::NAME
                     ),
                 )
             })?;

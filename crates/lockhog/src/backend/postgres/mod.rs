@@ -25,7 +25,8 @@
 //!
 //! - A small shared set of **session connections** (at most `?connections=`, default 4,
 //!   opened as needed) carries every uncontended lock: acquiring is one round trip of a
-//!   prepared `SELECT CASE WHEN pg_try_advisory_lock($1) THEN nextval('lockhog_fencing') END`,
+//!   prepared `SELECT CASE WHEN pg_try_advisory_lock($1) THEN nextval('lockhog_fencing') END`
+//!   (every function `pg_catalog.`-qualified, the sequence named by its OID),
 //!   releasing one round trip of `pg_advisory_unlock($1)` on the connection that locked. Many
 //!   held locks share these few connections.
 //! - A session holds advisory locks re-entrantly, so two guards of one process would not
@@ -55,9 +56,16 @@
 //!
 //! # Fencing tokens
 //!
-//! Tokens come from one sequence per database, `lockhog_fencing` (created on first connect
-//! with `CREATE SEQUENCE IF NOT EXISTS`, in the first schema of the `search_path`), drawn in
-//! the same statement that takes the lock and only once it is held. So every token is
+//! Tokens come from one sequence per database, `lockhog_fencing` (found on the `search_path`
+//! on first connect, else created in its first schema), drawn in the same statement that
+//! takes the lock and only once it is held. Before it is used, the sequence is checked (see
+//! `fencing.rs`): it must be a sequence owned by the connecting role or a role it is a member
+//! of, grant `UPDATE` (which allows `setval`) to no role outside those and not to `PUBLIC`, and
+//! sit in a schema owned by such a role, a superuser or the database's owner; otherwise
+//! connecting fails with an [`Error::Backend`] naming the object, its owner and the fix. The
+//! statements then name it by OID and call `pg_catalog.nextval`, so neither a later
+//! `lockhog_fencing` earlier on the `search_path` nor a `nextval(text)` planted in `public` can
+//! stand in for it. So every token is
 //! strictly greater than every token drawn before it in that database — across holders,
 //! names, processes and restarts of clients and of the server. A sequence can skip values
 //! (a cached or rolled-back `nextval`), never go back, unless someone resets it (`ALTER
@@ -132,6 +140,7 @@
 
 mod acquire;
 mod config;
+mod fencing;
 mod held;
 mod key;
 mod local;
@@ -220,7 +229,8 @@ impl PostgresBackend {
     /// when the server cannot be reached within `connect_timeout` (10 s by default), refuses
     /// the login, has no such database, fails the TLS that `sslmode` asks for (no TLS, a
     /// certificate that does not verify, a wrong host name, no root certificate to verify
-    /// with), or the sequence cannot be created. Messages carry the URL with its password
+    /// with), or the fencing sequence cannot be created or is not safe to use (another role
+    /// owns it or may reset it: see [Fencing tokens](self#fencing-tokens)). Messages carry the URL with its password
     /// redacted.
     ///
     /// [`Error::InvalidUrl`]: crate::Error::InvalidUrl

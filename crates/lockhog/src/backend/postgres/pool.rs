@@ -7,21 +7,19 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_postgres::{Client, Config, Statement};
 
+use super::fencing::{self, Sequence};
 use super::tls::MakeRustls;
 use super::{pg_error, SCHEME};
 use crate::backend::session_pool::{self, open_within, Connect, Pooled, SessionPool};
 use crate::error::{Error, Result};
 use crate::guard::LostSender;
 use crate::secret::Secrets;
-
-/// The fencing sequence, created once per database.
-pub(crate) const FENCING_SEQUENCE: &str = "lockhog_fencing";
 
 /// The prepared statements of one connection. Lock names never reach SQL: keys are bound.
 pub(crate) struct Statements {
@@ -38,25 +36,34 @@ pub(crate) struct Statements {
 }
 
 impl Statements {
-    async fn prepare(client: &Client) -> std::result::Result<Statements, tokio_postgres::Error> {
-        let seq = FENCING_SEQUENCE;
-        let sql = |f: &str| format!("SELECT CASE WHEN {f} THEN nextval('{seq}') END");
-        let try_x = sql("pg_try_advisory_lock($1)");
-        let try_s = sql("pg_try_advisory_lock_shared($1)");
+    /// Prepares them, drawing tokens from the sequence with OID `seq` (checked by
+    /// [`fencing::ensure`]). Every function is schema-qualified: a `nextval(text)` or
+    /// `pg_advisory_lock(text)` someone created in a schema of the `search_path` would
+    /// otherwise win the overload resolution for an untyped argument.
+    async fn prepare(
+        client: &Client,
+        seq: u32,
+    ) -> std::result::Result<Statements, tokio_postgres::Error> {
+        let sql = |f: &str| {
+            format!("SELECT CASE WHEN {f} THEN pg_catalog.nextval({seq}::pg_catalog.regclass) END")
+        };
+        let try_x = sql("pg_catalog.pg_try_advisory_lock($1)");
+        let try_s = sql("pg_catalog.pg_try_advisory_lock_shared($1)");
         // void cast to text is '': the CASE makes nextval run only once the lock is held, so a
         // waiter's token is drawn after every earlier holder's.
-        let lock_x = sql("pg_advisory_lock($1)::text = ''");
-        let lock_s = sql("pg_advisory_lock_shared($1)::text = ''");
+        let held = "::pg_catalog.text OPERATOR(pg_catalog.=) ''";
+        let lock_x = sql(&format!("pg_catalog.pg_advisory_lock($1){held}"));
+        let lock_s = sql(&format!("pg_catalog.pg_advisory_lock_shared($1){held}"));
         // All in one round trip: tokio-postgres pipelines requests made together.
         let (tx, ts, lx, ls, ux, us, ua, slt) = tokio::join!(
             client.prepare(&try_x),
             client.prepare(&try_s),
             client.prepare(&lock_x),
             client.prepare(&lock_s),
-            client.prepare("SELECT pg_advisory_unlock($1)"),
-            client.prepare("SELECT pg_advisory_unlock_shared($1)"),
-            client.prepare("SELECT pg_advisory_unlock_all()"),
-            client.prepare("SELECT set_config('lock_timeout', $1, false)"),
+            client.prepare("SELECT pg_catalog.pg_advisory_unlock($1)"),
+            client.prepare("SELECT pg_catalog.pg_advisory_unlock_shared($1)"),
+            client.prepare("SELECT pg_catalog.pg_advisory_unlock_all()"),
+            client.prepare("SELECT pg_catalog.set_config('lock_timeout', $1, false)"),
         );
         Ok(Statements {
             try_lock: [tx?, ts?],
@@ -154,6 +161,8 @@ pub(crate) struct Connector {
     pub redacted: String,
     /// The URL's passwords, so that no message can carry one even by accident.
     pub secrets: Secrets,
+    /// The fencing sequence, found and checked by the first connection.
+    pub fencing: OnceLock<Sequence>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -222,18 +231,17 @@ impl Connector {
             .await
             .map_err(|e| self.error("cannot set up session", e))?;
         let pid: i32 = init.get(0);
-        let stmts = match Statements::prepare(&client).await {
-            Ok(s) => s,
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
-                ensure_sequence(&client)
-                    .await
-                    .map_err(|e| self.error("cannot create the fencing sequence", e))?;
-                Statements::prepare(&client)
-                    .await
-                    .map_err(|e| self.error("cannot prepare statements", e))?
+        let seq = match self.fencing.get() {
+            Some(seq) => seq.oid,
+            None => {
+                let found = fencing::ensure(&client, &self.redacted, |d, e| self.error(d, e));
+                let found = found.await?;
+                self.fencing.get_or_init(|| found).oid
             }
-            Err(e) => return Err(self.error("cannot prepare statements", e)),
         };
+        let stmts = Statements::prepare(&client, seq)
+            .await
+            .map_err(|e| self.error("cannot prepare statements", e))?;
         Ok(Arc::new(Conn {
             client,
             stmts,
@@ -254,30 +262,6 @@ impl Connect for Connector {
     async fn connect(&self, deadline: Option<Instant>) -> Result<Option<Arc<Conn>>> {
         let open = self.open_unbounded();
         open_within(SCHEME, &self.redacted, self.connect_timeout, deadline, open).await
-    }
-}
-
-/// Creates the fencing sequence unless it exists; a concurrent creator is not an error.
-async fn ensure_sequence(client: &Client) -> std::result::Result<(), tokio_postgres::Error> {
-    use tokio_postgres::error::SqlState;
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&FENCING_SEQUENCE])
-        .await?
-        .get(0);
-    if exists {
-        return Ok(());
-    }
-    match client
-        .batch_execute(&format!("CREATE SEQUENCE IF NOT EXISTS {FENCING_SEQUENCE}"))
-        .await
-    {
-        Err(e)
-            if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
-                || e.code() == Some(&SqlState::DUPLICATE_TABLE) =>
-        {
-            Ok(())
-        }
-        other => other,
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::Notify;
 
-use super::schema;
+use super::{schema, trust};
 use crate::error::Error;
 
 pub(super) const SCHEME: &str = "sqlite";
@@ -150,8 +150,12 @@ impl Db {
                 format!("{shown} is a directory, not a database file"),
             ));
         }
+        // Before SQLite reads the files (opening them replays a -wal log, and as root it
+        // gives the log to the database's owner), and again once the file surely exists.
+        trust::check_files(&path)?;
         let conn =
             connect(&path, true, sync).map_err(|e| describe(&path, "cannot open", e).error)?;
+        trust::check_files(&path)?;
         if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
             return Err(Error::backend(
                 SCHEME,

@@ -43,7 +43,13 @@
 //!   been lost, `Ok(false)`); a **renewal** moves `expires_at` the same way, and 0 rows marks
 //!   the guard lost. Neither can touch a later holder's row.
 //! - **Fencing tokens** come from one counter row per database (`lockhog_fencing`), so they
-//!   increase across all names; `cleanup` never touches it.
+//!   increase across all names; `cleanup` never touches it. Whoever can write the file can
+//!   set the counter back, so before SQLite reads it the file and its `-wal`, `-shm` and
+//!   `-journal` companions must be owned by the running user or root and not writable by all
+//!   users (group write is allowed, for a group sharing one lock database), and nothing but
+//!   lockhog's table may be named `lockhog_fencing` or fire on it (a trigger): otherwise the
+//!   database is refused with a [`Backend`](crate::Error::Backend) error before anything is
+//!   written to it.
 //! - **Many processes**: WAL mode (readers never block the writer), every writing
 //!   transaction takes the write lock at `BEGIN` (so a read-then-write never fails half-way),
 //!   writers of one process take turns in the process before they meet SQLite's lock, and a
@@ -78,6 +84,7 @@ mod db;
 mod lease;
 mod schema;
 mod status;
+mod trust;
 mod wait;
 
 use std::path::Path;

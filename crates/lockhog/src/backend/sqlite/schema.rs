@@ -68,6 +68,11 @@ const SHAPE: &[&str] = &[
     "SELECT ticket, namespace, name, owner, expires_at FROM lockhog_waiters LIMIT 0",
 ];
 
+/// What, besides lockhog's table, is named `lockhog_fencing` or fires on it.
+const PLANTED: &str = "SELECT group_concat(type || ' ' || name, ', ') FROM sqlite_master \
+    WHERE (name = 'lockhog_fencing' AND type <> 'table') \
+       OR (type = 'trigger' AND tbl_name = 'lockhog_fencing')";
+
 /// Makes the database ready: refuses a file that is not SQLite (by reading it first, before
 /// any write), switches it to WAL mode and creates the tables. Safe to run from many
 /// processes at once on a new file: a step that finds the database busy is retried for up to
@@ -76,6 +81,14 @@ pub(super) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     // Reading the schema reads the file's header: a file that is not a database fails here
     // with SQLITE_NOTADB, and nothing has been written to it.
     let _: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    // A trigger (or a view by that name) could rewrite the counter on every bump.
+    let planted: Option<String> = conn.query_row(PLANTED, [], |r| r.get(0))?;
+    if let Some(what) = planted {
+        return Err(refusal(format!(
+            "the database has {what} on the fencing counter lockhog_fencing, which lockhog did \
+             not create and which could make tokens repeat; use another file"
+        )));
+    }
     retry_busy(|| {
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -104,12 +117,16 @@ pub(super) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
 
 fn wrong_shape(sql: &str, e: rusqlite::Error) -> rusqlite::Error {
     let table = sql.rsplit("FROM ").next().unwrap_or(sql);
+    refusal(format!(
+        "the database has a table {} that lockhog did not create ({e}); use another file",
+        table.trim_end_matches(" LIMIT 0")
+    ))
+}
+
+fn refusal(message: String) -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-        Some(format!(
-            "the database has a table {} that lockhog did not create ({e}); use another file",
-            table.trim_end_matches(" LIMIT 0")
-        )),
+        Some(message),
     )
 }
 
