@@ -222,9 +222,10 @@ impl Connector {
         // No statement timeout may cut a lock wait short, and no idle-session timeout may end
         // a session that holds locks while it sits idle.
         let init = client.query_one(
-            "SELECT pg_backend_pid(), set_config('statement_timeout', '0', false), \
-             CASE WHEN current_setting('server_version_num')::int >= 140000 \
-             THEN set_config('idle_session_timeout', '0', false) END",
+            "SELECT pg_catalog.pg_backend_pid(), \
+             pg_catalog.set_config('statement_timeout', '0', false), \
+             CASE WHEN pg_catalog.current_setting('server_version_num')::int >= 140000 \
+             THEN pg_catalog.set_config('idle_session_timeout', '0', false) END",
             &[],
         );
         let init = init

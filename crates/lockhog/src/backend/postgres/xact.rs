@@ -18,12 +18,15 @@ use crate::error::{Error, Result};
 
 const SAVEPOINT: &str = "lockhog_xact_lock";
 
+// Every function is named with its schema and every key cast to bigint: a key that fits in an
+// integer would otherwise resolve to a `pg_advisory_xact_lock(integer)` that a role with CREATE
+// on a schema of the search path planted (an exact match beats pg_catalog's bigint one).
 fn lock_sql(key: i64) -> String {
-    format!("SELECT pg_advisory_xact_lock({key})")
+    format!("SELECT pg_catalog.pg_advisory_xact_lock({key}::pg_catalog.int8)")
 }
 
 fn try_sql(key: i64) -> String {
-    format!("SELECT pg_try_advisory_xact_lock({key})")
+    format!("SELECT pg_catalog.pg_try_advisory_xact_lock({key}::pg_catalog.int8)")
 }
 
 /// Waits under a savepoint with `lock_timeout` set for this wait only: on a timeout the
@@ -33,11 +36,13 @@ fn timeout_sql(key: i64, bound: Duration) -> String {
     let ms = bound.as_micros().div_ceil(1000).max(1);
     format!(
         "SAVEPOINT {SAVEPOINT}; \
-         SELECT set_config('lockhog.saved_lock_timeout', current_setting('lock_timeout'), true); \
-         SELECT set_config('lock_timeout', '{ms}ms', true); \
-         SELECT pg_advisory_xact_lock({key}); \
+         SELECT pg_catalog.set_config('lockhog.saved_lock_timeout', \
+                pg_catalog.current_setting('lock_timeout'), true); \
+         SELECT pg_catalog.set_config('lock_timeout', '{ms}ms', true); \
+         SELECT pg_catalog.pg_advisory_xact_lock({key}::pg_catalog.int8); \
          RELEASE SAVEPOINT {SAVEPOINT}; \
-         SELECT set_config('lock_timeout', current_setting('lockhog.saved_lock_timeout'), true)"
+         SELECT pg_catalog.set_config('lock_timeout', \
+                pg_catalog.current_setting('lockhog.saved_lock_timeout'), true)"
     )
 }
 
