@@ -328,7 +328,15 @@ impl FileBackend {
             .map_err(|e| self.io_error("cannot keep the fencing counter of", &path, e))?;
         let removed = match dir.unlink(name) {
             Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            // Another user's file in a sticky directory: not ours to remove.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                false
+            }
             Err(e) => return Err(self.io_error("cannot remove", &path, e)),
         };
         drop(held);
