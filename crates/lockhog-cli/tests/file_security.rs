@@ -5,6 +5,7 @@
 //!
 //! The tests with a second Unix user or a private `/tmp` need root (see `unix_users`).
 
+#[allow(dead_code)] // helpers for the other test files too
 mod support;
 mod unix_users;
 
