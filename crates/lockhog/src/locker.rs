@@ -255,6 +255,11 @@ impl Locker {
 
 /// The default backend URL: `file://$XDG_RUNTIME_DIR/lockhog`, or `file:///tmp/lockhog-$UID`
 /// when `XDG_RUNTIME_DIR` is unset or not absolute.
+///
+/// The file backend holds this directory (whichever way it is reached) to the rules of a
+/// private one: created with mode 0700, and refused unless it is a real directory (not a
+/// symlink) owned by the effective uid that nobody else may write to, so another user cannot
+/// plant it in `/tmp` first.
 pub fn default_url() -> String {
     match std::env::var("XDG_RUNTIME_DIR") {
         Ok(dir) if dir.starts_with('/') => format!("file://{}/lockhog", dir.trim_end_matches('/')),
