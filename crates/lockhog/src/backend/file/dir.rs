@@ -47,6 +47,8 @@ pub(super) struct Dir {
     path: PathBuf,
     /// Its mode bits (with setgid and sticky), given to namespace directories made in it.
     mode: u32,
+    /// Its (device, inode), to tell whether `path` still names it.
+    id: FileId,
 }
 
 fn c_name(name: &str) -> io::Result<CString> {
@@ -218,6 +220,7 @@ impl Dir {
             fd,
             path,
             mode: st.st_mode & 0o7777,
+            id: (st.st_dev, st.st_ino),
         })
     }
 
@@ -278,11 +281,23 @@ impl Dir {
             fd: sub,
             path,
             mode,
+            id: (st.st_dev, st.st_ino),
         }))
     }
 
     pub(super) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// True while the path we opened still names this directory. A directory removed while we
+    /// hold it open (`rm -r`, a cleaner of old files in `/tmp`, the end of a login session for
+    /// `$XDG_RUNTIME_DIR`) would otherwise keep taking our locks while everyone else, going by
+    /// the path, locks in a new one: two holders at once.
+    pub(super) fn still_at_path(&self) -> bool {
+        let Ok(c_path) = CString::new(self.path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        lstat_at(libc::AT_FDCWD, &c_path).is_ok_and(|st| (st.st_dev, st.st_ino) == self.id)
     }
 
     /// Opens the lock file `name` for reading and writing, creating it when missing (read

@@ -11,6 +11,10 @@
 //!   regular files; one we create gets the directory's read and write bits, so every user who
 //!   may create files there can lock and count. Fencing in a shared directory is only as
 //!   trustworthy as the users who may write in it: they can delete or rewrite lock files.
+//!   Each acquire checks (one `lstat`) that the path still names the directory held open; one
+//!   removed or replaced meanwhile is opened (and checked) again, so a long-lived process
+//!   locks where everyone arriving later does (see `tree.rs`). Its counters go with it: a
+//!   removed directory starts its tokens over.
 //! - **Waiting** happens in the kernel on a helper thread (see `wait.rs`): a waiter wakes the
 //!   moment the holder's descriptor closes.
 //! - **Fencing tokens** come from a counter inside each lock file, bumped by the holder right
@@ -31,26 +35,27 @@ mod fencing;
 mod mode;
 mod names;
 mod proc_locks;
+mod tree;
 mod wait;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, RwLock};
 
 use tokio::time::Instant;
 
 use self::dir::{Dir, FileId, Trust};
 use self::mode::LockMode;
-use self::names::{dir_name, file_name, is_lock_file_name, name_of, SUFFIX};
+use self::names::{file_name, is_lock_file_name, name_of, SUFFIX};
+use self::tree::Tree;
 use super::named_semaphores::{NamedPermit, NamedSemaphores};
 use super::{
     AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
 };
 use crate::error::{Error, Result};
-use crate::name::{percent_decode, LockKey, DEFAULT_NAMESPACE};
+use crate::name::{percent_decode, LockKey};
 use crate::url::BackendUrl;
 
 const SCHEME: &str = "file";
@@ -67,12 +72,12 @@ type Permit = Option<NamedPermit<PathBuf>>;
 /// The file-lock backend.
 #[derive(Debug)]
 pub struct FileBackend {
-    root: Arc<Dir>,
-    /// Namespace directories opened (and checked) so far, by namespace.
-    namespaces: Mutex<HashMap<String, Arc<Dir>>>,
+    /// The lock directory as the URL names it, to open again should it be replaced.
+    path: PathBuf,
+    trust: Trust,
+    /// The directory as opened: replaced whole when its path names another directory.
+    tree: RwLock<Arc<Tree>>,
     mode: LockMode,
-    /// The fencing floor for lock files `cleanup` removed.
-    floor: fencing::Floor,
 }
 
 /// A held file lock: the open, locked file. Closing it releases the lock.
@@ -168,67 +173,41 @@ impl FileBackend {
             Some(m) => LockMode::parse(&m).ok_or_else(|| url.invalid("mode is flock or fcntl"))?,
         };
         url.finish()?;
-        let root = PathBuf::from(path);
-        let trust = if is_default(&root) {
+        let path = PathBuf::from(path);
+        let trust = if is_default(&path) {
             Trust::Private
         } else {
             Trust::Explicit
         };
-        let root = Arc::new(Dir::open_root(&root, trust).map_err(|m| Error::backend(SCHEME, m))?);
+        let tree = Tree::open(&path, trust)?;
         Ok(FileBackend {
-            floor: fencing::Floor::new(root.clone()),
-            namespaces: Mutex::new(HashMap::new()),
-            root,
+            path,
+            trust,
+            tree: RwLock::new(Arc::new(tree)),
             mode,
         })
     }
 
-    /// The directory of `namespace`, opened and checked once and then cached; `None` when it
-    /// does not exist and `create` is false.
-    fn dir(&self, namespace: &str, create: bool) -> Result<Option<Arc<Dir>>> {
-        if namespace == DEFAULT_NAMESPACE {
-            return Ok(Some(self.root.clone()));
-        }
-        let mut cache = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(dir) = cache.get(namespace) {
-            return Ok(Some(dir.clone()));
-        }
-        let opened = self
-            .root
-            .open_sub(&dir_name(namespace), create)
-            .map_err(|m| Error::backend(SCHEME, m))?;
-        Ok(opened.map(|dir| {
-            let dir = Arc::new(dir);
-            cache.insert(namespace.to_string(), dir.clone());
-            dir
-        }))
-    }
-
-    fn dir_path(&self, namespace: &str) -> PathBuf {
-        if namespace == DEFAULT_NAMESPACE {
-            self.root.path().to_path_buf()
-        } else {
-            self.root.path().join(dir_name(namespace))
-        }
-    }
-
-    fn target(&self, key: &LockKey) -> Result<Target> {
+    /// The lock file of `key`, and the tree it lives in.
+    fn target(&self, key: &LockKey) -> Result<(Arc<Tree>, Target)> {
+        let tree = self.tree()?;
         let dir = self
-            .dir(key.namespace(), true)?
+            .dir(&tree, key.namespace(), true)?
             .expect("created when missing");
-        Ok(Target {
+        let target = Target {
             dir,
             name: file_name(key.name().as_str()),
-        })
+        };
+        Ok((tree, target))
     }
 
     fn io_error(&self, doing: &str, path: &Path, e: io::Error) -> Error {
         Error::backend_io(SCHEME, format!("{doing} {}", path.display()), e)
     }
 
-    fn granted(&self, held: FileHeld) -> Result<Acquired<FileHeld>> {
+    fn granted(&self, tree: &Tree, held: FileHeld) -> Result<Acquired<FileHeld>> {
         Ok(Acquired {
-            token: self.floor.next_token(&held.file).map_err(|e| {
+            token: tree.floor.next_token(&held.file).map_err(|e| {
                 self.io_error("cannot update the fencing counter of", &held.path, e)
             })?,
             held,
@@ -291,7 +270,7 @@ impl FileBackend {
 
     /// Removes the lock file `name` of `dir` if it is lockhog's and nobody holds it by any
     /// kind of lock; true when it was removed.
-    fn remove_if_unused(&self, dir: &Arc<Dir>, name: &str) -> Result<bool> {
+    fn remove_if_unused(&self, tree: &Tree, dir: &Arc<Dir>, name: &str) -> Result<bool> {
         let target = Target {
             dir: dir.clone(),
             name: name.to_string(),
@@ -307,7 +286,7 @@ impl FileBackend {
         };
         let (held, id) = held;
         // A lock file holds nothing or a counter; anything else is not ours to remove.
-        let counter = match self.floor.counter_of(&held.file) {
+        let counter = match tree.floor.counter_of(&held.file) {
             Ok(c) => c,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 tracing::warn!(path = %path.display(), "cleanup: keeping a file that is not a lock file");
@@ -323,7 +302,7 @@ impl FileBackend {
         // Removing while holding the lock: anyone who opened the old file will find it
         // unlinked after locking it and start over on a new one, whose counter starts from the
         // floor raised here.
-        self.floor
+        tree.floor
             .raise(counter)
             .map_err(|e| self.io_error("cannot keep the fencing counter of", &path, e))?;
         let removed = match dir.unlink(name) {
@@ -362,7 +341,8 @@ impl Backend for FileBackend {
     }
 
     fn resource(&self, key: &LockKey) -> String {
-        self.dir_path(key.namespace())
+        let tree = self.tree.read().unwrap_or_else(|p| p.into_inner()).clone();
+        self.dir_path(&tree, key.namespace())
             .join(file_name(key.name().as_str()))
             .display()
             .to_string()
@@ -373,9 +353,9 @@ impl Backend for FileBackend {
         key: &LockKey,
         _: &AcquireContext,
     ) -> Result<Option<Acquired<FileHeld>>> {
-        let target = self.target(key)?;
+        let (tree, target) = self.target(key)?;
         match self.try_lock_target(&target, true)? {
-            Some((held, _)) => self.granted(held).map(Some),
+            Some((held, _)) => self.granted(&tree, held).map(Some),
             None => Ok(None),
         }
     }
@@ -386,7 +366,7 @@ impl Backend for FileBackend {
         ctx: &AcquireContext,
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<FileHeld>>> {
-        let target = self.target(key)?;
+        let (tree, target) = self.target(key)?;
         let path = target.path();
         ctx.note_attempt();
         let permit = match self.mode {
@@ -405,7 +385,7 @@ impl Backend for FileBackend {
                 path,
                 _permit: permit,
             };
-            return self.granted(held).map(Some);
+            return self.granted(&tree, held).map(Some);
         }
         let thread_path = path.clone();
         let waited = wait::wait_on_thread(
@@ -435,7 +415,7 @@ impl Backend for FileBackend {
                 for _ in 0..attempts {
                     ctx.note_attempt();
                 }
-                self.granted(held).map(Some)
+                self.granted(&tree, held).map(Some)
             }
             None => Ok(None),
         }
@@ -455,7 +435,8 @@ impl Backend for FileBackend {
 
     async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
         let held = proc_locks::HeldFiles::read();
-        let dir = self.dir(namespace, false)?;
+        let tree = self.tree()?;
+        let dir = self.dir(&tree, namespace, false)?;
         let files: Vec<(Option<String>, String)> = if keys.is_empty() {
             match &dir {
                 Some(d) => self
@@ -470,7 +451,7 @@ impl Backend for FileBackend {
                 .map(|k| (Some(k.name().to_string()), file_name(k.name().as_str())))
                 .collect()
         };
-        let base = self.dir_path(namespace);
+        let base = self.dir_path(&tree, namespace);
         Ok(files
             .into_iter()
             .map(|(name, file)| {
@@ -483,11 +464,12 @@ impl Backend for FileBackend {
 
     async fn cleanup(&self, namespace: &str) -> Result<CleanupReport> {
         let mut report = CleanupReport::default();
-        let Some(dir) = self.dir(namespace, false)? else {
+        let tree = self.tree()?;
+        let Some(dir) = self.dir(&tree, namespace, false)? else {
             return Ok(report);
         };
         for name in self.lock_files(&dir)? {
-            if is_lock_file_name(&name) && self.remove_if_unused(&dir, &name)? {
+            if is_lock_file_name(&name) && self.remove_if_unused(&tree, &dir, &name)? {
                 report.removed += 1;
             } else {
                 report.kept += 1;
