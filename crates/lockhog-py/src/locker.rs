@@ -63,6 +63,27 @@ async fn acquire(req: lockhog::Result<lockhog::LockRequest>) -> PyResult<NativeG
     Ok(NativeGuard::start(guard))
 }
 
+impl NativeLocker {
+    /// The request for `name`; a name of the wrong type fails here, bad values when awaited.
+    fn request(
+        &self,
+        name: &Bound<'_, PyAny>,
+        blocking: bool,
+        timeout: Option<f64>,
+        ttl: Option<f64>,
+        shared: bool,
+    ) -> PyResult<lockhog::Result<lockhog::LockRequest>> {
+        let req = Request {
+            name: Name::extract(name)?,
+            blocking,
+            timeout,
+            ttl,
+            shared,
+        };
+        Ok(req.build(&self.inner))
+    }
+}
+
 #[pymethods]
 impl NativeLocker {
     /// Connects (blocking) to `url`, or to `LOCKHOG_URL` / the default file directory.
@@ -125,14 +146,7 @@ impl NativeLocker {
         ttl: Option<f64>,
         shared: bool,
     ) -> PyResult<NativeGuard> {
-        let req = Request {
-            name: Name::extract(name)?,
-            blocking,
-            timeout,
-            ttl,
-            shared,
-        }
-        .build(&self.inner);
+        let req = self.request(name, blocking, timeout, ttl, shared)?;
         block_on(py, acquire(req))?
     }
 
@@ -148,14 +162,7 @@ impl NativeLocker {
         ttl: Option<f64>,
         shared: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let req = Request {
-            name: Name::extract(name)?,
-            blocking,
-            timeout,
-            ttl,
-            shared,
-        }
-        .build(&self.inner);
+        let req = self.request(name, blocking, timeout, ttl, shared)?;
         pyo3_async_runtimes::tokio::future_into_py(py, acquire(req))
     }
 

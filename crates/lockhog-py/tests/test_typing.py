@@ -9,9 +9,9 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
-def test_mypy_strict() -> None:
+def test_mypy_strict(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", str(HERE.parent / "python" / "lockhog"), str(HERE / "typed_usage.py")],
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path), str(HERE.parent / "python" / "lockhog"), str(HERE / "typed_usage.py")],
         capture_output=True,
         text=True,
         cwd=HERE,
