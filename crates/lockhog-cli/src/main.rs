@@ -3,6 +3,7 @@
 //! The command line is a fixed contract (DESIGN.md, "The command line — Contract"); each
 //! subcommand lives in its own module, exit statuses in `exit`, printed lines in `output`.
 
+mod args;
 mod bench;
 mod cleanup;
 mod cli;

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::hub::{signal, Hub, Pending};
 use super::journal::FaultKind;
 use super::proxy::Proxy;
-use super::worker::Rng;
+use super::rng::Rng;
 
 /// How long an armed `kill` or `pause` waits for a grant before it is called off.
 const ARM_BOUND: Duration = Duration::from_secs(3);
