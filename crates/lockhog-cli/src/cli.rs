@@ -1,6 +1,6 @@
 //! The command line as clap sees it: subcommands, their options and their help.
 //!
-//! The surface is a fixed contract (DESIGN.md, "The command line"): other tools and tests
+//! The surface is a fixed contract (docs/cli.md): other tools and tests
 //! drive `lockhog` through it, so options are added, never renamed.
 
 use std::ffi::OsString;

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 /// The longest lock name accepted, in bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 1024;
 
-/// The namespace used when none is given (PALs' "app name").
+/// The namespace used when none is given.
 pub const DEFAULT_NAMESPACE: &str = "lockhog";
 
 /// A validated lock name: non-empty UTF-8 of at most [`MAX_NAME_BYTES`] bytes.

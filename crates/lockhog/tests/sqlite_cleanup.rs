@@ -1,4 +1,4 @@
-//! `cleanup` (djangae's cleanup cron) deletes expired rows and dead waiters' tickets only:
+//! `cleanup` deletes expired rows and dead waiters' tickets only:
 //! live locks stay, and fencing tokens keep growing across it.
 
 #![cfg(all(feature = "sqlite", feature = "testkit"))]
