@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use fuzz_support::fuzz_with;
+use fuzz_support::{fuzz_with, odd_piece};
 use lockhog::protocol::{HeldLine, ReleasedLine};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};
@@ -251,17 +251,7 @@ fn hold_lines(ran: &Ran, json: bool) -> Result<(HeldLine, Option<ReleasedLine>),
 /// Lock names as a test might pick them: spaces, `%` and what looks encoded already, control
 /// characters, non-ASCII, a leading `-`; never NUL (argv cannot carry it), at most 1,024 bytes.
 fn odd_name() -> impl Strategy<Value = String> {
-    let piece = prop_oneof![
-        "[a-z0-9._-]{1,8}",
-        Just(" ".to_string()),
-        Just("%".to_string()),
-        "%[0-9A-Fa-f]{2}",
-        "[\\x01-\\x1f\\x7f]",
-        Just("é€😀".to_string()),
-        Just("-".to_string()),
-        any::<char>().prop_map(String::from),
-    ];
-    prop::collection::vec(piece, 1..8)
+    prop::collection::vec(odd_piece(), 1..8)
         .prop_map(|v| v.concat().replace('\0', ""))
         .prop_filter("a valid name", |n| !n.is_empty() && n.len() <= 1024)
 }
