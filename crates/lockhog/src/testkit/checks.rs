@@ -250,7 +250,7 @@ pub async fn lease_expires_when_not_renewed(t: &Target) {
     let url = t.url().unwrap();
     let mut holder =
         HoldProcess::start(&t.hold_bin(), url, &["--ttl", "1"], &["conformance-lease"]);
-    let token = holder.held[0].2;
+    let token = holder.held[0].token;
     holder.send("abandon");
     assert!(holder.wait().success());
     let next = hold(a.lock("conformance-lease")).await;
@@ -266,7 +266,7 @@ pub async fn killed_holder_releases(t: &Target) {
     }
     let url = t.url().unwrap();
     let holder = HoldProcess::start(&t.hold_bin(), url, &["--ttl", "1"], &["conformance-killed"]);
-    let token = holder.held[0].2;
+    let token = holder.held[0].token;
     assert_not_acquired(
         a.lock("conformance-killed").try_acquire().await,
         "contended",
@@ -310,8 +310,8 @@ pub async fn hold_protocol(t: &Target) {
     let names = ["conformance-hold-1", "conformance hold 2%"];
     let mut holder = HoldProcess::start(&t.hold_bin(), url, &[], &names);
     for (i, name) in names.iter().enumerate() {
-        assert_eq!(holder.held[i].0, *name);
-        assert_eq!(holder.held[i].1, a.resource(name).unwrap());
+        assert_eq!(holder.held[i].name, *name);
+        assert_eq!(holder.held[i].resource, a.resource(name).unwrap());
         assert_not_acquired(a.lock(name).try_acquire().await, "contended");
     }
     holder.send("release");
