@@ -347,11 +347,23 @@ impl Dir {
         Ok((File::from(file), (st.st_dev, st.st_ino)))
     }
 
-    /// True when `id` is still the file linked at `name` (cleanup may have removed it).
+    /// True when `id` is still the file linked at `name`, looked up by its full path: false
+    /// when cleanup removed it, and also when this directory is no longer at its path (then
+    /// [`Dir::still_at_path`] says so, and the caller opens the directory again). One path
+    /// lookup per acquire covers both, as a lock file opened by path always did.
     pub(super) fn still_linked(&self, name: &str, id: FileId) -> io::Result<bool> {
-        match lstat_at(self.fd.as_raw_fd(), &c_name(name)?) {
+        let full = CString::new(self.path.join(name).as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
+        match lstat_at(libc::AT_FDCWD, &full) {
             Ok(now) => Ok((now.st_dev, now.st_ino) == id),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -402,6 +414,40 @@ impl Dir {
         unsafe { libc::closedir(stream) };
         names.sort();
         Ok(names)
+    }
+}
+
+/// The error of a lock attempt made in a directory that is no longer at its path: the caller
+/// opens the directory again and starts over.
+#[derive(Debug)]
+pub(super) struct Moved;
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the lock directory was removed or replaced while in use")
+    }
+}
+
+impl std::error::Error for Moved {}
+
+impl Moved {
+    pub(super) fn error() -> io::Error {
+        io::Error::other(Moved)
+    }
+
+    /// True when `e` (a lockhog error of this backend) came from [`Moved::error`].
+    pub(super) fn is(e: &crate::error::Error) -> bool {
+        let crate::error::Error::Backend {
+            source: Some(source),
+            ..
+        } = e
+        else {
+            return false;
+        };
+        source
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| inner.is::<Moved>())
     }
 }
 

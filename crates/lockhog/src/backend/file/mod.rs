@@ -46,7 +46,7 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 use tokio::time::Instant;
 
-use self::dir::{Dir, FileId, Trust};
+use self::dir::{Dir, FileId, Moved, Trust};
 use self::mode::LockMode;
 use self::names::{file_name, is_lock_file_name, name_of, SUFFIX};
 use self::tree::Tree;
@@ -59,6 +59,9 @@ use crate::name::{percent_decode, LockKey};
 use crate::url::BackendUrl;
 
 const SCHEME: &str = "file";
+/// How many times an acquire whose lock directory was removed or replaced under it opens the
+/// directory again and starts over (more means someone keeps replacing it: an error then).
+const MOVED_RETRIES: u32 = 3;
 
 /// In-process arbitration for POSIX record locks, which the kernel grants to the process as a
 /// whole: one holder per lock file path in this process at a time, and nobody in this
@@ -112,7 +115,8 @@ impl Target {
 }
 
 /// Opens, locks and checks the lock file: `Ok(None)` when someone else holds it. An acquirer
-/// that locked a file `cleanup` removed meanwhile starts over on a new one.
+/// that locked a file `cleanup` removed meanwhile starts over on a new one; one whose
+/// directory is no longer at its path gets [`Moved`], to open it again.
 fn lock_file(
     target: &Target,
     create: bool,
@@ -121,6 +125,10 @@ fn lock_file(
     loop {
         let (file, id) = match target.dir.open_file(&target.name, create) {
             Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
+            // Nothing can be created in a removed directory.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !target.dir.still_at_path() => {
+                return Err(Moved::error())
+            }
             other => other?,
         };
         if !lock(&file)? {
@@ -128,6 +136,9 @@ fn lock_file(
         }
         if target.dir.still_linked(&target.name, id)? {
             return Ok(Some((file, id)));
+        }
+        if !target.dir.still_at_path() {
+            return Err(Moved::error());
         }
         if !create {
             return Ok(None);
@@ -188,17 +199,15 @@ impl FileBackend {
         })
     }
 
-    /// The lock file of `key`, and the tree it lives in.
-    fn target(&self, key: &LockKey) -> Result<(Arc<Tree>, Target)> {
-        let tree = self.tree()?;
+    /// The lock file of `key` in `tree`.
+    fn target(&self, tree: &Tree, key: &LockKey) -> Result<Target> {
         let dir = self
-            .dir(&tree, key.namespace(), true)?
+            .dir(tree, key.namespace(), true)?
             .expect("created when missing");
-        let target = Target {
+        Ok(Target {
             dir,
             name: file_name(key.name().as_str()),
-        };
-        Ok((tree, target))
+        })
     }
 
     fn io_error(&self, doing: &str, path: &Path, e: io::Error) -> Error {
@@ -321,52 +330,16 @@ impl FileBackend {
         drop(held);
         Ok(removed)
     }
-}
 
-impl Backend for FileBackend {
-    type Held = FileHeld;
-
-    fn scheme(&self) -> &'static str {
-        SCHEME
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            native_fencing: true,
-            crash_release: true,
-            native_wait: true,
-            cross_process: true,
-            ..Capabilities::default()
-        }
-    }
-
-    fn resource(&self, key: &LockKey) -> String {
-        let tree = self.tree.read().unwrap_or_else(|p| p.into_inner()).clone();
-        self.dir_path(&tree, key.namespace())
-            .join(file_name(key.name().as_str()))
-            .display()
-            .to_string()
-    }
-
-    async fn try_acquire(
+    /// One wait for `key` in the lock directory `tree`.
+    async fn wait_in(
         &self,
-        key: &LockKey,
-        _: &AcquireContext,
-    ) -> Result<Option<Acquired<FileHeld>>> {
-        let (tree, target) = self.target(key)?;
-        match self.try_lock_target(&target, true)? {
-            Some((held, _)) => self.granted(&tree, held).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    async fn wait_acquire(
-        &self,
+        tree: &Arc<Tree>,
         key: &LockKey,
         ctx: &AcquireContext,
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<FileHeld>>> {
-        let (tree, target) = self.target(key)?;
+        let target = self.target(tree, key)?;
         let path = target.path();
         ctx.note_attempt();
         let permit = match self.mode {
@@ -385,7 +358,7 @@ impl Backend for FileBackend {
                 path,
                 _permit: permit,
             };
-            return self.granted(&tree, held).map(Some);
+            return self.granted(tree, held).map(Some);
         }
         let thread_path = path.clone();
         let waited = wait::wait_on_thread(
@@ -415,12 +388,79 @@ impl Backend for FileBackend {
                 for _ in 0..attempts {
                     ctx.note_attempt();
                 }
-                self.granted(&tree, held).map(Some)
+                self.granted(tree, held).map(Some)
             }
             None => Ok(None),
         }
     }
+}
 
+impl Backend for FileBackend {
+    type Held = FileHeld;
+
+    fn scheme(&self) -> &'static str {
+        SCHEME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            native_fencing: true,
+            crash_release: true,
+            native_wait: true,
+            cross_process: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn resource(&self, key: &LockKey) -> String {
+        self.dir_path(&self.tree(), key.namespace())
+            .join(file_name(key.name().as_str()))
+            .display()
+            .to_string()
+    }
+
+    async fn try_acquire(
+        &self,
+        key: &LockKey,
+        _: &AcquireContext,
+    ) -> Result<Option<Acquired<FileHeld>>> {
+        let mut tries = 0;
+        loop {
+            let tree = self.tree();
+            let target = self.target(&tree, key)?;
+            let attempt = match self.try_lock_target(&target, true) {
+                Ok(Some((held, _))) => self.granted(&tree, held).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Err(e) if Moved::is(&e) && tries < MOVED_RETRIES => {
+                    tries += 1;
+                    self.refresh(&tree)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn wait_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Acquired<FileHeld>>> {
+        let mut tries = 0;
+        loop {
+            let tree = self.tree();
+            match self.wait_in(&tree, key, ctx, deadline).await {
+                Err(e) if Moved::is(&e) && tries < MOVED_RETRIES => {
+                    tries += 1;
+                    self.refresh(&tree)?;
+                }
+                other => return other,
+            }
+        }
+    }
     fn inheritable_fd<'h>(&self, held: &'h FileHeld) -> Option<BorrowedFd<'h>> {
         // A record lock belongs to the process and is never inherited: only a flock travels
         // with a copy of its descriptor.
@@ -435,7 +475,7 @@ impl Backend for FileBackend {
 
     async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
         let held = proc_locks::HeldFiles::read();
-        let tree = self.tree()?;
+        let tree = self.fresh_tree()?;
         let dir = self.dir(&tree, namespace, false)?;
         let files: Vec<(Option<String>, String)> = if keys.is_empty() {
             match &dir {
@@ -464,7 +504,7 @@ impl Backend for FileBackend {
 
     async fn cleanup(&self, namespace: &str) -> Result<CleanupReport> {
         let mut report = CleanupReport::default();
-        let tree = self.tree()?;
+        let tree = self.fresh_tree()?;
         let Some(dir) = self.dir(&tree, namespace, false)? else {
             return Ok(report);
         };

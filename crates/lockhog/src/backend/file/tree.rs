@@ -33,27 +33,42 @@ impl Tree {
 }
 
 impl FileBackend {
-    /// The lock directory, opened (and checked) again when its path no longer names the
-    /// directory we hold: one `lstat` per call.
-    pub(super) fn tree(&self) -> Result<Arc<Tree>> {
-        let tree = self.tree.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if tree.root.still_at_path() {
-            return Ok(tree);
+    /// The lock directory as last opened. No check: an acquire that finds its directory gone
+    /// from its path (see [`super::dir::Moved`]) calls [`FileBackend::refresh`] and starts over.
+    pub(super) fn tree(&self) -> Arc<Tree> {
+        self.tree.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The lock directory, opened again first if its path no longer names it (for `status` and
+    /// `cleanup`, which look before they lock).
+    pub(super) fn fresh_tree(&self) -> Result<Arc<Tree>> {
+        let tree = self.tree();
+        self.refresh(&tree)?;
+        Ok(self.tree())
+    }
+
+    /// Opens (and checks) the lock directory again if `seen`'s root is no longer at its path,
+    /// and forgets namespace directories that are no longer at theirs.
+    pub(super) fn refresh(&self, seen: &Arc<Tree>) -> Result<()> {
+        if seen.root.still_at_path() {
+            let mut cache = seen.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+            cache.retain(|_, dir| dir.still_at_path());
+            return Ok(());
         }
         let mut slot = self.tree.write().unwrap_or_else(|p| p.into_inner());
-        if !Arc::ptr_eq(&slot, &tree) && slot.root.still_at_path() {
-            return Ok(slot.clone()); // another thread opened it again meanwhile
+        if !Arc::ptr_eq(&slot, seen) {
+            return Ok(()); // another thread opened it again meanwhile
         }
         tracing::warn!(
             dir = %self.path.display(),
             "the lock directory was removed or replaced while in use: opening it again"
         );
         *slot = Arc::new(Tree::open(&self.path, self.trust)?);
-        Ok(slot.clone())
+        Ok(())
     }
 
-    /// The directory of `namespace` in `tree`, opened and checked once and then cached (and
-    /// opened again should it be removed or replaced); `None` when it does not exist and
+    /// The directory of `namespace` in `tree`, opened and checked once and then cached (until
+    /// [`FileBackend::refresh`] finds it gone from its path); `None` when it does not exist and
     /// `create` is false.
     pub(super) fn dir(
         &self,
@@ -66,10 +81,7 @@ impl FileBackend {
         }
         let mut cache = tree.namespaces.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(dir) = cache.get(namespace) {
-            if dir.still_at_path() {
-                return Ok(Some(dir.clone()));
-            }
-            cache.remove(namespace);
+            return Ok(Some(dir.clone()));
         }
         let opened = tree
             .root
