@@ -5,10 +5,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::{
-    file::FileBackend, mem::MemBackend, Backend, Capabilities, CleanupReport, DynBackend,
-    LockStatus,
-};
+use crate::backend::{Backend, Capabilities, CleanupReport, DynBackend, LockStatus};
 use crate::error::{Error, Result};
 use crate::name::{LockKey, LockName, DEFAULT_NAMESPACE};
 use crate::options::{parse_duration, RetryPolicy};
@@ -17,20 +14,6 @@ use crate::url::BackendUrl;
 
 /// The environment variable [`Locker::from_env`] reads.
 pub const URL_ENV: &str = "LOCKHOG_URL";
-
-/// Schemes of the contract whose backends sit behind a cargo feature: (scheme, feature).
-const FEATURE_SCHEMES: &[(&str, &str)] = &[
-    ("sqlite", "sqlite"),
-    ("postgres", "postgres"),
-    ("postgresql", "postgres"),
-    ("mysql", "mysql"),
-    ("redis", "redis"),
-    ("rediss", "redis"),
-    ("redlock", "redis"),
-    ("memcached", "memcached"),
-    ("etcd", "etcd"),
-    ("etcds", "etcd"),
-];
 
 /// A handle on one lock store. Cheap to clone; clones share the backend (and its connections).
 ///
@@ -87,7 +70,7 @@ impl Locker {
         // Whatever a backend or its client library says on the way is scrubbed of the URL's
         // passwords, source chain included.
         let secrets = parsed.secrets().clone();
-        let backend = open_backend(&mut parsed)
+        let backend = crate::backend::registry::connect(&mut parsed)
             .await
             .map_err(|e| secrets.scrub_error(e, parsed.redacted()))?;
         Ok(Locker {
@@ -279,48 +262,4 @@ pub(crate) fn validate_ttl(ttl: Duration) -> Result<Duration> {
         });
     }
     Ok(ttl)
-}
-
-/// The backend named by `parsed`'s scheme, connected.
-async fn open_backend(parsed: &mut BackendUrl) -> Result<Arc<dyn DynBackend>> {
-    Ok(match parsed.scheme() {
-        "mem" => Arc::new(MemBackend::open(parsed)?),
-        "file" => Arc::new(FileBackend::open(parsed)?),
-        #[cfg(feature = "redis")]
-        "redis" | "rediss" => Arc::new(crate::backend::redis::RedisBackend::connect(parsed).await?),
-        #[cfg(feature = "redis")]
-        "redlock" => {
-            Arc::new(crate::backend::redis::redlock::RedlockBackend::connect(parsed).await?)
-        }
-        #[cfg(feature = "memcached")]
-        "memcached" => {
-            Arc::new(crate::backend::memcached::MemcachedBackend::connect(parsed).await?)
-        }
-        #[cfg(feature = "mysql")]
-        "mysql" => Arc::new(crate::backend::mysql::MysqlBackend::connect(parsed).await?),
-        #[cfg(feature = "sqlite")]
-        "sqlite" => Arc::new(crate::backend::sqlite::SqliteBackend::open(parsed).await?),
-        #[cfg(feature = "etcd")]
-        "etcd" | "etcds" => Arc::new(crate::backend::etcd::EtcdBackend::connect(parsed).await?),
-        #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => {
-            Arc::new(crate::backend::postgres::PostgresBackend::connect(parsed).await?)
-        }
-        s => {
-            let reason = match FEATURE_SCHEMES.iter().find(|(scheme, _)| *scheme == s) {
-                Some((_, feature)) => format!(
-                    "the {s} backend is not in this build of lockhog (cargo feature `{feature}`)"
-                ),
-                None => format!(
-                    "unknown scheme {s:?}; known: mem, file, {}",
-                    FEATURE_SCHEMES
-                        .iter()
-                        .map(|(s, _)| *s)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
-            return Err(parsed.invalid(&reason));
-        }
-    })
 }

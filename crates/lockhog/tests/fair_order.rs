@@ -91,6 +91,7 @@ mod sqlite {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/locks.db", dir.path().display());
         let queue = SqliteBackend::open(&mut BackendUrl::parse(&url).unwrap())
+            .unwrap()
             .await
             .unwrap();
         Db {

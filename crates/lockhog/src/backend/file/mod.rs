@@ -44,6 +44,18 @@ use crate::name::{hex, percent_decode, percent_encode, LockKey, DEFAULT_NAMESPAC
 use crate::url::BackendUrl;
 
 const SCHEME: &str = "file";
+
+/// The `file:` row of the backend registry.
+pub(crate) const ROW: super::registry::BackendRow = super::registry::BackendRow {
+    schemes: &["file"],
+    feature: None,
+    connect: Some(|url| {
+        let dir = FileBackend::parse(url)?;
+        Ok(super::registry::connecting(async {
+            FileBackend::open(dir)
+        }))
+    }),
+};
 const SUFFIX: &str = ".lock";
 /// Longest file name most file systems accept.
 const NAME_MAX: usize = 255;
@@ -142,13 +154,9 @@ fn still_linked(file: &File, path: &Path) -> io::Result<bool> {
 }
 
 impl FileBackend {
-    /// Opens `file:///abs/dir`, creating the directory when it is missing. Takes no options.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidUrl`] for a relative or remote path; [`Error::Backend`] when the
-    /// directory cannot be created or is not a writable directory.
-    pub fn open(url: &mut BackendUrl) -> Result<Self> {
+    /// Takes `file:///abs/dir` and its `mode` option off `url`, for [`FileBackend::open`]: an
+    /// [`Error::InvalidUrl`] for a relative or remote path.
+    fn parse(url: &mut BackendUrl) -> Result<(String, LockMode, Error)> {
         let path = url
             .body()
             .strip_prefix("//")
@@ -161,7 +169,12 @@ impl FileBackend {
             None => LockMode::Flock,
             Some(m) => LockMode::parse(&m).ok_or_else(|| url.invalid("mode is flock or fcntl"))?,
         };
-        url.finish()?;
+        Ok((path, mode, url.invalid("the path contains NUL")))
+    }
+
+    /// Opens the directory `parse` found, creating it when it is missing: an
+    /// [`Error::Backend`] when it cannot be created or is not a writable directory.
+    fn open((path, mode, nul): (String, LockMode, Error)) -> Result<Self> {
         let root = PathBuf::from(path);
         let io_err =
             |doing: &str, e| Error::backend_io(SCHEME, format!("{doing} {}", root.display()), e);
@@ -177,8 +190,8 @@ impl FileBackend {
                 format!("{} is not a directory", root.display()),
             ));
         }
-        let c_path = std::ffi::CString::new(root.as_os_str().as_encoded_bytes())
-            .map_err(|_| url.invalid("the path contains NUL"))?;
+        let c_path =
+            std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).map_err(|_| nul)?;
         // SAFETY: a valid NUL-terminated path.
         if unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
             return Err(io_err(
