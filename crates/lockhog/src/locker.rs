@@ -8,12 +8,42 @@ use std::time::Duration;
 use crate::backend::{Backend, Capabilities, CleanupReport, DynBackend, LockStatus};
 use crate::error::{Error, Result};
 use crate::name::{LockKey, LockName, DEFAULT_NAMESPACE};
-use crate::options::{parse_duration, RetryPolicy};
-use crate::request::{IntoLockRequest, LockRequest};
+use crate::options::{parse_duration, validate_ttl, RetryPolicy};
+use crate::request::LockRequest;
 use crate::url::BackendUrl;
 
 /// The environment variable [`Locker::from_env`] reads.
 pub const URL_ENV: &str = "LOCKHOG_URL";
+
+/// A lock name or a configured [`LockRequest`]: what [`Locker::with_lock`] accepts.
+pub trait IntoLockRequest {
+    /// The request, made with `locker` when this is only a name.
+    fn into_request(self, locker: &Locker) -> LockRequest;
+}
+
+impl IntoLockRequest for LockRequest {
+    fn into_request(self, _: &Locker) -> LockRequest {
+        self
+    }
+}
+
+impl IntoLockRequest for &str {
+    fn into_request(self, locker: &Locker) -> LockRequest {
+        locker.lock(self)
+    }
+}
+
+impl IntoLockRequest for String {
+    fn into_request(self, locker: &Locker) -> LockRequest {
+        locker.lock(self)
+    }
+}
+
+impl IntoLockRequest for &LockName {
+    fn into_request(self, locker: &Locker) -> LockRequest {
+        locker.lock(self.as_str())
+    }
+}
 
 /// A handle on one lock store. Cheap to clone; clones share the backend (and its connections).
 ///
@@ -138,7 +168,8 @@ impl Locker {
     /// of [`LockRequest`] is awaited; an invalid name is reported then, before any I/O.
     pub fn lock(&self, name: impl AsRef<str>) -> LockRequest {
         LockRequest::new(
-            self.clone(),
+            self.backend.clone(),
+            self.namespace.clone(),
             LockName::new(name.as_ref()),
             self.ttl,
             self.retry,
@@ -160,7 +191,8 @@ impl Locker {
     /// ```
     pub fn lock_hashed<H: Hash + ?Sized>(&self, value: &H) -> LockRequest {
         LockRequest::new(
-            self.clone(),
+            self.backend.clone(),
+            self.namespace.clone(),
             Ok(LockName::from_hash(value)),
             self.ttl,
             self.retry,
@@ -253,13 +285,4 @@ fn validate_namespace(ns: &str) -> Result<String> {
         });
     }
     Ok(ns.to_string())
-}
-
-pub(crate) fn validate_ttl(ttl: Duration) -> Result<Duration> {
-    if ttl.is_zero() {
-        return Err(Error::InvalidOption {
-            reason: "a lease ttl must be above zero".into(),
-        });
-    }
-    Ok(ttl)
 }

@@ -184,6 +184,16 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `ttl`, refused when zero: a lease must outlive its own renewal.
+pub(crate) fn validate_ttl(ttl: Duration) -> Result<Duration> {
+    if ttl.is_zero() {
+        return Err(Error::InvalidOption {
+            reason: "a lease ttl must be above zero".into(),
+        });
+    }
+    Ok(ttl)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

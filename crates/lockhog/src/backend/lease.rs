@@ -25,8 +25,8 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
+use crate::backend::LostSender;
 use crate::error::Result;
-use crate::guard::LostSender;
 
 /// A lease that can be extended by its owner. See the [module docs](self).
 pub trait Lease: Send + Sync + 'static {

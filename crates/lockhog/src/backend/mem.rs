@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use tokio::time::Instant;
 
 use super::named_semaphores::{NamedPermit, NamedSemaphores};
-use super::registry::{connecting, BackendRow};
+use super::row::{connecting, BackendRow};
 use super::{
     AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
 };

@@ -38,7 +38,7 @@
 //!    and returns the future that connects.
 //! 2. A cargo feature in `crates/lockhog/Cargo.toml` for its dependencies (forwarded by the
 //!    CLI's `Cargo.toml`), and `#[cfg(feature = "<name>")] pub mod <name>;` here.
-//! 3. Its row, `pub(crate) const ROW: registry::BackendRow` in the module: its URL schemes, its
+//! 3. Its row, `pub(crate) const ROW: row::BackendRow` in the module: its URL schemes, its
 //!    feature and its connect function. Add the row to the list in `registry.rs`, with a
 //!    `BackendRow::not_built` twin for builds without the feature, so its URLs are told which
 //!    feature they need. The registry refuses options the backend did not take, so a backend
@@ -50,6 +50,7 @@
 pub mod etcd;
 pub mod file;
 pub mod lease;
+mod lost;
 pub mod mem;
 #[cfg(feature = "memcached")]
 pub mod memcached;
@@ -68,6 +69,7 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub(crate) mod registry;
+mod row;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod session_pool;
 #[cfg(feature = "sqlite")]
@@ -81,8 +83,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::time::Instant;
 
+pub use lost::LostSender;
+
 use crate::error::{Error, Result};
-use crate::guard::LostSender;
 use crate::name::LockKey;
 use crate::options::AcquireOptions;
 

@@ -46,14 +46,12 @@ use crate::url::BackendUrl;
 const SCHEME: &str = "file";
 
 /// The `file:` row of the backend registry.
-pub(crate) const ROW: super::registry::BackendRow = super::registry::BackendRow {
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["file"],
     feature: None,
     connect: Some(|url| {
         let dir = FileBackend::parse(url)?;
-        Ok(super::registry::connecting(async {
-            FileBackend::open(dir)
-        }))
+        Ok(super::row::connecting(async { FileBackend::open(dir) }))
     }),
 };
 const SUFFIX: &str = ".lock";

@@ -64,10 +64,10 @@ use crate::name::{hex, percent_encode, LockKey};
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::registry::BackendRow = super::registry::BackendRow {
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["memcached"],
     feature: Some("memcached"),
-    connect: Some(|url| Ok(super::registry::connecting(MemcachedBackend::connect(url)?))),
+    connect: Some(|url| Ok(super::row::connecting(MemcachedBackend::connect(url)?))),
 };
 
 const SCHEME: &str = "memcached";

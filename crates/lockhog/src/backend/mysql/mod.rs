@@ -154,10 +154,10 @@ use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::registry::BackendRow = super::registry::BackendRow {
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["mysql"],
     feature: Some("mysql"),
-    connect: Some(|url| Ok(super::registry::connecting(MysqlBackend::connect(url)?))),
+    connect: Some(|url| Ok(super::row::connecting(MysqlBackend::connect(url)?))),
 };
 
 pub(crate) const SCHEME: &str = "mysql";

@@ -171,10 +171,10 @@ use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::registry::BackendRow = super::registry::BackendRow {
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["postgres", "postgresql"],
     feature: Some("postgres"),
-    connect: Some(|url| Ok(super::registry::connecting(PostgresBackend::connect(url)?))),
+    connect: Some(|url| Ok(super::row::connecting(PostgresBackend::connect(url)?))),
 };
 
 pub(crate) const SCHEME: &str = "postgres";

@@ -81,10 +81,10 @@ use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::registry::BackendRow = super::registry::BackendRow {
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["redis", "rediss"],
     feature: Some("redis"),
-    connect: Some(|url| Ok(super::registry::connecting(RedisBackend::connect(url)?))),
+    connect: Some(|url| Ok(super::row::connecting(RedisBackend::connect(url)?))),
 };
 
 /// The lease when neither the URL (`?ttl=`) nor the request says.

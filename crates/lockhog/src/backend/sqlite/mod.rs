@@ -106,10 +106,10 @@ use crate::options::parse_duration;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::registry::BackendRow = super::registry::BackendRow {
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["sqlite"],
     feature: Some("sqlite"),
-    connect: Some(|url| Ok(super::registry::connecting(SqliteBackend::open(url)?))),
+    connect: Some(|url| Ok(super::row::connecting(SqliteBackend::open(url)?))),
 };
 
 /// The lease when neither the URL (`?ttl=`) nor the request says.
