@@ -8,9 +8,9 @@ use std::time::Duration;
 use crate::backend::{Backend, Capabilities, CleanupReport, DynBackend, LockStatus};
 use crate::error::{Error, Result};
 use crate::name::{LockKey, LockName, DEFAULT_NAMESPACE};
-use crate::options::{parse_duration, validate_ttl, RetryPolicy};
+use crate::options::{validate_ttl, RetryPolicy};
 use crate::request::LockRequest;
-use crate::url::BackendUrl;
+use crate::url::{parse_duration, BackendUrl};
 
 /// The environment variable [`Locker::from_env`] reads.
 pub const URL_ENV: &str = "LOCKHOG_URL";

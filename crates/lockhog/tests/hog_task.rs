@@ -142,7 +142,7 @@ async fn a_hogger_that_acquires_too_late_is_reported_and_releases_at_once() {
     let mine = lock.clone().lock_owned().await;
     let (tx, mut dropped) = mpsc::unbounded_channel();
     let l = lock.clone();
-    let opts = HogOptions::new().acquire_timeout(Duration::from_millis(20));
+    let opts = HogOptions::new().with_acquire_timeout(Duration::from_millis(20));
     let err = async_hog_lock_with(
         move || async move { Telltale(l.lock_owned().await, tx) },
         opts,
@@ -175,7 +175,7 @@ impl AsyncLockHogger for SlowRelease {
 async fn a_hogger_that_does_not_release_in_time_is_still_holding_and_aborted() {
     let lock = Arc::new(Mutex::new(()));
     let (_never, rx) = mpsc::unbounded_channel();
-    let opts = HogOptions::new().release_timeout(Duration::from_millis(30));
+    let opts = HogOptions::new().with_release_timeout(Duration::from_millis(30));
     let hog = async_hog_lock_with(SlowRelease(lock.clone(), rx), opts)
         .await
         .unwrap();

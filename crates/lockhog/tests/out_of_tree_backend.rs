@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use lockhog::backend::{
-    AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
+    AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockKey, LockState, LockStatus,
 };
 use lockhog::testkit::Target;
-use lockhog::{LockKey, Locker, Result};
+use lockhog::{Locker, Result};
 
 /// The store: who holds each (namespace, name), by fencing token, and the last token issued.
 #[derive(Debug, Default)]

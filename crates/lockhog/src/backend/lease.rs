@@ -60,11 +60,6 @@ impl Renewal {
         Renewal { task: Some(task) }
     }
 
-    /// A handle that renews nothing (for a lease that needs no renewal).
-    pub fn none() -> Self {
-        Renewal { task: None }
-    }
-
     /// Stops the task; no renewal starts after this returns.
     pub fn stop(&mut self) {
         if let Some(task) = self.task.take() {

@@ -34,7 +34,7 @@
 //! One module, one feature, one row, one conformance line:
 //!
 //! 1. A module `backend/<name>` with the type implementing [`Backend`] and a constructor that
-//!    takes the backend's own options off the [`BackendUrl`](crate::BackendUrl) without I/O
+//!    takes the backend's own options off the [`BackendUrl`] without I/O
 //!    and returns the future that connects.
 //! 2. A cargo feature in `crates/lockhog/Cargo.toml` for its dependencies (forwarded by the
 //!    CLI's `Cargo.toml`), and `#[cfg(feature = "<name>")] pub mod <name>;` here.
@@ -83,11 +83,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::time::Instant;
 
+pub use crate::name::LockKey;
+pub use crate::options::AcquireOptions;
+pub use crate::url::BackendUrl;
 pub use lost::LostSender;
 
 use crate::error::{Error, Result};
-use crate::name::LockKey;
-use crate::options::AcquireOptions;
 
 /// What a backend guarantees, so callers and the conformance suite can ask instead of guess.
 ///

@@ -19,7 +19,7 @@ use crate::error::BoxError;
 /// // A hogger that cannot get its lock is reported, not waited for forever.
 /// let err = hog_lock_with(
 ///     lockhog::hog::try_fn(|| Err::<(), _>("the database is down")),
-///     HogOptions::new().acquire_timeout(Duration::from_secs(5)),
+///     HogOptions::new().with_acquire_timeout(Duration::from_secs(5)),
 /// )
 /// .unwrap_err();
 /// assert!(matches!(err, HogError::AcquireFailed { .. }));

@@ -59,7 +59,7 @@ pub async fn async_hog_lock_with<M: 'static, H: AsyncHogger<M>>(
     hogger: H,
     opts: HogOptions,
 ) -> Result<AsyncHogHandle, HogError> {
-    let ctx = HogContext::new(opts.get_acquire_timeout());
+    let ctx = HogContext::new(opts.acquire_timeout());
     let chans = Channels::new();
     let task = tokio::spawn(hog_task(
         async move { hogger.acquire(&ctx).await },
@@ -219,14 +219,14 @@ impl CallerEnds {
         task: JoinHandle<()>,
         opts: &HogOptions,
     ) -> Result<AsyncHogHandle, HogError> {
-        let timeout = opts.get_acquire_timeout();
+        let timeout = opts.acquire_timeout();
         match tokio::time::timeout(timeout, self.acquired).await {
             Ok(Ok(Ok(()))) => Ok(AsyncHogHandle {
                 inner: Inner::Task(TaskHog {
                     release: Some(self.release),
                     released: self.released,
                     task,
-                    release_timeout: opts.get_release_timeout(),
+                    release_timeout: opts.release_timeout(),
                 }),
             }),
             Ok(Ok(Err(source))) => Err(HogError::AcquireFailed { source }),

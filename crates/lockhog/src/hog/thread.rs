@@ -59,7 +59,7 @@ where
 /// let _mine = LOCK.lock().unwrap();
 ///
 /// // The hog cannot get a lock we hold: it says so after the acquire timeout.
-/// let opts = HogOptions::new().acquire_timeout(Duration::from_millis(50));
+/// let opts = HogOptions::new().with_acquire_timeout(Duration::from_millis(50));
 /// let err = hog_lock_with(|| LOCK.lock().unwrap(), opts).unwrap_err();
 /// assert!(matches!(err, HogError::AcquireTimedOut { .. }));
 /// assert!(err.to_string().contains("50ms"));
@@ -107,7 +107,7 @@ where
     let (acquired_tx, acquired_rx) = mpsc::channel::<Outcome>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let (released_tx, released_rx) = mpsc::channel::<Outcome>();
-    let ctx = HogContext::new(opts.get_acquire_timeout());
+    let ctx = HogContext::new(opts.acquire_timeout());
     spawn(Box::new(move || {
         let held = match run(|| hogger.acquire(&ctx)) {
             Ok(held) => held,
@@ -130,12 +130,12 @@ where
     }))
     .map_err(HogError::Spawn)?;
 
-    let timeout = opts.get_acquire_timeout();
+    let timeout = opts.acquire_timeout();
     match acquired_rx.recv_timeout(timeout) {
         Ok(Outcome::Done) => Ok(HogHandle::thread(ThreadHog {
             release_tx: Some(release_tx),
             released_rx,
-            release_timeout: opts.get_release_timeout(),
+            release_timeout: opts.release_timeout(),
         })),
         Ok(Outcome::Failed(source)) => Err(HogError::AcquireFailed { source }),
         Ok(Outcome::Panicked(message)) => Err(HogError::AcquirePanicked { message }),

@@ -62,7 +62,7 @@ pub struct Target {
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
-            .field("url", &self.url.as_deref().map(crate::redact_url))
+            .field("url", &self.url.as_deref().map(crate::url::redact))
             .field("factory", &self.factory.is_some())
             .field("missing", &self.missing)
             .finish_non_exhaustive()

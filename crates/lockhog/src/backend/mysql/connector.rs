@@ -11,8 +11,8 @@ use super::SCHEME;
 use crate::backend::session_pool::{count_option, open_within};
 use crate::error::{Error, Result};
 use crate::name::percent_decode;
-use crate::options::parse_duration;
 use crate::secret::Secrets;
+use crate::url::parse_duration;
 use crate::url::BackendUrl;
 
 const DEFAULT_PORT: u16 = 3306;

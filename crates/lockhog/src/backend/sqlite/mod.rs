@@ -102,7 +102,7 @@ use super::owner::new_owner;
 use super::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockStatus};
 use crate::error::{Error, Result};
 use crate::name::{percent_decode, LockKey, LockName};
-use crate::options::parse_duration;
+use crate::url::parse_duration;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
