@@ -7,9 +7,10 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The release timeout used unless [`HogOptions::with_release_timeout`] says otherwise.
 pub const DEFAULT_RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Time limits of a hog: a builder, taken by the `_with` forms
-/// ([`hog_lock_with`](super::hog_lock_with), [`async_hog_lock_with`](super::async_hog_lock_with),
-/// [`hogged_with`](super::hogged_with), [`NamedLock::hog_with`](super::NamedLock::hog_with)).
+/// Time limits of a hog: a builder whose hog methods ([`HogOptions::hog_lock`],
+/// [`HogOptions::async_hog_lock`], [`HogOptions::hogged`], …) start a hog with them, as the
+/// free functions of the same names do with the defaults; [`NamedLock::options`](super::NamedLock::options)
+/// takes them too.
 ///
 /// # Examples
 ///

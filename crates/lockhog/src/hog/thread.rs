@@ -1,4 +1,4 @@
-//! Hogging from a thread: [`hog_lock`], [`hog_lock_with`] and the handle they return.
+//! Hogging from a thread: [`hog_lock`], [`HogOptions::hog_lock`] and the handle they return.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -43,41 +43,43 @@ pub fn hog_lock<M, H>(hogger: H) -> Result<HogHandle, HogError>
 where
     H: Hogger<M> + 'static,
 {
-    hog_lock_with(hogger, HogOptions::default())
+    HogOptions::default().hog_lock(hogger)
 }
 
-/// [`hog_lock`] with other time limits.
-///
-/// # Examples
-///
-/// ```
-/// use std::sync::Mutex;
-/// use std::time::Duration;
-/// use lockhog::hog::{hog_lock_with, HogError, HogOptions};
-///
-/// static LOCK: Mutex<()> = Mutex::new(());
-/// let _mine = LOCK.lock().unwrap();
-///
-/// // The hog cannot get a lock we hold: it says so after the acquire timeout.
-/// let opts = HogOptions::new().with_acquire_timeout(Duration::from_millis(50));
-/// let err = hog_lock_with(|| LOCK.lock().unwrap(), opts).unwrap_err();
-/// assert!(matches!(err, HogError::AcquireTimedOut { .. }));
-/// assert!(err.to_string().contains("50ms"));
-/// ```
-///
-/// # Errors
-///
-/// As [`hog_lock`].
-pub fn hog_lock_with<M, H>(hogger: H, opts: HogOptions) -> Result<HogHandle, HogError>
-where
-    H: Hogger<M> + 'static,
-{
-    start(hogger, &opts, |work| {
-        std::thread::Builder::new()
-            .name("lockhog-hog".into())
-            .spawn(work)
-            .map(drop)
-    })
+impl HogOptions {
+    /// [`hog_lock`] with these time limits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use std::time::Duration;
+    /// use lockhog::hog::{HogError, HogOptions};
+    ///
+    /// static LOCK: Mutex<()> = Mutex::new(());
+    /// let _mine = LOCK.lock().unwrap();
+    ///
+    /// // The hog cannot get a lock we hold: it says so after the acquire timeout.
+    /// let opts = HogOptions::new().with_acquire_timeout(Duration::from_millis(50));
+    /// let err = opts.hog_lock(|| LOCK.lock().unwrap()).unwrap_err();
+    /// assert!(matches!(err, HogError::AcquireTimedOut { .. }));
+    /// assert!(err.to_string().contains("50ms"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`hog_lock`].
+    pub fn hog_lock<M, H>(self, hogger: H) -> Result<HogHandle, HogError>
+    where
+        H: Hogger<M> + 'static,
+    {
+        start(hogger, &self, |work| {
+            std::thread::Builder::new()
+                .name("lockhog-hog".into())
+                .spawn(work)
+                .map(drop)
+        })
+    }
 }
 
 /// How an acquire or release on the hog's thread went.
