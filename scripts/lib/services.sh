@@ -425,8 +425,8 @@ svc_mysql_start() {
 CREATE DATABASE IF NOT EXISTS lockhog;
 CREATE USER IF NOT EXISTS 'lockhog'@'127.0.0.1' IDENTIFIED BY 'lockhog';
 CREATE USER IF NOT EXISTS 'lockhog'@'localhost' IDENTIFIED BY 'lockhog';
-GRANT ALL ON *.* TO 'lockhog'@'127.0.0.1';
-GRANT ALL ON *.* TO 'lockhog'@'localhost';
+GRANT ALL ON *.* TO 'lockhog'@'127.0.0.1' WITH GRANT OPTION;
+GRANT ALL ON *.* TO 'lockhog'@'localhost' WITH GRANT OPTION;
 EOF
     chown "$user:" "$dir/init.sql"
     "$server" --no-defaults --datadir="$dir/data" --user="$user" \

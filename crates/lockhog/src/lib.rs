@@ -104,10 +104,11 @@ pub use backend::{Capabilities, CleanupReport, LockState, LockStatus};
 pub use compute_once::{compute_once, ComputeOnce};
 pub use error::{BoxError, Error, Result};
 pub use guard::{AcquireStats, LockGuard};
-pub use locker::{default_url, IntoLockRequest, Locker, URL_ENV};
+pub use locker::{IntoLockRequest, Locker, URL_ENV};
 /// `#[lockhog::hogged(<hogger>)]`: hogs a lock around a `#[test]` or `#[tokio::test]` function
 /// (see [`hog::hogged`] and [`hog::async_hogged`]).
 pub use lockhog_macros::hogged;
 pub use name::{percent_decode, percent_encode, LockName, DEFAULT_NAMESPACE, MAX_NAME_BYTES};
 pub use options::{RetryPolicy, Wait};
 pub use request::LockRequest;
+pub use url::default_url;

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::name::{LockKey, LockName, DEFAULT_NAMESPACE};
 use crate::options::{validate_ttl, RetryPolicy};
 use crate::request::LockRequest;
-use crate::url::{parse_duration, BackendUrl};
+use crate::url::{default_url, parse_duration, BackendUrl};
 
 /// The environment variable [`Locker::from_env`] reads.
 pub const URL_ENV: &str = "LOCKHOG_URL";
@@ -265,16 +265,6 @@ impl Locker {
 
     pub(crate) fn key(&self, name: LockName) -> LockKey {
         LockKey::new(self.namespace.clone(), name)
-    }
-}
-
-/// The default backend URL: `file://$XDG_RUNTIME_DIR/lockhog`, or `file:///tmp/lockhog-$UID`
-/// when `XDG_RUNTIME_DIR` is unset or not absolute.
-pub fn default_url() -> String {
-    match std::env::var("XDG_RUNTIME_DIR") {
-        Ok(dir) if dir.starts_with('/') => format!("file://{}/lockhog", dir.trim_end_matches('/')),
-        // SAFETY: getuid cannot fail and touches no memory of ours.
-        _ => format!("file:///tmp/lockhog-{}", unsafe { libc::getuid() }),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Backend URLs: splitting off the scheme and query, redacting passwords, and the duration
-//! syntax of their options (which the `lockhog` command line shares).
+//! Backend URLs: the default one, splitting off the scheme and query, redacting passwords, and
+//! the duration syntax of their options (which the `lockhog` command line shares).
 
 use std::time::Duration;
 
@@ -170,6 +170,21 @@ impl BackendUrl {
             url: self.redacted.clone(),
             reason: self.secrets.scrub(reason),
         }
+    }
+}
+
+/// The default backend URL: `file://$XDG_RUNTIME_DIR/lockhog`, or `file:///tmp/lockhog-$UID`
+/// when `XDG_RUNTIME_DIR` is unset or not absolute.
+///
+/// The file backend holds this directory (whichever way it is reached) to the rules of a
+/// private one: created with mode 0700, and refused unless it is a real directory (not a
+/// symlink) owned by the effective uid that nobody else may write to, so another user cannot
+/// plant it in `/tmp` first.
+pub fn default_url() -> String {
+    match std::env::var("XDG_RUNTIME_DIR") {
+        Ok(dir) if dir.starts_with('/') => format!("file://{}/lockhog", dir.trim_end_matches('/')),
+        // SAFETY: getuid cannot fail and touches no memory of ours.
+        _ => format!("file:///tmp/lockhog-{}", unsafe { libc::getuid() }),
     }
 }
 

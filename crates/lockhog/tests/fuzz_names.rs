@@ -1,7 +1,7 @@
 //! Property tests ("fuzzing" on stable: cargo-fuzz needs a nightly toolchain) of lock names and
 //! their mapping to each backend's resource: validation, percent-encoding, the file backend's
-//! file names, Postgres advisory keys, MySQL lock strings, memcached keys, and the RESOURCE of
-//! every backend a locker can be made for here. Each target prints how many cases it ran.
+//! file names and namespace directories, Postgres advisory keys, MySQL lock strings, memcached
+//! keys, and the RESOURCE of every backend a locker can be made for here. Each target prints how many cases it ran.
 
 mod fuzz_support;
 
@@ -203,6 +203,75 @@ fn file_names_are_single_safe_components() {
             locked.load(Ordering::Relaxed)
         );
     }
+}
+
+/// Namespaces: any string of 1 to 128 bytes (but the default namespace's own name) maps to
+/// one directory directly inside the lock directory, never `.`, `..`, hidden (the fencing
+/// floor is `.lockhog-fencing`) or ending in `.lock` (a lock file's name), decodable back to
+/// the namespace unless shortened, and no two namespaces share one. A sample is locked for
+/// real, so the file system accepts the names too.
+#[test]
+fn file_namespaces_are_single_components_inside_the_lock_directory() {
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let root = rt.block_on(Locker::connect(&url)).unwrap();
+    let seen = Distinct::new();
+    let locked = AtomicU64::new(0);
+    let namespace = prop_oneof![
+        any::<String>(),
+        "[.]{1,3}(lock|lockhog-fencing)?",
+        "[a-z.]{0,6}[.]lock",
+        (name(), "[.~/%]{0,2}").prop_map(|(n, s)| format!("{s}{n}")),
+        "é{40,64}",
+    ]
+    .prop_map(|mut s| {
+        while s.len() > 128 {
+            s.pop();
+        }
+        s
+    })
+    .prop_filter("a namespace of its own", |s| {
+        !s.is_empty() && s != "lockhog"
+    });
+    fuzz(
+        "file namespace directories",
+        PURE,
+        (namespace, 0u32..100),
+        |(ns, dice)| {
+            let locker = root.with_namespace(&ns).unwrap();
+            let res = locker.resource("x").unwrap();
+            let rel = Path::new(&res).strip_prefix(dir.path()).unwrap();
+            let parts: Vec<&[u8]> = rel.iter().map(|c| c.as_encoded_bytes()).collect();
+            prop_assert_eq!(parts.len(), 2, "{}", res);
+            let sub = std::str::from_utf8(parts[0]).expect("ASCII");
+            prop_assert!(sub.len() <= 255, "{} bytes: {res}", sub.len());
+            prop_assert!(!sub.contains(['/', '\0']), "{res}");
+            prop_assert!(sub != "." && sub != "..", "{res}");
+            prop_assert!(!sub.starts_with('.'), "{res}");
+            prop_assert!(!sub.ends_with(".lock"), "{res}");
+            if !sub.contains('~') {
+                prop_assert_eq!(percent_decode(sub), Some(ns.clone()));
+            }
+            seen.check(&ns, sub.to_string())?;
+            if dice == 0 {
+                locked.fetch_add(1, Ordering::Relaxed);
+                rt.block_on(async {
+                    let g = locker.lock("x").try_acquire().await.unwrap();
+                    let other = root.lock("x").try_acquire().await;
+                    let other = other.unwrap_or_else(|e| panic!("{ns:?} aliases: {e}"));
+                    other.release().await.unwrap();
+                    g.release().await.unwrap();
+                });
+            }
+            Ok(())
+        },
+    );
+    eprintln!(
+        "fuzz file namespaces: {} distinct, {} locked for real",
+        seen.len(),
+        locked.load(Ordering::Relaxed)
+    );
 }
 
 /// The resource of every backend a locker can be made for without a server (mem:, sqlite:) or

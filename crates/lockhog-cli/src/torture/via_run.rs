@@ -67,7 +67,14 @@ pub async fn worker(args: &WorkerArgs, mut link: Link, mut stop: watch::Receiver
                     link.send(&format!("error waiting for lockhog run: {e}")).await;
                 }
             },
-            _ = stop.changed() => break,
+            // Let the `run` finish rather than kill it: killing it would kill a command inside
+            // its section (on every backend but file), which the checker rightly counts as a
+            // worker that died without being killed. A command told `end` exits at once, and
+            // `run` waits at most two seconds for a lock.
+            _ = stop.changed() => {
+                let _ = child.wait().await;
+                break;
+            }
         }
     }
     Ok(SUCCESS)

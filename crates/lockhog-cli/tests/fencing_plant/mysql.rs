@@ -2,27 +2,44 @@
 //! shaped to repeat tokens on its own (a cycling sequence, a table with a trigger, a MEMORY
 //! table). MySQL and MariaDB record no owner for tables and sequences, so which account plants
 //! the object makes no difference to what lockhog can see: the plant is made by a separate
-//! connection of the administrator, and lockhog runs on the throwaway database.
+//! connection of the administrator, and lockhog runs on the throwaway database as a throwaway
+//! account of its own (with a password found nowhere else, so the check that no output carries
+//! it means something, and no word of a message is masked for looking like it).
 
 use mysql_async::prelude::Queryable;
 
-use super::{assert_refused, block, hold_once, throwaway, token};
+use super::{assert_refused, block, hold_once, throwaway, token, url_as, VICTIM_PW};
 
-/// A throwaway database, dropped when the value is.
+/// A throwaway database and the account lockhog runs as, dropped when the value is.
 struct Plant {
     base: String,
+    /// The administrator on the throwaway database.
     url: String,
+    /// The victim (lockhog's account) on the throwaway database.
+    victim_url: String,
     db: String,
 }
 
 impl Plant {
     fn new(tag: &str) -> Option<Plant> {
         let (url, base, db) = throwaway("LOCKHOG_TEST_MYSQL_URL", tag)?;
-        let plant = Plant { base, url, db };
+        let victim = format!("{db}_v");
+        let victim_url = url_as(&base, &victim, VICTIM_PW, &db);
+        let plant = Plant {
+            base,
+            url,
+            victim_url,
+            db,
+        };
         let db = &plant.db;
         plant.exec_at(
             &plant.base,
-            &format!("DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}`"),
+            &format!(
+                "DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}`; \
+                 DROP USER IF EXISTS '{victim}'@'%'; \
+                 CREATE USER '{victim}'@'%' IDENTIFIED BY '{VICTIM_PW}'; \
+                 GRANT ALL ON `{db}`.* TO '{victim}'@'%'"
+            ),
         );
         Some(plant)
     }
@@ -51,14 +68,15 @@ impl Plant {
     }
 
     fn hold(&self) -> super::Finished {
-        hold_once(&self.url, "plant")
+        hold_once(&self.victim_url, "plant")
     }
 }
 
 impl Drop for Plant {
     fn drop(&mut self) {
         let db = &self.db;
-        if let Err(e) = self.try_exec(&self.base, &format!("DROP DATABASE IF EXISTS `{db}`")) {
+        let sql = format!("DROP DATABASE IF EXISTS `{db}`; DROP USER IF EXISTS '{db}_v'@'%'");
+        if let Err(e) = self.try_exec(&self.base, &sql) {
             eprintln!("cleanup failed: {e}");
         }
     }

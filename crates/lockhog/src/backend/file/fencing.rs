@@ -7,58 +7,65 @@
 //! `<dir>/.lockhog-fencing`, to that counter, and a lock file found empty starts from the floor.
 //! Since an acquirer that locked a removed file starts over on a new one, every token of a name
 //! is greater than all earlier ones, across processes, restarts and cleanups.
+//!
+//! A counter is exactly twenty digits and a newline. A file holding anything else is not
+//! lockhog's, and is never written to.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use super::dir::Dir;
 
 /// The floor's file name in the lock directory (no `.lock` suffix, so no lock name maps to it).
 pub(super) const FLOOR_FILE: &str = ".lockhog-fencing";
 
-/// Reads a counter: `None` for an empty (new) file.
-fn read(file: &File) -> io::Result<Option<u64>> {
-    let mut buf = [0u8; 32];
+/// Digits of a counter.
+const WIDTH: usize = 20;
+
+/// Reads a counter: `None` for an empty (new) file, an error for content that is not a
+/// counter (the file is then someone else's, and must not be overwritten).
+pub(super) fn read(file: &File) -> io::Result<Option<u64>> {
+    let mut buf = [0u8; WIDTH + 2];
     let n = file.read_at(&mut buf, 0)?;
-    let text = std::str::from_utf8(&buf[..n]).unwrap_or("").trim();
+    let text = &buf[..n];
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse().map(Some).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            "the fencing counter is not a number (was the lock file written to by something else?)",
-        )
-    })
+    let digits = text
+        .strip_suffix(b"\n")
+        .filter(|d| d.len() == WIDTH && d.iter().all(u8::is_ascii_digit));
+    digits
+        .and_then(|d| std::str::from_utf8(d).ok()?.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the file holds something other than a fencing counter (not lockhog's, or \
+                 written to by something else): refusing to overwrite it",
+            )
+        })
 }
 
 fn write(file: &File, value: u64) -> io::Result<()> {
     // Fixed width, so a shorter number never leaves digits of a longer one behind.
-    file.write_all_at(format!("{value:020}\n").as_bytes(), 0)
+    file.write_all_at(format!("{value:0WIDTH$}\n").as_bytes(), 0)
 }
 
 /// The directory's floor.
 #[derive(Debug)]
 pub(super) struct Floor {
-    path: PathBuf,
+    dir: Arc<Dir>,
 }
 
 impl Floor {
-    pub(super) fn new(dir: &Path) -> Floor {
-        Floor {
-            path: dir.join(FLOOR_FILE),
-        }
+    pub(super) fn new(dir: Arc<Dir>) -> Floor {
+        Floor { dir }
     }
 
     fn open(&self) -> io::Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            // Never truncate: the content is the fencing state.
-            .truncate(false)
-            .mode(0o666)
-            .open(&self.path)
+        self.dir.open_file(FLOOR_FILE, true).map(|(file, _)| file)
     }
 
     fn value(&self) -> io::Result<u64> {
@@ -90,5 +97,35 @@ impl Floor {
         let next = self.counter_of(lock_file)? + 1;
         write(lock_file, next)?;
         Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(content: &[u8]) -> File {
+        let file = tempfile::tempfile().unwrap();
+        file.write_all_at(content, 0).unwrap();
+        file
+    }
+
+    #[test]
+    fn only_a_counter_line_is_a_counter() {
+        assert_eq!(read(&file_with(b"")).unwrap(), None);
+        assert_eq!(
+            read(&file_with(b"00000000000000000042\n")).unwrap(),
+            Some(42)
+        );
+        for foreign in [
+            &b"42\n"[..],
+            b"00000000000000000042",
+            b"00000000000000000042\nmore",
+            b"0000000000000000004x\n",
+            b"root:x:0:0:root:/root:/bin/bash\n",
+        ] {
+            let err = read(&file_with(foreign)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{foreign:?}");
+        }
     }
 }

@@ -2,45 +2,60 @@
 //!
 //! - **Resource**: the lock file's absolute path. Name bytes outside `[A-Za-z0-9._-]` are
 //!   percent-encoded (`a b` → `a%20b.lock`), so any name is a safe single path component and
-//!   `flock(1)` on the same path takes the same lock. A name whose encoding would pass the
-//!   255-byte file-name limit is shortened to a readable prefix, `~` and the SHA-256 of the
-//!   name (`~` never occurs in an encoded name). Namespaces other than the default live in a
-//!   subdirectory named after the encoded namespace.
+//!   `flock(1)` on the same path takes the same lock. Namespaces other than the default live in
+//!   a subdirectory named after the encoded namespace (see `names.rs`).
+//! - **The directory is held open** and checked once (see `dir.rs` for the rules): lockhog's
+//!   default directory must be private to the effective uid; a directory named in a URL may be
+//!   shared (a setgid group directory, or a sticky one) but never writable by everyone without
+//!   the sticky bit. Lock files are opened relative to it, never through a symlink, and must be
+//!   regular files; one we create gets the directory's read and write bits, so every user who
+//!   may create files there can lock and count. Fencing in a shared directory is only as
+//!   trustworthy as the users who may write in it: they can delete or rewrite lock files.
+//!   Each acquire checks (one `lstat`) that the path still names the directory held open; one
+//!   removed or replaced meanwhile is opened (and checked) again, so a long-lived process
+//!   locks where everyone arriving later does (see `tree.rs`). Its counters go with it: a
+//!   removed directory starts its tokens over.
 //! - **Waiting** happens in the kernel on a helper thread (see `wait.rs`): a waiter wakes the
 //!   moment the holder's descriptor closes.
 //! - **Fencing tokens** come from a counter inside each lock file, bumped by the holder right
 //!   after it locks the file; `cleanup` keeps a floor per directory so tokens keep growing when
 //!   it removes a lock file (see `fencing.rs`). Writing the counter needs a lock file we can
-//!   write to.
+//!   write to; a file holding anything but a counter is refused, never overwritten.
 //! - **Crash release**: the kernel drops a `flock` when the last descriptor closes, so a killed
 //!   holder frees its locks at once.
-//! - **Cleanup** removes lock files nobody holds, safely: it removes a file only while holding
-//!   its lock, and an acquirer that locked a file which was removed meanwhile (its descriptor
-//!   no longer matches the path) starts over. `flock(1)` does not do that check, so do not run
-//!   `cleanup` while shell scripts wait on the same files.
+//! - **Cleanup** removes only lockhog's own lock files (a regular file with a name of our
+//!   encoding, holding nothing or a counter) that nobody holds, by `flock` or by a POSIX record
+//!   lock (read from `/proc/locks`), and only inside the lock directory. It removes a file only
+//!   while holding its lock, and an acquirer that locked a file which was removed meanwhile
+//!   (its descriptor no longer matches the name) starts over. `flock(1)` does not do that
+//!   check, so do not run `cleanup` while shell scripts wait on the same files.
 
+mod dir;
 mod fencing;
 mod mode;
+mod names;
 mod proc_locks;
+mod tree;
 mod wait;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, RwLock};
 
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use self::dir::{Dir, FileId, Trust};
 use self::mode::LockMode;
+use self::names::{file_name, is_lock_file_name, name_of, SUFFIX};
+use self::tree::Tree;
 use super::named_semaphores::{NamedPermit, NamedSemaphores};
 use super::{
     AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
 };
 use crate::error::{Error, Result};
-use crate::name::{hex, percent_decode, percent_encode, LockKey, DEFAULT_NAMESPACE};
+use crate::name::{percent_decode, LockKey};
 use crate::url::BackendUrl;
 
 const SCHEME: &str = "file";
@@ -54,11 +69,6 @@ pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
         Ok(super::row::connecting(async { FileBackend::open(dir) }))
     }),
 };
-const SUFFIX: &str = ".lock";
-/// Longest file name most file systems accept.
-const NAME_MAX: usize = 255;
-/// Bytes of the encoded name kept in front of the digest when a name is too long.
-const LONG_NAME_PREFIX: usize = 120;
 
 /// In-process arbitration for POSIX record locks, which the kernel grants to the process as a
 /// whole: one holder per lock file path in this process at a time, and nobody in this
@@ -72,10 +82,12 @@ type Permit = Option<NamedPermit<PathBuf>>;
 /// The file-lock backend.
 #[derive(Debug)]
 pub struct FileBackend {
-    root: PathBuf,
+    /// The lock directory as the URL names it, to open again should it be replaced.
+    path: PathBuf,
+    trust: Trust,
+    /// The directory as opened: replaced whole when its path names another directory.
+    tree: RwLock<Arc<Tree>>,
     mode: LockMode,
-    /// The fencing floor for lock files `cleanup` removed.
-    floor: fencing::Floor,
 }
 
 /// A held file lock: the open, locked file. Closing it releases the lock.
@@ -97,64 +109,56 @@ impl Drop for FileHeld {
     }
 }
 
-fn keep_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-'
+/// A lock file to open: its directory and its name there.
+struct Target {
+    dir: Arc<Dir>,
+    name: String,
 }
 
-/// The lock file's name for lock `name`.
-fn file_name(name: &str) -> String {
-    let encoded = percent_encode(name, keep_byte);
-    if encoded.len() + SUFFIX.len() <= NAME_MAX {
-        return format!("{encoded}{SUFFIX}");
-    }
-    // Cut on a byte that starts no escape, so the prefix stays readable and decodable.
-    let mut cut = LONG_NAME_PREFIX;
-    while cut > 0 && encoded[..cut].rfind('%').is_some_and(|p| p + 3 > cut) {
-        cut -= 1;
-    }
-    let digest = hex(&Sha256::digest(name.as_bytes()));
-    format!("{}~{digest}{SUFFIX}", &encoded[..cut])
-}
-
-/// The lock name a lock file stands for, when it can be recovered (not for shortened names).
-fn name_of(file_name: &str) -> Option<String> {
-    let stem = file_name.strip_suffix(SUFFIX)?;
-    if stem.contains('~') {
-        return None;
-    }
-    percent_decode(stem)
-}
-
-fn open_lock_file(path: &Path) -> io::Result<File> {
-    match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        // Never truncate: the counter file's content is the fencing state.
-        .truncate(false)
-        .mode(0o666)
-        .open(path)
-    {
-        // A file made by another user may be read-only to us; flock needs no write access.
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(path),
-        other => other,
+impl Target {
+    fn path(&self) -> PathBuf {
+        self.dir.path().join(&self.name)
     }
 }
 
-/// True when `file` is still the file at `path` (cleanup may have removed it meanwhile).
-fn still_linked(file: &File, path: &Path) -> io::Result<bool> {
-    let held = file.metadata()?;
-    match std::fs::metadata(path) {
-        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
+/// Opens, locks and checks the lock file: `Ok(None)` when someone else holds it. An acquirer
+/// that locked a file `cleanup` removed meanwhile starts over on a new one.
+fn lock_file(
+    target: &Target,
+    create: bool,
+    lock: impl Fn(&File) -> io::Result<bool>,
+) -> io::Result<Option<(File, FileId)>> {
+    loop {
+        let (file, id) = match target.dir.open_file(&target.name, create) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
+            other => other?,
+        };
+        if !lock(&file)? {
+            return Ok(None);
+        }
+        if target.dir.still_linked(&target.name, id)? {
+            return Ok(Some((file, id)));
+        }
+        if !create {
+            return Ok(None);
+        }
     }
+}
+
+/// True when the URL's path is lockhog's default directory ([`crate::default_url`]), which
+/// gets the checks of a private directory.
+fn is_default(path: &Path) -> bool {
+    let default = crate::url::default_url();
+    default
+        .strip_prefix("file://")
+        .and_then(percent_decode)
+        .is_some_and(|d| Path::new(&d) == path)
 }
 
 impl FileBackend {
-    /// Takes `file:///abs/dir` and its `mode` option off `url`, for [`FileBackend::open`]: an
-    /// [`Error::InvalidUrl`] for a relative or remote path.
-    fn parse(url: &mut BackendUrl) -> Result<(String, LockMode, Error)> {
+    /// Takes `file:///abs/dir` and its one option, `mode=flock|fcntl`, off `url`, for
+    /// [`FileBackend::open`]: an [`Error::InvalidUrl`] for a relative or remote path.
+    fn parse(url: &mut BackendUrl) -> Result<(PathBuf, LockMode)> {
         let path = url
             .body()
             .strip_prefix("//")
@@ -163,130 +167,98 @@ impl FileBackend {
             .ok_or_else(|| url.invalid("expected an absolute directory: file:///abs/dir"))?;
         let path =
             percent_decode(path).ok_or_else(|| url.invalid("bad percent-encoding in the path"))?;
+        if path.contains('\0') {
+            return Err(url.invalid("the path contains NUL"));
+        }
         let mode = match url.take_option("mode") {
             None => LockMode::Flock,
             Some(m) => LockMode::parse(&m).ok_or_else(|| url.invalid("mode is flock or fcntl"))?,
         };
-        Ok((path, mode, url.invalid("the path contains NUL")))
+        Ok((PathBuf::from(path), mode))
     }
 
-    /// Opens the directory `parse` found, creating it when it is missing: an
-    /// [`Error::Backend`] when it cannot be created or is not a writable directory.
-    fn open((path, mode, nul): (String, LockMode, Error)) -> Result<Self> {
-        let root = PathBuf::from(path);
-        let io_err =
-            |doing: &str, e| Error::backend_io(SCHEME, format!("{doing} {}", root.display()), e);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&root)
-            .map_err(|e| io_err("cannot create lock directory", e))?;
-        let meta = std::fs::metadata(&root).map_err(|e| io_err("cannot read lock directory", e))?;
-        if !meta.is_dir() {
-            return Err(Error::backend(
-                SCHEME,
-                format!("{} is not a directory", root.display()),
-            ));
-        }
-        let c_path =
-            std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).map_err(|_| nul)?;
-        // SAFETY: a valid NUL-terminated path.
-        if unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-            return Err(io_err(
-                "cannot write to lock directory",
-                io::Error::last_os_error(),
-            ));
-        }
-        // One spelling per directory, so the in-process table of record locks sees one path
-        // per file.
-        let root = root
-            .canonicalize()
-            .map_err(|e| io_err("cannot resolve lock directory", e))?;
+    /// Opens the directory `parse` found, creating it when it is missing.
+    ///
+    /// lockhog's default directory must be private to the effective uid; a directory named
+    /// explicitly may be shared within limits (see the backend's docs). An [`Error::Backend`]
+    /// when the directory cannot be created, is not a writable directory, or cannot be trusted.
+    fn open((path, mode): (PathBuf, LockMode)) -> Result<Self> {
+        let trust = if is_default(&path) {
+            Trust::Private
+        } else {
+            Trust::Explicit
+        };
+        let tree = Tree::open(&path, trust)?;
         Ok(FileBackend {
-            floor: fencing::Floor::new(&root),
-            root,
+            path,
+            trust,
+            tree: RwLock::new(Arc::new(tree)),
             mode,
         })
     }
 
-    fn dir(&self, namespace: &str) -> PathBuf {
-        if namespace == DEFAULT_NAMESPACE {
-            self.root.clone()
-        } else {
-            self.root.join(percent_encode(namespace, keep_byte))
-        }
-    }
-
-    fn path(&self, key: &LockKey) -> io::Result<PathBuf> {
-        let dir = self.dir(key.namespace());
-        if key.namespace() != DEFAULT_NAMESPACE {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)?;
-        }
-        Ok(dir.join(file_name(key.name().as_str())))
+    /// The lock file of `key`, and the tree it lives in.
+    fn target(&self, key: &LockKey) -> Result<(Arc<Tree>, Target)> {
+        let tree = self.tree()?;
+        let dir = self
+            .dir(&tree, key.namespace(), true)?
+            .expect("created when missing");
+        let target = Target {
+            dir,
+            name: file_name(key.name().as_str()),
+        };
+        Ok((tree, target))
     }
 
     fn io_error(&self, doing: &str, path: &Path, e: io::Error) -> Error {
         Error::backend_io(SCHEME, format!("{doing} {}", path.display()), e)
     }
 
-    fn granted(&self, held: FileHeld) -> Result<Acquired<FileHeld>> {
+    fn granted(&self, tree: &Tree, held: FileHeld) -> Result<Acquired<FileHeld>> {
         Ok(Acquired {
-            token: self.floor.next_token(&held.file).map_err(|e| {
+            token: tree.floor.next_token(&held.file).map_err(|e| {
                 self.io_error("cannot update the fencing counter of", &held.path, e)
             })?,
             held,
         })
     }
 
-    /// Takes the lock at `path` if it is free: `None` when someone holds it.
-    fn try_lock_path(&self, path: &Path) -> Result<Option<FileHeld>> {
+    /// Takes the lock of `target` if it is free: `None` when someone holds it (or, unless
+    /// `create`, when there is no lock file).
+    fn try_lock_target(&self, target: &Target, create: bool) -> Result<Option<(FileHeld, FileId)>> {
+        let path = target.path();
         let permit = match self.mode {
             LockMode::Flock => None,
-            LockMode::Fcntl => match RECORD_LOCK_HOLDERS.try_acquire(&path.to_path_buf()) {
+            LockMode::Fcntl => match RECORD_LOCK_HOLDERS.try_acquire(&path) {
                 Some(p) => Some(p),
                 None => return Ok(None),
             },
         };
-        Ok(self.try_lock_file(path, permit)?.ok())
-    }
-
-    /// One attempt with the in-process permit (if any) already held: the permit comes back
-    /// when someone else holds the lock, for a wait to go on with.
-    fn try_lock_file(
-        &self,
-        path: &Path,
-        permit: Permit,
-    ) -> Result<std::result::Result<FileHeld, Permit>> {
-        loop {
-            let file = open_lock_file(path)
-                .map_err(|e| self.io_error("cannot open lock file", path, e))?;
-            if !self
-                .mode
-                .try_lock(&file)
-                .map_err(|e| self.io_error("cannot lock", path, e))?
-            {
-                return Ok(Err(permit));
-            }
-            if still_linked(&file, path)
-                .map_err(|e| self.io_error("cannot check lock file", path, e))?
-            {
-                return Ok(Ok(FileHeld {
+        let mode = self.mode;
+        let locked = lock_file(target, create, |f| mode.try_lock(f))
+            .map_err(|e| self.io_error("cannot lock", &path, e))?;
+        Ok(locked.map(|(file, id)| {
+            (
+                FileHeld {
                     file,
-                    path: path.to_path_buf(),
+                    path,
                     _permit: permit,
-                }));
-            }
-        }
+                },
+                id,
+            )
+        }))
     }
 
-    fn state_of(&self, path: &Path, held: &proc_locks::HeldFiles) -> (LockState, Option<String>) {
-        let Ok(meta) = std::fs::metadata(path) else {
+    fn state_of(
+        &self,
+        dir: Option<&Dir>,
+        name: &str,
+        held: &proc_locks::HeldFiles,
+    ) -> (LockState, Option<String>) {
+        let Some(id) = dir.and_then(|d| d.regular_file(name)) else {
             return (LockState::Free, None);
         };
-        match held.holder(&meta) {
+        match held.holder(id) {
             Some(Some(pid)) => (LockState::Held, Some(format!("pid {pid}"))),
             Some(None) => (LockState::Held, None),
             None if held.is_complete() => (LockState::Free, None),
@@ -294,24 +266,69 @@ impl FileBackend {
         }
     }
 
-    fn lock_files(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(self.io_error("cannot list", dir, e)),
+    /// The names in `dir` that look like lock files.
+    fn lock_files(&self, dir: &Dir) -> Result<Vec<String>> {
+        let entries = dir
+            .entries()
+            .map_err(|e| self.io_error("cannot list", dir.path(), e))?;
+        Ok(entries
+            .into_iter()
+            .filter(|n| n.ends_with(SUFFIX) && dir.regular_file(n).is_some())
+            .collect())
+    }
+
+    /// Removes the lock file `name` of `dir` if it is lockhog's and nobody holds it by any
+    /// kind of lock; true when it was removed.
+    fn remove_if_unused(&self, tree: &Tree, dir: &Arc<Dir>, name: &str) -> Result<bool> {
+        let target = Target {
+            dir: dir.clone(),
+            name: name.to_string(),
         };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.ends_with(SUFFIX))
-            })
-            .collect();
-        files.sort();
-        Ok(files)
+        let path = target.path();
+        let held = match self.try_lock_target(&target, false) {
+            Ok(Some((held, id))) => (held, id),
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                tracing::warn!(error = %e, "cleanup: keeping a file that is not a lock file");
+                return Ok(false);
+            }
+        };
+        let (held, id) = held;
+        // A lock file holds nothing or a counter; anything else is not ours to remove.
+        let counter = match tree.floor.counter_of(&held.file) {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                tracing::warn!(path = %path.display(), "cleanup: keeping a file that is not a lock file");
+                return Ok(false);
+            }
+            Err(e) => return Err(self.io_error("cannot read", &path, e)),
+        };
+        // Programs that take POSIX record locks (lockf, fcntl) are invisible to flock: read
+        // the kernel's table, with our lock taken so no lockhog holder can come meanwhile.
+        if proc_locks::HeldFiles::read().locked_by_others(id, self.mode) {
+            return Ok(false);
+        }
+        // Removing while holding the lock: anyone who opened the old file will find it
+        // unlinked after locking it and start over on a new one, whose counter starts from the
+        // floor raised here.
+        tree.floor
+            .raise(counter)
+            .map_err(|e| self.io_error("cannot keep the fencing counter of", &path, e))?;
+        let removed = match dir.unlink(name) {
+            Ok(()) => true,
+            // Another user's file in a sticky directory: not ours to remove.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                false
+            }
+            Err(e) => return Err(self.io_error("cannot remove", &path, e)),
+        };
+        drop(held);
+        Ok(removed)
     }
 }
 
@@ -333,7 +350,8 @@ impl Backend for FileBackend {
     }
 
     fn resource(&self, key: &LockKey) -> String {
-        self.dir(key.namespace())
+        let tree = self.tree.read().unwrap_or_else(|p| p.into_inner()).clone();
+        self.dir_path(&tree, key.namespace())
             .join(file_name(key.name().as_str()))
             .display()
             .to_string()
@@ -344,11 +362,9 @@ impl Backend for FileBackend {
         key: &LockKey,
         _: &AcquireContext,
     ) -> Result<Option<Acquired<FileHeld>>> {
-        let path = self
-            .path(key)
-            .map_err(|e| self.io_error("cannot create", &self.dir(key.namespace()), e))?;
-        match self.try_lock_path(&path)? {
-            Some(held) => self.granted(held).map(Some),
+        let (tree, target) = self.target(key)?;
+        match self.try_lock_target(&target, true)? {
+            Some((held, _)) => self.granted(&tree, held).map(Some),
             None => Ok(None),
         }
     }
@@ -359,9 +375,8 @@ impl Backend for FileBackend {
         ctx: &AcquireContext,
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<FileHeld>>> {
-        let path = self
-            .path(key)
-            .map_err(|e| self.io_error("cannot create", &self.dir(key.namespace()), e))?;
+        let (tree, target) = self.target(key)?;
+        let path = target.path();
         ctx.note_attempt();
         let permit = match self.mode {
             LockMode::Flock => None,
@@ -370,30 +385,35 @@ impl Backend for FileBackend {
                 None => return Ok(None),
             },
         };
-        let permit = match self.try_lock_file(&path, permit)? {
-            Ok(held) => return self.granted(held).map(Some),
-            Err(permit) => permit,
-        };
-        let (mode, thread_path) = (self.mode, path.clone());
+        let mode = self.mode;
+        let first = lock_file(&target, true, |f| mode.try_lock(f))
+            .map_err(|e| self.io_error("cannot lock", &path, e))?;
+        if let Some((file, _)) = first {
+            let held = FileHeld {
+                file,
+                path,
+                _permit: permit,
+            };
+            return self.granted(&tree, held).map(Some);
+        }
+        let thread_path = path.clone();
         let waited = wait::wait_on_thread(
             move |cancelled| {
-                let mut attempts = 0;
-                loop {
-                    let file = open_lock_file(&thread_path)?;
-                    attempts += 1;
-                    mode.lock_blocking(&file, cancelled)?;
-                    if still_linked(&file, &thread_path)? {
-                        // The permit moves into the guard; on any early return it is dropped
-                        // after `file`, so no other holder in this process is unlocked by
-                        // this descriptor's close.
-                        let held = FileHeld {
-                            file,
-                            path: thread_path,
-                            _permit: permit,
-                        };
-                        return Ok((held, attempts));
-                    }
-                }
+                let attempts = std::cell::Cell::new(0);
+                let locked = lock_file(&target, true, |f| {
+                    attempts.set(attempts.get() + 1);
+                    mode.lock_blocking(f, cancelled).map(|()| true)
+                })?;
+                let (file, _) = locked.expect("a blocking lock is always taken");
+                // The permit moves into the guard; on any early return it is dropped after
+                // `file`, so no other holder in this process is unlocked by this descriptor's
+                // close.
+                let held = FileHeld {
+                    file,
+                    path: thread_path,
+                    _permit: permit,
+                };
+                Ok((held, attempts.get()))
             },
             deadline,
         )
@@ -404,7 +424,7 @@ impl Backend for FileBackend {
                 for _ in 0..attempts {
                     ctx.note_attempt();
                 }
-                self.granted(held).map(Some)
+                self.granted(&tree, held).map(Some)
             }
             None => Ok(None),
         }
@@ -424,83 +444,46 @@ impl Backend for FileBackend {
 
     async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
         let held = proc_locks::HeldFiles::read();
-        let paths: Vec<(Option<String>, PathBuf)> = if keys.is_empty() {
-            self.lock_files(&self.dir(namespace))?
-                .into_iter()
-                .map(|p| (p.file_name().and_then(|n| n.to_str()).and_then(name_of), p))
-                .collect()
+        let tree = self.tree()?;
+        let dir = self.dir(&tree, namespace, false)?;
+        let files: Vec<(Option<String>, String)> = if keys.is_empty() {
+            match &dir {
+                Some(d) => self
+                    .lock_files(d)?
+                    .into_iter()
+                    .map(|f| (name_of(&f), f))
+                    .collect(),
+                None => Vec::new(),
+            }
         } else {
             keys.iter()
-                .map(|k| (Some(k.name().to_string()), PathBuf::from(self.resource(k))))
+                .map(|k| (Some(k.name().to_string()), file_name(k.name().as_str())))
                 .collect()
         };
-        Ok(paths
+        let base = self.dir_path(&tree, namespace);
+        Ok(files
             .into_iter()
-            .map(|(name, path)| {
-                let (state, holder) = self.state_of(&path, &held);
-                LockStatus::new(name, path.display().to_string(), state, holder)
+            .map(|(name, file)| {
+                let (state, holder) = self.state_of(dir.as_deref(), &file, &held);
+                let path = base.join(&file).display().to_string();
+                LockStatus::new(name, path, state, holder)
             })
             .collect())
     }
 
     async fn cleanup(&self, namespace: &str) -> Result<CleanupReport> {
         let mut report = CleanupReport::default();
-        for path in self.lock_files(&self.dir(namespace))? {
-            match self.try_lock_path(&path) {
-                Ok(Some(held)) => {
-                    // Removing while holding the lock: anyone who opened the old file will find
-                    // it unlinked after locking it and start over on a new one, whose counter
-                    // starts from the floor raised here.
-                    let counter = self.floor.counter_of(&held.file);
-                    counter.and_then(|c| self.floor.raise(c)).map_err(|e| {
-                        self.io_error("cannot keep the fencing counter of", &path, e)
-                    })?;
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => report.removed += 1,
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(self.io_error("cannot remove", &path, e)),
-                    }
-                    drop(held);
-                }
-                Ok(None) => report.kept += 1,
-                Err(e) => return Err(e),
+        let tree = self.tree()?;
+        let Some(dir) = self.dir(&tree, namespace, false)? else {
+            return Ok(report);
+        };
+        for name in self.lock_files(&dir)? {
+            if is_lock_file_name(&name) && self.remove_if_unused(&tree, &dir, &name)? {
+                report.removed += 1;
+            } else {
+                report.kept += 1;
             }
         }
         Ok(report)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_map_to_single_safe_components() {
-        assert_eq!(file_name("nightly-report"), "nightly-report.lock");
-        assert_eq!(file_name("a b/../c"), "a%20b%2F..%2Fc.lock");
-        assert_eq!(file_name("50%"), "50%25.lock");
-        assert_eq!(file_name("é"), "%C3%A9.lock");
-        assert_eq!(name_of("a%20b%2F..%2Fc.lock").as_deref(), Some("a b/../c"));
-        assert_ne!(file_name("a b"), file_name("a%20b"));
-    }
-
-    #[test]
-    fn long_names_keep_a_prefix_and_a_digest() {
-        for name in [
-            "x".repeat(1024),
-            "é".repeat(512),
-            format!("{}{}", "y".repeat(119), "é".repeat(300)),
-        ] {
-            let f = file_name(&name);
-            assert!(f.len() <= NAME_MAX, "{} bytes", f.len());
-            assert!(f.contains('~'));
-            assert_eq!(name_of(&f), None);
-            let stem = f.split('~').next().unwrap();
-            assert!(
-                percent_decode(stem).is_some(),
-                "prefix {stem:?} cut inside an escape"
-            );
-        }
-        assert_ne!(file_name(&"x".repeat(1024)), file_name(&"x".repeat(1023)));
     }
 }

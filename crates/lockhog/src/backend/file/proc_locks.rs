@@ -2,17 +2,34 @@
 //! lock, so `status` never makes a real acquirer fail.
 
 use std::collections::HashMap;
-use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
+
+use super::mode::LockMode;
 
 /// (device major, device minor, inode)
 type FileId = (u32, u32, u64);
 
+/// The kind of a granted lock, as `/proc/locks` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `flock(2)`.
+    Flock,
+    /// A POSIX record lock (`fcntl`, `lockf`), owned by a process.
+    Posix,
+    /// Anything else: open file description locks, leases, delegations.
+    Other,
+}
+
+/// One granted lock: its kind and holder pid (`None` where the kernel gives none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Granted {
+    kind: Kind,
+    pid: Option<u32>,
+}
+
 /// The files with a granted lock at the time of reading.
 #[derive(Debug, Default)]
 pub(super) struct HeldFiles {
-    /// Holder pid per file; `None` where the kernel gives none (open file description locks).
-    holders: HashMap<FileId, Option<u32>>,
+    holders: HashMap<FileId, Vec<Granted>>,
     /// False when `/proc/locks` could not be read: absence then proves nothing.
     complete: bool,
 }
@@ -35,11 +52,28 @@ impl HeldFiles {
         self.complete
     }
 
-    /// `Some(pid)` when the file is locked, `None` when it is not (or we cannot tell).
-    pub(super) fn holder(&self, meta: &Metadata) -> Option<Option<u32>> {
-        let dev = meta.dev();
-        let id = (libc::major(dev), libc::minor(dev), meta.ino());
-        self.holders.get(&id).copied()
+    /// `Some(pid)` when the file (device, inode) is locked, `None` when it is not (or we
+    /// cannot tell).
+    pub(super) fn holder(&self, file: (u64, u64)) -> Option<Option<u32>> {
+        self.locks_on(file).first().map(|g| g.pid)
+    }
+
+    /// True when the file has a lock other than the one this process holds on it in `mode`
+    /// (an exclusive lock: no other of its kind can be granted beside it), or when we cannot
+    /// tell. What `cleanup` asks before removing a file, since a POSIX lock and a `flock` do
+    /// not see each other.
+    pub(super) fn locked_by_others(&self, file: (u64, u64), mode: LockMode) -> bool {
+        let me = std::process::id();
+        let ours = |g: &Granted| match mode {
+            LockMode::Flock => g.kind == Kind::Flock,
+            LockMode::Fcntl => g.kind == Kind::Posix && g.pid == Some(me),
+        };
+        !self.complete || !self.locks_on(file).iter().all(ours)
+    }
+
+    fn locks_on(&self, (dev, ino): (u64, u64)) -> &[Granted] {
+        let id = (libc::major(dev), libc::minor(dev), ino);
+        self.holders.get(&id).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -66,13 +100,18 @@ fn read_snapshot() -> std::io::Result<String> {
 
 /// Lines look like `1: FLOCK  ADVISORY  WRITE 4242 00:2d:1234 0 EOF`; waiters carry `->` after
 /// the number and are skipped; the device is `major:minor` in hex, the inode in decimal.
-fn parse(text: &str) -> HashMap<FileId, Option<u32>> {
+fn parse(text: &str) -> HashMap<FileId, Vec<Granted>> {
     let mut out = HashMap::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() < 6 || fields[1] == "->" {
             continue;
         }
+        let kind = match fields[1] {
+            "FLOCK" => Kind::Flock,
+            "POSIX" => Kind::Posix,
+            _ => Kind::Other,
+        };
         let pid = fields[4]
             .parse::<i64>()
             .ok()
@@ -88,7 +127,9 @@ fn parse(text: &str) -> HashMap<FileId, Option<u32>> {
         ) else {
             continue;
         };
-        out.insert((major, minor, ino), pid);
+        out.entry((major, minor, ino))
+            .or_insert_with(Vec::new)
+            .push(Granted { kind, pid });
     }
     out
 }
@@ -105,9 +146,13 @@ mod tests {
                     3: OFDLCK ADVISORY  WRITE -1 08:11:5 0 EOF\n\
                     garbage\n";
         let held = parse(text);
-        assert_eq!(held.get(&(0, 0x2d, 1234)), Some(&Some(4242)));
-        assert_eq!(held.get(&(0xfd, 1, 99)), Some(&Some(77)));
-        assert_eq!(held.get(&(8, 0x11, 5)), Some(&None));
+        let one = |kind, pid| vec![Granted { kind, pid }];
+        assert_eq!(
+            held.get(&(0, 0x2d, 1234)),
+            Some(&one(Kind::Flock, Some(4242)))
+        );
+        assert_eq!(held.get(&(0xfd, 1, 99)), Some(&one(Kind::Posix, Some(77))));
+        assert_eq!(held.get(&(8, 0x11, 5)), Some(&one(Kind::Other, None)));
         assert_eq!(held.len(), 3);
     }
 }

@@ -1,0 +1,345 @@
+"""``Locker`` (a connection to one lock store) and ``Lock`` (one named lock)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from types import TracebackType
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    List,
+    NamedTuple,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    cast,
+)
+
+from . import _lockhog
+from ._errors import NotAcquired
+
+__all__ = ["Locker", "Lock", "LockStatus", "CleanupReport", "Name"]
+
+#: What a lock may be named by: a ``str`` is the name itself; ``bytes``, an ``int`` or a tuple
+#: of those (nested tuples too) name the lock ``sha256:<digest>`` (see ``hashed_name``).
+Name = Union[str, bytes, int, Tuple[Any, ...]]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LockStatus(NamedTuple):
+    """One lock as ``Locker.status`` reports it."""
+
+    #: The lock's name, when the backend can recover it from the resource.
+    name: Optional[str]
+    #: The backend's own name for the lock (a file path, ``advisory:<key>``, a Redis key).
+    resource: str
+    #: ``"held"``, ``"free"`` or ``"unknown"``.
+    state: str
+    #: Who holds it, when the backend knows (e.g. ``"pid 4242"``).
+    holder: Optional[str]
+
+
+class CleanupReport(NamedTuple):
+    """What ``Locker.cleanup`` did."""
+
+    #: Stale resources removed (unheld lock files, expired rows).
+    removed: int
+    #: Resources left because they were held.
+    kept: int
+
+
+class Locker:
+    """A connection to one lock store, and the factory of its locks.
+
+    ``url`` names the backend: ``file:///abs/dir``, ``mem:``, ``sqlite:///abs/path.db``,
+    ``postgres://…``, ``mysql://…``, ``redis://…``, ``rediss://…``,
+    ``redlock://h1:p1,h2:p2,h3:p3``, ``memcached://host:port``; query options ``namespace=``
+    and ``ttl=`` apply to all. Without a URL the ``LOCKHOG_URL`` environment variable is used,
+    else the default file directory (``default_url()``), as the ``lockhog`` command does.
+    ``namespace`` keeps these locks apart from those of other applications on the same store.
+
+    Connecting blocks (the GIL released, Ctrl-C honoured); in asyncio code use
+    ``await Locker.connect_async(...)``. A locker is safe to share between threads and tasks.
+
+    Raises ``InvalidUrl`` for a URL that cannot be used, ``InvalidOption`` for a bad
+    namespace or ttl, ``BackendError`` when the store cannot be reached.
+    """
+
+    def __init__(self, url: Optional[str] = None, namespace: Optional[str] = None) -> None:
+        self._native = _lockhog.NativeLocker.connect(url, namespace)
+
+    @classmethod
+    async def connect_async(
+        cls, url: Optional[str] = None, namespace: Optional[str] = None
+    ) -> Locker:
+        """Connects as ``Locker(url, namespace)`` does, without blocking the event loop."""
+        locker = cls.__new__(cls)
+        locker._native = await _lockhog.NativeLocker.connect_async(url, namespace)
+        return locker
+
+    @property
+    def url(self) -> str:
+        """The URL this locker was made from, password redacted."""
+        return self._native.url
+
+    @property
+    def namespace(self) -> str:
+        """The namespace its locks live in."""
+        return self._native.namespace
+
+    def capabilities(self) -> Dict[str, bool]:
+        """What the backend guarantees: ``lease``, ``native_fencing``, ``lost_notice``,
+        ``fair``, ``shared``, ``crash_release``, ``native_wait``, ``cross_process``."""
+        return self._native.capabilities()
+
+    def lock(
+        self,
+        name: Name,
+        *,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        ttl: Optional[float] = None,
+        shared: bool = False,
+    ) -> Lock:
+        """The lock ``name`` (nothing is taken until it is acquired or entered).
+
+        ``blocking=False`` tries once; otherwise it waits, at most ``timeout`` seconds when
+        given. ``ttl`` is the lease of lease backends (Redis, memcached, SQLite), renewed while
+        held. ``shared=True`` asks for a reader lock (file backend). Bad values raise when the
+        lock is acquired, before any I/O: ``InvalidName``, ``InvalidOption``.
+        """
+        return Lock(self, name, blocking=blocking, timeout=timeout, ttl=ttl, shared=shared)
+
+    def resource(self, name: str) -> str:
+        """The backend's own name for the lock ``name`` (a file path, a Redis key)."""
+        return self._native.resource(name)
+
+    def status(self, *names: str) -> List[LockStatus]:
+        """The state of the locks ``names``, or of every lock the backend can list."""
+        return [LockStatus(*s) for s in self._native.status(list(names))]
+
+    def cleanup(self) -> CleanupReport:
+        """Removes stale resources of this namespace that nobody holds."""
+        return CleanupReport(*self._native.cleanup())
+
+    def __repr__(self) -> str:
+        return f"Locker({self.url!r}, namespace={self.namespace!r})"
+
+
+class Lock:
+    """One named lock of a ``Locker``: use it with ``with`` / ``async with``, as a decorator,
+    or with ``acquire()`` / ``release()``.
+
+    ``acquire()`` returns ``True`` or ``False`` like ``threading.Lock.acquire``; entering it
+    (``with``, ``async with``, a decorated call) raises ``Contended`` or ``TimedOut`` instead,
+    and the body does not run. While held, ``fencing_token``, ``resource`` and ``lost`` say
+    how it was taken. A ``Lock`` is safe to share between threads; it is not reentrant: a
+    thread that holds it and acquires it again waits for itself, as with ``threading.Lock``.
+    """
+
+    def __init__(
+        self,
+        locker: Locker,
+        name: Name,
+        *,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        ttl: Optional[float] = None,
+        shared: bool = False,
+    ) -> None:
+        self._locker = locker
+        self._name = name
+        self._blocking = blocking
+        self._timeout = timeout
+        self._ttl = ttl
+        self._shared = shared
+        # Guards taken through this object, newest last (several only when shared).
+        self._held: List[_lockhog.NativeGuard] = []
+        self._mutex = threading.Lock()
+
+    def _wait(
+        self, blocking: Optional[bool], timeout: Optional[float]
+    ) -> Tuple[bool, Optional[float]]:
+        if blocking is None:
+            blocking = self._blocking
+        if timeout is None:
+            timeout = self._timeout
+        elif timeout == -1:
+            # threading.Lock's "wait forever".
+            timeout = None
+        return blocking, timeout
+
+    def _push(self, guard: _lockhog.NativeGuard) -> None:
+        with self._mutex:
+            self._held.append(guard)
+
+    def _pop(self) -> _lockhog.NativeGuard:
+        with self._mutex:
+            if not self._held:
+                raise RuntimeError("release of a lock that is not held")
+            return self._held.pop()
+
+    def _current(self) -> _lockhog.NativeGuard:
+        with self._mutex:
+            if not self._held:
+                raise RuntimeError("the lock is not held")
+            return self._held[-1]
+
+    def _take(self, blocking: Optional[bool] = None, timeout: Optional[float] = None) -> None:
+        blocking, timeout = self._wait(blocking, timeout)
+        guard = self._locker._native.acquire(
+            self._name, blocking, timeout, self._ttl, self._shared
+        )
+        self._push(guard)
+
+    async def _take_async(
+        self, blocking: Optional[bool] = None, timeout: Optional[float] = None
+    ) -> None:
+        blocking, timeout = self._wait(blocking, timeout)
+        guard = await self._locker._native.acquire_async(
+            self._name, blocking, timeout, self._ttl, self._shared
+        )
+        self._push(guard)
+
+    def acquire(self, blocking: Optional[bool] = None, timeout: Optional[float] = None) -> bool:
+        """Takes the lock: ``True`` once held, ``False`` when someone else holds it and
+        ``blocking`` is false or ``timeout`` seconds passed (``-1``: wait forever). Arguments
+        left out take the values given to ``Locker.lock``.
+
+        Waits with the GIL released; Ctrl-C interrupts it with ``KeyboardInterrupt`` and
+        nothing stays held. Raises ``InvalidName``, ``InvalidOption``, ``BackendError``.
+        """
+        try:
+            self._take(blocking, timeout)
+        except NotAcquired:
+            return False
+        return True
+
+    async def acquire_async(
+        self, blocking: Optional[bool] = None, timeout: Optional[float] = None
+    ) -> bool:
+        """``acquire`` for asyncio: waits without blocking the event loop. Cancelling the
+        task cancels the wait, and nothing stays held."""
+        try:
+            await self._take_async(blocking, timeout)
+        except NotAcquired:
+            return False
+        return True
+
+    def release(self) -> bool:
+        """Releases the lock: ``True`` when it was still ours up to the release, ``False``
+        when it had been lost (a lease that ran out, a connection that died). Raises
+        ``RuntimeError`` when it is not held through this object, ``BackendError`` when the
+        store could not be told (it then frees the lock by its own means)."""
+        return self._pop().release()
+
+    async def release_async(self) -> bool:
+        """``release`` without blocking the event loop."""
+        return await self._pop().release_async()
+
+    @property
+    def name(self) -> str:
+        """The lock's name (``sha256:…`` for a hashed key)."""
+        return _lockhog.hashed_name(self._name)
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        with self._mutex:
+            return bool(self._held)
+
+    @property
+    def fencing_token(self) -> int:
+        """The fencing token of the held lock: greater than every earlier holder's. Hand it
+        to the resource you protect, which refuses writes with a smaller one."""
+        return self._current().fencing_token
+
+    @property
+    def resource(self) -> str:
+        """The backend's own name for the held lock (a file path, a Redis key)."""
+        return self._current().resource
+
+    @property
+    def attempts(self) -> int:
+        """How many attempts on the store taking the held lock took (1: it was free)."""
+        return self._current().attempts
+
+    @property
+    def waited(self) -> float:
+        """How long taking the held lock took, in seconds."""
+        return self._current().waited
+
+    @property
+    def lost(self) -> bool:
+        """True once the backend reported the held lock lost (a lease that ran out, a
+        connection that died): stop writing, the protection is gone."""
+        return self._current().lost is not None
+
+    @property
+    def lost_reason(self) -> Optional[str]:
+        """Why the held lock was lost, or None."""
+        return self._current().lost
+
+    def wait_lost(self, timeout: Optional[float] = None) -> Optional[str]:
+        """Waits until the held lock is reported lost (returns the reason), or ``timeout``
+        seconds pass or the lock is released (returns None)."""
+        return self._current().wait_lost(timeout)
+
+    async def wait_lost_async(self) -> Optional[str]:
+        """``wait_lost`` for asyncio (no timeout: use ``asyncio.wait_for``)."""
+        return await self._current().wait_lost_async()
+
+    def __enter__(self) -> Lock:
+        self._take()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.release()
+
+    async def __aenter__(self) -> Lock:
+        await self._take_async()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.release_async()
+
+    def __call__(self, func: F) -> F:
+        """Decorates ``func`` (a function or a coroutine function) to run holding the lock;
+        when the lock is not acquired it raises ``Contended``/``TimedOut`` and ``func`` does
+        not run."""
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                async with self:
+                    return await cast(Callable[..., Awaitable[Any]], func)(*args, **kwargs)
+
+            return cast(F, run_async)
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return cast(F, run)
+
+    def __repr__(self) -> str:
+        state = "held" if self.held else "not held"
+        return f"<lockhog.Lock {self.name!r} on {self._locker.url!r}, {state}>"
