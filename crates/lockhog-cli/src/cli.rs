@@ -1,12 +1,14 @@
 //! The command line as clap sees it: subcommands, their options and their help.
 //!
-//! The surface is a fixed contract (DESIGN.md, "The command line"): other tools and tests
+//! The surface is a fixed contract (docs/cli.md): other tools and tests
 //! drive `lockhog` through it, so options are added, never renamed.
 
 use std::ffi::OsString;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::args::{parse_wait, AcquireArgs, BackendArgs};
 
 /// Locks for shells, cron and tests in any language.
 #[derive(Debug, Parser)]
@@ -100,30 +102,6 @@ Examples:
 
 Prints `cleanup: removed N kept M`. Do not run it while flock(1) users wait on the same files.";
 
-/// Where the locks live.
-#[derive(Debug, Args)]
-pub struct BackendArgs {
-    /// Backend URL, e.g. file:///tmp/locks, postgres://host/db [default: $LOCKHOG_URL, else
-    /// file://$XDG_RUNTIME_DIR/lockhog]
-    // Not clap's `env`: its help would print the variable's value, password included.
-    #[arg(short = 'b', long = "backend", value_name = "URL")]
-    pub url: Option<String>,
-}
-
-/// How long to wait for a lock, and the lease.
-#[derive(Debug, Args)]
-pub struct AcquireArgs {
-    /// Try once; do not wait when the lock is held
-    #[arg(short = 'n', long = "no-wait", conflicts_with = "wait")]
-    pub no_wait: bool,
-    /// Wait at most SECS seconds (fractions allowed) [default: wait forever]
-    #[arg(short = 'w', long = "wait", value_name = "SECS", value_parser = parse_wait)]
-    pub wait: Option<Duration>,
-    /// Lease time to live on backends with leases (renewed while held)
-    #[arg(long = "ttl", value_name = "SECS", value_parser = parse_ttl)]
-    pub ttl: Option<Duration>,
-}
-
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -193,18 +171,6 @@ pub struct StatusArgs {
 pub struct CleanupArgs {
     #[command(flatten)]
     pub backend: BackendArgs,
-}
-
-fn parse_wait(text: &str) -> Result<Duration, String> {
-    lockhog::url::parse_duration(text).map_err(|e| e.to_string())
-}
-
-fn parse_ttl(text: &str) -> Result<Duration, String> {
-    match lockhog::url::parse_duration(text) {
-        Ok(d) if d.is_zero() => Err("a lease ttl must be above zero".into()),
-        Ok(d) => Ok(d),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Exit statuses and how errors map to them (DESIGN.md, "The command line — Contract").
+//! Exit statuses and how errors map to them (docs/cli.md, "Exit status", lists them for
+//! users).
 
 use std::process::ExitCode;
 

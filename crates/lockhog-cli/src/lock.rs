@@ -7,7 +7,7 @@ use lockhog::{LockGuard, LockName, Locker, Wait};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::Instant;
 
-use crate::cli::{AcquireArgs, BackendArgs};
+use crate::args::{AcquireArgs, BackendArgs};
 use crate::exit::{Failure, UNAVAILABLE};
 
 /// Refuses bad names before anything touches the backend (connecting to `file:` creates its

@@ -1,8 +1,9 @@
 //! `lockhog`: run commands under locks, hold locks for tests, inspect and clean up.
 //!
-//! The command line is a fixed contract (DESIGN.md, "The command line — Contract"); each
+//! The command line is a fixed contract (docs/cli.md); each
 //! subcommand lives in its own module, exit statuses in `exit`, printed lines in `output`.
 
+mod args;
 mod bench;
 mod cleanup;
 mod cli;

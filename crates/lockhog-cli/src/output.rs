@@ -1,38 +1,29 @@
 //! The lines `hold` and `status` print: the plain format and the JSON one.
 //!
-//! Plain lines are fields separated by single spaces. Every field that carries text from
-//! outside (a name, a resource, a holder) has each space, control character (bytes below 0x20
-//! and 0x7f) and `%` percent-encoded, so a line always splits into the same number of fields
-//! and `lockhog::percent_decode` gives the text back.
+//! Plain lines are fields separated by single spaces, every field that carries text from
+//! outside (a name, a resource, a holder) encoded by [`lockhog::protocol::encode_field`], so a
+//! line always splits into the same number of fields. `hold`'s lines are
+//! [`lockhog::protocol`]'s types, which readers parse back.
 
 use std::io::Write;
 
+use lockhog::protocol::{encode_field as field, HeldLine, ReleasedLine};
 use lockhog::{LockGuard, LockState, LockStatus};
 use serde_json::json;
 
-/// Percent-encodes `text` for one field of a plain line.
-pub fn field(text: &str) -> String {
-    lockhog::percent_encode(text, |b| b > b' ' && b != b'%' && b != 0x7f)
-}
-
 /// `held <NAME> <RESOURCE> <TOKEN>`, or its JSON object.
 pub fn held(guard: &LockGuard, json: bool) -> String {
-    let name = guard.name().as_str();
+    let line = HeldLine::from(guard);
     if json {
         json!({
             "event": "held",
-            "name": name,
-            "resource": guard.resource(),
-            "token": guard.fencing_token(),
+            "name": line.name,
+            "resource": line.resource,
+            "token": line.token,
         })
         .to_string()
     } else {
-        format!(
-            "held {} {} {}",
-            field(name),
-            field(guard.resource()),
-            guard.fencing_token()
-        )
+        line.to_string()
     }
 }
 
@@ -41,7 +32,7 @@ pub fn released(name: &str, json: bool) -> String {
     if json {
         json!({ "event": "released", "name": name }).to_string()
     } else {
-        format!("released {}", field(name))
+        ReleasedLine::new(name).to_string()
     }
 }
 
@@ -94,13 +85,6 @@ pub fn emit(line: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fields_never_contain_separators() {
-        assert_eq!(field("a b%c\td\x7fe"), "a%20b%25c%09d%7Fe");
-        assert_eq!(field("é/x"), "é/x");
-        assert_eq!(field("line\nbreak\r"), "line%0Abreak%0D");
-    }
 
     #[test]
     fn status_lines() {

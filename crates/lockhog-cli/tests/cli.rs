@@ -1,4 +1,4 @@
-//! The `lockhog` binary against the command-line contract (DESIGN.md), on the file backend.
+//! The `lockhog` binary against the command-line contract (docs/cli.md), on the file backend.
 //!
 //! No test sleeps to wait for a state: every wait is on a line, a pipe or a process exit, and
 //! every wait is bounded by [`TIMEOUT`], failing the test with a message when it runs out.

@@ -2,6 +2,8 @@
 //! binary: random bytes and lines on `hold`'s stdin, random argument vectors. Each spawns a
 //! process, so a few hundred cases each; every target prints how many cases it ran.
 //!
+//! - `hold`'s lines: any lock name comes back whole from its `held` and `released` lines, read
+//!   by `lockhog::protocol`'s types (and from their JSON forms).
 //! - `hold`'s stdin: only a `release` line, end of input or an `abandon` line end it; anything
 //!   else is warned about and ignored; it never panics and exits 0; after `abandon` the
 //!   (descriptor-bound) lock is free, after `release`/end of input too.
@@ -20,7 +22,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use fuzz_support::fuzz_with;
+use fuzz_support::{fuzz_with, odd_piece};
+use lockhog::protocol::{HeldLine, ReleasedLine};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};
 
@@ -178,17 +181,11 @@ fn hold_stdin_protocol() {
             let ran = run(home.path(), &args, &input);
             prop_assert!(!ran.err.contains("panicked at"), "{:?}", ran);
             prop_assert_eq!(ran.code, Some(0), "{:?}", ran);
-            let lines: Vec<&str> = ran.out.lines().collect();
-            prop_assert!(!lines.is_empty(), "{:?}", ran);
-            prop_assert!(
-                lines[0].contains("held") && lines[0].contains("fuzz-hold"),
-                "{:?}",
-                ran
-            );
-            let released = ran.out.contains("released");
+            let (held, released) = hold_lines(&ran, json)?;
+            prop_assert_eq!(held.name, "fuzz-hold");
             match want {
-                "abandon" => prop_assert!(!released && lines.len() == 1, "{:?}", ran),
-                _ => prop_assert!(released && lines.len() == 2, "{:?}", ran),
+                "abandon" => prop_assert!(released.is_none(), "{:?}", ran),
+                _ => prop_assert_eq!(released, Some(ReleasedLine::new("fuzz-hold"))),
             }
             // Either way the flock died with the process or was released: free again.
             let again = run(
@@ -208,6 +205,81 @@ fn hold_stdin_protocol() {
             Ok(())
         },
     );
+}
+
+/// The `held` line and the `released` line (if any) of a `hold` of one lock, which must be all
+/// it printed, read from the plain form by [`HeldLine`] and [`ReleasedLine`] or from JSON.
+fn hold_lines(ran: &Ran, json: bool) -> Result<(HeldLine, Option<ReleasedLine>), TestCaseError> {
+    let lines: Vec<&str> = ran.out.lines().collect();
+    prop_assert!(matches!(lines.len(), 1 | 2), "{:?}", ran);
+    let fail = |e: String| TestCaseError::fail(format!("{e}: {ran:?}"));
+    let (held, released) = if json {
+        let value = |line: &str| {
+            serde_json::from_str::<serde_json::Value>(line).map_err(|e| fail(e.to_string()))
+        };
+        let text = |v: &serde_json::Value, key: &str| {
+            v[key]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| fail(format!("no {key}")))
+        };
+        let h = value(lines[0])?;
+        prop_assert_eq!(&h["event"], "held");
+        let token = h["token"].as_u64().ok_or_else(|| fail("no token".into()))?;
+        let held = HeldLine::new(text(&h, "name")?, text(&h, "resource")?, token);
+        let released = match lines.get(1) {
+            Some(line) => {
+                let r = value(line)?;
+                prop_assert_eq!(&r["event"], "released");
+                Some(ReleasedLine::new(text(&r, "name")?))
+            }
+            None => None,
+        };
+        (held, released)
+    } else {
+        let held = lines[0].parse().map_err(|e| fail(format!("{e}")))?;
+        let released = lines
+            .get(1)
+            .map(|l| l.parse().map_err(|e| fail(format!("{e}"))))
+            .transpose()?;
+        (held, released)
+    };
+    prop_assert!(held.token > 0, "{:?}", ran);
+    Ok((held, released))
+}
+
+/// Lock names as a test might pick them: spaces, `%` and what looks encoded already, control
+/// characters, non-ASCII, a leading `-`; never NUL (argv cannot carry it), at most 1,024 bytes.
+fn odd_name() -> impl Strategy<Value = String> {
+    prop::collection::vec(odd_piece(), 1..8)
+        .prop_map(|v| v.concat().replace('\0', ""))
+        .prop_filter("a valid name", |n| !n.is_empty() && n.len() <= 1024)
+}
+
+#[test]
+fn hold_lines_carry_any_name() {
+    let home = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", home.path().join("locks").display());
+    fuzz_with(config(150), "hold lines of odd names", odd_name(), |name| {
+        let mut plain = None;
+        for json in [false, true] {
+            let mut args = vec!["hold".to_string(), "-b".into(), url.clone(), "-n".into()];
+            if json {
+                args.push("--json".into());
+            }
+            args.extend(["--".to_string(), name.clone()]);
+            // End of input at once: held, then released.
+            let ran = run(home.path(), &args, b"");
+            prop_assert_eq!(ran.code, Some(0), "{:?}", ran);
+            let (held, released) = hold_lines(&ran, json)?;
+            prop_assert_eq!(&held.name, &name);
+            prop_assert_eq!(released, Some(ReleasedLine::new(name.clone())));
+            // Both forms name the same resource.
+            let resource = plain.get_or_insert_with(|| held.resource.clone());
+            prop_assert_eq!(&held.resource, resource);
+        }
+        Ok(())
+    });
 }
 
 /// Argument vectors: a subcommand (or junk), then flags, values and names drawn from what the

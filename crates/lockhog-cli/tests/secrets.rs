@@ -1,4 +1,4 @@
-//! Security (issue 7, point 5):
+//! Security of passwords and lock names, through the CLI (SECURITY.md has the promises):
 //!
 //! - passwords in backend URLs never reach stdout or stderr: `hold`, `run`, `status` and
 //!   `cleanup` with `RUST_LOG=trace`, against every server backend, with a wrong password and,

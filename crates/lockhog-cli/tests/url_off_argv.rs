@@ -164,7 +164,7 @@ fn a_testkit_hold_process_keeps_the_url_off_its_command_line() {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_lockhog"));
     let mut hold = HoldProcess::start(bin, &role.url, &[], &[&lock]);
     assert!(
-        hold.held[0].1.starts_with("advisory:"),
+        hold.held[0].resource.starts_with("advisory:"),
         "held on the inherited LOCKHOG_URL, not the given one: {:?}",
         hold.held
     );

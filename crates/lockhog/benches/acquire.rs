@@ -5,8 +5,8 @@
 //!   `flock(LOCK_EX)` / `flock(LOCK_UN)` pair on one open descriptor (and, for scale, an
 //!   open + flock + close, which is what any per-acquire file lock must pay).
 //! - `handoff`: a holder releases while a waiter is parked in `wait()`; the time from just before
-//!   the release to the waiter holding the lock. This is the "wake within about one round trip"
-//!   goal of the design.
+//!   the release to the waiter holding the lock, which should be about one wake-up of a
+//!   blocked thread, not a polling interval.
 //!
 //! Run with `cargo bench -p lockhog --bench acquire`.
 

@@ -94,6 +94,7 @@ pub mod hog;
 mod locker;
 mod name;
 mod options;
+pub mod protocol;
 mod request;
 mod secret;
 #[cfg(feature = "testkit")]

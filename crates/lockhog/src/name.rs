@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 /// The longest lock name accepted, in bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 1024;
 
-/// The namespace used when none is given (PALs' "app name").
+/// The namespace used when none is given.
 pub const DEFAULT_NAMESPACE: &str = "lockhog";
 
 /// A validated lock name: non-empty UTF-8 of at most [`MAX_NAME_BYTES`] bytes.
@@ -214,6 +214,10 @@ pub fn percent_decode(text: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hexpair = text.get(i + 1..i + 3)?;
+            // `from_str_radix` alone would also take a sign: `%+1`.
+            if !hexpair.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hexpair, 16).ok()?);
             i += 3;
         } else {
@@ -256,5 +260,7 @@ mod tests {
         assert_eq!(percent_decode(&enc).as_deref(), Some(text));
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%+1"), None);
+        assert_eq!(percent_decode("%2f"), Some("/".into()));
     }
 }

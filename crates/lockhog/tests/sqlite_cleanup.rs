@@ -1,4 +1,4 @@
-//! `cleanup` (djangae's cleanup cron) deletes expired rows and dead waiters' tickets only:
+//! `cleanup` deletes expired rows and dead waiters' tickets only:
 //! live locks stay, and fencing tokens keep growing across it.
 
 #![cfg(all(feature = "sqlite", feature = "testkit"))]
@@ -19,7 +19,7 @@ async fn cleanup_deletes_expired_rows_only() {
     let live = locker.lock("live").try_acquire().await.unwrap();
     // A holder that dies without releasing: its row stays until its lease runs out.
     let mut dead = HoldProcess::start(&bin(), &url, &["--ttl", "0.3"], &["expired"]);
-    let dead_token = dead.held[0].2;
+    let dead_token = dead.held[0].token;
     dead.send("abandon");
     assert!(dead.wait().success());
     // A fair waiter that died: its ticket is already past its expiry.

@@ -1,4 +1,4 @@
-//! `steal_after` (djangae's `steal_after_ms`): a lock older than that counts as free even while
+//! `steal_after`: a lock older than that counts as free even while
 //! its holder renews it; the old holder is told it lost the lock. A `steal_after` shorter than
 //! the lease's ttl is refused.
 

@@ -14,7 +14,8 @@
 //! classified further:
 //! - **lost**: A's release reported the lock no longer its own (or could not reach the store):
 //!   A's lease ran out or its connection died under it, and B was granted the lock rightly.
-//!   This is the paused client of Kleppmann's post; fencing is the defence.
+//!   This is the paused client of Martin Kleppmann's article "How to do distributed
+//!   locking"; fencing is the defence.
 //! - **held**: A never reported a loss (its release said the lock was still its own, or A
 //!   was killed before releasing): the store granted B a lock that A held. No fault excuses
 //!   that.

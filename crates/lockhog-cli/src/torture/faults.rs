@@ -5,7 +5,8 @@
 //!   holding the lock, inside its section); the supervisor starts another worker.
 //! - `pause`: SIGSTOP the next worker that reports a grant, before it is answered, for the
 //!   pause length (past its lease), then SIGCONT: it resumes inside its section and writes
-//!   with its old token — Kleppmann's paused client.
+//!   with its old token — the paused client of Martin Kleppmann's article "How to do
+//!   distributed locking".
 //! - `restart`: run the restart command (`sh -c`), which stops the server and starts it
 //!   again, returning once it answers.
 //! - `cut`: close both sides of every connection through the proxy.
@@ -25,7 +26,7 @@ use tokio::time::Instant;
 use super::hub::{signal, Hub, Pending};
 use super::journal::FaultKind;
 use super::proxy::Proxy;
-use super::worker::Rng;
+use super::rng::Rng;
 
 /// How long an armed `kill` or `pause` waits for a grant before it is called off.
 const ARM_BOUND: Duration = Duration::from_secs(3);

@@ -1,5 +1,5 @@
 //! The fenced resource: a register per lock that refuses a write carrying a token older than
-//! the newest it has accepted (Kleppmann's storage service, "How to do distributed locking").
+//! the newest it has accepted (the storage service of Martin Kleppmann's article "How to do distributed locking").
 
 use std::collections::HashMap;
 

@@ -11,12 +11,12 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::args::TortureArgs;
 use super::faults::Injector;
 use super::hub::{self, Hub};
 use super::journal::FaultKind;
 use super::proxy::Proxy;
-use super::worker::Rng;
-use super::TortureArgs;
+use super::rng::Rng;
 use crate::exit::{Failure, UNAVAILABLE};
 
 /// How to start a worker.

@@ -11,7 +11,9 @@ use std::process::Stdio;
 
 use tokio::sync::watch;
 
-use super::worker::{connect, inside, Link, Rng, WorkerArgs};
+use super::args::WorkerArgs;
+use super::link::{connect, inside, Link};
+use super::rng::Rng;
 use crate::exit::{Failure, Outcome, SUCCESS, UNAVAILABLE};
 
 /// The worker: runs sections through `lockhog run` until told to stop.

@@ -17,131 +17,20 @@
 //! backoff; after three in a row the worker connects afresh. Every wait is bounded: an acquire
 //! waits at most two seconds before the loop looks at `stop` again, a release at most five.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lockhog::{LockGuard, Locker};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::OwnedWriteHalf;
-use tokio::net::UnixStream;
-use tokio::sync::{mpsc, watch};
 
+use super::args::WorkerArgs;
 use super::journal::Release;
-use crate::exit::{Failure, Outcome, SUCCESS, UNAVAILABLE};
+use super::link::{connect, inside, Link};
+use super::rng::Rng;
+use crate::exit::{Outcome, SUCCESS};
 
 /// How long one acquire waits before the loop checks for `stop`.
 const ACQUIRE_BOUND: Duration = Duration::from_secs(2);
 /// How long a release may take before it counts as failed.
 const RELEASE_BOUND: Duration = Duration::from_secs(5);
-/// How long a command whose `lockhog run` was killed stays in its section.
-const ORPHAN_LINGER: Duration = Duration::from_millis(300);
-/// The longest pause between the two writes of a section, in microseconds.
-const MAX_DWELL_US: u64 = 1500;
-
-/// The hidden worker subcommand's arguments (set by the harness, not by people).
-#[derive(Debug, clap::Args)]
-pub struct WorkerArgs {
-    /// The harness's Unix socket
-    #[arg(long, value_name = "PATH")]
-    pub socket: PathBuf,
-    /// This worker's id in the journal
-    #[arg(long, value_name = "ID")]
-    pub id: u32,
-    /// How many locks to pick from
-    #[arg(long, value_name = "M")]
-    pub locks: u32,
-    /// The lease ttl in milliseconds
-    #[arg(long, value_name = "MS")]
-    pub ttl_ms: u64,
-    /// Run each section as the command of `lockhog run` (the kill-run fault)
-    #[arg(long)]
-    pub via_run: bool,
-    /// Be that command: one section of lock L, under the lock `lockhog run` holds
-    #[arg(long, value_name = "L")]
-    pub section: Option<u32>,
-}
-
-/// A small xorshift generator: the worker needs spread, not quality.
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded from `seed` (any value; zero is avoided).
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// Seeded from the clock and the process id.
-    pub fn from_entropy() -> Rng {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        Rng::new(t ^ (u64::from(std::process::id()) << 32))
-    }
-
-    /// The next value.
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// A value in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-pub(super) struct Link {
-    out: OwnedWriteHalf,
-    replies: mpsc::UnboundedReceiver<String>,
-}
-
-impl Link {
-    pub(super) async fn send(&mut self, line: &str) -> bool {
-        let mut bytes = line.replace(['\n', '\r'], " ").into_bytes();
-        bytes.push(b'\n');
-        self.out.write_all(&bytes).await.is_ok()
-    }
-
-    /// Sends `line` and returns the answer; `None` when the harness went away.
-    pub(super) async fn ask(&mut self, line: &str) -> Option<String> {
-        if !self.send(line).await {
-            return None;
-        }
-        self.replies.recv().await
-    }
-}
-
-/// Connects to the harness: the link, and a flag set when the harness says `stop` or goes
-/// away.
-pub(super) async fn connect(socket: &Path) -> Result<(Link, watch::Receiver<bool>), Failure> {
-    let stream = UnixStream::connect(socket).await.map_err(|e| {
-        Failure::new(
-            UNAVAILABLE,
-            format!("torture worker: cannot reach the harness: {e}"),
-        )
-    })?;
-    let (rd, out) = stream.into_split();
-    let (reply_tx, replies) = mpsc::unbounded_channel();
-    let (stop_tx, stop) = watch::channel(false);
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(rd).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line == "stop" {
-                let _ = stop_tx.send(true);
-            } else if reply_tx.send(line).is_err() {
-                break;
-            }
-        }
-        // The harness went away: stop, and let a pending `ask` see the end.
-        let _ = stop_tx.send(true);
-    });
-    Ok((Link { out, replies }, stop))
-}
 
 /// Runs the worker until the harness says `stop` or goes away.
 pub async fn run(args: WorkerArgs) -> Outcome {
@@ -212,29 +101,6 @@ pub async fn run(args: WorkerArgs) -> Outcome {
         }
     }
     Ok(SUCCESS)
-}
-
-/// Asks to enter, and once answered runs the section: two writes, then `exit`. `Some(false)`
-/// when the run is over and the section never started, `None` when the harness went away.
-pub(super) async fn inside(link: &mut Link, rng: &mut Rng, lock: u32, token: u64) -> Option<bool> {
-    match link.ask(&format!("enter {lock} {token}")).await?.as_str() {
-        "ok" => {}
-        // `kill-run` struck our `lockhog run`: go on a while, as a command's cleanup would,
-        // long enough for any waiter to get the lock if our `run`'s death freed it.
-        "orphan" => tokio::time::sleep(ORPHAN_LINGER).await,
-        _ => return Some(false), // "end": the run is over and the section never started
-    }
-    // Paused here by `pause`: the harness stops us before it answers `enter`.
-    let first = link.ask(&format!("write {lock} {token}")).await?;
-    if first == "accept" {
-        let dwell = rng.below(MAX_DWELL_US + 1);
-        if dwell > 0 {
-            tokio::time::sleep(Duration::from_micros(dwell)).await;
-        }
-        link.ask(&format!("write {lock} {token}")).await?;
-    }
-    link.ask(&format!("exit {lock} {token}")).await?;
-    Some(true)
 }
 
 /// One critical section and the release. `Some(true)` to go on, `Some(false)` when told to

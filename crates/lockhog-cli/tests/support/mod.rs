@@ -7,7 +7,7 @@ use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use lockhog::percent_decode;
+use lockhog::protocol::HeldLine;
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -271,10 +271,10 @@ impl Finished {
     }
 }
 
-/// A running `lockhog hold` whose `held` lines have been read, split into fields.
+/// A running `lockhog hold` whose `held` lines have been read.
 pub struct Hold {
     pub proc: Proc,
-    pub held: Vec<Vec<String>>,
+    pub held: Vec<HeldLine>,
 }
 
 /// Starts `cmd` (a `lockhog hold`) and waits for `names` held lines.
@@ -283,13 +283,8 @@ pub fn hold(cmd: Command, what: &str, names: usize) -> Hold {
     let held = (0..names)
         .map(|_| {
             let line = proc.line();
-            let fields: Vec<String> = line.split(' ').map(str::to_string).collect();
-            assert_eq!(fields.len(), 4, "{what}: not four fields: {line:?}");
-            assert_eq!(fields[0], "held", "{what}: {line:?}");
-            fields[3]
-                .parse::<u64>()
-                .unwrap_or_else(|_| panic!("{what}: token not decimal: {line:?}"));
-            fields
+            line.parse()
+                .unwrap_or_else(|e| panic!("{what}: not a `held` line: {line:?}: {e}"))
         })
         .collect();
     Hold { proc, held }
@@ -298,14 +293,14 @@ pub fn hold(cmd: Command, what: &str, names: usize) -> Hold {
 impl Hold {
     /// The name of the i-th held line, decoded.
     pub fn name(&self, i: usize) -> String {
-        percent_decode(&self.held[i][1]).expect("valid percent-encoding")
+        self.held[i].name.clone()
     }
 
     pub fn resource(&self, i: usize) -> String {
-        percent_decode(&self.held[i][2]).expect("valid percent-encoding")
+        self.held[i].resource.clone()
     }
 
     pub fn token(&self, i: usize) -> u64 {
-        self.held[i][3].parse().expect("decimal")
+        self.held[i].token
     }
 }

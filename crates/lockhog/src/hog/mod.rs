@@ -89,7 +89,7 @@ pub use hogged::{async_hogged, hogged};
 pub use hogger::{marker, try_fn, HogContext, Hogger, LockHogger, TryFn};
 pub use named::{HogFrom, NamedHeld, NamedLock};
 pub use options::{HogOptions, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_RELEASE_TIMEOUT};
-pub use process::{find_binary, HeldLock, BIN_ENV};
+pub use process::{find_binary, BIN_ENV};
 pub use scoped::{hog_scoped, with_hogged, ScopedHogHandle};
 pub use task::{async_hog_lock, async_hog_lock_local, AsyncHogHandle};
 pub use thread::{hog_lock, HogHandle};

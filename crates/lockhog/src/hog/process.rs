@@ -1,5 +1,5 @@
 //! Hogging from a child process: `lockhog hold` run as a child, driven through its stdin and
-//! stdout as DESIGN.md's contract for `hold` says.
+//! stdout (its lines are [`crate::protocol`]'s; docs/cli.md has the whole contract).
 //!
 //! Needed for locks owned per process (POSIX `fcntl` record locks: a thread of the same process
 //! never conflicts with them) and for tests in other languages.
@@ -12,54 +12,10 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::{HogError, HogOptions};
+use crate::protocol::HeldLine;
 
 /// The environment variable naming the `lockhog` binary a process hog runs.
 pub const BIN_ENV: &str = "LOCKHOG_BIN";
-
-/// One lock held by a process hog, as its `held` line reported it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct HeldLock {
-    /// The lock's name.
-    pub name: String,
-    /// The backend's own name for it (for `file:`, the lock file's path).
-    pub resource: String,
-    /// The fencing token.
-    pub token: u64,
-}
-
-impl HeldLock {
-    /// Parses a `held <NAME> <RESOURCE> <TOKEN>` line (fields percent-encoded).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lockhog::hog::HeldLock;
-    /// let h = HeldLock::parse("held pay%20day /tmp/l/pay%2520day.lock 7").unwrap();
-    /// assert_eq!((h.name.as_str(), h.resource.as_str(), h.token), ("pay day", "/tmp/l/pay%20day.lock", 7));
-    /// assert!(HeldLock::parse("held a b").is_err());
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// A message saying what is wrong with the line.
-    pub fn parse(line: &str) -> Result<HeldLock, String> {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let [event, name, resource, token] = fields[..] else {
-            return Err(format!("expected 4 fields, found {}", fields.len()));
-        };
-        if event != "held" {
-            return Err("expected a `held` line".into());
-        }
-        let decode =
-            |f: &str| crate::percent_decode(f).ok_or_else(|| format!("bad escape in {f:?}"));
-        Ok(HeldLock {
-            name: decode(name)?,
-            resource: decode(resource)?,
-            token: token.parse().map_err(|_| format!("bad token {token:?}"))?,
-        })
-    }
-}
 
 /// Finds the `lockhog` binary: `$LOCKHOG_BIN`; else beside the current executable, or one
 /// directory up (test binaries live in `target/<profile>/deps`); else on `PATH`.
@@ -139,7 +95,7 @@ pub(crate) struct ProcessHog {
     exited: Option<ExitStatus>,
     /// All of stderr, once it ends.
     stderr: mpsc::Receiver<String>,
-    held: Vec<HeldLock>,
+    held: Vec<HeldLine>,
     release_timeout: Duration,
 }
 
@@ -234,10 +190,11 @@ impl ProcessHog {
                 .lines
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             {
-                Ok(line) => match HeldLock::parse(&line) {
+                Ok(line) => match line.parse::<HeldLine>() {
                     Ok(held) => hog.held.push(held),
-                    Err(reason) => {
+                    Err(e) => {
                         hog.kill();
+                        let reason = e.to_string();
                         return Err(HogError::Protocol { line, reason });
                     }
                 },
@@ -266,7 +223,7 @@ impl ProcessHog {
         Ok(hog)
     }
 
-    pub(crate) fn held(&self) -> &[HeldLock] {
+    pub(crate) fn held(&self) -> &[HeldLine] {
         &self.held
     }
 

@@ -284,7 +284,7 @@ impl AsyncHogHandle {
     }
 
     /// The locks held, for a process hog (see [`HogHandle::held`]).
-    pub fn held(&self) -> &[super::HeldLock] {
+    pub fn held(&self) -> &[crate::protocol::HeldLine] {
         match &self.inner {
             Inner::Blocking(h) => h.held(),
             _ => &[],

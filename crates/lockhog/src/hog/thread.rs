@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use super::error::panic_message;
 use super::hogger::{HogContext, Hogger};
-use super::process::{HeldLock, ProcessHog};
+use super::process::ProcessHog;
 use super::{HogError, HogOptions};
 use crate::error::BoxError;
+use crate::protocol::HeldLine;
 
 /// Hogs a lock from another thread: acquires it there through `hogger` and returns once it is
 /// held. The lock stays held until the returned [`HogHandle`] is released or dropped.
@@ -227,7 +228,7 @@ impl HogHandle {
 
     /// The locks held, as `lockhog hold` reported them: only a process hog knows them; empty
     /// for a thread hog.
-    pub fn held(&self) -> &[HeldLock] {
+    pub fn held(&self) -> &[HeldLine] {
         match &self.inner {
             Inner::Process(p) => p.held(),
             _ => &[],

@@ -254,7 +254,7 @@ pub async fn lease_expires_when_not_renewed(t: &Target) {
     };
     let mut holder =
         HoldProcess::start(&t.hold_bin(), url, &["--ttl", "1"], &["conformance-lease"]);
-    let token = holder.held[0].2;
+    let token = holder.held[0].token;
     holder.send("abandon");
     assert!(holder.wait().success());
     let next = hold(a.lock("conformance-lease")).await;
@@ -272,7 +272,7 @@ pub async fn killed_holder_releases(t: &Target) {
         return not_applicable("killed_holder_releases", NO_URL);
     };
     let holder = HoldProcess::start(&t.hold_bin(), url, &["--ttl", "1"], &["conformance-killed"]);
-    let token = holder.held[0].2;
+    let token = holder.held[0].token;
     assert_not_acquired(
         a.lock("conformance-killed").try_acquire().await,
         "contended",
@@ -320,8 +320,8 @@ pub async fn hold_protocol(t: &Target) {
     let names = ["conformance-hold-1", "conformance hold 2%"];
     let mut holder = HoldProcess::start(&t.hold_bin(), url, &[], &names);
     for (i, name) in names.iter().enumerate() {
-        assert_eq!(holder.held[i].0, *name);
-        assert_eq!(holder.held[i].1, a.resource(name).unwrap());
+        assert_eq!(holder.held[i].name, *name);
+        assert_eq!(holder.held[i].resource, a.resource(name).unwrap());
         assert_not_acquired(a.lock(name).try_acquire().await, "contended");
     }
     holder.send("release");

@@ -6,7 +6,7 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 
 use super::BOUND;
-use crate::name::percent_decode;
+use crate::protocol::HeldLine;
 
 /// A running `lockhog hold` that has printed its `held` lines.
 #[derive(Debug)]
@@ -14,8 +14,8 @@ pub struct HoldProcess {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
-    /// `(name, resource, token)` per `held` line, in order.
-    pub held: Vec<(String, String, u64)>,
+    /// One per `held` line, in order.
+    pub held: Vec<HeldLine>,
 }
 
 impl HoldProcess {
@@ -57,18 +57,10 @@ impl HoldProcess {
         };
         for _ in names {
             let line = hold.next_line("a `held` line");
-            let fields: Vec<&str> = line.split(' ').collect();
-            assert!(
-                fields.len() == 4 && fields[0] == "held",
-                "expected `held <NAME> <RESOURCE> <TOKEN>`, got {line:?}"
-            );
-            let decode =
-                |f: &str| percent_decode(f).unwrap_or_else(|| panic!("bad escape in {line:?}"));
-            let token = fields[3]
+            let held = line
                 .parse()
-                .unwrap_or_else(|_| panic!("bad token in {line:?}"));
-            hold.held
-                .push((decode(fields[1]), decode(fields[2]), token));
+                .unwrap_or_else(|e| panic!("expected a `held` line, got {line:?}: {e}"));
+            hold.held.push(held);
         }
         hold
     }

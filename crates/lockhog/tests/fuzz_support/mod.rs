@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use proptest::prelude::{any, prop_oneof, Just};
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -49,4 +50,21 @@ pub fn fuzz_with<S: Strategy>(
         panic!("{what}: {e}");
     }
     eprintln!("fuzz {what}: {} cases", ran.load(Ordering::Relaxed));
+}
+
+/// A piece of text a line or a file name must survive: plain characters, a space, `%` and
+/// escapes that look already encoded, a control character (NUL, line breaks, DEL…), `\r\n`,
+/// a lone `-`, non-ASCII, any character. Concatenate a few for a name.
+pub fn odd_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9/._-]{1,8}",
+        Just(" ".to_string()),
+        Just("%".to_string()),
+        "%[0-9A-Fa-f]{2}",
+        "[\\x00-\\x1f\\x7f]",
+        Just("\r\n".to_string()),
+        Just("-".to_string()),
+        Just("é€😀".to_string()),
+        any::<char>().prop_map(String::from),
+    ]
 }

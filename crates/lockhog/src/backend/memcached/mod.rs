@@ -1,4 +1,4 @@
-//! `memcached://host:port` — the weak kind of lock (djangae's `WEAK`): good enough to avoid
+//! `memcached://host:port` — a weak lock: good enough to avoid
 //! doing work twice, not to protect anything that must never run twice.
 //!
 //! # Why weak

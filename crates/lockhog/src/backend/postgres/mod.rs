@@ -40,10 +40,11 @@
 //!   with `lock_timeout` set to what is left of the wait bound, so the server wakes it the
 //!   moment the holder releases, and other locks are never stalled behind it. Blocking in the
 //!   server was chosen over LISTEN/NOTIFY because it needs no cooperation from other holders:
-//!   `psql`, PALs or a crashed process releasing by closing its session all wake the waiter.
+//!   `psql`, other advisory-lock clients or a crashed process releasing by closing its
+//!   session all wake the waiter.
 //!   A lock taken by a waiter stays on its connection until released; then
 //!   `pg_advisory_unlock_all()` runs before the connection goes back to the idle pool, so a
-//!   pooled connection never holds a lock nobody owns (PALs' pool hygiene).
+//!   pooled connection never holds a lock nobody owns.
 //! - **Cancel safety**: a dropped try is followed by an unlock on its connection (in order,
 //!   after the attempt); a dropped wait cancels the server's wait (a protocol cancel request with
 //!   the session's cancel key), runs `pg_advisory_unlock_all()`, closes the connection, and only

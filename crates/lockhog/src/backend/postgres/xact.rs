@@ -131,7 +131,7 @@ pub async fn xact_lock(
 }
 
 /// Takes the lock `name` of `namespace` for the transaction if it is free
-/// (`pg_try_advisory_xact_lock`, pglock's `timeout=0`).
+/// (`pg_try_advisory_xact_lock`).
 ///
 /// # Errors
 ///

@@ -1,6 +1,6 @@
 //! `sqlite:///abs/path.db` — a lock table with leases in an embedded SQLite database: locks
-//! that many processes of one machine share through one file, with no server (djangae's
-//! `STRONG` kind, whose table lived in the application's datastore).
+//! that many processes of one machine share through one file, with no server. The table may
+//! live in the application's own database.
 //!
 //! # URL and options
 //!
@@ -18,7 +18,7 @@
 //!   numbers in `tests/sqlite_bench.rs`) and as safe against crashed processes, but a power
 //!   cut may lose the last commits: fencing tokens handed out just before it may be handed
 //!   out again after the reboot.
-//! - `steal_after`: djangae's `steal_after_ms`. A lock acquired longer ago than this counts
+//! - `steal_after`: a lock acquired longer ago than this counts
 //!   as free **even when its holder is alive and renewing**: the next acquirer takes it (with
 //!   a greater fencing token), and the old holder learns it at its next renewal (its guard
 //!   reports the lock lost; its `release` returns `false`). Use it only for work that must

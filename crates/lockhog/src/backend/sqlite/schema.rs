@@ -25,7 +25,7 @@
 //! ```
 //!
 //! The tables carry a `lockhog_` prefix so that the lock table can live in an application's
-//! own SQLite database (as djangae keeps its locks in the application's datastore) without
+//! own SQLite database without
 //! clashing with a `locks` table of the application. Names are stored as BLOBs because SQLite
 //! leaves the comparison of TEXT with an embedded NUL undefined; `CAST(name AS TEXT)` shows
 //! them in the `sqlite3` shell.

@@ -1,5 +1,5 @@
 //! `status` (the rows of a namespace: who holds what, with which token, for how much longer)
-//! and `cleanup` (djangae's cleanup cron: delete expired rows and dead waiters' tickets).
+//! and `cleanup` (delete expired rows and dead waiters' tickets).
 
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};

@@ -1,10 +1,11 @@
-//! The floors of the SQL backends (see [`floor`](super::floor)): prepared advisory-lock
+//! The floors of the SQL backends (see [`floor`](super)): prepared advisory-lock
 //! statements on tokio-postgres, `GET_LOCK`/`RELEASE_LOCK` on mysql_async, a row insert and
 //! delete on rusqlite.
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-use super::{
-    floor::PARK,
+use super::measure::PARK;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use crate::bench::{
     stats::Sample,
     workloads::{Handoff, Uncontended},
 };
@@ -12,9 +13,9 @@ use super::{
 use std::time::Instant;
 
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
-use super::floor::KEY;
+use super::measure::KEY;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
-use super::floor::{fail, Measured};
+use super::measure::{fail, Measured};
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 use crate::exit::Failure;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
@@ -191,7 +192,7 @@ pub fn sqlite(url: &str, u_run: Duration) -> Result<Measured, Failure> {
     )
     .map_err(sq)?;
     let mut n = 0i64;
-    let uncontended = super::floor::cycles(u_run, || {
+    let uncontended = super::measure::cycles(u_run, || {
         n += 1;
         let owner = format!("floor-{n}");
         let r = (|| {

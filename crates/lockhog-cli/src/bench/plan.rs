@@ -1,0 +1,96 @@
+//! What a bench run is: its options, how `--duration` splits into phases, and the progress
+//! lines a person watching sees.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::args::BackendArgs;
+
+/// `lockhog bench`'s options.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Seconds for the whole run, split across the phases (fractions allowed)
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Clients of the contended phase, each with its own connections
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub clients: u16,
+    /// Locks the contended clients share
+    #[arg(long, value_name = "M", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub locks: u16,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Measure the backend's own lock commands on a bare client instead of lockhog (the floor)
+    #[arg(long)]
+    pub floor: bool,
+}
+
+/// `--help` text after the options.
+pub const BENCH_EXAMPLES: &str = "\
+Examples:
+  lockhog bench -b file:///tmp/locks
+  lockhog bench -b postgres://user:pw@127.0.0.1/db --duration 10 --clients 16 --locks 4
+  lockhog bench -b redis://127.0.0.1:6379 --json
+  lockhog bench -b redis://127.0.0.1:6379 --floor    # raw SET NX PX + EVALSHA, no lockhog
+
+Phases (sharing --duration 40/30/30 %): uncontended acquire+release cycles; handoff from a
+releasing holder to a blocked waiter on its own connections; N clients on M locks, with the
+median and longest wait. With --json, one JSON object with keys uncontended_cycles_per_s,
+uncontended_p50_us, uncontended_p99_us, handoff_p50_us, handoff_p99_us,
+contended_cycles_per_s, median_wait_ms, max_wait_ms and more. Lock names start with
+`lockhog-bench/`; do not run two benches on one backend at once.";
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    match lockhog::url::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("the duration must be above zero".into()),
+        Ok(d) if d > Duration::from_secs(3600) => Err("at most 3600 seconds".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Progress lines on stderr, only for a person watching.
+pub struct Progress(pub bool);
+
+impl Progress {
+    /// Says on stderr which phase starts and how long it runs.
+    pub fn phase(&self, what: &str, run: Duration) {
+        if self.0 {
+            eprintln!("lockhog bench: {what} ({:.1} s)…", run.as_secs_f64());
+        }
+    }
+}
+
+/// Splits the run: 40 % uncontended, 30 % handoff, 30 % contended.
+pub fn phases(total: Duration) -> (Duration, Duration, Duration) {
+    (total.mul_f64(0.4), total.mul_f64(0.3), total.mul_f64(0.3))
+}
+
+/// The URL's scheme, which names the backend in the report.
+pub fn scheme_of(url: &str) -> String {
+    url.split_once(':').map_or("", |(s, _)| s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_share_the_duration() {
+        let (u, h, c) = phases(Duration::from_secs(10));
+        assert_eq!(
+            (u, h, c),
+            (
+                Duration::from_secs(4),
+                Duration::from_secs(3),
+                Duration::from_secs(3)
+            )
+        );
+        assert!(parse_duration("0").is_err());
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+    }
+}
