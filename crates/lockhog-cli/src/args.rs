@@ -31,12 +31,12 @@ pub struct AcquireArgs {
 
 /// `-w SECS`, `--grace SECS`: seconds, fractions allowed, zero included.
 pub fn parse_wait(text: &str) -> Result<Duration, String> {
-    lockhog::parse_duration(text).map_err(|e| e.to_string())
+    lockhog::url::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// `--ttl SECS`: as [`parse_wait`], but above zero.
 fn parse_ttl(text: &str) -> Result<Duration, String> {
-    match lockhog::parse_duration(text) {
+    match lockhog::url::parse_duration(text) {
         Ok(d) if d.is_zero() => Err("a lease ttl must be above zero".into()),
         Ok(d) => Ok(d),
         Err(e) => Err(e.to_string()),

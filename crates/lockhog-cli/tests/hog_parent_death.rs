@@ -88,7 +88,8 @@ fn helper_hogs_and_waits() {
         NamedLock::new(url, "a")
             .and("b")
             .hog_from(HogFrom::Process)
-            .hog_with(HogOptions::new().acquire_timeout(Duration::from_secs(3600)))
+            .options(HogOptions::new().with_acquire_timeout(Duration::from_secs(3600)))
+            .hog()
     });
     let _ = waiter.join();
     panic!("the hog of a and b returned while the test held b");

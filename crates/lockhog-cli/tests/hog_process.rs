@@ -94,7 +94,8 @@ fn a_lock_the_process_cannot_get_is_reported_after_the_acquire_timeout() {
     let _mine = locker.lock("taken").try_acquire().unwrap();
     let err = NamedLock::new(&url, "taken")
         .hog_from(HogFrom::Process)
-        .hog_with(HogOptions::new().acquire_timeout(Duration::from_millis(100)))
+        .options(HogOptions::new().with_acquire_timeout(Duration::from_millis(100)))
+        .hog()
         .unwrap_err();
     assert!(
         matches!(err, HogError::AcquireTimedOut { timeout } if timeout == Duration::from_millis(100)),
@@ -148,7 +149,8 @@ fn a_child_that_does_not_release_in_time_is_killed_and_reported() {
     let hog = NamedLock::new("mem:", "x")
         .hog_from(HogFrom::Process)
         .binary(&bin)
-        .hog_with(HogOptions::new().release_timeout(Duration::from_millis(100)))
+        .options(HogOptions::new().with_release_timeout(Duration::from_millis(100)))
+        .hog()
         .unwrap();
     let err = hog.release().unwrap_err();
     assert!(matches!(err, HogError::StillHolding { .. }), "{err:?}");

@@ -3,13 +3,11 @@
 use std::future::Future;
 use std::os::fd::BorrowedFd;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
-use crate::backend::{BoxFuture, DynBackend, ErasedHeld};
+use crate::backend::{BoxFuture, DynBackend, ErasedHeld, LostSender};
 use crate::error::Result;
 use crate::name::LockName;
 
@@ -21,39 +19,6 @@ pub struct AcquireStats {
     pub attempts: u32,
     /// Time from the start of the acquire to holding the lock.
     pub waited: Duration,
-}
-
-#[derive(Debug, Default)]
-struct LostState {
-    reason: Mutex<Option<String>>,
-    notify: Notify,
-}
-
-/// The backend's side of a guard's lost-lock notice.
-#[derive(Clone, Debug, Default)]
-pub struct LostSender(Arc<LostState>);
-
-impl LostSender {
-    /// Reports that the lock was lost while its guard lived (lease expired, connection died,
-    /// key deleted). Only the first reason is kept.
-    pub fn mark_lost(&self, reason: impl Into<String>) {
-        {
-            let mut slot = self.0.reason.lock().unwrap_or_else(|p| p.into_inner());
-            if slot.is_some() {
-                return;
-            }
-            *slot = Some(reason.into());
-        }
-        self.0.notify.notify_waiters();
-    }
-
-    fn reason(&self) -> Option<String> {
-        self.0
-            .reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
 }
 
 /// A held lock. Released by [`LockGuard::release`] or, best effort and without blocking, when
@@ -177,16 +142,7 @@ impl LockGuard {
     /// # }).unwrap();
     /// ```
     pub async fn lost(&self) -> String {
-        let state = &self.lost.0;
-        loop {
-            let notified = state.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(reason) = self.lost.reason() {
-                return reason;
-            }
-            notified.await;
-        }
+        self.lost.lost().await
     }
 
     /// Releases the lock. `Ok(true)` when it was still ours up to the release; `Ok(false)` when

@@ -99,20 +99,17 @@ mod request;
 mod secret;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-mod url;
+pub mod url;
 
-pub use backend::{Backend, Capabilities, CleanupReport, LockState, LockStatus};
+pub use backend::{Capabilities, CleanupReport, LockState, LockStatus};
 pub use compute_once::{compute_once, ComputeOnce};
 pub use error::{BoxError, Error, Result};
-pub use guard::{AcquireStats, LockGuard, LostSender};
-pub use hog::{async_hog_lock, contend, hog_lock, hogged, HogFrom};
-pub use locker::{default_url, Locker, URL_ENV};
+pub use guard::{AcquireStats, LockGuard};
+pub use locker::{IntoLockRequest, Locker, URL_ENV};
 /// `#[lockhog::hogged(<hogger>)]`: hogs a lock around a `#[test]` or `#[tokio::test]` function
 /// (see [`hog::hogged`] and [`hog::async_hogged`]).
 pub use lockhog_macros::hogged;
-pub use name::{
-    percent_decode, percent_encode, LockKey, LockName, DEFAULT_NAMESPACE, MAX_NAME_BYTES,
-};
-pub use options::{parse_duration, AcquireOptions, RetryPolicy, Wait};
-pub use request::{IntoLockRequest, LockRequest};
-pub use url::{redact_url, BackendUrl};
+pub use name::{percent_decode, percent_encode, LockName, DEFAULT_NAMESPACE, MAX_NAME_BYTES};
+pub use options::{RetryPolicy, Wait};
+pub use request::LockRequest;
+pub use url::default_url;

@@ -5,32 +5,45 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::{
-    file::FileBackend, mem::MemBackend, Backend, Capabilities, CleanupReport, DynBackend,
-    LockStatus,
-};
+use crate::backend::{Backend, Capabilities, CleanupReport, DynBackend, LockStatus};
 use crate::error::{Error, Result};
 use crate::name::{LockKey, LockName, DEFAULT_NAMESPACE};
-use crate::options::{parse_duration, RetryPolicy};
-use crate::request::{IntoLockRequest, LockRequest};
-use crate::url::BackendUrl;
+use crate::options::{validate_ttl, RetryPolicy};
+use crate::request::LockRequest;
+use crate::url::{default_url, parse_duration, BackendUrl};
 
 /// The environment variable [`Locker::from_env`] reads.
 pub const URL_ENV: &str = "LOCKHOG_URL";
 
-/// Schemes of the contract whose backends sit behind a cargo feature: (scheme, feature).
-const FEATURE_SCHEMES: &[(&str, &str)] = &[
-    ("sqlite", "sqlite"),
-    ("postgres", "postgres"),
-    ("postgresql", "postgres"),
-    ("mysql", "mysql"),
-    ("redis", "redis"),
-    ("rediss", "redis"),
-    ("redlock", "redis"),
-    ("memcached", "memcached"),
-    ("etcd", "etcd"),
-    ("etcds", "etcd"),
-];
+/// A lock name or a configured [`LockRequest`]: what [`Locker::with_lock`] accepts.
+pub trait IntoLockRequest {
+    /// The request, made with `locker` when this is only a name.
+    fn into_request(self, locker: &Locker) -> LockRequest;
+}
+
+impl IntoLockRequest for LockRequest {
+    fn into_request(self, _: &Locker) -> LockRequest {
+        self
+    }
+}
+
+impl IntoLockRequest for &str {
+    fn into_request(self, locker: &Locker) -> LockRequest {
+        locker.lock(self)
+    }
+}
+
+impl IntoLockRequest for String {
+    fn into_request(self, locker: &Locker) -> LockRequest {
+        locker.lock(self)
+    }
+}
+
+impl IntoLockRequest for &LockName {
+    fn into_request(self, locker: &Locker) -> LockRequest {
+        locker.lock(self.as_str())
+    }
+}
 
 /// A handle on one lock store. Cheap to clone; clones share the backend (and its connections).
 ///
@@ -87,7 +100,7 @@ impl Locker {
         // Whatever a backend or its client library says on the way is scrubbed of the URL's
         // passwords, source chain included.
         let secrets = parsed.secrets().clone();
-        let backend = open_backend(&mut parsed)
+        let backend = crate::backend::registry::connect(&mut parsed)
             .await
             .map_err(|e| secrets.scrub_error(e, parsed.redacted()))?;
         Ok(Locker {
@@ -155,7 +168,8 @@ impl Locker {
     /// of [`LockRequest`] is awaited; an invalid name is reported then, before any I/O.
     pub fn lock(&self, name: impl AsRef<str>) -> LockRequest {
         LockRequest::new(
-            self.clone(),
+            self.backend.clone(),
+            self.namespace.clone(),
             LockName::new(name.as_ref()),
             self.ttl,
             self.retry,
@@ -177,7 +191,8 @@ impl Locker {
     /// ```
     pub fn lock_hashed<H: Hash + ?Sized>(&self, value: &H) -> LockRequest {
         LockRequest::new(
-            self.clone(),
+            self.backend.clone(),
+            self.namespace.clone(),
             Ok(LockName::from_hash(value)),
             self.ttl,
             self.retry,
@@ -253,21 +268,6 @@ impl Locker {
     }
 }
 
-/// The default backend URL: `file://$XDG_RUNTIME_DIR/lockhog`, or `file:///tmp/lockhog-$UID`
-/// when `XDG_RUNTIME_DIR` is unset or not absolute.
-///
-/// The file backend holds this directory (whichever way it is reached) to the rules of a
-/// private one: created with mode 0700, and refused unless it is a real directory (not a
-/// symlink) owned by the effective uid that nobody else may write to, so another user cannot
-/// plant it in `/tmp` first.
-pub fn default_url() -> String {
-    match std::env::var("XDG_RUNTIME_DIR") {
-        Ok(dir) if dir.starts_with('/') => format!("file://{}/lockhog", dir.trim_end_matches('/')),
-        // SAFETY: getuid cannot fail and touches no memory of ours.
-        _ => format!("file:///tmp/lockhog-{}", unsafe { libc::getuid() }),
-    }
-}
-
 fn validate_namespace(ns: &str) -> Result<String> {
     if ns.is_empty() || ns.len() > 128 {
         return Err(Error::InvalidOption {
@@ -275,57 +275,4 @@ fn validate_namespace(ns: &str) -> Result<String> {
         });
     }
     Ok(ns.to_string())
-}
-
-pub(crate) fn validate_ttl(ttl: Duration) -> Result<Duration> {
-    if ttl.is_zero() {
-        return Err(Error::InvalidOption {
-            reason: "a lease ttl must be above zero".into(),
-        });
-    }
-    Ok(ttl)
-}
-
-/// The backend named by `parsed`'s scheme, connected.
-async fn open_backend(parsed: &mut BackendUrl) -> Result<Arc<dyn DynBackend>> {
-    Ok(match parsed.scheme() {
-        "mem" => Arc::new(MemBackend::open(parsed)?),
-        "file" => Arc::new(FileBackend::open(parsed)?),
-        #[cfg(feature = "redis")]
-        "redis" | "rediss" => Arc::new(crate::backend::redis::RedisBackend::connect(parsed).await?),
-        #[cfg(feature = "redis")]
-        "redlock" => {
-            Arc::new(crate::backend::redis::redlock::RedlockBackend::connect(parsed).await?)
-        }
-        #[cfg(feature = "memcached")]
-        "memcached" => {
-            Arc::new(crate::backend::memcached::MemcachedBackend::connect(parsed).await?)
-        }
-        #[cfg(feature = "mysql")]
-        "mysql" => Arc::new(crate::backend::mysql::MysqlBackend::connect(parsed).await?),
-        #[cfg(feature = "sqlite")]
-        "sqlite" => Arc::new(crate::backend::sqlite::SqliteBackend::open(parsed).await?),
-        #[cfg(feature = "etcd")]
-        "etcd" | "etcds" => Arc::new(crate::backend::etcd::EtcdBackend::connect(parsed).await?),
-        #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => {
-            Arc::new(crate::backend::postgres::PostgresBackend::connect(parsed).await?)
-        }
-        s => {
-            let reason = match FEATURE_SCHEMES.iter().find(|(scheme, _)| *scheme == s) {
-                Some((_, feature)) => format!(
-                    "the {s} backend is not in this build of lockhog (cargo feature `{feature}`)"
-                ),
-                None => format!(
-                    "unknown scheme {s:?}; known: mem, file, {}",
-                    FEATURE_SCHEMES
-                        .iter()
-                        .map(|(s, _)| *s)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
-            return Err(parsed.invalid(&reason));
-        }
-    })
 }

@@ -145,48 +145,20 @@ pub struct AcquireOptions {
     pub fair: bool,
 }
 
-/// Parses a duration given in seconds, fractions allowed (`"0.25"`, `"30"`), or with a unit
-/// suffix `ms`, `s`, `m` or `h` (`"250ms"`, `"30s"`).
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// assert_eq!(lockhog::parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-/// assert_eq!(lockhog::parse_duration("250ms").unwrap(), Duration::from_millis(250));
-/// assert!(lockhog::parse_duration("-1").is_err());
-/// ```
-///
-/// # Errors
-///
-/// [`Error::InvalidOption`] when the text is not a non-negative finite number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration> {
-    let t = text.trim();
-    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let bad = || Error::InvalidOption {
-        reason: format!("{text:?} is not a duration (seconds, e.g. 2.5, or 250ms, 30s, 5m)"),
-    };
-    let value: f64 = number.trim().parse().map_err(|_| bad())?;
-    let secs = value * scale;
-    if !(0.0..=1e9).contains(&secs) {
-        return Err(bad());
+/// `ttl`, refused when zero: a lease must outlive its own renewal.
+pub(crate) fn validate_ttl(ttl: Duration) -> Result<Duration> {
+    if ttl.is_zero() {
+        return Err(Error::InvalidOption {
+            reason: "a lease ttl must be above zero".into(),
+        });
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(ttl)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::url::parse_duration;
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -1,57 +1,29 @@
-//! [`LockRequest`]: how to take one lock, and what [`Locker::with_lock`] accepts.
+//! [`LockRequest`]: how to take one lock, from a [`Locker`](crate::Locker)'s backend and
+//! namespace.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::AcquireContext;
+use crate::backend::{AcquireContext, DynBackend, LostSender};
 use crate::error::{Error, Result};
-use crate::guard::{AcquireStats, LockGuard, LostSender};
-use crate::locker::{validate_ttl, Locker};
-use crate::name::LockName;
-use crate::options::{AcquireOptions, RetryPolicy, Wait};
+use crate::guard::{AcquireStats, LockGuard};
+use crate::name::{LockKey, LockName};
+use crate::options::{validate_ttl, AcquireOptions, RetryPolicy, Wait};
 
-/// A lock name or a configured [`LockRequest`]: what [`Locker::with_lock`] accepts.
-pub trait IntoLockRequest {
-    /// The request, made with `locker` when this is only a name.
-    fn into_request(self, locker: &Locker) -> LockRequest;
-}
-
-impl IntoLockRequest for LockRequest {
-    fn into_request(self, _: &Locker) -> LockRequest {
-        self
-    }
-}
-
-impl IntoLockRequest for &str {
-    fn into_request(self, locker: &Locker) -> LockRequest {
-        locker.lock(self)
-    }
-}
-
-impl IntoLockRequest for String {
-    fn into_request(self, locker: &Locker) -> LockRequest {
-        locker.lock(self)
-    }
-}
-
-impl IntoLockRequest for &LockName {
-    fn into_request(self, locker: &Locker) -> LockRequest {
-        locker.lock(self.as_str())
-    }
-}
-
-/// How to take one lock: built by [`Locker::lock`], consumed by an acquire method.
+/// How to take one lock: built by [`Locker::lock`](crate::Locker::lock), consumed by an acquire
+/// method.
 ///
 /// # Cancel safety
 ///
 /// Every acquire method is cancel safe: dropping its future at any await point leaves the lock
 /// not held.
 #[must_use = "a lock request does nothing until acquired"]
-#[derive(Debug)]
 pub struct LockRequest {
-    locker: Locker,
+    backend: Arc<dyn DynBackend>,
+    namespace: String,
     name: Result<LockName>,
     wait: Wait,
     ttl: Option<Duration>,
@@ -60,16 +32,34 @@ pub struct LockRequest {
     fair: bool,
 }
 
+impl std::fmt::Debug for LockRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockRequest")
+            .field("backend", &self.backend.scheme())
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("wait", &self.wait)
+            .field("ttl", &self.ttl)
+            .field("retry", &self.retry)
+            .field("shared", &self.shared)
+            .field("fair", &self.fair)
+            .finish()
+    }
+}
+
 impl LockRequest {
-    /// A request for `name` that waits forever, with the locker's ttl and retry policy.
+    /// A request for `name` in `namespace` that waits forever, with the locker's ttl and retry
+    /// policy.
     pub(crate) fn new(
-        locker: Locker,
+        backend: Arc<dyn DynBackend>,
+        namespace: String,
         name: Result<LockName>,
         ttl: Option<Duration>,
         retry: RetryPolicy,
     ) -> Self {
         LockRequest {
-            locker,
+            backend,
+            namespace,
             name,
             wait: Wait::Forever,
             ttl,
@@ -166,14 +156,11 @@ impl LockRequest {
         let name = self.name?;
         self.retry.validate()?;
         let ttl = self.ttl.map(validate_ttl).transpose()?;
-        let locker = self.locker;
-        let caps = locker.capabilities();
+        let backend = self.backend;
+        let caps = backend.capabilities();
         let unsupported = |what: &str| {
             Err(Error::InvalidOption {
-                reason: format!(
-                    "the {} backend has no {what} locks",
-                    locker.backend.scheme()
-                ),
+                reason: format!("the {} backend has no {what} locks", backend.scheme()),
             })
         };
         if self.shared && !caps.shared {
@@ -182,7 +169,7 @@ impl LockRequest {
         if self.fair && !caps.fair {
             return unsupported("fair (FIFO)");
         }
-        let key = locker.key(name.clone());
+        let key = LockKey::new(self.namespace, name.clone());
         let lost = LostSender::default();
         let ctx = AcquireContext::new(
             AcquireOptions {
@@ -197,15 +184,14 @@ impl LockRequest {
         let acquired = match self.wait {
             Wait::No => {
                 ctx.note_attempt();
-                locker.backend.try_acquire(&key, &ctx).await?
+                backend.try_acquire(&key, &ctx).await?
             }
             Wait::For(bound) => {
-                locker
-                    .backend
+                backend
                     .wait_acquire(&key, &ctx, Some(started + bound))
                     .await?
             }
-            Wait::Forever => locker.backend.wait_acquire(&key, &ctx, None).await?,
+            Wait::Forever => backend.wait_acquire(&key, &ctx, None).await?,
         };
         let waited = started.elapsed();
         let stats = AcquireStats {
@@ -225,9 +211,9 @@ impl LockRequest {
             });
         };
         tracing::debug!(name = %name, attempts = stats.attempts, ?waited, token = acquired.token, "acquired");
-        let resource = locker.backend.resource(&key);
+        let resource = backend.resource(&key);
         Ok(LockGuard::new(
-            locker.backend.clone(),
+            backend.clone(),
             acquired.held,
             name,
             resource,
@@ -238,7 +224,7 @@ impl LockRequest {
     }
 
     /// Runs `f` while holding the lock, then releases it (also when `f` panics). See
-    /// [`Locker::with_lock`].
+    /// [`Locker::with_lock`](crate::Locker::with_lock).
     ///
     /// # Errors
     ///

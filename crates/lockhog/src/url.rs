@@ -1,4 +1,7 @@
-//! Backend URLs: splitting off the scheme and query, and redacting passwords.
+//! Backend URLs: the default one, splitting off the scheme and query, redacting passwords, and
+//! the duration syntax of their options (which the `lockhog` command line shares).
+
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::name::percent_decode;
@@ -6,9 +9,10 @@ use crate::secret::{decode_lossy, escape, Secrets, MASK};
 
 /// A backend URL split into its parts, with the query's options still to be claimed.
 ///
-/// `scheme://[user[:password]@]rest[?query]`: the user info runs to the `@` that
-/// [`userinfo_end`] finds, so a password may hold `@`, `#`, `/`, `?`, `:` or spaces as written;
-/// the query starts at the first `?` after it. Its `Debug` shows the redacted URL only.
+/// `scheme://[user[:password]@]rest[?query]`: the user info runs to the first `@` that a plain
+/// host list (`host[:port][,…]`) follows, so a password may hold `@`, `#`, `/`, `?`, `:` or
+/// spaces as written; the query starts at the first `?` after it. Its `Debug` shows the
+/// redacted URL only.
 #[derive(Clone)]
 pub struct BackendUrl {
     scheme: String,
@@ -169,6 +173,21 @@ impl BackendUrl {
     }
 }
 
+/// The default backend URL: `file://$XDG_RUNTIME_DIR/lockhog`, or `file:///tmp/lockhog-$UID`
+/// when `XDG_RUNTIME_DIR` is unset or not absolute.
+///
+/// The file backend holds this directory (whichever way it is reached) to the rules of a
+/// private one: created with mode 0700, and refused unless it is a real directory (not a
+/// symlink) owned by the effective uid that nobody else may write to, so another user cannot
+/// plant it in `/tmp` first.
+pub fn default_url() -> String {
+    match std::env::var("XDG_RUNTIME_DIR") {
+        Ok(dir) if dir.starts_with('/') => format!("file://{}/lockhog", dir.trim_end_matches('/')),
+        // SAFETY: getuid cannot fail and touches no memory of ours.
+        _ => format!("file:///tmp/lockhog-{}", unsafe { libc::getuid() }),
+    }
+}
+
 /// Where the user info of `rest` (what follows `scheme://`) ends: the index of its `@`.
 ///
 /// The user info ends at the first `@` that is followed, up to the next `/` or `?`, by a plain
@@ -243,6 +262,46 @@ fn is_secret_key(raw: &str) -> bool {
             .any(|s| key.contains(s))
 }
 
+/// Parses a duration as URL options (`ttl=`, `steal_after=`) and lockhog's command line write
+/// it: in seconds, fractions allowed (`"0.25"`, `"30"`), or with a unit
+/// suffix `ms`, `s`, `m` or `h` (`"250ms"`, `"30s"`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(lockhog::url::parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+/// assert_eq!(lockhog::url::parse_duration("250ms").unwrap(), Duration::from_millis(250));
+/// assert!(lockhog::url::parse_duration("-1").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidOption`] when the text is not a non-negative finite number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let t = text.trim();
+    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    let bad = || Error::InvalidOption {
+        reason: format!("{text:?} is not a duration (seconds, e.g. 2.5, or 250ms, 30s, 5m)"),
+    };
+    let value: f64 = number.trim().parse().map_err(|_| bad())?;
+    let secs = value * scale;
+    if !(0.0..=1e9).contains(&secs) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 /// Replaces the password in `scheme://user:password@host…` and any `password=` query option
 /// with `***`.
 ///
@@ -253,17 +312,13 @@ fn is_secret_key(raw: &str) -> bool {
 ///
 /// ```
 /// assert_eq!(
-///     lockhog::redact_url("postgres://app:s3cret@db/prod?password=x&sslmode=require"),
+///     lockhog::url::redact("postgres://app:s3cret@db/prod?password=x&sslmode=require"),
 ///     "postgres://app:***@db/prod?password=***&sslmode=require"
 /// );
-/// assert_eq!(lockhog::redact_url("mysql://app:Xy#9k@db/prod"), "mysql://app:***@db/prod");
-/// assert_eq!(lockhog::redact_url("file:///tmp/locks"), "file:///tmp/locks");
+/// assert_eq!(lockhog::url::redact("mysql://app:Xy#9k@db/prod"), "mysql://app:***@db/prod");
+/// assert_eq!(lockhog::url::redact("file:///tmp/locks"), "file:///tmp/locks");
 /// ```
-pub fn redact_url(url: &str) -> String {
-    redact(url)
-}
-
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     let mut out = url.to_string();
     let mut query_from = 0;
     if let Some(start) = out.find("://").map(|i| i + 3) {

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lockhog::hog::{contend, contend_async, contend_with, ContendError, ContendOptions};
+use lockhog::hog::{contend, contend_async, ContendError, ContendOptions};
 
 #[derive(Debug, PartialEq)]
 enum Outcome {
@@ -84,12 +84,13 @@ fn outcomes_come_back_in_index_order() {
 fn attempts_that_wait_without_bound_time_out_with_a_clear_error() {
     let lock = Arc::new(Mutex::new(()));
     let opts = ContendOptions::new().timeout(Duration::from_millis(100));
-    let err = contend_with(3, opts, move |ctx| {
-        // Wrong on purpose: a blocking lock waits for the holder, who waits for it.
-        let _guard = lock.lock().unwrap();
-        ctx.hold_until_others_done()
-    })
-    .unwrap_err();
+    let err = opts
+        .contend(3, move |ctx| {
+            // Wrong on purpose: a blocking lock waits for the holder, who waits for it.
+            let _guard = lock.lock().unwrap();
+            ctx.hold_until_others_done()
+        })
+        .unwrap_err();
     assert!(
         matches!(err, ContendError::TimedOut { n: 3, .. }),
         "{err:?}"

@@ -78,7 +78,7 @@ async fn backends_that_cannot_queue_refuse_fair_requests() {
 mod sqlite {
     use super::*;
     use lockhog::backend::sqlite::SqliteBackend;
-    use lockhog::BackendUrl;
+    use lockhog::backend::BackendUrl;
 
     struct Db {
         _dir: tempfile::TempDir,
@@ -91,6 +91,7 @@ mod sqlite {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/locks.db", dir.path().display());
         let queue = SqliteBackend::open(&mut BackendUrl::parse(&url).unwrap())
+            .unwrap()
             .await
             .unwrap();
         Db {

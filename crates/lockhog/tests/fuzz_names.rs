@@ -376,7 +376,7 @@ fn mysql_lock_strings() {
 #[test]
 fn memcached_keys() {
     use lockhog::backend::memcached::lock_key;
-    use lockhog::LockKey;
+    use lockhog::backend::LockKey;
     let seen = Distinct::new();
     fuzz(
         "memcached lock_key",

@@ -4,7 +4,8 @@
 mod fuzz_support;
 
 use fuzz_support::{fuzz, PURE};
-use lockhog::{percent_encode, redact_url, BackendUrl};
+use lockhog::percent_encode;
+use lockhog::url::{redact as redact_url, BackendUrl};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lockhog::hog::{
-    async_hog_lock, async_hog_lock_local, async_hog_lock_with, AsyncLockHogger, HogError, HogFrom,
-    HogOptions, NamedLock,
+    async_hog_lock, async_hog_lock_local, AsyncLockHogger, HogError, HogFrom, HogOptions, NamedLock,
 };
 use lockhog::BoxError;
 use tokio::sync::{mpsc, Mutex, OwnedMutexGuard};
@@ -142,13 +141,11 @@ async fn a_hogger_that_acquires_too_late_is_reported_and_releases_at_once() {
     let mine = lock.clone().lock_owned().await;
     let (tx, mut dropped) = mpsc::unbounded_channel();
     let l = lock.clone();
-    let opts = HogOptions::new().acquire_timeout(Duration::from_millis(20));
-    let err = async_hog_lock_with(
-        move || async move { Telltale(l.lock_owned().await, tx) },
-        opts,
-    )
-    .await
-    .unwrap_err();
+    let opts = HogOptions::new().with_acquire_timeout(Duration::from_millis(20));
+    let err = opts
+        .async_hog_lock(move || async move { Telltale(l.lock_owned().await, tx) })
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("acquire timeout of 20ms"), "{err}");
     drop(mine);
     tokio::time::timeout(BOUND, dropped.recv())
@@ -175,8 +172,9 @@ impl AsyncLockHogger for SlowRelease {
 async fn a_hogger_that_does_not_release_in_time_is_still_holding_and_aborted() {
     let lock = Arc::new(Mutex::new(()));
     let (_never, rx) = mpsc::unbounded_channel();
-    let opts = HogOptions::new().release_timeout(Duration::from_millis(30));
-    let hog = async_hog_lock_with(SlowRelease(lock.clone(), rx), opts)
+    let opts = HogOptions::new().with_release_timeout(Duration::from_millis(30));
+    let hog = opts
+        .async_hog_lock(SlowRelease(lock.clone(), rx))
         .await
         .unwrap();
     let err = hog.release().await.unwrap_err();

@@ -4,7 +4,7 @@ use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use lockhog::hog::{hog_lock, hog_lock_with, try_fn, HogError, HogOptions, LockHogger, NamedLock};
+use lockhog::hog::{hog_lock, try_fn, HogError, HogOptions, LockHogger, NamedLock};
 use lockhog::BoxError;
 
 /// Bound for waiting on a channel in these tests: generous, and only reached on failure.
@@ -146,8 +146,10 @@ fn a_hogger_that_acquires_too_late_is_reported_and_releases_at_once() {
     static LOCK: Mutex<()> = Mutex::new(());
     let mine = LOCK.lock().unwrap();
     let (dropped_tx, dropped_rx) = mpsc::channel();
-    let opts = HogOptions::new().acquire_timeout(Duration::from_millis(20));
-    let err = hog_lock_with(move || Telltale(LOCK.lock().unwrap(), dropped_tx), opts).unwrap_err();
+    let opts = HogOptions::new().with_acquire_timeout(Duration::from_millis(20));
+    let err = opts
+        .hog_lock(move || Telltale(LOCK.lock().unwrap(), dropped_tx))
+        .unwrap_err();
     match &err {
         HogError::AcquireTimedOut { timeout } => assert_eq!(*timeout, Duration::from_millis(20)),
         other => panic!("{other:?}"),
@@ -183,8 +185,8 @@ impl LockHogger for SlowRelease {
 fn a_hogger_that_does_not_release_in_time_is_still_holding() {
     static LOCK: Mutex<()> = Mutex::new(());
     let (go_tx, go) = mpsc::channel();
-    let opts = HogOptions::new().release_timeout(Duration::from_millis(30));
-    let hog = hog_lock_with(SlowRelease { lock: &LOCK, go }, opts).unwrap();
+    let opts = HogOptions::new().with_release_timeout(Duration::from_millis(30));
+    let hog = opts.hog_lock(SlowRelease { lock: &LOCK, go }).unwrap();
     let err = hog.release().unwrap_err();
     assert!(matches!(err, HogError::StillHolding { .. }), "{err:?}");
     assert_eq!(

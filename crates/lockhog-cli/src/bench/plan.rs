@@ -45,7 +45,7 @@ contended_cycles_per_s, median_wait_ms, max_wait_ms and more. Lock names start w
 `lockhog-bench/`; do not run two benches on one backend at once.";
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    match lockhog::parse_duration(text) {
+    match lockhog::url::parse_duration(text) {
         Ok(d) if d.is_zero() => Err("the duration must be above zero".into()),
         Ok(d) if d > Duration::from_secs(3600) => Err("at most 3600 seconds".into()),
         Ok(d) => Ok(d),

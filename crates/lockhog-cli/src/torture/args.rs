@@ -85,7 +85,7 @@ pub struct TortureArgs {
 }
 
 fn parse_positive(text: &str) -> Result<Duration, String> {
-    match lockhog::parse_duration(text) {
+    match lockhog::url::parse_duration(text) {
         Ok(d) if d.is_zero() => Err("must be above zero".into()),
         Ok(d) => Ok(d),
         Err(e) => Err(e.to_string()),

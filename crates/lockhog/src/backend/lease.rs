@@ -25,8 +25,8 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
+use crate::backend::LostSender;
 use crate::error::Result;
-use crate::guard::LostSender;
 
 /// A lease that can be extended by its owner. See the [module docs](self).
 pub trait Lease: Send + Sync + 'static {
@@ -58,11 +58,6 @@ impl Renewal {
     ) -> Self {
         let task = tokio::spawn(renew_loop(lease, ttl, valid_until, lost));
         Renewal { task: Some(task) }
-    }
-
-    /// A handle that renews nothing (for a lease that needs no renewal).
-    pub fn none() -> Self {
-        Renewal { task: None }
     }
 
     /// Stops the task; no renewal starts after this returns.

@@ -10,12 +10,23 @@ use std::sync::LazyLock;
 use tokio::time::Instant;
 
 use super::named_semaphores::{NamedPermit, NamedSemaphores};
+use super::row::{connecting, BackendRow};
 use super::{
     AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
 };
 use crate::error::Result;
 use crate::name::LockKey;
 use crate::url::BackendUrl;
+
+/// The `mem:` row of the backend registry.
+pub(crate) const ROW: BackendRow = BackendRow {
+    schemes: &["mem"],
+    feature: None,
+    connect: Some(|url| {
+        let backend = MemBackend::open(url)?;
+        Ok(connecting(async { Ok(backend) }))
+    }),
+};
 
 static TABLE: LazyLock<NamedSemaphores<LockKey>> = LazyLock::new(NamedSemaphores::new);
 static TOKENS: AtomicU64 = AtomicU64::new(0);
@@ -36,11 +47,10 @@ impl MemBackend {
     /// # Errors
     ///
     /// [`crate::Error::InvalidUrl`] when anything follows `mem:`.
-    pub fn open(url: &mut BackendUrl) -> Result<Self> {
+    fn open(url: &mut BackendUrl) -> Result<Self> {
         if !url.body().is_empty() {
             return Err(url.invalid("mem: takes no path"));
         }
-        url.finish()?;
         Ok(MemBackend(()))
     }
 

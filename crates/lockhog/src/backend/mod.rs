@@ -24,13 +24,33 @@
 //!   that died) calls [`LostSender::mark_lost`] on the sender found in the
 //!   [`AcquireContext`].
 //!
-//! Register it with [`Locker::with_backend`](crate::Locker::with_backend), and run the
-//! conformance suite in [`testkit`](crate::testkit) against it.
+//! Use it through [`Locker::with_backend`](crate::Locker::with_backend), and run the
+//! conformance suite in [`testkit`](crate::testkit) against it with a target made by
+//! [`Target::from_factory`](crate::testkit::Target::from_factory) (the crate's
+//! `tests/out_of_tree_backend.rs` does both for an in-memory backend).
+//!
+//! # Adding a backend to lockhog
+//!
+//! One module, one feature, one row, one conformance line:
+//!
+//! 1. A module `backend/<name>` with the type implementing [`Backend`] and a constructor that
+//!    takes the backend's own options off the [`BackendUrl`] without I/O
+//!    and returns the future that connects.
+//! 2. A cargo feature in `crates/lockhog/Cargo.toml` for its dependencies (forwarded by the
+//!    CLI's `Cargo.toml`), and `#[cfg(feature = "<name>")] pub mod <name>;` here.
+//! 3. Its row, `pub(crate) const ROW: row::BackendRow` in the module: its URL schemes, its
+//!    feature and its connect function. Add the row to the list in `registry.rs`, with a
+//!    `BackendRow::not_built` twin for builds without the feature, so its URLs are told which
+//!    feature they need. The registry refuses options the backend did not take, so a backend
+//!    never checks for unknown options itself.
+//! 4. One `conformance_suite!` line in the CLI crate's `tests/conformance.rs`, and a line in
+//!    the URL table of the crate docs.
 
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod file;
 pub mod lease;
+mod lost;
 pub mod mem;
 #[cfg(feature = "memcached")]
 pub mod memcached;
@@ -48,6 +68,8 @@ mod owner;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub(crate) mod registry;
+mod row;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod session_pool;
 #[cfg(feature = "sqlite")]
@@ -61,10 +83,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::time::Instant;
 
+pub use crate::name::LockKey;
+pub use crate::options::AcquireOptions;
+pub use crate::url::BackendUrl;
+pub use lost::LostSender;
+
 use crate::error::{Error, Result};
-use crate::guard::LostSender;
-use crate::name::LockKey;
-use crate::options::AcquireOptions;
 
 /// What a backend guarantees, so callers and the conformance suite can ask instead of guess.
 ///

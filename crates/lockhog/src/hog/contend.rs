@@ -13,7 +13,8 @@ use super::ContendError;
 /// The timeout of [`contend`] unless [`ContendOptions::timeout`] says otherwise.
 pub const DEFAULT_CONTEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Options of [`contend_with`] and [`contend_async_with`](super::contend_async_with).
+/// Options of a race: [`ContendOptions::contend`] and [`ContendOptions::contend_async`] run one
+/// with them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContendOptions {
     pub(crate) timeout: Duration,
@@ -159,110 +160,108 @@ impl Contender {
 /// # Errors
 ///
 /// [`ContendError::TimedOut`] when not every attempt returned within 10 s (see
-/// [`contend_with`]); [`ContendError::AttemptPanicked`]; [`ContendError::NoAttempts`] for
+/// [`ContendOptions::contend`]); [`ContendError::AttemptPanicked`]; [`ContendError::NoAttempts`] for
 /// `n == 0`; [`ContendError::Spawn`].
 pub fn contend<T, F>(n: usize, attempt: F) -> Result<Vec<T>, ContendError>
 where
     F: Fn(&Contender) -> T + Send + Sync + 'static,
     T: Send + 'static,
 {
-    contend_with(n, ContendOptions::default(), attempt)
+    ContendOptions::default().contend(n, attempt)
 }
 
-/// [`contend`] with another timeout.
-///
-/// # Errors
-///
-/// As [`contend`].
-pub fn contend_with<T, F>(
-    n: usize,
-    opts: ContendOptions,
-    attempt: F,
-) -> Result<Vec<T>, ContendError>
-where
-    F: Fn(&Contender) -> T + Send + Sync + 'static,
-    T: Send + 'static,
-{
-    if n == 0 {
-        return Err(ContendError::NoAttempts);
-    }
-    let shared = Arc::new(Shared {
-        n,
-        deadline: Instant::now() + opts.timeout,
-        state: Mutex::new(State {
-            returned: vec![false; n],
-            ..State::default()
-        }),
-        changed: Condvar::new(),
-    });
-    let attempt = Arc::new(attempt);
-    let (tx, rx) = mpsc::channel();
-    for index in 0..n {
-        let (s, attempt, tx) = (shared.clone(), attempt.clone(), tx.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("lockhog-contend-{index}"))
-            .spawn(move || {
-                let shared = s;
-                {
-                    // The start line: everyone arrives, then everyone goes.
-                    let mut state = shared.state();
-                    state.arrived += 1;
-                    shared.changed.notify_all();
-                    while state.arrived < shared.n && !state.abort {
-                        state = shared
-                            .changed
-                            .wait(state)
-                            .unwrap_or_else(|p| p.into_inner());
-                    }
-                    if state.abort {
-                        return;
-                    }
-                }
-                let ctx = Contender {
-                    index,
-                    shared: shared.clone(),
-                    held: AtomicBool::new(false),
-                };
-                let outcome = catch_unwind(AssertUnwindSafe(|| attempt(&ctx)));
-                shared.settle(index, ctx.held.load(Ordering::SeqCst));
-                let _ = tx.send((index, outcome));
-            });
-        if let Err(e) = spawned {
-            shared.state().abort = true;
-            shared.changed.notify_all();
-            return Err(ContendError::Spawn(e));
+impl ContendOptions {
+    /// [`contend`] with this timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`contend`].
+    pub fn contend<T, F>(self, n: usize, attempt: F) -> Result<Vec<T>, ContendError>
+    where
+        F: Fn(&Contender) -> T + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        if n == 0 {
+            return Err(ContendError::NoAttempts);
         }
-    }
-    drop(tx);
-    let mut outcomes: Vec<Option<T>> = (0..n).map(|_| None).collect();
-    for _ in 0..n {
-        let left = shared.deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((index, Ok(value))) => outcomes[index] = Some(value),
-            Ok((index, Err(payload))) => {
-                return Err(ContendError::AttemptPanicked {
-                    index,
-                    message: panic_message(&*payload),
-                })
-            }
-            Err(_) => {
-                return Err(ContendError::TimedOut {
-                    timeout: opts.timeout,
-                    n,
-                    pending: (0..n).filter(|i| outcomes[*i].is_none()).collect(),
-                })
-            }
-        }
-    }
-    if let Some(pending) = shared.state().gave_up.take() {
-        return Err(ContendError::TimedOut {
-            timeout: opts.timeout,
+        let shared = Arc::new(Shared {
             n,
-            pending,
+            deadline: Instant::now() + self.timeout,
+            state: Mutex::new(State {
+                returned: vec![false; n],
+                ..State::default()
+            }),
+            changed: Condvar::new(),
         });
+        let attempt = Arc::new(attempt);
+        let (tx, rx) = mpsc::channel();
+        for index in 0..n {
+            let (s, attempt, tx) = (shared.clone(), attempt.clone(), tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("lockhog-contend-{index}"))
+                .spawn(move || {
+                    let shared = s;
+                    {
+                        // The start line: everyone arrives, then everyone goes.
+                        let mut state = shared.state();
+                        state.arrived += 1;
+                        shared.changed.notify_all();
+                        while state.arrived < shared.n && !state.abort {
+                            state = shared
+                                .changed
+                                .wait(state)
+                                .unwrap_or_else(|p| p.into_inner());
+                        }
+                        if state.abort {
+                            return;
+                        }
+                    }
+                    let ctx = Contender {
+                        index,
+                        shared: shared.clone(),
+                        held: AtomicBool::new(false),
+                    };
+                    let outcome = catch_unwind(AssertUnwindSafe(|| attempt(&ctx)));
+                    shared.settle(index, ctx.held.load(Ordering::SeqCst));
+                    let _ = tx.send((index, outcome));
+                });
+            if let Err(e) = spawned {
+                shared.state().abort = true;
+                shared.changed.notify_all();
+                return Err(ContendError::Spawn(e));
+            }
+        }
+        drop(tx);
+        let mut outcomes: Vec<Option<T>> = (0..n).map(|_| None).collect();
+        for _ in 0..n {
+            let left = shared.deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((index, Ok(value))) => outcomes[index] = Some(value),
+                Ok((index, Err(payload))) => {
+                    return Err(ContendError::AttemptPanicked {
+                        index,
+                        message: panic_message(&*payload),
+                    })
+                }
+                Err(_) => {
+                    return Err(ContendError::TimedOut {
+                        timeout: self.timeout,
+                        n,
+                        pending: (0..n).filter(|i| outcomes[*i].is_none()).collect(),
+                    })
+                }
+            }
+        }
+        if let Some(pending) = shared.state().gave_up.take() {
+            return Err(ContendError::TimedOut {
+                timeout: self.timeout,
+                n,
+                pending,
+            });
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.expect("every outcome"))
+            .collect())
     }
-    Ok(outcomes
-        .into_iter()
-        .map(|o| o.expect("every outcome"))
-        .collect())
 }

@@ -91,88 +91,90 @@ where
     Fut: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    contend_async_with(n, ContendOptions::default(), attempt).await
+    ContendOptions::default().contend_async(n, attempt).await
 }
 
-/// [`contend_async`] with another timeout.
-///
-/// # Errors
-///
-/// As [`contend`](super::contend).
-///
-/// # Panics
-///
-/// Outside a tokio runtime.
-pub async fn contend_async_with<T, F, Fut>(
-    n: usize,
-    opts: ContendOptions,
-    attempt: F,
-) -> Result<Vec<T>, ContendError>
-where
-    F: Fn(AsyncContender) -> Fut,
-    Fut: Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    if n == 0 {
-        return Err(ContendError::NoAttempts);
-    }
-    let deadline = tokio::time::Instant::now() + opts.timeout;
-    let settled = Arc::new(tokio::sync::watch::Sender::new(0usize));
-    let barrier = Arc::new(tokio::sync::Barrier::new(n));
-    let gave_up = Arc::new(AtomicBool::new(false));
-    let mut tasks: Vec<_> = (0..n)
-        .map(|index| {
-            let held = Arc::new(AtomicBool::new(false));
-            let fut = attempt(AsyncContender {
-                index,
-                n,
-                deadline,
-                settled: settled.clone(),
-                held: held.clone(),
-                gave_up: gave_up.clone(),
-            });
-            let (barrier, settled) = (barrier.clone(), settled.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let outcome = CatchUnwind(Box::pin(fut)).await;
-                if !held.load(Ordering::SeqCst) {
-                    settled.send_modify(|s| *s += 1);
-                }
-                outcome
-            })
-        })
-        .collect();
-    let mut outcomes = Vec::with_capacity(n);
-    for index in 0..n {
-        match tokio::time::timeout_at(deadline, &mut tasks[index]).await {
-            Ok(Ok(Ok(value))) => outcomes.push(value),
-            Ok(Ok(Err(payload))) => {
-                return Err(ContendError::AttemptPanicked {
+impl ContendOptions {
+    /// [`contend_async`] with this timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`contend`](super::contend).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub async fn contend_async<T, F, Fut>(
+        self,
+        n: usize,
+        attempt: F,
+    ) -> Result<Vec<T>, ContendError>
+    where
+        F: Fn(AsyncContender) -> Fut,
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if n == 0 {
+            return Err(ContendError::NoAttempts);
+        }
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let settled = Arc::new(tokio::sync::watch::Sender::new(0usize));
+        let barrier = Arc::new(tokio::sync::Barrier::new(n));
+        let gave_up = Arc::new(AtomicBool::new(false));
+        let mut tasks: Vec<_> = (0..n)
+            .map(|index| {
+                let held = Arc::new(AtomicBool::new(false));
+                let fut = attempt(AsyncContender {
                     index,
-                    message: panic_message(&*payload),
-                })
-            }
-            Ok(Err(join)) => {
-                return Err(ContendError::AttemptPanicked {
-                    index,
-                    message: join.to_string(),
-                })
-            }
-            Err(_) => {
-                return Err(ContendError::TimedOut {
-                    timeout: opts.timeout,
                     n,
-                    pending: (index..n).filter(|i| !tasks[*i].is_finished()).collect(),
+                    deadline,
+                    settled: settled.clone(),
+                    held: held.clone(),
+                    gave_up: gave_up.clone(),
+                });
+                let (barrier, settled) = (barrier.clone(), settled.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let outcome = CatchUnwind(Box::pin(fut)).await;
+                    if !held.load(Ordering::SeqCst) {
+                        settled.send_modify(|s| *s += 1);
+                    }
+                    outcome
                 })
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(n);
+        for index in 0..n {
+            match tokio::time::timeout_at(deadline, &mut tasks[index]).await {
+                Ok(Ok(Ok(value))) => outcomes.push(value),
+                Ok(Ok(Err(payload))) => {
+                    return Err(ContendError::AttemptPanicked {
+                        index,
+                        message: panic_message(&*payload),
+                    })
+                }
+                Ok(Err(join)) => {
+                    return Err(ContendError::AttemptPanicked {
+                        index,
+                        message: join.to_string(),
+                    })
+                }
+                Err(_) => {
+                    return Err(ContendError::TimedOut {
+                        timeout: self.timeout,
+                        n,
+                        pending: (index..n).filter(|i| !tasks[*i].is_finished()).collect(),
+                    })
+                }
             }
         }
+        if gave_up.load(Ordering::SeqCst) {
+            return Err(ContendError::TimedOut {
+                timeout: self.timeout,
+                n,
+                pending: Vec::new(),
+            });
+        }
+        Ok(outcomes)
     }
-    if gave_up.load(Ordering::SeqCst) {
-        return Err(ContendError::TimedOut {
-            timeout: opts.timeout,
-            n,
-            pending: Vec::new(),
-        });
-    }
-    Ok(outcomes)
 }

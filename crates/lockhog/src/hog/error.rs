@@ -14,14 +14,13 @@ use crate::error::BoxError;
 ///
 /// ```
 /// use std::time::Duration;
-/// use lockhog::hog::{hog_lock_with, HogError, HogOptions};
+/// use lockhog::hog::{HogError, HogOptions};
 ///
 /// // A hogger that cannot get its lock is reported, not waited for forever.
-/// let err = hog_lock_with(
-///     lockhog::hog::try_fn(|| Err::<(), _>("the database is down")),
-///     HogOptions::new().acquire_timeout(Duration::from_secs(5)),
-/// )
-/// .unwrap_err();
+/// let err = HogOptions::new()
+///     .with_acquire_timeout(Duration::from_secs(5))
+///     .hog_lock(lockhog::hog::try_fn(|| Err::<(), _>("the database is down")))
+///     .unwrap_err();
 /// assert!(matches!(err, HogError::AcquireFailed { .. }));
 /// assert!(err.to_string().contains("the database is down"));
 /// ```

@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{async_hog_lock_with, hog_lock_with, AsyncHogger, HogError, HogOptions, Hogger};
+use super::{AsyncHogger, HogError, HogOptions, Hogger};
 
 /// Runs `body` while `hogger`'s lock is hogged from another thread, then releases it, and
 /// returns the body's value. When the body panics, the lock is released first and the panic
@@ -36,28 +36,26 @@ pub fn hogged<M, H, T>(hogger: H, body: impl FnOnce() -> T) -> Result<T, HogErro
 where
     H: Hogger<M> + 'static,
 {
-    hogged_with(hogger, HogOptions::default(), body)
+    HogOptions::default().hogged(hogger, body)
 }
 
-/// [`hogged`] with other time limits.
-///
-/// # Errors
-///
-/// As [`hogged`].
-///
-/// # Panics
-///
-/// When the body panics, after releasing.
-pub fn hogged_with<M, H, T>(
-    hogger: H,
-    opts: HogOptions,
-    body: impl FnOnce() -> T,
-) -> Result<T, HogError>
-where
-    H: Hogger<M> + 'static,
-{
-    let hog = hog_lock_with(hogger, opts)?;
-    finish(catch_unwind(AssertUnwindSafe(body)), || hog.release())
+impl HogOptions {
+    /// [`hogged`] with these time limits.
+    ///
+    /// # Errors
+    ///
+    /// As [`hogged`].
+    ///
+    /// # Panics
+    ///
+    /// When the body panics, after releasing.
+    pub fn hogged<M, H, T>(self, hogger: H, body: impl FnOnce() -> T) -> Result<T, HogError>
+    where
+        H: Hogger<M> + 'static,
+    {
+        let hog = self.hog_lock(hogger)?;
+        finish(catch_unwind(AssertUnwindSafe(body)), || hog.release())
+    }
 }
 
 /// Returns the body's value once released; resumes its panic after releasing.
@@ -110,32 +108,30 @@ where
     H: AsyncHogger<M>,
     F: Future,
 {
-    async_hogged_with(hogger, HogOptions::default(), body).await
+    HogOptions::default().async_hogged(hogger, body).await
 }
 
-/// [`async_hogged`] with other time limits.
-///
-/// # Errors
-///
-/// As [`async_hogged`].
-///
-/// # Panics
-///
-/// As [`async_hogged`].
-pub async fn async_hogged_with<M, H, F>(
-    hogger: H,
-    opts: HogOptions,
-    body: F,
-) -> Result<F::Output, HogError>
-where
-    M: 'static,
-    H: AsyncHogger<M>,
-    F: Future,
-{
-    let hog = async_hog_lock_with(hogger, opts).await?;
-    let outcome = CatchUnwind(Box::pin(body)).await;
-    let released = hog.release().await;
-    finish(outcome, || released)
+impl HogOptions {
+    /// [`async_hogged`] with these time limits.
+    ///
+    /// # Errors
+    ///
+    /// As [`async_hogged`].
+    ///
+    /// # Panics
+    ///
+    /// As [`async_hogged`].
+    pub async fn async_hogged<M, H, F>(self, hogger: H, body: F) -> Result<F::Output, HogError>
+    where
+        M: 'static,
+        H: AsyncHogger<M>,
+        F: Future,
+    {
+        let hog = self.async_hog_lock(hogger).await?;
+        let outcome = CatchUnwind(Box::pin(body)).await;
+        let released = hog.release().await;
+        finish(outcome, || released)
+    }
 }
 
 /// Polls a future, turning a panic into an `Err` (as `catch_unwind` does for a closure).

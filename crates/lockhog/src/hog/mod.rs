@@ -45,7 +45,7 @@
 //!
 //! | form | hog lives in | release |
 //! |---|---|---|
-//! | [`hog_lock`] / [`hog_lock_with`] | a thread | [`HogHandle::release`] or Drop |
+//! | [`hog_lock`] / [`HogOptions::hog_lock`] | a thread | [`HogHandle::release`] or Drop |
 //! | [`hog_scoped`] / [`with_hogged`] | a scoped thread: the lock may be borrowed | as above |
 //! | [`hogged`] / [`#[lockhog::hogged(..)]`](macro@crate::hogged) | a thread, around a body | after the body, even if it panics |
 //! | [`async_hog_lock`] / [`async_hogged`] | a tokio task | [`AsyncHogHandle::release`] or Drop |
@@ -82,17 +82,14 @@ mod thread;
 pub(crate) mod tied;
 
 pub use async_hogger::{AsyncHogger, AsyncLockHogger};
-pub use contend::{contend, contend_with, ContendOptions, Contender, DEFAULT_CONTEND_TIMEOUT};
-pub use contend_async::{contend_async, contend_async_with, AsyncContender};
+pub use contend::{contend, ContendOptions, Contender, DEFAULT_CONTEND_TIMEOUT};
+pub use contend_async::{contend_async, AsyncContender};
 pub use error::{ContendError, HogError};
-pub use hogged::{async_hogged, async_hogged_with, hogged, hogged_with};
+pub use hogged::{async_hogged, hogged};
 pub use hogger::{marker, try_fn, HogContext, Hogger, LockHogger, TryFn};
 pub use named::{HogFrom, NamedHeld, NamedLock};
 pub use options::{HogOptions, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_RELEASE_TIMEOUT};
 pub use process::{find_binary, BIN_ENV};
-pub use scoped::{hog_scoped, hog_scoped_with, with_hogged, ScopedHogHandle};
-pub use task::{
-    async_hog_lock, async_hog_lock_local, async_hog_lock_local_with, async_hog_lock_with,
-    AsyncHogHandle,
-};
-pub use thread::{hog_lock, hog_lock_with, HogHandle};
+pub use scoped::{hog_scoped, with_hogged, ScopedHogHandle};
+pub use task::{async_hog_lock, async_hog_lock_local, AsyncHogHandle};
+pub use thread::{hog_lock, HogHandle};

@@ -9,7 +9,7 @@ use super::async_hogger::AsyncHogger;
 use super::hogger::{lost_is_error, marker, HogContext, Hogger};
 use super::process::ProcessHog;
 use super::task::AsyncHogHandle;
-use super::{async_hog_lock_with, hog_lock_with, HogError, HogHandle, HogOptions};
+use super::{HogError, HogHandle, HogOptions};
 use crate::error::BoxError;
 
 /// Where a hog holds its lock.
@@ -55,6 +55,7 @@ pub struct NamedLock {
     from: HogFrom,
     ttl: Option<Duration>,
     binary: Option<PathBuf>,
+    options: HogOptions,
 }
 
 impl NamedLock {
@@ -66,6 +67,7 @@ impl NamedLock {
             from: HogFrom::Thread,
             ttl: None,
             binary: None,
+            options: HogOptions::default(),
         }
     }
 
@@ -94,21 +96,19 @@ impl NamedLock {
         self
     }
 
+    /// The hog's time limits (default [`HogOptions::default`]).
+    pub fn options(mut self, options: HogOptions) -> Self {
+        self.options = options;
+        self
+    }
+
     /// The names.
     pub fn names(&self) -> &[String] {
         &self.names
     }
 
-    /// Hogs the locks from a thread or a process, with the default [`HogOptions`].
-    ///
-    /// # Errors
-    ///
-    /// As [`NamedLock::hog_with`].
-    pub fn hog(self) -> Result<HogHandle, HogError> {
-        self.hog_with(HogOptions::default())
-    }
-
-    /// Hogs the locks from a thread or a process.
+    /// Hogs the locks from a thread or a process, within the [`NamedLock::options`] time
+    /// limits.
     ///
     /// # Errors
     ///
@@ -116,9 +116,10 @@ impl NamedLock {
     /// as [`HogError::AcquireFailed`]); for a process hog also [`HogError::BinaryNotFound`],
     /// [`HogError::Process`], [`HogError::HoldExited`], [`HogError::Protocol`];
     /// [`HogError::Unsupported`] for [`HogFrom::Task`], which needs [`NamedLock::hog_async`].
-    pub fn hog_with(self, opts: HogOptions) -> Result<HogHandle, HogError> {
+    pub fn hog(self) -> Result<HogHandle, HogError> {
+        let opts = self.options.clone();
         match self.from {
-            HogFrom::Thread => hog_lock_with(self, opts),
+            HogFrom::Thread => opts.hog_lock(self),
             HogFrom::Process => {
                 let mut extra: Vec<OsString> = Vec::new();
                 if let Some(ttl) = self.ttl {
@@ -140,29 +141,20 @@ impl NamedLock {
         }
     }
 
-    /// Hogs the locks from a task, a thread or a process, with the default [`HogOptions`].
-    ///
-    /// # Errors
-    ///
-    /// As [`NamedLock::hog_async_with`].
-    pub async fn hog_async(self) -> Result<AsyncHogHandle, HogError> {
-        self.hog_async_with(HogOptions::default()).await
-    }
-
     /// Hogs the locks from a task, a thread or a process (the last two started on tokio's
     /// blocking pool, so the runtime is never blocked).
     ///
     /// # Errors
     ///
-    /// As [`NamedLock::hog_with`] and [`async_hog_lock`](super::async_hog_lock).
+    /// As [`NamedLock::hog`] and [`async_hog_lock`](super::async_hog_lock).
     ///
     /// # Panics
     ///
     /// When called outside a tokio runtime.
-    pub async fn hog_async_with(self, opts: HogOptions) -> Result<AsyncHogHandle, HogError> {
+    pub async fn hog_async(self) -> Result<AsyncHogHandle, HogError> {
         match self.from {
-            HogFrom::Task => async_hog_lock_with(self, opts).await,
-            _ => tokio::task::spawn_blocking(move || self.hog_with(opts))
+            HogFrom::Task => self.options.clone().async_hog_lock(self).await,
+            _ => tokio::task::spawn_blocking(move || self.hog())
                 .await
                 .map_err(|e| HogError::AcquirePanicked {
                     message: e.to_string(),

@@ -2,14 +2,15 @@
 
 use std::time::Duration;
 
-/// The acquire timeout used unless [`HogOptions::acquire_timeout`] says otherwise.
+/// The acquire timeout used unless [`HogOptions::with_acquire_timeout`] says otherwise.
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The release timeout used unless [`HogOptions::release_timeout`] says otherwise.
+/// The release timeout used unless [`HogOptions::with_release_timeout`] says otherwise.
 pub const DEFAULT_RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Time limits of a hog: a builder, taken by the `_with` forms
-/// ([`hog_lock_with`](super::hog_lock_with), [`async_hog_lock_with`](super::async_hog_lock_with),
-/// [`hogged_with`](super::hogged_with), [`NamedLock::hog_with`](super::NamedLock::hog_with)).
+/// Time limits of a hog: a builder whose hog methods ([`HogOptions::hog_lock`],
+/// [`HogOptions::async_hog_lock`], [`HogOptions::hogged`], …) start a hog with them, as the
+/// free functions of the same names do with the defaults; [`NamedLock::options`](super::NamedLock::options)
+/// takes them too.
 ///
 /// # Examples
 ///
@@ -18,10 +19,10 @@ pub const DEFAULT_RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
 /// use lockhog::hog::HogOptions;
 ///
 /// let opts = HogOptions::new()
-///     .acquire_timeout(Duration::from_secs(30))
-///     .release_timeout(Duration::from_secs(2));
-/// assert_eq!(opts.get_acquire_timeout(), Duration::from_secs(30));
-/// assert_eq!(HogOptions::default().get_release_timeout(), Duration::from_secs(1));
+///     .with_acquire_timeout(Duration::from_secs(30))
+///     .with_release_timeout(Duration::from_secs(2));
+/// assert_eq!(opts.acquire_timeout(), Duration::from_secs(30));
+/// assert_eq!(HogOptions::default().release_timeout(), Duration::from_secs(1));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HogOptions {
@@ -46,25 +47,25 @@ impl HogOptions {
 
     /// How long to wait for the hogger to acquire before reporting
     /// [`HogError::AcquireTimedOut`](super::HogError::AcquireTimedOut).
-    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
         self
     }
 
     /// How long to wait for the hogger to release before reporting
     /// [`HogError::StillHolding`](super::HogError::StillHolding).
-    pub fn release_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_release_timeout(mut self, timeout: Duration) -> Self {
         self.release_timeout = timeout;
         self
     }
 
     /// The acquire timeout.
-    pub fn get_acquire_timeout(&self) -> Duration {
+    pub fn acquire_timeout(&self) -> Duration {
         self.acquire_timeout
     }
 
     /// The release timeout.
-    pub fn get_release_timeout(&self) -> Duration {
+    pub fn release_timeout(&self) -> Duration {
         self.release_timeout
     }
 }

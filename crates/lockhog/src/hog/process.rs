@@ -118,7 +118,7 @@ impl ProcessHog {
             }
             None => find_binary()?,
         };
-        let timeout = opts.get_acquire_timeout();
+        let timeout = opts.acquire_timeout();
         let mut cmd = Command::new(&program);
         // The URL goes in the environment, not argv: any local user can read a process's argv
         // (/proc/PID/cmdline), and the URL may carry a password. Set explicitly, so a
@@ -180,7 +180,7 @@ impl ProcessHog {
             exited: None,
             stderr: stderr_rx,
             held: Vec::with_capacity(names.len()),
-            release_timeout: opts.get_release_timeout(),
+            release_timeout: opts.release_timeout(),
         };
         // `hold -w` gives up by itself at the acquire timeout and exits 1; the release timeout
         // on top is its grace to say so, past which it is killed.

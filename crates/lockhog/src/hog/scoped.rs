@@ -60,32 +60,34 @@ pub fn hog_scoped<'scope, 'env, M, H>(
 where
     H: Hogger<M> + 'scope,
 {
-    hog_scoped_with(scope, hogger, HogOptions::default())
+    HogOptions::default().hog_scoped(scope, hogger)
 }
 
-/// [`hog_scoped`] with other time limits.
-///
-/// # Errors
-///
-/// As [`hog_lock`](super::hog_lock).
-pub fn hog_scoped_with<'scope, 'env, M, H>(
-    scope: &'scope Scope<'scope, 'env>,
-    hogger: H,
-    opts: HogOptions,
-) -> Result<ScopedHogHandle<'scope>, HogError>
-where
-    H: Hogger<M> + 'scope,
-{
-    let handle = start(hogger, &opts, |work| {
-        std::thread::Builder::new()
-            .name("lockhog-hog".into())
-            .spawn_scoped(scope, work)
-            .map(drop)
-    })?;
-    Ok(ScopedHogHandle {
-        handle,
-        _scope: PhantomData,
-    })
+impl HogOptions {
+    /// [`hog_scoped`] with these time limits.
+    ///
+    /// # Errors
+    ///
+    /// As [`hog_lock`](super::hog_lock).
+    pub fn hog_scoped<'scope, 'env, M, H>(
+        self,
+        scope: &'scope Scope<'scope, 'env>,
+        hogger: H,
+    ) -> Result<ScopedHogHandle<'scope>, HogError>
+    where
+        H: Hogger<M> + 'scope,
+    {
+        let handle = start(hogger, &self, |work| {
+            std::thread::Builder::new()
+                .name("lockhog-hog".into())
+                .spawn_scoped(scope, work)
+                .map(drop)
+        })?;
+        Ok(ScopedHogHandle {
+            handle,
+            _scope: PhantomData,
+        })
+    }
 }
 
 /// [`hogged`](super::hogged) for a lock that may borrow from the caller: runs `body` while the

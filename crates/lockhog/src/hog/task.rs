@@ -43,30 +43,32 @@ use crate::error::BoxError;
 pub async fn async_hog_lock<M: 'static, H: AsyncHogger<M>>(
     hogger: H,
 ) -> Result<AsyncHogHandle, HogError> {
-    async_hog_lock_with(hogger, HogOptions::default()).await
+    HogOptions::default().async_hog_lock(hogger).await
 }
 
-/// [`async_hog_lock`] with other time limits.
-///
-/// # Errors
-///
-/// As [`hog_lock`](super::hog_lock).
-///
-/// # Panics
-///
-/// When called outside a tokio runtime.
-pub async fn async_hog_lock_with<M: 'static, H: AsyncHogger<M>>(
-    hogger: H,
-    opts: HogOptions,
-) -> Result<AsyncHogHandle, HogError> {
-    let ctx = HogContext::new(opts.get_acquire_timeout());
-    let chans = Channels::new();
-    let task = tokio::spawn(hog_task(
-        async move { hogger.acquire(&ctx).await },
-        H::release,
-        chans.task,
-    ));
-    chans.caller.wait_acquired(task, &opts).await
+impl HogOptions {
+    /// [`async_hog_lock`] with these time limits.
+    ///
+    /// # Errors
+    ///
+    /// As [`hog_lock`](super::hog_lock).
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    pub async fn async_hog_lock<M: 'static, H: AsyncHogger<M>>(
+        self,
+        hogger: H,
+    ) -> Result<AsyncHogHandle, HogError> {
+        let ctx = HogContext::new(self.acquire_timeout());
+        let chans = Channels::new();
+        let task = tokio::spawn(hog_task(
+            async move { hogger.acquire(&ctx).await },
+            H::release,
+            chans.task,
+        ));
+        chans.caller.wait_acquired(task, &self).await
+    }
 }
 
 /// Hogs a lock whose guard is not `Send` from a local task: call it inside a
@@ -106,37 +108,39 @@ where
     Fut: Future<Output = G> + 'static,
     G: 'static,
 {
-    async_hog_lock_local_with(hogger, HogOptions::default()).await
+    HogOptions::default().async_hog_lock_local(hogger).await
 }
 
-/// [`async_hog_lock_local`] with other time limits.
-///
-/// # Errors
-///
-/// As [`hog_lock`](super::hog_lock).
-///
-/// # Panics
-///
-/// When called outside a `LocalSet`.
-pub async fn async_hog_lock_local_with<F, Fut, G>(
-    hogger: F,
-    opts: HogOptions,
-) -> Result<AsyncHogHandle, HogError>
-where
-    F: FnOnce() -> Fut + 'static,
-    Fut: Future<Output = G> + 'static,
-    G: 'static,
-{
-    let chans = Channels::new();
-    let task = tokio::task::spawn_local(hog_task(
-        async move { Ok(hogger().await) },
-        |held: G| async move {
-            drop(held);
-            Ok(())
-        },
-        chans.task,
-    ));
-    chans.caller.wait_acquired(task, &opts).await
+impl HogOptions {
+    /// [`async_hog_lock_local`] with these time limits.
+    ///
+    /// # Errors
+    ///
+    /// As [`hog_lock`](super::hog_lock).
+    ///
+    /// # Panics
+    ///
+    /// When called outside a `LocalSet`.
+    pub async fn async_hog_lock_local<F, Fut, G>(
+        self,
+        hogger: F,
+    ) -> Result<AsyncHogHandle, HogError>
+    where
+        F: FnOnce() -> Fut + 'static,
+        Fut: Future<Output = G> + 'static,
+        G: 'static,
+    {
+        let chans = Channels::new();
+        let task = tokio::task::spawn_local(hog_task(
+            async move { Ok(hogger().await) },
+            |held: G| async move {
+                drop(held);
+                Ok(())
+            },
+            chans.task,
+        ));
+        chans.caller.wait_acquired(task, &self).await
+    }
 }
 
 type Reply = Result<(), BoxError>;
@@ -219,14 +223,14 @@ impl CallerEnds {
         task: JoinHandle<()>,
         opts: &HogOptions,
     ) -> Result<AsyncHogHandle, HogError> {
-        let timeout = opts.get_acquire_timeout();
+        let timeout = opts.acquire_timeout();
         match tokio::time::timeout(timeout, self.acquired).await {
             Ok(Ok(Ok(()))) => Ok(AsyncHogHandle {
                 inner: Inner::Task(TaskHog {
                     release: Some(self.release),
                     released: self.released,
                     task,
-                    release_timeout: opts.get_release_timeout(),
+                    release_timeout: opts.release_timeout(),
                 }),
             }),
             Ok(Ok(Err(source))) => Err(HogError::AcquireFailed { source }),

@@ -1,4 +1,4 @@
-//! Hogging from a thread: [`hog_lock`], [`hog_lock_with`] and the handle they return.
+//! Hogging from a thread: [`hog_lock`], [`HogOptions::hog_lock`] and the handle they return.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -44,41 +44,43 @@ pub fn hog_lock<M, H>(hogger: H) -> Result<HogHandle, HogError>
 where
     H: Hogger<M> + 'static,
 {
-    hog_lock_with(hogger, HogOptions::default())
+    HogOptions::default().hog_lock(hogger)
 }
 
-/// [`hog_lock`] with other time limits.
-///
-/// # Examples
-///
-/// ```
-/// use std::sync::Mutex;
-/// use std::time::Duration;
-/// use lockhog::hog::{hog_lock_with, HogError, HogOptions};
-///
-/// static LOCK: Mutex<()> = Mutex::new(());
-/// let _mine = LOCK.lock().unwrap();
-///
-/// // The hog cannot get a lock we hold: it says so after the acquire timeout.
-/// let opts = HogOptions::new().acquire_timeout(Duration::from_millis(50));
-/// let err = hog_lock_with(|| LOCK.lock().unwrap(), opts).unwrap_err();
-/// assert!(matches!(err, HogError::AcquireTimedOut { .. }));
-/// assert!(err.to_string().contains("50ms"));
-/// ```
-///
-/// # Errors
-///
-/// As [`hog_lock`].
-pub fn hog_lock_with<M, H>(hogger: H, opts: HogOptions) -> Result<HogHandle, HogError>
-where
-    H: Hogger<M> + 'static,
-{
-    start(hogger, &opts, |work| {
-        std::thread::Builder::new()
-            .name("lockhog-hog".into())
-            .spawn(work)
-            .map(drop)
-    })
+impl HogOptions {
+    /// [`hog_lock`] with these time limits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use std::time::Duration;
+    /// use lockhog::hog::{HogError, HogOptions};
+    ///
+    /// static LOCK: Mutex<()> = Mutex::new(());
+    /// let _mine = LOCK.lock().unwrap();
+    ///
+    /// // The hog cannot get a lock we hold: it says so after the acquire timeout.
+    /// let opts = HogOptions::new().with_acquire_timeout(Duration::from_millis(50));
+    /// let err = opts.hog_lock(|| LOCK.lock().unwrap()).unwrap_err();
+    /// assert!(matches!(err, HogError::AcquireTimedOut { .. }));
+    /// assert!(err.to_string().contains("50ms"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`hog_lock`].
+    pub fn hog_lock<M, H>(self, hogger: H) -> Result<HogHandle, HogError>
+    where
+        H: Hogger<M> + 'static,
+    {
+        start(hogger, &self, |work| {
+            std::thread::Builder::new()
+                .name("lockhog-hog".into())
+                .spawn(work)
+                .map(drop)
+        })
+    }
 }
 
 /// How an acquire or release on the hog's thread went.
@@ -108,7 +110,7 @@ where
     let (acquired_tx, acquired_rx) = mpsc::channel::<Outcome>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let (released_tx, released_rx) = mpsc::channel::<Outcome>();
-    let ctx = HogContext::new(opts.get_acquire_timeout());
+    let ctx = HogContext::new(opts.acquire_timeout());
     spawn(Box::new(move || {
         let held = match run(|| hogger.acquire(&ctx)) {
             Ok(held) => held,
@@ -131,12 +133,12 @@ where
     }))
     .map_err(HogError::Spawn)?;
 
-    let timeout = opts.get_acquire_timeout();
+    let timeout = opts.acquire_timeout();
     match acquired_rx.recv_timeout(timeout) {
         Ok(Outcome::Done) => Ok(HogHandle::thread(ThreadHog {
             release_tx: Some(release_tx),
             released_rx,
-            release_timeout: opts.get_release_timeout(),
+            release_timeout: opts.release_timeout(),
         })),
         Ok(Outcome::Failed(source)) => Err(HogError::AcquireFailed { source }),
         Ok(Outcome::Panicked(message)) => Err(HogError::AcquirePanicked { message }),

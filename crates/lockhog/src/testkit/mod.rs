@@ -15,6 +15,10 @@
 //! lockhog::conformance_suite!(postgres_backend, Target::from_env("LOCKHOG_TEST_POSTGRES_URL"));
 //! ```
 //!
+//! A backend outside lockhog runs the suite through a locker factory,
+//! [`Target::from_factory`]; the checks that need another process to reach the store by URL do
+//! not apply to it.
+//!
 //! A target read from the environment is skipped, with the reason printed, when its variable
 //! is unset — except under `CI=true`, where a missing server fails the test.
 //!
@@ -29,23 +33,40 @@ pub use cancel::*;
 pub use checks::*;
 pub use process::HoldProcess;
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{Error, Locker};
+
+/// Makes a new, independent locker on the store under test.
+type Factory =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = crate::Result<Locker>> + Send>> + Send + Sync>;
 
 /// The hang guard for every wait in the suite: long enough for a loaded machine, short enough
 /// that a broken backend fails instead of hanging the run. It is never asserted as a speed.
 pub const BOUND: Duration = Duration::from_secs(30);
 
 /// A backend to run the suite against.
-#[derive(Debug)]
 pub struct Target {
     url: Option<String>,
+    factory: Option<Factory>,
     missing: Option<String>,
     hold_bin: Option<PathBuf>,
     unreachable_url: Option<String>,
     _dir: Option<tempfile_lite::TempDir>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.url.as_deref().map(crate::url::redact))
+            .field("factory", &self.factory.is_some())
+            .field("missing", &self.missing)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Target {
@@ -53,6 +74,7 @@ impl Target {
     pub fn new(url: impl Into<String>) -> Target {
         Target {
             url: Some(url.into()),
+            factory: None,
             missing: None,
             hold_bin: None,
             unreachable_url: None,
@@ -86,6 +108,7 @@ impl Target {
             Ok(url) if !url.is_empty() => Target::new(url),
             _ => Target {
                 url: None,
+                factory: None,
                 missing: Some(format!(
                     "{var} is not set: run the suite through scripts/test, which starts the server"
                 )),
@@ -93,6 +116,34 @@ impl Target {
                 unreachable_url: None,
                 _dir: None,
             },
+        }
+    }
+
+    /// A target whose lockers `factory` makes, each a new, independent handle on one store:
+    /// how a backend that is not built into lockhog (used through
+    /// [`Locker::with_backend`]) runs the suite. It has no URL, so the checks that start a
+    /// `lockhog hold` process do not apply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lockhog::testkit::Target;
+    ///
+    /// let target = Target::from_factory(|| async { lockhog::Locker::connect("mem:").await });
+    /// assert!(target.url().is_none());
+    /// ```
+    pub fn from_factory<F, Fut>(factory: F) -> Target
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = crate::Result<Locker>> + Send + 'static,
+    {
+        Target {
+            url: None,
+            factory: Some(Arc::new(move || Box::pin(factory()))),
+            missing: None,
+            hold_bin: None,
+            unreachable_url: None,
+            _dir: None,
         }
     }
 
@@ -109,34 +160,42 @@ impl Target {
         self
     }
 
-    /// The URL, or `None` when the check must be skipped (outside CI only).
+    /// True when the checks can run; `false` (with the reason printed) when they must be
+    /// skipped, outside CI only.
     ///
     /// # Panics
     ///
     /// Under `CI=true`, when the target's environment variable is unset.
-    pub fn url(&self) -> Option<&str> {
-        if let Some(url) = &self.url {
-            return Some(url);
+    pub fn is_available(&self) -> bool {
+        if self.url.is_some() || self.factory.is_some() {
+            return true;
         }
         let why = self.missing.as_deref().unwrap_or("no URL");
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("CI=true and the backend is missing: {why}");
         }
         eprintln!("skipped: {why}");
-        None
+        false
+    }
+
+    /// The URL another process can reach the store by; `None` for a target made by
+    /// [`Target::from_factory`] or one whose environment variable is unset.
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
     }
 
     /// A new, independent locker (its own connections) on the target.
     ///
     /// # Panics
     ///
-    /// When the backend cannot be connected.
+    /// When the backend cannot be connected, or the target is not available.
     pub async fn locker(&self) -> Locker {
-        let url = self.url.as_deref().expect("url() was checked first");
-        match Locker::connect(url).await {
-            Ok(l) => l,
-            Err(e) => panic!("cannot connect to {}: {e}", crate::redact_url(url)),
-        }
+        let made = match (&self.factory, self.url.as_deref()) {
+            (Some(factory), _) => factory().await,
+            (None, Some(url)) => Locker::connect(url).await,
+            (None, None) => panic!("is_available() was checked first"),
+        };
+        made.unwrap_or_else(|e| panic!("cannot connect to {self:?}: {e}"))
     }
 
     /// The `lockhog` binary to run `hold` with.
@@ -263,7 +322,7 @@ macro_rules! __conformance_cases {
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
                 let target: $crate::testkit::Target = $target;
-                if target.url().is_some() {
+                if target.is_available() {
                     $crate::testkit::$check(&target).await;
                 }
             }

@@ -51,7 +51,7 @@ pub async fn run(url: &str, args: &BenchArgs, progress: &Progress) -> Result<Rep
     };
     Ok(Report {
         mode: "floor",
-        backend: lockhog::redact_url(url),
+        backend: lockhog::url::redact(url),
         scheme,
         duration: args.duration,
         clients: 1,

@@ -112,7 +112,6 @@ pub(super) fn parse(url: &mut BackendUrl) -> Result<Target> {
     let ca = url.take_option("ca");
     let cert = url.take_option("cert");
     let key = url.take_option("key");
-    url.finish()?;
     let usage = if tls {
         "expected etcds://[user:password@]host[:port][,host[:port]…][?ca=PATH][&cert=PATH&key=PATH]"
     } else {
@@ -309,8 +308,12 @@ where
 mod tests {
     use super::*;
 
+    /// As the registry does: the backend takes its options, then the rest are refused.
     fn target(url: &str) -> Result<Target> {
-        parse(&mut BackendUrl::parse(url).unwrap())
+        let mut url = BackendUrl::parse(url).unwrap();
+        let target = parse(&mut url)?;
+        url.finish()?;
+        Ok(target)
     }
 
     fn invalid_because(url: &str, because: &str) {

@@ -15,8 +15,8 @@ use super::connect::call;
 use super::lease::revoke;
 use super::queue::Entry;
 use crate::backend::lease::{release_in_background, Renewal};
+use crate::backend::LostSender;
 use crate::error::Result;
-use crate::guard::LostSender;
 
 /// A held etcd lock: our key (and its create revision, the fencing token), our lease, the
 /// renewal task and the task watching our key.

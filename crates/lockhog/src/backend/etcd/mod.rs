@@ -78,6 +78,7 @@ mod lease;
 mod queue;
 mod status;
 
+use std::future::Future;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +96,13 @@ use crate::backend::owner::new_owner;
 use crate::error::Result;
 use crate::name::LockKey;
 use crate::url::BackendUrl;
+
+/// The row of this backend in the backend registry.
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
+    schemes: &["etcd", "etcds"],
+    feature: Some("etcd"),
+    connect: Some(|url| Ok(super::row::connecting(EtcdBackend::connect(url)?))),
+};
 
 /// The lease when neither the URL (`?ttl=`) nor the request says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
@@ -120,10 +128,18 @@ impl EtcdBackend {
     /// or an unreadable TLS file; [`Error::Backend`](crate::Error::Backend) when no member
     /// answers within a few seconds, TLS fails (a certificate that does not verify, a client
     /// certificate missing or refused) or the credentials are refused.
-    pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
+    ///
+    /// Takes its options off `url` and returns the future that connects; the caller refuses the
+    /// options left on `url` ([`BackendUrl::finish`]) before awaiting it.
+    pub fn connect(
+        url: &mut BackendUrl,
+    ) -> Result<impl Future<Output = Result<Self>> + Send + 'static> {
         let target = connect::parse(url)?;
-        let client = connect::connect(&target, url.redacted()).await?;
-        Ok(EtcdBackend { client })
+        let shown = url.redacted().to_string();
+        Ok(async move {
+            let client = connect::connect(&target, &shown).await?;
+            Ok(EtcdBackend { client })
+        })
     }
 
     /// Joins the queue and, unless `wait` is `None` (one try), waits for our turn until the

@@ -63,6 +63,16 @@ const SCHEME: &str = "file";
 /// directory again and starts over (more means someone keeps replacing it: an error then).
 const MOVED_RETRIES: u32 = 3;
 
+/// The `file:` row of the backend registry.
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
+    schemes: &["file"],
+    feature: None,
+    connect: Some(|url| {
+        let dir = FileBackend::parse(url)?;
+        Ok(super::row::connecting(async { FileBackend::open(dir) }))
+    }),
+};
+
 /// In-process arbitration for POSIX record locks, which the kernel grants to the process as a
 /// whole: one holder per lock file path in this process at a time, and nobody in this
 /// process opens (and so, on close, unlocks) a file another guard of it holds.
@@ -149,7 +159,7 @@ fn lock_file(
 /// True when the URL's path is lockhog's default directory ([`crate::default_url`]), which
 /// gets the checks of a private directory.
 fn is_default(path: &Path) -> bool {
-    let default = crate::locker::default_url();
+    let default = crate::url::default_url();
     default
         .strip_prefix("file://")
         .and_then(percent_decode)
@@ -157,17 +167,9 @@ fn is_default(path: &Path) -> bool {
 }
 
 impl FileBackend {
-    /// Opens `file:///abs/dir`, creating the directory when it is missing. Takes one option,
-    /// `mode=flock|fcntl`.
-    ///
-    /// lockhog's default directory must be private to the effective uid; a directory named
-    /// explicitly may be shared within limits (see the backend's docs).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidUrl`] for a relative or remote path; [`Error::Backend`] when the
-    /// directory cannot be created, is not a writable directory, or cannot be trusted.
-    pub fn open(url: &mut BackendUrl) -> Result<Self> {
+    /// Takes `file:///abs/dir` and its one option, `mode=flock|fcntl`, off `url`, for
+    /// [`FileBackend::open`]: an [`Error::InvalidUrl`] for a relative or remote path.
+    fn parse(url: &mut BackendUrl) -> Result<(PathBuf, LockMode)> {
         let path = url
             .body()
             .strip_prefix("//")
@@ -183,8 +185,15 @@ impl FileBackend {
             None => LockMode::Flock,
             Some(m) => LockMode::parse(&m).ok_or_else(|| url.invalid("mode is flock or fcntl"))?,
         };
-        url.finish()?;
-        let path = PathBuf::from(path);
+        Ok((PathBuf::from(path), mode))
+    }
+
+    /// Opens the directory `parse` found, creating it when it is missing.
+    ///
+    /// lockhog's default directory must be private to the effective uid; a directory named
+    /// explicitly may be shared within limits (see the backend's docs). An [`Error::Backend`]
+    /// when the directory cannot be created, is not a writable directory, or cannot be trusted.
+    fn open((path, mode): (PathBuf, LockMode)) -> Result<Self> {
         let trust = if is_default(&path) {
             Trust::Private
         } else {

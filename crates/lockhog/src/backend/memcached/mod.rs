@@ -46,6 +46,7 @@
 mod client;
 mod item;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,13 @@ use super::{
 use crate::error::{Error, Result};
 use crate::name::{hex, percent_encode, LockKey};
 use crate::url::BackendUrl;
+
+/// The row of this backend in the backend registry.
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
+    schemes: &["memcached"],
+    feature: Some("memcached"),
+    connect: Some(|url| Ok(super::row::connecting(MemcachedBackend::connect(url)?))),
+};
 
 const SCHEME: &str = "memcached";
 
@@ -144,8 +152,12 @@ impl MemcachedBackend {
     ///
     /// [`Error::InvalidUrl`] for a malformed URL or unknown option; [`Error::Backend`] when the
     /// server does not answer.
-    pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
-        url.finish()?;
+    ///
+    /// Takes its options off `url` and returns the future that connects; the caller refuses the
+    /// options left on `url` ([`BackendUrl::finish`]) before awaiting it.
+    pub fn connect(
+        url: &mut BackendUrl,
+    ) -> Result<impl Future<Output = Result<Self>> + Send + 'static> {
         let addr = url
             .body()
             .strip_prefix("//")
@@ -157,13 +169,15 @@ impl MemcachedBackend {
         } else {
             format!("{addr}:11211")
         };
-        let client = Client::new(addr.clone());
-        client
-            .version()
-            .await
-            .map_err(|e| io_err(&format!("cannot reach {addr}"), e))?;
-        Ok(MemcachedBackend {
-            client: Arc::new(client),
+        Ok(async move {
+            let client = Client::new(addr.clone());
+            client
+                .version()
+                .await
+                .map_err(|e| io_err(&format!("cannot reach {addr}"), e))?;
+            Ok(MemcachedBackend {
+                client: Arc::new(client),
+            })
         })
     }
 

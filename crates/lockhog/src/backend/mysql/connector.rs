@@ -11,8 +11,8 @@ use super::SCHEME;
 use crate::backend::session_pool::{count_option, open_within};
 use crate::error::{Error, Result};
 use crate::name::percent_decode;
-use crate::options::parse_duration;
 use crate::secret::Secrets;
+use crate::url::parse_duration;
 use crate::url::BackendUrl;
 
 const DEFAULT_PORT: u16 = 3306;
@@ -115,7 +115,6 @@ impl Connector {
             Some("table") => Some(FencingKind::Table),
             Some(_) => return Err(url.invalid("fencing is `sequence` or `table`")),
         };
-        url.finish()?;
 
         let opts = OptsBuilder::default()
             .ip_or_hostname(host.clone())
@@ -290,7 +289,10 @@ mod tests {
             "mysql://u:secret@h/db?fencing=maybe",
         ] {
             let mut u = BackendUrl::parse(bad).unwrap();
-            let e = Connector::from_url(&mut u).unwrap_err();
+            // As the registry does: the backend takes its options, then the rest are refused.
+            let e = Connector::from_url(&mut u)
+                .and_then(|_| u.finish())
+                .unwrap_err();
             assert!(!e.to_string().contains("secret"), "{e}");
         }
     }

@@ -137,6 +137,7 @@ mod status;
 pub use name::lock_string;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::SystemTime;
 
@@ -151,6 +152,13 @@ use super::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, Lock
 use crate::error::{Error, Result};
 use crate::name::LockKey;
 use crate::url::BackendUrl;
+
+/// The row of this backend in the backend registry.
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
+    schemes: &["mysql"],
+    feature: Some("mysql"),
+    connect: Some(|url| Ok(super::row::connecting(MysqlBackend::connect(url)?))),
+};
 
 pub(crate) const SCHEME: &str = "mysql";
 
@@ -292,20 +300,21 @@ impl MysqlBackend {
     /// login, has no such database, or the counter cannot be created or has an unsafe shape (see
     /// [Fencing tokens](self#fencing-tokens)). Messages carry the URL
     /// with its password redacted.
-    pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
+    ///
+    /// Takes its options off `url` and returns the future that connects; the caller refuses the
+    /// options left on `url` ([`BackendUrl::finish`]) before awaiting it.
+    pub fn connect(
+        url: &mut BackendUrl,
+    ) -> Result<impl Future<Output = Result<Self>> + Send + 'static> {
         let connector = Connector::from_url(url)?;
         let server: Arc<str> = connector.server.clone().into();
-        let pool = pool::connect(connector).await?;
-        Ok(MysqlBackend {
-            pool: Arc::new(pool),
-            server,
+        Ok(async move {
+            let pool = pool::connect(connector).await?;
+            Ok(MysqlBackend {
+                pool: Arc::new(pool),
+                server,
+            })
         })
-    }
-
-    /// The server's ids (`CONNECTION_ID()`) of this backend's live session connections, for
-    /// tests and diagnostics.
-    pub fn connection_ids(&self) -> Vec<u32> {
-        self.pool.sessions().iter().map(|s| s.id).collect()
     }
 
     fn local_key(&self, lock: &str) -> LocalKey {

@@ -26,7 +26,7 @@ use super::connector::describe;
 use super::sql::{self, classify};
 use super::Permit;
 use crate::backend::session_pool::Pooled;
-use crate::guard::LostSender;
+use crate::backend::LostSender;
 
 /// How often an idle connection that holds no lock is pinged (it keeps the server's
 /// `wait_timeout` away and finds dead connections before they are used).

@@ -15,9 +15,9 @@ use super::local::Permit;
 use super::pool::{Conn, Pool, Waiter};
 use super::{after_first_poll, Param, PostgresBackend};
 use crate::backend::session_pool::Checkout;
+use crate::backend::LostSender;
 use crate::backend::{AcquireContext, Acquired};
 use crate::error::Result;
-use crate::guard::LostSender;
 use crate::name::LockKey;
 
 /// How long past its bound a wait may go before lockhog cancels it itself, should the

@@ -76,7 +76,6 @@ pub(super) fn parse(url: &mut BackendUrl) -> Result<Settings> {
             query.push(format!("{key}={enc}"));
         }
     }
-    url.finish()?;
     // tokio-postgres takes the user info up to the first `@` of the whole URL: hand it ours
     // percent-encoded, and no other `@` (hosts and database are percent-decoded there).
     let text = format!(

@@ -171,6 +171,13 @@ use crate::error::Result;
 use crate::name::LockKey;
 use crate::url::BackendUrl;
 
+/// The row of this backend in the backend registry.
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
+    schemes: &["postgres", "postgresql"],
+    feature: Some("postgres"),
+    connect: Some(|url| Ok(super::row::connecting(PostgresBackend::connect(url)?))),
+};
+
 pub(crate) const SCHEME: &str = "postgres";
 
 type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
@@ -236,27 +243,28 @@ impl PostgresBackend {
     ///
     /// [`Error::InvalidUrl`]: crate::Error::InvalidUrl
     /// [`Error::Backend`]: crate::Error::Backend
-    pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
+    ///
+    /// Takes its options off `url` and returns the future that connects; the caller refuses the
+    /// options left on `url` ([`BackendUrl::finish`]) before awaiting it.
+    pub fn connect(
+        url: &mut BackendUrl,
+    ) -> Result<impl Future<Output = Result<Self>> + Send + 'static> {
         let config::Settings {
             connector,
             server,
             sessions,
             max_waiters,
         } = config::parse(url)?;
-        let first = connector
-            .connect(None)
-            .await?
-            .expect("no deadline, so no timeout");
-        Ok(PostgresBackend {
-            pool: Arc::new(Pool::new(connector, first, sessions, max_waiters)),
-            server: server.into(),
+        Ok(async move {
+            let first = connector
+                .connect(None)
+                .await?
+                .expect("no deadline, so no timeout");
+            Ok(PostgresBackend {
+                pool: Arc::new(Pool::new(connector, first, sessions, max_waiters)),
+                server: server.into(),
+            })
         })
-    }
-
-    /// The process ids of this backend's live sessions (shared ones first), for tests and
-    /// diagnostics.
-    pub fn session_pids(&self) -> Vec<i32> {
-        self.pool.sessions().iter().map(|c| c.pid).collect()
     }
 
     fn local_key(&self, key: i64) -> LocalKey {

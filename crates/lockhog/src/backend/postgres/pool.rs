@@ -17,8 +17,8 @@ use super::fencing::{self, Sequence};
 use super::tls::MakeRustls;
 use super::{pg_error, SCHEME};
 use crate::backend::session_pool::{self, open_within, Connect, Pooled, SessionPool};
+use crate::backend::LostSender;
 use crate::error::{Error, Result};
-use crate::guard::LostSender;
 use crate::secret::Secrets;
 
 /// The prepared statements of one connection. Lock names never reach SQL: keys are bound.

@@ -64,6 +64,7 @@ pub mod redlock;
 mod scripts;
 mod wake;
 
+use std::future::Future;
 use std::time::Duration;
 
 use redis::{AsyncCommands, Client, RedisError};
@@ -78,6 +79,13 @@ use crate::backend::owner::{describe_owner, new_owner};
 use crate::error::{Error, Result};
 use crate::name::LockKey;
 use crate::url::BackendUrl;
+
+/// The row of this backend in the backend registry.
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
+    schemes: &["redis", "rediss"],
+    feature: Some("redis"),
+    connect: Some(|url| Ok(super::row::connecting(RedisBackend::connect(url)?))),
+};
 
 /// The lease when neither the URL (`?ttl=`) nor the request says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
@@ -190,7 +198,6 @@ pub(crate) fn take_wake(url: &mut BackendUrl) -> Result<bool> {
 /// Splits a `redis://` URL into what the client takes and the TLS roots option.
 fn client_url(url: &mut BackendUrl) -> Result<(String, Option<String>)> {
     let ca = url.take_option("ca");
-    url.finish()?;
     let Some(rest) = url.authority_rest() else {
         return Err(url.invalid("expected redis://[user:password@]host[:port][/db]"));
     };
@@ -318,15 +325,22 @@ impl RedisBackend {
     ///
     /// [`Error::InvalidUrl`] for a malformed URL or unknown option; [`Error::Backend`] when the
     /// server cannot be reached or refuses the credentials.
-    pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
+    ///
+    /// Takes its options off `url` and returns the future that connects; the caller refuses the
+    /// options left on `url` ([`BackendUrl::finish`]) before awaiting it.
+    pub fn connect(
+        url: &mut BackendUrl,
+    ) -> Result<impl Future<Output = Result<Self>> + Send + 'static> {
         let shown = url.redacted().to_string();
         let pubsub = take_wake(url)?;
         let (target, ca) = client_url(url)?;
-        let client = client(&target, ca.as_deref(), &shown)?;
-        let conn = connect_checked(&client, &shown).await?;
-        Ok(RedisBackend {
-            conn,
-            wakeups: Wakeups::new(client, pubsub),
+        Ok(async move {
+            let client = client(&target, ca.as_deref(), &shown)?;
+            let conn = connect_checked(&client, &shown).await?;
+            Ok(RedisBackend {
+                conn,
+                wakeups: Wakeups::new(client, pubsub),
+            })
         })
     }
 

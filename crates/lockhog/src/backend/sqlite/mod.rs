@@ -87,6 +87,7 @@ mod status;
 mod trust;
 mod wait;
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,8 +102,15 @@ use super::owner::new_owner;
 use super::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockStatus};
 use crate::error::{Error, Result};
 use crate::name::{percent_decode, LockKey, LockName};
-use crate::options::parse_duration;
+use crate::url::parse_duration;
 use crate::url::BackendUrl;
+
+/// The row of this backend in the backend registry.
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
+    schemes: &["sqlite"],
+    feature: Some("sqlite"),
+    connect: Some(|url| Ok(super::row::connecting(SqliteBackend::open(url)?))),
+};
 
 /// The lease when neither the URL (`?ttl=`) nor the request says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
@@ -136,7 +144,12 @@ impl SqliteBackend {
     /// [`Error::InvalidOption`] for a `steal_after` that is not a positive duration;
     /// [`Error::Backend`] when the directory is missing, the file is not a SQLite database or
     /// cannot be opened for writing.
-    pub async fn open(url: &mut BackendUrl) -> Result<Self> {
+    ///
+    /// Takes its options off `url` and returns the future that connects; the caller refuses the
+    /// options left on `url` ([`BackendUrl::finish`]) before awaiting it.
+    pub fn open(
+        url: &mut BackendUrl,
+    ) -> Result<impl Future<Output = Result<Self>> + Send + 'static> {
         let path = url
             .body()
             .strip_prefix("//")
@@ -159,13 +172,16 @@ impl SqliteBackend {
             Some(s) => Sync::parse(&s)
                 .ok_or_else(|| url.invalid("synchronous is full (the default) or normal"))?,
         };
-        url.finish()?;
-        let db = tokio::task::spawn_blocking(move || Db::open(path.into(), sync))
-            .await
-            .map_err(|e| Error::backend(SCHEME, format!("opening the database failed: {e}")))??;
-        Ok(SqliteBackend {
-            db: Arc::new(db),
-            steal_after,
+        Ok(async move {
+            let db = tokio::task::spawn_blocking(move || Db::open(path.into(), sync))
+                .await
+                .map_err(|e| {
+                    Error::backend(SCHEME, format!("opening the database failed: {e}"))
+                })??;
+            Ok(SqliteBackend {
+                db: Arc::new(db),
+                steal_after,
+            })
         })
     }
 

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::name::LockKey;
 
 impl SqliteBackend {
-    /// [`Backend::wait_acquire`](crate::Backend::wait_acquire) for SQLite.
+    /// [`Backend::wait_acquire`](crate::backend::Backend::wait_acquire) for SQLite.
     ///
     /// # Cancel safety
     ///

@@ -50,6 +50,7 @@ mod acquire;
 mod quorum;
 mod status;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +69,13 @@ use crate::backend::{AcquireContext, Acquired, Backend, Capabilities, CleanupRep
 use crate::error::{Error, Result};
 use crate::name::LockKey;
 use crate::url::BackendUrl;
+
+/// The row of this backend in the backend registry.
+pub(crate) const ROW: super::super::row::BackendRow = super::super::row::BackendRow {
+    schemes: &["redlock"],
+    feature: Some("redis"),
+    connect: Some(|url| Ok(super::super::row::connecting(RedlockBackend::connect(url)?))),
+};
 
 const SCHEME: &str = "redlock";
 
@@ -141,39 +149,46 @@ impl RedlockBackend {
     ///
     /// [`Error::InvalidUrl`] for a malformed URL or an even or zero node count;
     /// [`Error::Backend`] when a majority of nodes cannot be reached or refuse the credentials.
-    pub async fn connect(url: &mut BackendUrl) -> Result<Self> {
+    ///
+    /// Takes its options off `url` and returns the future that connects; the caller refuses the
+    /// options left on `url` ([`BackendUrl::finish`]) before awaiting it.
+    pub fn connect(
+        url: &mut BackendUrl,
+    ) -> Result<impl Future<Output = Result<Self>> + Send + 'static> {
         let pubsub = super::take_wake(url)?;
-        url.finish()?;
         let shown = url.redacted().to_string();
-        let mut nodes = Vec::new();
-        for (node_url, addr) in node_urls(url)? {
-            let client = client(&node_url, None, &shown)?;
-            // Lazy: a node that is down now is connected when it comes back.
-            let conn = Conn::lazy(client.clone(), super::conn_config());
-            nodes.push(Node {
-                conn,
-                wakeups: Wakeups::new(client, pubsub),
-                addr,
-            });
-        }
-        let n = nodes.len();
-        let pings = on_all(&nodes, CONNECT_TIMEOUT, |mut c| async move {
-            redis::cmd("PING").query_async::<String>(&mut c).await
-        })
-        .await;
-        let errors: Vec<&Error> = pings.iter().filter_map(|r| r.as_ref().err()).collect();
-        if n - errors.len() < quorum(n) {
-            return Err(no_majority(
-                &format!("cannot connect to {shown}"),
-                &errors,
-                n,
-            ));
-        }
-        for e in &errors {
-            tracing::warn!(error = %e, "a redlock node is unreachable; going on with the majority");
-        }
-        Ok(RedlockBackend {
-            nodes: nodes.into(),
+        let node_urls = node_urls(url)?;
+        Ok(async move {
+            let mut nodes = Vec::new();
+            for (node_url, addr) in node_urls {
+                let client = client(&node_url, None, &shown)?;
+                // Lazy: a node that is down now is connected when it comes back.
+                let conn = Conn::lazy(client.clone(), super::conn_config());
+                nodes.push(Node {
+                    conn,
+                    wakeups: Wakeups::new(client, pubsub),
+                    addr,
+                });
+            }
+            let n = nodes.len();
+            let pings = on_all(&nodes, CONNECT_TIMEOUT, |mut c| async move {
+                redis::cmd("PING").query_async::<String>(&mut c).await
+            })
+            .await;
+            let errors: Vec<&Error> = pings.iter().filter_map(|r| r.as_ref().err()).collect();
+            if n - errors.len() < quorum(n) {
+                return Err(no_majority(
+                    &format!("cannot connect to {shown}"),
+                    &errors,
+                    n,
+                ));
+            }
+            for e in &errors {
+                tracing::warn!(error = %e, "a redlock node is unreachable; going on with the majority");
+            }
+            Ok(RedlockBackend {
+                nodes: nodes.into(),
+            })
         })
     }
 }

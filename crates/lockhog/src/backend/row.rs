@@ -1,0 +1,49 @@
+//! [`BackendRow`]: what a built-in backend's module exports for the registry (its schemes, its
+//! feature and its connect function).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::{Backend, BoxFuture, DynBackend};
+use crate::error::Result;
+use crate::url::BackendUrl;
+
+/// A backend being connected, after it took its options off the URL.
+pub(crate) type Connecting = BoxFuture<'static, Result<Arc<dyn DynBackend>>>;
+
+/// Takes the backend's own options off the URL and checks its shape, without I/O, and returns
+/// the future that connects. The registry refuses the options left over in between, so a
+/// misspelt option fails before anything is created or dialled.
+pub(crate) type Connect = fn(&mut BackendUrl) -> Result<Connecting>;
+
+/// One backend: the URL schemes it answers to, the cargo feature it needs, and how to connect
+/// it.
+#[derive(Clone, Copy)]
+pub(crate) struct BackendRow {
+    /// Lowercase URL schemes, e.g. `["postgres", "postgresql"]`.
+    pub(crate) schemes: &'static [&'static str],
+    /// The cargo feature that builds it; `None` for backends always built.
+    pub(crate) feature: Option<&'static str>,
+    /// `None` when its feature is off in this build: the row then only names the backend, so
+    /// its URLs are told which feature they need.
+    pub(crate) connect: Option<Connect>,
+}
+
+impl BackendRow {
+    /// The row of a backend whose feature is off in this build.
+    #[allow(dead_code)] // unused in a build with every feature
+    pub(crate) const fn not_built(schemes: &'static [&'static str], feature: &'static str) -> Self {
+        BackendRow {
+            schemes,
+            feature: Some(feature),
+            connect: None,
+        }
+    }
+}
+
+/// A backend's connect future, boxed for the table.
+pub(crate) fn connecting<B: Backend>(
+    connect: impl Future<Output = Result<B>> + Send + 'static,
+) -> Connecting {
+    Box::pin(async move { Ok(Arc::new(connect.await?) as Arc<dyn DynBackend>) })
+}
