@@ -28,10 +28,12 @@
 mod cancel;
 mod checks;
 mod process;
+mod process_checks;
 
 pub use cancel::*;
 pub use checks::*;
 pub use process::HoldProcess;
+pub use process_checks::*;
 
 use std::future::Future;
 use std::path::PathBuf;
