@@ -1,3 +1,5 @@
+//! Must not compile: #[hogged] wraps only a test function without arguments.
+
 use std::sync::Mutex;
 static A: Mutex<()> = Mutex::new(());
 

@@ -1,3 +1,5 @@
+//! Must not compile: #[hogged] without the hogger to hold.
+
 #[lockhog::hogged]
 #[test]
 fn needs_a_hogger() {}

@@ -1,3 +1,5 @@
+//! Must not compile: #[hogged] on something that is not a function.
+
 use std::sync::Mutex;
 static A: Mutex<()> = Mutex::new(());
 

@@ -1,3 +1,5 @@
+//! Must not compile: #[hogged] takes exactly one hogger.
+
 use std::sync::Mutex;
 static A: Mutex<()> = Mutex::new(());
 
