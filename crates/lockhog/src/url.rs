@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::name::percent_decode;
-use crate::secret::{decode_lossy, escape, Secrets, MASK};
+use crate::secret::{decode_lossy, Secrets, MASK};
 
 /// A backend URL split into its parts, with the query's options still to be claimed.
 ///
@@ -123,7 +123,9 @@ impl BackendUrl {
 
     /// `scheme://[user[:password]@]rest` for a client library that parses URLs itself: the
     /// user info percent-encoded (same bytes), so that the client splits it where lockhog did.
+    #[cfg(any(feature = "postgres", feature = "redis"))]
     pub(crate) fn client_form(&self, scheme: &str, rest: &str) -> String {
+        use crate::secret::escape;
         match self.credentials() {
             None => format!("{scheme}://{rest}"),
             Some((u, None)) => format!("{scheme}://{}@{rest}", escape(u)),

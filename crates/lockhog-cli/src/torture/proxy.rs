@@ -9,18 +9,6 @@ use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinHandle};
 
-/// The default port of each network scheme, for URLs that leave it out.
-fn default_port(scheme: &str) -> Option<u16> {
-    Some(match scheme {
-        "postgres" | "postgresql" => 5432,
-        "mysql" => 3306,
-        "redis" | "rediss" | "redlock" => 6379,
-        "memcached" => 11211,
-        "etcd" | "etcds" => 2379,
-        _ => return None,
-    })
-}
-
 /// A backend URL taken apart around its servers.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Servers {
@@ -39,7 +27,7 @@ impl Servers {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or("cut needs a network backend URL (scheme://host:port…)")?;
-        let port = default_port(scheme)
+        let port = lockhog::backend::default_port(scheme)
             .ok_or_else(|| format!("cut needs a network backend; {scheme}: has no server"))?;
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let authority = &rest[..end];

@@ -22,6 +22,7 @@ use crate::url::BackendUrl;
 pub(crate) const ROW: BackendRow = BackendRow {
     schemes: &["mem"],
     feature: None,
+    default_port: None,
     connect: Some(|url| {
         let backend = MemBackend::open(url)?;
         Ok(connecting(async { Ok(backend) }))

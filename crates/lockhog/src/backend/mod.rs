@@ -39,7 +39,8 @@
 //! 2. A cargo feature in `crates/lockhog/Cargo.toml` for its dependencies (forwarded by the
 //!    CLI's `Cargo.toml`), and `#[cfg(feature = "<name>")] pub mod <name>;` here.
 //! 3. Its row, `pub(crate) const ROW: row::BackendRow` in the module: its URL schemes, its
-//!    feature and its connect function. Add the row to the list in `registry.rs`, with a
+//!    feature, its default TCP port (which [`default_port`] answers, e.g. for the torture
+//!    proxy) and its connect function. Add the row to the list in `registry.rs`, with a
 //!    `BackendRow::not_built` twin for builds without the feature, so its URLs are told which
 //!    feature they need. The registry refuses options the backend did not take, so a backend
 //!    never checks for unknown options itself.
@@ -333,6 +334,20 @@ pub(crate) trait DynBackend: Send + Sync {
         keys: &'a [LockKey],
     ) -> BoxFuture<'a, Result<Vec<LockStatus>>>;
     fn cleanup<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<CleanupReport>>;
+}
+
+/// The TCP port a URL of `scheme` connects to when it names none (`5432` for `postgres`),
+/// for the backends in this build; `None` for other schemes and for stores not reached over
+/// TCP (`file`, `sqlite`, `mem`).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(lockhog::backend::default_port("file"), None);
+/// assert_eq!(lockhog::backend::default_port("gopher"), None);
+/// ```
+pub fn default_port(scheme: &str) -> Option<u16> {
+    registry::default_port(scheme)
 }
 
 /// `e`'s text, then each of its causes that the text does not say already: for clients whose

@@ -73,6 +73,11 @@ pub(crate) async fn connect(url: &mut BackendUrl) -> Result<Arc<dyn DynBackend>>
     connecting.await
 }
 
+/// The port of the built row for `scheme`; see [`super::default_port`].
+pub(crate) fn default_port(scheme: &str) -> Option<u16> {
+    find(BUILT_IN, &scheme.to_ascii_lowercase()).and_then(|row| row.default_port)
+}
+
 fn find<'t>(table: &'t [BackendRow], scheme: &str) -> Option<&'t BackendRow> {
     table.iter().find(|row| row.schemes.contains(&scheme))
 }
@@ -107,6 +112,20 @@ mod tests {
         let url = format!("file://{}?mode=fcntl", dir.display());
         let backend = connect(&mut BackendUrl::parse(&url).unwrap()).await;
         assert!(backend.is_ok() && dir.is_dir());
+    }
+
+    #[test]
+    fn network_schemes_have_their_default_ports() {
+        assert_eq!(default_port("file"), None);
+        assert_eq!(default_port("mem"), None);
+        #[cfg(feature = "postgres")]
+        assert_eq!(default_port("POSTGRESQL"), Some(5432));
+        #[cfg(feature = "redis")]
+        assert_eq!(default_port("redlock"), Some(6379));
+        #[cfg(feature = "etcd")]
+        assert_eq!(default_port("etcds"), Some(2379));
+        #[cfg(not(feature = "mysql"))]
+        assert_eq!(default_port("mysql"), None);
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub(crate) struct BackendRow {
     pub(crate) schemes: &'static [&'static str],
     /// The cargo feature that builds it; `None` for backends always built.
     pub(crate) feature: Option<&'static str>,
+    /// The TCP port a URL that names none connects to; `None` for stores that are not
+    /// reached over TCP.
+    pub(crate) default_port: Option<u16>,
     /// `None` when its feature is off in this build: the row then only names the backend, so
     /// its URLs are told which feature they need.
     pub(crate) connect: Option<Connect>,
@@ -36,6 +39,7 @@ impl BackendRow {
         BackendRow {
             schemes,
             feature: Some(feature),
+            default_port: None,
             connect: None,
         }
     }

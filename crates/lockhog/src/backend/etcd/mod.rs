@@ -101,6 +101,7 @@ use crate::url::BackendUrl;
 pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["etcd", "etcds"],
     feature: Some("etcd"),
+    default_port: Some(connect::DEFAULT_PORT),
     connect: Some(|url| Ok(super::row::connecting(EtcdBackend::connect(url)?))),
 };
 

@@ -68,6 +68,7 @@ const MOVED_RETRIES: u32 = 3;
 pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["file"],
     feature: None,
+    default_port: None,
     connect: Some(|url| {
         let dir = FileBackend::parse(url)?;
         Ok(super::row::connecting(async { FileBackend::open(dir) }))

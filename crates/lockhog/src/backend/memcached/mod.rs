@@ -67,10 +67,14 @@ use crate::url::BackendUrl;
 pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["memcached"],
     feature: Some("memcached"),
+    default_port: Some(DEFAULT_PORT),
     connect: Some(|url| Ok(super::row::connecting(MemcachedBackend::connect(url)?))),
 };
 
 const SCHEME: &str = "memcached";
+
+/// The port a `memcached://` URL without one connects to.
+const DEFAULT_PORT: u16 = 11211;
 
 /// The lease when neither the URL (`?ttl=`) nor the request says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
@@ -167,7 +171,7 @@ impl MemcachedBackend {
         let addr = if addr.contains(':') {
             addr.to_string()
         } else {
-            format!("{addr}:11211")
+            format!("{addr}:{DEFAULT_PORT}")
         };
         Ok(async move {
             let client = Client::new(addr.clone());

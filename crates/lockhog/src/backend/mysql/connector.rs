@@ -15,7 +15,8 @@ use crate::secret::Secrets;
 use crate::url::parse_duration;
 use crate::url::BackendUrl;
 
-const DEFAULT_PORT: u16 = 3306;
+/// The port a `mysql://` URL without one connects to.
+pub(crate) const DEFAULT_PORT: u16 = 3306;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_SESSIONS: usize = 4;
 const DEFAULT_MAX_WAITERS: usize = 64;

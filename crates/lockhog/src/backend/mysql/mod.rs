@@ -157,6 +157,7 @@ use crate::url::BackendUrl;
 pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["mysql"],
     feature: Some("mysql"),
+    default_port: Some(connector::DEFAULT_PORT),
     connect: Some(|url| Ok(super::row::connecting(MysqlBackend::connect(url)?))),
 };
 

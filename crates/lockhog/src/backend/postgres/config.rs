@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 use crate::name::percent_encode;
 use crate::url::BackendUrl;
 
+/// The port a `postgres://` URL without one connects to.
+pub(crate) const DEFAULT_PORT: u16 = 5432;
+
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_SESSIONS: usize = 4;
 const DEFAULT_MAX_WAITERS: usize = 64;
@@ -143,7 +146,11 @@ fn server_identity(config: &Config) -> String {
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            let port = ports
+                .get(i)
+                .or(ports.first())
+                .copied()
+                .unwrap_or(DEFAULT_PORT);
             match h {
                 Host::Tcp(name) => format!("{name}:{port}"),
                 Host::Unix(path) => format!("{}:{port}", path.display()),

@@ -175,6 +175,7 @@ use crate::url::BackendUrl;
 pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["postgres", "postgresql"],
     feature: Some("postgres"),
+    default_port: Some(config::DEFAULT_PORT),
     connect: Some(|url| Ok(super::row::connecting(PostgresBackend::connect(url)?))),
 };
 

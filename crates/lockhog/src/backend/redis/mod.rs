@@ -87,6 +87,7 @@ use crate::url::BackendUrl;
 pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["redis", "rediss"],
     feature: Some("redis"),
+    default_port: Some(6379),
     connect: Some(|url| Ok(super::row::connecting(RedisBackend::connect(url)?))),
 };
 

@@ -109,6 +109,7 @@ use crate::url::BackendUrl;
 pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
     schemes: &["sqlite"],
     feature: Some("sqlite"),
+    default_port: None,
     connect: Some(|url| Ok(super::row::connecting(SqliteBackend::open(url)?))),
 };
 

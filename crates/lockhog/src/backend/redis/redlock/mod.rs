@@ -74,6 +74,7 @@ use crate::url::BackendUrl;
 pub(crate) const ROW: super::super::row::BackendRow = super::super::row::BackendRow {
     schemes: &["redlock"],
     feature: Some("redis"),
+    default_port: Some(6379),
     connect: Some(|url| Ok(super::super::row::connecting(RedlockBackend::connect(url)?))),
 };
 
