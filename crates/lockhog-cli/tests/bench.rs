@@ -1,5 +1,5 @@
-//! `lockhog bench` on the file backend: the shape of its output, never its speed (no timed
-//! assertions: the machine may be busy).
+//! `lockhog bench` on the file backend (and the etcd floor on the test cluster): the shape of
+//! its output, never its speed (no timed assertions: the machine may be busy).
 
 use std::process::{Command, Output};
 
@@ -7,9 +7,12 @@ use serde_json::Value;
 
 fn bench(args: &[&str]) -> Output {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("file://{}", dir.path().display());
+    bench_on(&format!("file://{}", dir.path().display()), args)
+}
+
+fn bench_on(url: &str, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_lockhog"))
-        .args(["bench", "-b", &url])
+        .args(["bench", "-b", url])
         .args(args)
         .env_remove("RUST_LOG")
         .output()
@@ -92,6 +95,28 @@ fn floor_measures_raw_flock() {
     );
     assert!(number(&report, "handoff_p99_us") >= number(&report, "handoff_p50_us"));
     assert_eq!(report["contended_cycles_per_s"], Value::Null, "{report}");
+}
+
+/// The etcd floor: the calls etcd's own concurrency mutex makes, on a bare client.
+#[cfg(feature = "etcd")]
+#[test]
+fn floor_measures_the_etcd_mutex_calls() {
+    let target = lockhog::testkit::Target::from_env("LOCKHOG_TEST_ETCD_URL");
+    let Some(url) = target.url() else { return };
+    let out = bench_on(url, &["--duration", "0.5", "--json", "--floor"]);
+    let report = one_json_object(&out);
+    assert_eq!(report["mode"], "floor");
+    assert!(
+        number(&report, "uncontended_cycles_per_s") > 0.0,
+        "{report}"
+    );
+    assert!(number(&report, "handoff_rounds") >= 20.0, "{report}");
+    assert!(
+        report["commands"]
+            .as_str()
+            .is_some_and(|c| c.contains("lease")),
+        "{report}"
+    );
 }
 
 #[test]

@@ -14,8 +14,13 @@
 //! - `mysql`: prepared `SELECT GET_LOCK(?, 0)` + `SELECT RELEASE_LOCK(?)` on one mysql_async
 //!   connection; handoff to a second one blocked in `GET_LOCK(?, 30)`;
 //! - `sqlite`: `BEGIN IMMEDIATE; INSERT` a row; `COMMIT`, then `DELETE` it by owner, in WAL
-//!   mode with `synchronous=FULL` (lockhog's settings), on its own table in the same file.
+//!   mode with `synchronous=FULL` (lockhog's settings), on its own table in the same file;
+//! - `etcd`: what etcd's own concurrency mutex sends on a bare etcd client: one lease per
+//!   session, then per lock a transaction that puts `<prefix>/<lease>` and reads the queue's
+//!   head, and a delete; handoff to a second session watching the holder's key.
 
+#[cfg(feature = "etcd")]
+mod etcd;
 mod measure;
 mod raw;
 mod sql;
@@ -40,6 +45,8 @@ pub async fn run(url: &str, args: &BenchArgs, progress: &Progress) -> Result<Rep
         "postgres" | "postgresql" => sql::postgres(&bare, u_run, h_run).await?,
         #[cfg(feature = "mysql")]
         "mysql" => sql::mysql(&bare, u_run, h_run).await?,
+        #[cfg(feature = "etcd")]
+        "etcd" => etcd::etcd(&bare, u_run, h_run).await?,
         #[cfg(feature = "sqlite")]
         "sqlite" => blocking(move || sql::sqlite(&bare, u_run)).await?,
         other => {
