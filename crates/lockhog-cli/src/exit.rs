@@ -109,6 +109,7 @@ mod tests {
         let timed_out = E::TimedOut {
             name: "x".into(),
             waited: Duration::ZERO,
+            attempts: 1,
         };
         assert_eq!(code_for(&timed_out), 1);
         assert_eq!(code_for(&E::InvalidName { reason: "".into() }), 2);

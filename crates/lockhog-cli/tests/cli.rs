@@ -66,6 +66,12 @@ fn hold_waits_for_the_lock_and_gives_up_at_its_bound() {
     let gave_up = locks.run("hold", &["-w", "0.2", "x"]);
     gave_up.assert_code(1);
     assert!(gave_up.stdout.is_empty(), "{gave_up:#?}");
+    // The message says how many attempts were made ("1 attempt": the file backend waits in
+    // one blocking call).
+    assert!(
+        gave_up.stderr.contains("was not acquired within") && gave_up.stderr.contains(" attempt"),
+        "{gave_up:#?}"
+    );
     // Without -n or -w, a second holder waits, and gets the lock when the first lets go.
     let mut second = Proc::spawn(locks.cmd("hold", &["x"]), "second hold");
     first.proc.send("release");

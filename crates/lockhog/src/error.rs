@@ -37,12 +37,17 @@ pub enum Error {
         name: String,
     },
     /// The lock was still held by someone else when the wait ran out.
-    #[error("lock {name:?} was not acquired within {waited:?}")]
+    #[error("lock {name:?} was not acquired within {waited:?} ({})", attempts_text(.attempts))]
     TimedOut {
         /// The lock's name.
         name: String,
         /// How long the caller waited.
         waited: Duration,
+        /// How many attempts were made on the store (see
+        /// [`AcquireStats::attempts`](crate::AcquireStats::attempts)); a wait that ran out
+        /// because [`RetryPolicy::max_attempts`](crate::RetryPolicy::max_attempts) was reached
+        /// made exactly that many.
+        attempts: u32,
     },
     /// The lock name cannot be used (empty or longer than [`crate::MAX_NAME_BYTES`]).
     #[error("invalid lock name: {reason}")]
@@ -113,6 +118,15 @@ impl Error {
             message: message.into(),
             source: None,
         }
+    }
+}
+
+/// "1 attempt", "3 attempts".
+fn attempts_text(n: &u32) -> String {
+    if *n == 1 {
+        "1 attempt".into()
+    } else {
+        format!("{n} attempts")
     }
 }
 

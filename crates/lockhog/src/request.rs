@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::{AcquireContext, DynBackend, LostSender};
+use crate::backend::{poll, AcquireContext, DynBackend, LostSender};
 use crate::error::{Error, Result};
 use crate::guard::{AcquireStats, LockGuard};
 use crate::name::{LockKey, LockName};
@@ -93,7 +93,8 @@ impl LockRequest {
         self
     }
 
-    /// The backoff between attempts on backends that poll.
+    /// The backoff between attempts on backends that poll, and the cap on attempts
+    /// ([`RetryPolicy::max_attempts`]).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self
@@ -141,7 +142,8 @@ impl LockRequest {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`], [`Error::InvalidOption`], [`Error::Backend`].
+    /// [`Error::TimedOut`] only when the retry policy caps the attempts
+    /// ([`RetryPolicy::max_attempts`]); [`Error::InvalidName`], [`Error::InvalidOption`], [`Error::Backend`].
     pub async fn wait(self) -> Result<LockGuard> {
         self.waiting(Wait::Forever).acquire().await
     }
@@ -169,6 +171,13 @@ impl LockRequest {
         if self.fair && !caps.fair {
             return unsupported("fair (FIFO)");
         }
+        if self.fair && self.retry.attempt_limit().is_some() {
+            return Err(Error::InvalidOption {
+                reason: "a fair wait keeps its place in the queue: it cannot also be capped \
+                         to a number of attempts"
+                    .into(),
+            });
+        }
         let key = LockKey::new(self.namespace, name.clone());
         let lost = LostSender::default();
         let ctx = AcquireContext::new(
@@ -186,12 +195,18 @@ impl LockRequest {
                 ctx.note_attempt();
                 backend.try_acquire(&key, &ctx).await?
             }
-            Wait::For(bound) => {
-                backend
-                    .wait_acquire(&key, &ctx, Some(started + bound))
-                    .await?
+            Wait::For(_) | Wait::Forever => {
+                let deadline = match self.wait {
+                    Wait::For(bound) => Some(started + bound),
+                    _ => None,
+                };
+                if self.retry.attempt_limit().is_some() {
+                    // A capped wait is a spin of at most that many tries, on every backend.
+                    poll(&ctx, deadline, || backend.try_acquire(&key, &ctx)).await?
+                } else {
+                    backend.wait_acquire(&key, &ctx, deadline).await?
+                }
             }
-            Wait::Forever => backend.wait_acquire(&key, &ctx, None).await?,
         };
         let waited = started.elapsed();
         let stats = AcquireStats {
@@ -207,6 +222,7 @@ impl LockRequest {
                 _ => Error::TimedOut {
                     name: name.to_string(),
                     waited,
+                    attempts: stats.attempts,
                 },
             });
         };

@@ -25,11 +25,13 @@
 //! Checks that need another process run `lockhog hold`: the binary named by
 //! [`Target::with_hold_bin`], else `LOCKHOG_BIN`, else `lockhog` beside the test executable.
 
+mod attempts;
 mod cancel;
 mod checks;
 mod process;
 mod process_checks;
 
+pub use attempts::*;
 pub use cancel::*;
 pub use checks::*;
 pub use process::HoldProcess;
@@ -310,7 +312,8 @@ macro_rules! conformance_suite {
                 cancelled_acquire_leaves_nothing_held,
                 cancel_at_random_points,
                 status_reports_held_and_free,
-                unreachable_backend_errors
+                unreachable_backend_errors,
+                attempts_are_counted_and_capped
             );
         }
     };
