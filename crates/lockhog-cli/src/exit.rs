@@ -34,6 +34,7 @@ pub fn code_for(err: &lockhog::Error) -> u8 {
         E::Contended { .. } | E::TimedOut { .. } => NOT_ACQUIRED,
         E::InvalidName { .. } | E::InvalidUrl { .. } | E::InvalidOption { .. } => USAGE,
         E::Backend { .. } => UNAVAILABLE,
+        E::LostWhileHeld { .. } => LOCK_LOST,
         _ => UNAVAILABLE,
     }
 }

@@ -117,8 +117,12 @@ impl Locker {
     ///
     /// # Errors
     ///
-    /// Those of [`LockRequest::acquire`].
-    pub fn with_lock<T>(&self, name: impl AsRef<str>, f: impl FnOnce() -> T) -> Result<T> {
+    /// As [`LockRequest::run`].
+    pub fn with_lock<T: Send + 'static>(
+        &self,
+        name: impl AsRef<str>,
+        f: impl FnOnce() -> T,
+    ) -> Result<T> {
         self.lock(name).run(f)
     }
 
@@ -232,12 +236,13 @@ impl LockRequest {
     ///
     /// # Errors
     ///
-    /// As [`crate::LockRequest::acquire`].
-    pub fn run<T>(self, f: impl FnOnce() -> T) -> Result<T> {
+    /// As [`crate::LockRequest::run`]: those of [`crate::LockRequest::acquire`] (then `f` did
+    /// not run), and [`crate::Error::LostWhileHeld`] with `f`'s value when the lock was lost
+    /// while `f` ran or its release failed.
+    pub fn run<T: Send + 'static>(self, f: impl FnOnce() -> T) -> Result<T> {
         let guard = self.acquire()?;
         let out = f();
-        guard.release()?;
-        Ok(out)
+        block_on(guard.0.release_after(out))
     }
 }
 

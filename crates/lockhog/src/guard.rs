@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::backend::{BoxFuture, DynBackend, ErasedHeld, LostSender};
-use crate::error::Result;
+use crate::error::{BodyValue, Error, Result};
 use crate::name::LockName;
 
 /// How an acquire went: PALs' `return_retries`, and more.
@@ -158,6 +158,34 @@ impl LockGuard {
         let ours = FinishOnDrop(Some(Box::pin(async move { backend.release(held).await }))).await?;
         tracing::debug!(name = %self.name, ours, "released");
         Ok(ours && !self.is_lost())
+    }
+}
+
+impl LockGuard {
+    /// Releases the lock after a body that returned `out` ran under it: `out` when the lock was
+    /// ours throughout, else [`Error::LostWhileHeld`] with `out` in it. What `run` and
+    /// `with_lock` end with.
+    pub(crate) async fn release_after<T: Send + 'static>(self, out: T) -> Result<T> {
+        let name = self.name.to_string();
+        let lost = self.lost.reason();
+        let (reason, source) = match self.release().await {
+            Ok(true) => return Ok(out),
+            Ok(false) => (
+                lost.unwrap_or_else(|| "another holder had it when it was released".into()),
+                None,
+            ),
+            Err(e) => (
+                format!("its release failed ({e})"),
+                Some(Box::new(e) as crate::BoxError),
+            ),
+        };
+        tracing::warn!(%name, %reason, "the lock was lost while the body ran");
+        Err(Error::LostWhileHeld {
+            name,
+            reason,
+            value: BodyValue::new(out),
+            source,
+        })
     }
 }
 

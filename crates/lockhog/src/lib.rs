@@ -103,7 +103,7 @@ pub mod url;
 
 pub use backend::{Capabilities, CleanupReport, LockState, LockStatus};
 pub use compute_once::{compute_once, ComputeOnce};
-pub use error::{BoxError, Error, Result};
+pub use error::{BodyValue, BoxError, Error, Result};
 pub use guard::{AcquireStats, LockGuard};
 pub use locker::{IntoLockRequest, Locker, URL_ENV};
 /// `#[lockhog::hogged(<hogger>)]`: hogs a lock around a `#[test]` or `#[tokio::test]` function

@@ -244,15 +244,17 @@ impl LockRequest {
     ///
     /// # Errors
     ///
-    /// Those of [`LockRequest::acquire`].
+    /// Those of [`LockRequest::acquire`] (then `f` did not run);
+    /// [`Error::LostWhileHeld`], with `f`'s value, when the lock was lost while `f` ran or its
+    /// release failed.
     pub async fn run<F, Fut, T>(self, f: F) -> Result<T>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
+        T: Send + 'static,
     {
         let guard = self.acquire().await?;
         let out = f().await;
-        guard.release().await?;
-        Ok(out)
+        guard.release_after(out).await
     }
 }
