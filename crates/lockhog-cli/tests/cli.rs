@@ -218,6 +218,32 @@ fn default_backend_comes_from_lockhog_url() {
 // run
 
 #[test]
+fn run_holds_every_name_while_the_command_runs() {
+    let locks = Locks::new();
+    // The command tries each lock itself (the binary and URL reach it through its
+    // environment, never spliced into the script): both are held. Its environment names the
+    // first lock of the command line.
+    let script = r#""$BIN" run -n a -- true; echo "a=$?"; "$BIN" run -n b -- true; echo "b=$?"; echo "name=$LOCKHOG_NAME""#;
+    let mut cmd = locks.cmd("run", &["b", "a", "--", "sh", "-c", script]);
+    cmd.env("BIN", bin()).env("LOCKHOG_URL", locks.url());
+    let out = Proc::spawn(cmd, "run b a").finish();
+    out.assert_code(0);
+    assert_eq!(out.stdout, ["a=1", "b=1", "name=b"], "{out:#?}");
+    assert_eq!(locks.try_run("a"), 0);
+    assert_eq!(locks.try_run("b"), 0);
+
+    // One of them held elsewhere: nothing runs, and the other is not kept.
+    let mut holder = locks.hold(&["b"], 1);
+    let refused = locks.run("run", &["-n", "a", "b", "--", "echo", "ran"]);
+    refused.assert_code(1);
+    assert!(refused.stdout.is_empty(), "{refused:#?}");
+    assert_eq!(locks.try_run("a"), 0);
+    holder.proc.send("release");
+    assert_eq!(holder.proc.line(), "released b");
+    assert!(holder.proc.wait().success());
+}
+
+#[test]
 fn run_exits_with_the_command_status() {
     let locks = Locks::new();
     locks

@@ -91,6 +91,7 @@ pub mod compute_once;
 mod error;
 mod guard;
 pub mod hog;
+mod lock_all;
 mod locker;
 mod name;
 mod options;
@@ -105,6 +106,7 @@ pub use backend::{Capabilities, CleanupReport, LockState, LockStatus};
 pub use compute_once::{compute_once, ComputeOnce};
 pub use error::{BodyValue, BoxError, Error, Result};
 pub use guard::{AcquireStats, LockGuard};
+pub use lock_all::{LockAllGuard, LockAllRequest};
 pub use locker::{IntoLockRequest, Locker, URL_ENV};
 /// `#[lockhog::hogged(<hogger>)]`: hogs a lock around a `#[test]` or `#[tokio::test]` function
 /// (see [`hog::hogged`] and [`hog::async_hogged`]).

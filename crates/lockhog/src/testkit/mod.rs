@@ -28,12 +28,14 @@
 mod attempts;
 mod cancel;
 mod checks;
+mod lock_all;
 mod process;
 mod process_checks;
 
 pub use attempts::*;
 pub use cancel::*;
 pub use checks::*;
+pub use lock_all::*;
 pub use process::HoldProcess;
 pub use process_checks::*;
 
@@ -313,7 +315,10 @@ macro_rules! conformance_suite {
                 cancel_at_random_points,
                 status_reports_held_and_free,
                 unreachable_backend_errors,
-                attempts_are_counted_and_capped
+                attempts_are_counted_and_capped,
+                lock_all_takes_all_or_none,
+                lock_all_never_deadlocks,
+                lock_all_across_processes
             );
         }
     };
