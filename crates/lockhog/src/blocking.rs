@@ -174,6 +174,14 @@ impl LockRequest {
     pub fn retry(self, policy: RetryPolicy) -> Self {
         LockRequest(self.0.retry(policy))
     }
+    /// See [`crate::LockRequest::max_hold`] (the timer runs on this module's runtime).
+    pub fn max_hold(self, limit: Duration) -> Self {
+        LockRequest(self.0.max_hold(limit))
+    }
+    /// See [`crate::LockRequest::steal_after`].
+    pub fn steal_after(self, limit: Duration) -> Self {
+        LockRequest(self.0.steal_after(limit))
+    }
     /// See [`crate::LockRequest::no_wait`].
     pub fn no_wait(self) -> Self {
         LockRequest(self.0.no_wait())

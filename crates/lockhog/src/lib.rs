@@ -93,6 +93,7 @@ mod guard;
 pub mod hog;
 mod lock_all;
 mod locker;
+mod max_hold;
 mod name;
 mod options;
 pub mod protocol;

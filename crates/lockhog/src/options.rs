@@ -182,6 +182,10 @@ pub struct AcquireOptions {
     /// Waiters must acquire in the order they asked. Only asked of backends whose
     /// [`Capabilities::fair`](crate::Capabilities::fair) is true.
     pub fair: bool,
+    /// A lock acquired longer ago than this counts as free to this request, even while its
+    /// holder lives. Only asked of backends whose
+    /// [`Capabilities::steal_after`](crate::Capabilities::steal_after) is true.
+    pub steal_after: Option<Duration>,
 }
 
 /// `ttl`, refused when zero: a lease must outlive its own renewal.

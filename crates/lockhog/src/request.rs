@@ -30,6 +30,8 @@ pub struct LockRequest {
     retry: RetryPolicy,
     shared: bool,
     fair: bool,
+    max_hold: Option<Duration>,
+    steal_after: Option<Duration>,
 }
 
 impl std::fmt::Debug for LockRequest {
@@ -43,6 +45,8 @@ impl std::fmt::Debug for LockRequest {
             .field("retry", &self.retry)
             .field("shared", &self.shared)
             .field("fair", &self.fair)
+            .field("max_hold", &self.max_hold)
+            .field("steal_after", &self.steal_after)
             .finish()
     }
 }
@@ -66,6 +70,8 @@ impl LockRequest {
             retry,
             shared: false,
             fair: false,
+            max_hold: None,
+            steal_after: None,
         }
     }
 
@@ -90,6 +96,44 @@ impl LockRequest {
     /// ignore it.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self
+    }
+
+    /// Gives the lock back after `limit` even while the guard lives: the guard's
+    /// [`lost`](LockGuard::lost) then completes, [`LockGuard::is_lost`] turns true and
+    /// [`LockGuard::release`] returns `Ok(false)`. Works on every backend (a timer of the
+    /// library's own, on the tokio runtime of the acquire); for work that must never keep a
+    /// lock longer, whatever happens to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    ///
+    /// let locker = lockhog::Locker::connect("mem:").await?;
+    /// let guard = locker.lock("report").max_hold(Duration::from_millis(10)).wait().await?;
+    /// let reason = guard.lost().await; // the work should stop here
+    /// assert!(reason.contains("max_hold"));
+    /// assert!(!guard.release().await?);
+    /// # Ok::<(), lockhog::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn max_hold(mut self, limit: Duration) -> Self {
+        self.max_hold = Some(limit);
+        self
+    }
+
+    /// Takes the lock over from a holder that has held it longer than `limit`, **even while
+    /// that holder lives**: it then learns the loss through its guard's
+    /// [`lost`](LockGuard::lost) and its release returns `Ok(false)`. For work that must never
+    /// wait longer than that; pass the fencing token on to what the lock protects. Acquiring
+    /// fails with [`Error::InvalidOption`] on backends that do not keep when a lock was
+    /// acquired (see [`Capabilities::steal_after`](crate::Capabilities::steal_after)), and
+    /// when `limit` is shorter than the lease's ttl (a live holder's lock would be taken
+    /// before a dead holder's lease could run out).
+    pub fn steal_after(mut self, limit: Duration) -> Self {
+        self.steal_after = Some(limit);
         self
     }
 
@@ -158,6 +202,11 @@ impl LockRequest {
         let name = self.name?;
         self.retry.validate()?;
         let ttl = self.ttl.map(validate_ttl).transpose()?;
+        if self.max_hold.is_some_and(|m| m.is_zero()) {
+            return Err(Error::InvalidOption {
+                reason: "max_hold must be above zero".into(),
+            });
+        }
         let backend = self.backend;
         let caps = backend.capabilities();
         let unsupported = |what: &str| {
@@ -170,6 +219,20 @@ impl LockRequest {
         }
         if self.fair && !caps.fair {
             return unsupported("fair (FIFO)");
+        }
+        if self.steal_after.is_some() && !caps.steal_after {
+            return Err(Error::InvalidOption {
+                reason: format!(
+                    "the {} backend does not keep when a lock was acquired: it cannot take over \
+                     one held too long (steal_after)",
+                    backend.scheme()
+                ),
+            });
+        }
+        if self.steal_after.is_some_and(|s| s.is_zero()) {
+            return Err(Error::InvalidOption {
+                reason: "steal_after must be above zero".into(),
+            });
         }
         if self.fair && self.retry.attempt_limit().is_some() {
             return Err(Error::InvalidOption {
@@ -186,6 +249,7 @@ impl LockRequest {
                 retry: self.retry,
                 shared: self.shared,
                 fair: self.fair,
+                steal_after: self.steal_after,
             },
             lost.clone(),
         );
@@ -236,6 +300,7 @@ impl LockRequest {
             acquired.token,
             stats,
             lost,
+            self.max_hold,
         ))
     }
 

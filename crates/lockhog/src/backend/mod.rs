@@ -122,6 +122,10 @@ pub struct Capabilities {
     pub native_wait: bool,
     /// The lock excludes other processes (and, for network stores, other machines).
     pub cross_process: bool,
+    /// [`LockRequest::steal_after`](crate::LockRequest::steal_after) is honoured: the store
+    /// keeps when each lock was acquired, so a waiter can take over one held longer than it
+    /// allows.
+    pub steal_after: bool,
 }
 
 /// What a successful acquire returns to the library.

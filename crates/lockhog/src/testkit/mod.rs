@@ -28,6 +28,7 @@
 mod attempts;
 mod cancel;
 mod checks;
+mod limits;
 mod lock_all;
 mod process;
 mod process_checks;
@@ -35,6 +36,7 @@ mod process_checks;
 pub use attempts::*;
 pub use cancel::*;
 pub use checks::*;
+pub use limits::*;
 pub use lock_all::*;
 pub use process::HoldProcess;
 pub use process_checks::*;
@@ -318,7 +320,9 @@ macro_rules! conformance_suite {
                 attempts_are_counted_and_capped,
                 lock_all_takes_all_or_none,
                 lock_all_never_deadlocks,
-                lock_all_across_processes
+                lock_all_across_processes,
+                max_hold_gives_the_lock_back,
+                steal_after_takes_over_a_live_holder
             );
         }
     };
