@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::backend::{BoxFuture, DynBackend, ErasedHeld, LostSender};
+use crate::backend::{BoxFuture, DynBackend, LostSender};
 use crate::error::{BodyValue, Error, Result};
 use crate::max_hold::HeldSlot;
 use crate::name::LockName;
@@ -66,15 +66,13 @@ impl std::fmt::Debug for LockGuard {
 impl LockGuard {
     pub(crate) fn new(
         backend: Arc<dyn DynBackend>,
-        held: ErasedHeld,
+        held: HeldSlot,
         name: LockName,
         resource: String,
         token: u64,
         stats: AcquireStats,
         lost: LostSender,
-        max_hold: Option<Duration>,
     ) -> Self {
-        let held = HeldSlot::new(held, max_hold, &backend, &lost, name.as_str());
         LockGuard {
             backend,
             held,

@@ -1,13 +1,12 @@
 //! [`Locker::lock_all`]: several locks taken together, all or none, in one order that every
 //! caller shares, so that two callers taking overlapping sets can never deadlock.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::backend::BoxFuture;
 use crate::error::{Error, Result};
 use crate::guard::LockGuard;
 use crate::locker::Locker;
@@ -209,13 +208,10 @@ impl LockAllGuard {
     ///
     /// Cancel safe: drop it and call again at any time.
     pub async fn lost(&self) -> (&LockGuard, String) {
-        let mut waits: Vec<Pin<Box<dyn Future<Output = (&LockGuard, String)> + Send + '_>>> = self
+        let mut waits: Vec<BoxFuture<'_, (&LockGuard, String)>> = self
             .guards
             .iter()
-            .map(|g| {
-                Box::pin(async move { (g, g.lost().await) })
-                    as Pin<Box<dyn Future<Output = _> + Send + '_>>
-            })
+            .map(|g| Box::pin(async move { (g, g.lost().await) }) as BoxFuture<'_, _>)
             .collect();
         std::future::poll_fn(|cx| {
             for wait in &mut waits {

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use crate::backend::{poll, AcquireContext, DynBackend, LostSender};
 use crate::error::{Error, Result};
 use crate::guard::{AcquireStats, LockGuard};
+use crate::max_hold::HeldSlot;
 use crate::name::{LockKey, LockName};
 use crate::options::{validate_ttl, AcquireOptions, RetryPolicy, Wait};
 
@@ -292,15 +293,15 @@ impl LockRequest {
         };
         tracing::debug!(name = %name, attempts = stats.attempts, ?waited, token = acquired.token, "acquired");
         let resource = backend.resource(&key);
+        let held = HeldSlot::new(acquired.held, self.max_hold, &backend, &lost, name.as_str());
         Ok(LockGuard::new(
             backend.clone(),
-            acquired.held,
+            held,
             name,
             resource,
             acquired.token,
             stats,
             lost,
-            self.max_hold,
         ))
     }
 
