@@ -54,16 +54,20 @@ pub async fn acquire(
     }
     tracing::info!(name, ?wait, "acquiring");
     let guard = request.acquire().await?;
+    log_acquired(&guard);
+    Ok(guard)
+}
+
+fn log_acquired(guard: &LockGuard) {
     let stats = guard.stats();
     tracing::info!(
-        name,
+        name = guard.name().as_str(),
         resource = guard.resource(),
         token = guard.fencing_token(),
         attempts = stats.attempts,
         waited_ms = millis(stats.waited),
         "acquired"
     );
-    Ok(guard)
 }
 
 /// Acquires every one of `names` as [`acquire`] does one: all or none, in the order of their
@@ -81,17 +85,7 @@ pub async fn acquire_all(
     }
     tracing::info!(?names, ?wait, "acquiring");
     let all = request.acquire().await?;
-    for guard in all.guards() {
-        let stats = guard.stats();
-        tracing::info!(
-            name = guard.name().as_str(),
-            resource = guard.resource(),
-            token = guard.fencing_token(),
-            attempts = stats.attempts,
-            waited_ms = millis(stats.waited),
-            "acquired"
-        );
-    }
+    all.guards().iter().for_each(log_acquired);
     Ok(all)
 }
 
