@@ -122,9 +122,11 @@ pub struct RunArgs {
     /// With --on-lost term: seconds from SIGTERM to SIGKILL (fractions allowed)
     #[arg(long = "grace", value_name = "SECS", default_value = "10", value_parser = parse_wait)]
     pub grace: Duration,
-    /// The lock's name
-    #[arg(value_name = "NAME")]
-    pub name: String,
+    /// The lock's name; with several, every one is held while COMMAND runs (taken all or
+    /// none, in an order every caller shares, so two runs naming the same locks in any order
+    /// never deadlock)
+    #[arg(value_name = "NAME", required = true, num_args = 1..)]
+    pub names: Vec<String>,
     /// The command to run with the lock held, after `--`
     #[arg(value_name = "COMMAND", last = true, required = true, num_args = 1..)]
     pub command: Vec<OsString>,

@@ -34,6 +34,7 @@ pub fn code_for(err: &lockhog::Error) -> u8 {
         E::Contended { .. } | E::TimedOut { .. } => NOT_ACQUIRED,
         E::InvalidName { .. } | E::InvalidUrl { .. } | E::InvalidOption { .. } => USAGE,
         E::Backend { .. } => UNAVAILABLE,
+        E::LostWhileHeld { .. } => LOCK_LOST,
         _ => UNAVAILABLE,
     }
 }
@@ -109,6 +110,7 @@ mod tests {
         let timed_out = E::TimedOut {
             name: "x".into(),
             waited: Duration::ZERO,
+            attempts: 1,
         };
         assert_eq!(code_for(&timed_out), 1);
         assert_eq!(code_for(&E::InvalidName { reason: "".into() }), 2);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lockhog::{LockGuard, LockName, Locker, Wait};
+use lockhog::{LockAllGuard, LockGuard, LockName, Locker, Wait};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::Instant;
 
@@ -47,29 +47,57 @@ pub async fn acquire(
     args: &AcquireArgs,
     deadline: Option<Instant>,
 ) -> lockhog::Result<LockGuard> {
-    let wait = if args.no_wait {
-        Wait::No
-    } else if let Some(deadline) = deadline {
-        Wait::For(deadline.saturating_duration_since(Instant::now()))
-    } else {
-        Wait::Forever
-    };
+    let wait = wait_of(args, deadline);
     let mut request = locker.lock(name).waiting(wait);
     if let Some(ttl) = args.ttl {
         request = request.ttl(ttl);
     }
     tracing::info!(name, ?wait, "acquiring");
     let guard = request.acquire().await?;
+    log_acquired(&guard);
+    Ok(guard)
+}
+
+fn log_acquired(guard: &LockGuard) {
     let stats = guard.stats();
     tracing::info!(
-        name,
+        name = guard.name().as_str(),
         resource = guard.resource(),
         token = guard.fencing_token(),
         attempts = stats.attempts,
         waited_ms = millis(stats.waited),
         "acquired"
     );
-    Ok(guard)
+}
+
+/// Acquires every one of `names` as [`acquire`] does one: all or none, in the order of their
+/// resources, within `deadline` (see [`Locker::lock_all`]).
+pub async fn acquire_all(
+    locker: &Locker,
+    names: &[String],
+    args: &AcquireArgs,
+    deadline: Option<Instant>,
+) -> lockhog::Result<LockAllGuard> {
+    let wait = wait_of(args, deadline);
+    let mut request = locker.lock_all(names).waiting(wait);
+    if let Some(ttl) = args.ttl {
+        request = request.ttl(ttl);
+    }
+    tracing::info!(?names, ?wait, "acquiring");
+    let all = request.acquire().await?;
+    all.guards().iter().for_each(log_acquired);
+    Ok(all)
+}
+
+/// The wait that `-n` and `-w` (up to `deadline`) ask for.
+fn wait_of(args: &AcquireArgs, deadline: Option<Instant>) -> Wait {
+    if args.no_wait {
+        Wait::No
+    } else if let Some(deadline) = deadline {
+        Wait::For(deadline.saturating_duration_since(Instant::now()))
+    } else {
+        Wait::Forever
+    }
 }
 
 /// A duration in milliseconds with a fraction, for logs.

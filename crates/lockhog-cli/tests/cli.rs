@@ -66,6 +66,12 @@ fn hold_waits_for_the_lock_and_gives_up_at_its_bound() {
     let gave_up = locks.run("hold", &["-w", "0.2", "x"]);
     gave_up.assert_code(1);
     assert!(gave_up.stdout.is_empty(), "{gave_up:#?}");
+    // The message says how many attempts were made ("1 attempt": the file backend waits in
+    // one blocking call).
+    assert!(
+        gave_up.stderr.contains("was not acquired within") && gave_up.stderr.contains(" attempt"),
+        "{gave_up:#?}"
+    );
     // Without -n or -w, a second holder waits, and gets the lock when the first lets go.
     let mut second = Proc::spawn(locks.cmd("hold", &["x"]), "second hold");
     first.proc.send("release");
@@ -210,6 +216,32 @@ fn default_backend_comes_from_lockhog_url() {
 
 // ---------------------------------------------------------------------------------------
 // run
+
+#[test]
+fn run_holds_every_name_while_the_command_runs() {
+    let locks = Locks::new();
+    // The command tries each lock itself (the binary and URL reach it through its
+    // environment, never spliced into the script): both are held. Its environment names the
+    // first lock of the command line.
+    let script = r#""$BIN" run -n a -- true; echo "a=$?"; "$BIN" run -n b -- true; echo "b=$?"; echo "name=$LOCKHOG_NAME""#;
+    let mut cmd = locks.cmd("run", &["b", "a", "--", "sh", "-c", script]);
+    cmd.env("BIN", bin()).env("LOCKHOG_URL", locks.url());
+    let out = Proc::spawn(cmd, "run b a").finish();
+    out.assert_code(0);
+    assert_eq!(out.stdout, ["a=1", "b=1", "name=b"], "{out:#?}");
+    assert_eq!(locks.try_run("a"), 0);
+    assert_eq!(locks.try_run("b"), 0);
+
+    // One of them held elsewhere: nothing runs, and the other is not kept.
+    let mut holder = locks.hold(&["b"], 1);
+    let refused = locks.run("run", &["-n", "a", "b", "--", "echo", "ran"]);
+    refused.assert_code(1);
+    assert!(refused.stdout.is_empty(), "{refused:#?}");
+    assert_eq!(locks.try_run("a"), 0);
+    holder.proc.send("release");
+    assert_eq!(holder.proc.line(), "released b");
+    assert!(holder.proc.wait().success());
+}
 
 #[test]
 fn run_exits_with_the_command_status() {

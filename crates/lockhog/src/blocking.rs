@@ -117,8 +117,12 @@ impl Locker {
     ///
     /// # Errors
     ///
-    /// Those of [`LockRequest::acquire`].
-    pub fn with_lock<T>(&self, name: impl AsRef<str>, f: impl FnOnce() -> T) -> Result<T> {
+    /// As [`LockRequest::run`].
+    pub fn with_lock<T: Send + 'static>(
+        &self,
+        name: impl AsRef<str>,
+        f: impl FnOnce() -> T,
+    ) -> Result<T> {
         self.lock(name).run(f)
     }
 
@@ -169,6 +173,14 @@ impl LockRequest {
     /// See [`crate::LockRequest::retry`].
     pub fn retry(self, policy: RetryPolicy) -> Self {
         LockRequest(self.0.retry(policy))
+    }
+    /// See [`crate::LockRequest::max_hold`] (the timer runs on this module's runtime).
+    pub fn max_hold(self, limit: Duration) -> Self {
+        LockRequest(self.0.max_hold(limit))
+    }
+    /// See [`crate::LockRequest::steal_after`].
+    pub fn steal_after(self, limit: Duration) -> Self {
+        LockRequest(self.0.steal_after(limit))
     }
     /// See [`crate::LockRequest::no_wait`].
     pub fn no_wait(self) -> Self {
@@ -232,12 +244,13 @@ impl LockRequest {
     ///
     /// # Errors
     ///
-    /// As [`crate::LockRequest::acquire`].
-    pub fn run<T>(self, f: impl FnOnce() -> T) -> Result<T> {
+    /// As [`crate::LockRequest::run`]: those of [`crate::LockRequest::acquire`] (then `f` did
+    /// not run), and [`crate::Error::LostWhileHeld`] with `f`'s value when the lock was lost
+    /// while `f` ran or its release failed.
+    pub fn run<T: Send + 'static>(self, f: impl FnOnce() -> T) -> Result<T> {
         let guard = self.acquire()?;
         let out = f();
-        guard.release()?;
-        Ok(out)
+        block_on(guard.0.release_after(out))
     }
 }
 

@@ -91,7 +91,9 @@ pub mod compute_once;
 mod error;
 mod guard;
 pub mod hog;
+mod lock_all;
 mod locker;
+mod max_hold;
 mod name;
 mod options;
 pub mod protocol;
@@ -103,8 +105,9 @@ pub mod url;
 
 pub use backend::{Capabilities, CleanupReport, LockState, LockStatus};
 pub use compute_once::{compute_once, ComputeOnce};
-pub use error::{BoxError, Error, Result};
+pub use error::{BodyValue, BoxError, Error, Result};
 pub use guard::{AcquireStats, LockGuard};
+pub use lock_all::{LockAllGuard, LockAllRequest};
 pub use locker::{IntoLockRequest, Locker, URL_ENV};
 /// `#[lockhog::hogged(<hogger>)]`: hogs a lock around a `#[test]` or `#[tokio::test]` function
 /// (see [`hog::hogged`] and [`hog::async_hogged`]).

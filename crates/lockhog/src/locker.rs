@@ -222,12 +222,15 @@ impl Locker {
     ///
     /// # Errors
     ///
-    /// Those of [`LockRequest::acquire`]; `f`'s own result is returned inside `Ok`.
+    /// Those of [`LockRequest::acquire`] (then `f` did not run); `f`'s own result is returned
+    /// inside `Ok` when the lock was held while `f` ran from start to end, else inside
+    /// [`Error::LostWhileHeld`] (the lock was lost meanwhile, or its release failed).
     pub async fn with_lock<R, F, Fut, T>(&self, request: R, f: F) -> Result<T>
     where
         R: IntoLockRequest,
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
+        T: Send + 'static,
     {
         request.into_request(self).run(f).await
     }

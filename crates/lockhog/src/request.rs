@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::{AcquireContext, DynBackend, LostSender};
+use crate::backend::{poll, AcquireContext, DynBackend, LostSender};
 use crate::error::{Error, Result};
 use crate::guard::{AcquireStats, LockGuard};
+use crate::max_hold::HeldSlot;
 use crate::name::{LockKey, LockName};
 use crate::options::{validate_ttl, AcquireOptions, RetryPolicy, Wait};
 
@@ -30,6 +31,8 @@ pub struct LockRequest {
     retry: RetryPolicy,
     shared: bool,
     fair: bool,
+    max_hold: Option<Duration>,
+    steal_after: Option<Duration>,
 }
 
 impl std::fmt::Debug for LockRequest {
@@ -43,6 +46,8 @@ impl std::fmt::Debug for LockRequest {
             .field("retry", &self.retry)
             .field("shared", &self.shared)
             .field("fair", &self.fair)
+            .field("max_hold", &self.max_hold)
+            .field("steal_after", &self.steal_after)
             .finish()
     }
 }
@@ -66,6 +71,8 @@ impl LockRequest {
             retry,
             shared: false,
             fair: false,
+            max_hold: None,
+            steal_after: None,
         }
     }
 
@@ -93,7 +100,46 @@ impl LockRequest {
         self
     }
 
-    /// The backoff between attempts on backends that poll.
+    /// Gives the lock back after `limit` even while the guard lives: the guard's
+    /// [`lost`](LockGuard::lost) then completes, [`LockGuard::is_lost`] turns true and
+    /// [`LockGuard::release`] returns `Ok(false)`. Works on every backend (a timer of the
+    /// library's own, on the tokio runtime of the acquire); for work that must never keep a
+    /// lock longer, whatever happens to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    ///
+    /// let locker = lockhog::Locker::connect("mem:").await?;
+    /// let guard = locker.lock("report").max_hold(Duration::from_millis(10)).wait().await?;
+    /// let reason = guard.lost().await; // the work should stop here
+    /// assert!(reason.contains("max_hold"));
+    /// assert!(!guard.release().await?);
+    /// # Ok::<(), lockhog::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn max_hold(mut self, limit: Duration) -> Self {
+        self.max_hold = Some(limit);
+        self
+    }
+
+    /// Takes the lock over from a holder that has held it longer than `limit`, **even while
+    /// that holder lives**: it then learns the loss through its guard's
+    /// [`lost`](LockGuard::lost) and its release returns `Ok(false)`. For work that must never
+    /// wait longer than that; pass the fencing token on to what the lock protects. Acquiring
+    /// fails with [`Error::InvalidOption`] on backends that do not keep when a lock was
+    /// acquired (see [`Capabilities::steal_after`](crate::Capabilities::steal_after)), and
+    /// when `limit` is shorter than the lease's ttl (a live holder's lock would be taken
+    /// before a dead holder's lease could run out).
+    pub fn steal_after(mut self, limit: Duration) -> Self {
+        self.steal_after = Some(limit);
+        self
+    }
+
+    /// The backoff between attempts on backends that poll, and the cap on attempts
+    /// ([`RetryPolicy::max_attempts`]).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self
@@ -141,7 +187,8 @@ impl LockRequest {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`], [`Error::InvalidOption`], [`Error::Backend`].
+    /// [`Error::TimedOut`] only when the retry policy caps the attempts
+    /// ([`RetryPolicy::max_attempts`]); [`Error::InvalidName`], [`Error::InvalidOption`], [`Error::Backend`].
     pub async fn wait(self) -> Result<LockGuard> {
         self.waiting(Wait::Forever).acquire().await
     }
@@ -156,6 +203,11 @@ impl LockRequest {
         let name = self.name?;
         self.retry.validate()?;
         let ttl = self.ttl.map(validate_ttl).transpose()?;
+        if self.max_hold.is_some_and(|m| m.is_zero()) {
+            return Err(Error::InvalidOption {
+                reason: "max_hold must be above zero".into(),
+            });
+        }
         let backend = self.backend;
         let caps = backend.capabilities();
         let unsupported = |what: &str| {
@@ -169,6 +221,27 @@ impl LockRequest {
         if self.fair && !caps.fair {
             return unsupported("fair (FIFO)");
         }
+        if self.steal_after.is_some() && !caps.steal_after {
+            return Err(Error::InvalidOption {
+                reason: format!(
+                    "the {} backend does not keep when a lock was acquired: it cannot take over \
+                     one held too long (steal_after)",
+                    backend.scheme()
+                ),
+            });
+        }
+        if self.steal_after.is_some_and(|s| s.is_zero()) {
+            return Err(Error::InvalidOption {
+                reason: "steal_after must be above zero".into(),
+            });
+        }
+        if self.fair && self.retry.attempt_limit().is_some() {
+            return Err(Error::InvalidOption {
+                reason: "a fair wait keeps its place in the queue: it cannot also be capped \
+                         to a number of attempts"
+                    .into(),
+            });
+        }
         let key = LockKey::new(self.namespace, name.clone());
         let lost = LostSender::default();
         let ctx = AcquireContext::new(
@@ -177,6 +250,7 @@ impl LockRequest {
                 retry: self.retry,
                 shared: self.shared,
                 fair: self.fair,
+                steal_after: self.steal_after,
             },
             lost.clone(),
         );
@@ -186,12 +260,18 @@ impl LockRequest {
                 ctx.note_attempt();
                 backend.try_acquire(&key, &ctx).await?
             }
-            Wait::For(bound) => {
-                backend
-                    .wait_acquire(&key, &ctx, Some(started + bound))
-                    .await?
+            Wait::For(_) | Wait::Forever => {
+                let deadline = match self.wait {
+                    Wait::For(bound) => Some(started + bound),
+                    _ => None,
+                };
+                if self.retry.attempt_limit().is_some() {
+                    // A capped wait is a spin of at most that many tries, on every backend.
+                    poll(&ctx, deadline, || backend.try_acquire(&key, &ctx)).await?
+                } else {
+                    backend.wait_acquire(&key, &ctx, deadline).await?
+                }
             }
-            Wait::Forever => backend.wait_acquire(&key, &ctx, None).await?,
         };
         let waited = started.elapsed();
         let stats = AcquireStats {
@@ -207,14 +287,16 @@ impl LockRequest {
                 _ => Error::TimedOut {
                     name: name.to_string(),
                     waited,
+                    attempts: stats.attempts,
                 },
             });
         };
         tracing::debug!(name = %name, attempts = stats.attempts, ?waited, token = acquired.token, "acquired");
         let resource = backend.resource(&key);
+        let held = HeldSlot::new(acquired.held, self.max_hold, &backend, &lost, name.as_str());
         Ok(LockGuard::new(
             backend.clone(),
-            acquired.held,
+            held,
             name,
             resource,
             acquired.token,
@@ -228,15 +310,17 @@ impl LockRequest {
     ///
     /// # Errors
     ///
-    /// Those of [`LockRequest::acquire`].
+    /// Those of [`LockRequest::acquire`] (then `f` did not run);
+    /// [`Error::LostWhileHeld`], with `f`'s value, when the lock was lost while `f` ran or its
+    /// release failed.
     pub async fn run<F, Fut, T>(self, f: F) -> Result<T>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
+        T: Send + 'static,
     {
         let guard = self.acquire().await?;
         let out = f().await;
-        guard.release().await?;
-        Ok(out)
+        guard.release_after(out).await
     }
 }

@@ -123,6 +123,10 @@ pub struct Capabilities {
     pub native_wait: bool,
     /// The lock excludes other processes (and, for network stores, other machines).
     pub cross_process: bool,
+    /// [`LockRequest::steal_after`](crate::LockRequest::steal_after) is honoured: the store
+    /// keeps when each lock was acquired, so a waiter can take over one held longer than it
+    /// allows.
+    pub steal_after: bool,
 }
 
 /// What a successful acquire returns to the library.
@@ -254,24 +258,7 @@ pub trait Backend: Send + Sync + 'static {
         ctx: &AcquireContext,
         deadline: Option<Instant>,
     ) -> impl Future<Output = Result<Option<Acquired<Self::Held>>>> + Send {
-        async move {
-            let mut attempt = 0u32;
-            loop {
-                ctx.note_attempt();
-                attempt = attempt.saturating_add(1);
-                if let Some(acquired) = self.try_acquire(key, ctx).await? {
-                    return Ok(Some(acquired));
-                }
-                let mut wake = Instant::now() + ctx.options.retry.delay(attempt);
-                if let Some(deadline) = deadline {
-                    if Instant::now() >= deadline {
-                        return Ok(None);
-                    }
-                    wake = wake.min(deadline);
-                }
-                tokio::time::sleep_until(wake).await;
-            }
-        }
+        poll(ctx, deadline, move || self.try_acquire(key, ctx))
     }
 
     /// Gives the lock back. `Ok(true)` when it was still ours, `Ok(false)` when it had been
@@ -303,6 +290,39 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Removes stale resources of `namespace` that nobody holds.
     fn cleanup(&self, namespace: &str) -> impl Future<Output = Result<CleanupReport>> + Send;
+}
+
+/// Calls `attempt` until it acquires, spaced by the retry policy's backoff, until `deadline`
+/// or the policy's cap on attempts: `Ok(None)` then. Counts each attempt in `ctx`.
+pub(crate) async fn poll<A, F, Fut>(
+    ctx: &AcquireContext,
+    deadline: Option<Instant>,
+    mut attempt: F,
+) -> Result<Option<A>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<A>>>,
+{
+    let retry = ctx.options.retry;
+    let mut made = 0u32;
+    loop {
+        ctx.note_attempt();
+        made = made.saturating_add(1);
+        if let Some(acquired) = attempt().await? {
+            return Ok(Some(acquired));
+        }
+        if retry.attempt_limit().is_some_and(|cap| made >= cap) {
+            return Ok(None);
+        }
+        let mut wake = Instant::now() + retry.delay(made);
+        if let Some(deadline) = deadline {
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            wake = wake.min(deadline);
+        }
+        tokio::time::sleep_until(wake).await;
+    }
 }
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -25,13 +25,19 @@
 //! Checks that need another process run `lockhog hold`: the binary named by
 //! [`Target::with_hold_bin`], else `LOCKHOG_BIN`, else `lockhog` beside the test executable.
 
+mod attempts;
 mod cancel;
 mod checks;
+mod limits;
+mod lock_all;
 mod process;
 mod process_checks;
 
+pub use attempts::*;
 pub use cancel::*;
 pub use checks::*;
+pub use limits::*;
+pub use lock_all::*;
 pub use process::HoldProcess;
 pub use process_checks::*;
 
@@ -310,7 +316,13 @@ macro_rules! conformance_suite {
                 cancelled_acquire_leaves_nothing_held,
                 cancel_at_random_points,
                 status_reports_held_and_free,
-                unreachable_backend_errors
+                unreachable_backend_errors,
+                attempts_are_counted_and_capped,
+                lock_all_takes_all_or_none,
+                lock_all_never_deadlocks,
+                lock_all_across_processes,
+                max_hold_gives_the_lock_back,
+                steal_after_takes_over_a_live_holder
             );
         }
     };

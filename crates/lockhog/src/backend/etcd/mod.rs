@@ -227,6 +227,8 @@ impl Backend for EtcdBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            // Not built: a waiter would have to revoke a live holder's lease.
+            steal_after: false,
         }
     }
 

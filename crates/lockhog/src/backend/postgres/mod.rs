@@ -290,6 +290,8 @@ impl Backend for PostgresBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            // A live session's lock cannot be taken from it.
+            steal_after: false,
         }
     }
 

@@ -205,8 +205,12 @@ impl SqliteBackend {
             .await?)
     }
 
-    fn check_steal_after(&self, ttl: Duration) -> Result<(), Failure> {
-        match self.steal_after {
+    fn check_steal_after(
+        &self,
+        steal_after: Option<Duration>,
+        ttl: Duration,
+    ) -> Result<(), Failure> {
+        match steal_after {
             Some(s) if s < ttl => Err(Error::InvalidOption {
                 reason: format!(
                     "steal_after ({s:?}) is shorter than the lease ttl ({ttl:?}): a live \
@@ -227,13 +231,15 @@ impl SqliteBackend {
         queue: Queue,
     ) -> Result<(Instant, Outcome), Failure> {
         let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
-        self.check_steal_after(ttl)?;
+        // The request's own, else the URL's.
+        let steal_after = ctx.options.steal_after.or(self.steal_after);
+        self.check_steal_after(steal_after, ttl)?;
         let owner = String::from_utf8_lossy(&new_owner()).into_owned();
         let a = Attempt {
             row: Row::of(key),
             owner,
             ttl,
-            steal_after: self.steal_after,
+            steal_after,
             queue,
             interest: Interest::default(),
         };
@@ -295,6 +301,7 @@ impl Backend for SqliteBackend {
             fair: true,
             crash_release: true,
             cross_process: true,
+            steal_after: true,
             ..Capabilities::default()
         }
     }
