@@ -13,12 +13,16 @@ from conftest import BOUND
 
 
 class Child:
-    """``python -m lockhog ARGS``, its stdout read line by line on a thread so that a test
-    waits for a line at most ``BOUND`` seconds."""
+    """``python -m lockhog ARGS`` (or ``python -c CODE ARGS`` with ``code=``), its stdout
+    read line by line on a thread so that a test waits for a line at most ``BOUND``
+    seconds."""
 
-    def __init__(self, *args: str, env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(
+        self, *args: str, code: Optional[str] = None, env: Optional[Dict[str, str]] = None
+    ) -> None:
+        head = ["-m", "lockhog"] if code is None else ["-c", code]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lockhog", *args],
+            [sys.executable, *head, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

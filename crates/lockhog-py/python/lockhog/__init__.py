@@ -44,7 +44,7 @@ from ._errors import (
     NotAcquired,
     TimedOut,
 )
-from ._lock import CleanupReport, Lock, Locker, LockStatus, Name
+from ._lock import URL_ENV, CleanupReport, Lock, Locker, LockStatus, Name
 from ._lockhog import default_url as _default_url
 from ._lockhog import hashed_name as _hashed_name
 
@@ -68,10 +68,6 @@ __all__ = [
     "InvalidUrl",
     "InvalidOption",
 ]
-
-#: The environment variable a ``Locker()`` without a URL reads.
-URL_ENV = "LOCKHOG_URL"
-
 
 def hashed_name(key: Name) -> str:
     """The lock name ``key`` stands for: a ``str`` as it is; ``bytes``, an ``int`` (up to 128
