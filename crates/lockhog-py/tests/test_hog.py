@@ -116,12 +116,13 @@ def test_acquire_returning_false_is_a_failure() -> None:
 
 def test_a_hogger_that_never_acquires_times_out_and_gives_back_a_late_lock() -> None:
     lock = threading.Lock()
-    go = threading.Event()
+    go, took = threading.Event(), threading.Event()
 
     class Late(LockHogger):
         def acquire_lock(self) -> None:
             go.wait()
             lock.acquire()
+            took.set()
 
         def release_lock(self) -> None:
             lock.release()
@@ -131,6 +132,7 @@ def test_a_hogger_that_never_acquires_times_out_and_gives_back_a_late_lock() -> 
     assert err.value.timeout == 0.05
     go.set()
     # It acquires now, after the caller gave up: and releases at once.
+    assert took.wait(BOUND)
     assert lock.acquire(timeout=BOUND), "the late hogger kept the lock"
 
 
