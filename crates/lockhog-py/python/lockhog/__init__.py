@@ -26,6 +26,11 @@ Blocking waits release the GIL and Ctrl-C interrupts them (nothing stays held). 
 ``LockhogError``, with ``NotAcquired`` (``Contended``, ``TimedOut``), ``BackendError``, and
 ``InvalidName``/``InvalidUrl``/``InvalidOption`` (also ``ValueError``).
 
+``python -m lockhog hold|run|status|cleanup ...`` is the ``lockhog`` command. For tests,
+``lockhog.hog`` hogs locks from another thread, task or process (``hog_lock``,
+``async_hog_lock``) and runs the one-winner race (``contend``); the wheel's pytest plugin
+adds the fixtures ``hog`` and ``locker``.
+
 After ``os.fork()`` the child must not use lockers or locks made before the fork: the
 runtime's threads do not exist in the child, so a call would wait forever. Locks the parent
 held stay the parent's (the child must not release them); with the file backend a child
