@@ -60,11 +60,7 @@ def _steps(lock: Any, acquire_timeout: float) -> "tuple[Callable[[], Awaitable[N
 
         async def take_twin() -> None:
             if not await twin.acquire_async(timeout=acquire_timeout):
-                raise HogAcquireTimedOut(
-                    f"the hog did not acquire {twin.name!r} within the acquire timeout of "
-                    f"{acquire_timeout}s",
-                    timeout=acquire_timeout,
-                )
+                raise HogAcquireTimedOut(acquire_timeout)
 
         async def give_twin() -> None:
             await twin.release_async()
@@ -137,11 +133,7 @@ class AsyncHog:
         except asyncio.TimeoutError:
             # Waiting on the loop can be called off: nothing stays held.
             task.cancel()
-            raise HogAcquireTimedOut(
-                f"the hogger did not acquire the lock within the acquire timeout of "
-                f"{self._acquire_timeout}s",
-                timeout=self._acquire_timeout,
-            ) from None
+            raise HogAcquireTimedOut(self._acquire_timeout) from None
         except HogError:
             raise
         except Exception as e:
@@ -157,11 +149,7 @@ class AsyncHog:
             await asyncio.wait_for(asyncio.shield(task), self._release_timeout)
         except asyncio.TimeoutError:
             task.cancel()
-            raise HoggerStillAlive(
-                f"the hogger did not finish releasing the lock within the release timeout of "
-                f"{self._release_timeout}s: the lock may still be held",
-                timeout=self._release_timeout,
-            ) from None
+            raise HoggerStillAlive(self._release_timeout) from None
         except Exception as e:
             raise HogReleaseFailed(f"the hogger failed to release the lock: {e!r}") from e
 

@@ -32,11 +32,14 @@ class HogAcquireFailed(HogError):
 
 
 class HogAcquireTimedOut(HogError):
-    """The hogger had not acquired the lock within ``acquire_timeout`` seconds. If it
-    acquires it later, it releases it at once."""
+    """The hogger had not acquired the lock within ``acquire_timeout`` seconds (``timeout``).
+    If it acquires it later, it releases it at once."""
 
-    def __init__(self, message: str, *, timeout: float) -> None:
-        super().__init__(message)
+    def __init__(self, timeout: float, detail: str = "") -> None:
+        super().__init__(
+            f"the hogger did not acquire the lock within the acquire timeout of {timeout}s "
+            f"(if it acquires it later, it releases it at once){detail}"
+        )
         self.timeout = timeout
 
 
@@ -46,11 +49,15 @@ class HogReleaseFailed(HogError):
 
 
 class HoggerStillAlive(HogError):
-    """The hogger had not finished releasing within ``release_timeout`` seconds: the lock
-    may still be held (a process hog has been killed). lock-hog's name for it."""
+    """The hogger had not finished releasing within ``release_timeout`` seconds
+    (``timeout``): the lock may still be held (a process hog has been killed). lock-hog's
+    name for it."""
 
-    def __init__(self, message: str, *, timeout: float) -> None:
-        super().__init__(message)
+    def __init__(self, timeout: float) -> None:
+        super().__init__(
+            f"the hogger did not finish releasing the lock within the release timeout of "
+            f"{timeout}s: the lock may still be held (a hog process is killed)"
+        )
         self.timeout = timeout
 
 

@@ -117,11 +117,7 @@ class _Lockhog(Hogger):
 
     def acquire(self) -> None:
         if not self._twin.acquire(timeout=self._timeout):
-            raise HogAcquireTimedOut(
-                f"the hog did not acquire {self._twin.name!r} within the acquire timeout of "
-                f"{self._timeout}s",
-                timeout=self._timeout,
-            )
+            raise HogAcquireTimedOut(self._timeout)
 
     def release(self) -> None:
         self._twin.release()

@@ -132,11 +132,7 @@ class ProcessHog:
         self._kill()
         self._stderr_done.wait(self._release_timeout)
         if line == "timed out" or child.returncode == self._timed_out_status:
-            raise HogAcquireTimedOut(
-                f"the hog process did not acquire the lock within the acquire timeout of "
-                f"{self._acquire_timeout}s{self._said()}",
-                timeout=self._acquire_timeout,
-            )
+            raise HogAcquireTimedOut(self._acquire_timeout, self._said())
         raise HogAcquireFailed(
             f"the hog process exited with status {child.returncode} instead of acquiring "
             f"the lock{self._said()}"
@@ -154,11 +150,7 @@ class ProcessHog:
             status = child.wait(self._release_timeout)
         except subprocess.TimeoutExpired:
             self._kill()
-            raise HoggerStillAlive(
-                f"the hog process did not finish releasing the lock within the release "
-                f"timeout of {self._release_timeout}s, and was killed",
-                timeout=self._release_timeout,
-            ) from None
+            raise HoggerStillAlive(self._release_timeout) from None
         if status != 0:
             self._stderr_done.wait(self._release_timeout)
             raise HogReleaseFailed(f"the hog process exited with status {status}{self._said()}")

@@ -60,11 +60,7 @@ class ThreadHog:
         with self._state:
             if not self._acquired.is_set():
                 self._release.set()
-                raise HogAcquireTimedOut(
-                    f"the hogger did not acquire the lock within the acquire timeout of "
-                    f"{self._acquire_timeout}s (if it acquires it later, it releases it at once)",
-                    timeout=self._acquire_timeout,
-                )
+                raise HogAcquireTimedOut(self._acquire_timeout)
             error = self._acquire_error
         if isinstance(error, HogError):
             raise error
@@ -74,11 +70,7 @@ class ThreadHog:
     def release(self) -> None:
         self._release.set()
         if not self._released.wait(self._release_timeout):
-            raise HoggerStillAlive(
-                f"the hogger did not finish releasing the lock within the release timeout of "
-                f"{self._release_timeout}s: the lock may still be held",
-                timeout=self._release_timeout,
-            )
+            raise HoggerStillAlive(self._release_timeout)
         if self._release_error is not None:
             raise HogReleaseFailed(
                 f"the hogger failed to release the lock: {self._release_error!r}"
