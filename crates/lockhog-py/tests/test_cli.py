@@ -4,6 +4,7 @@ statuses, signal handling and child handling."""
 from __future__ import annotations
 
 import signal
+import threading
 import sys
 from typing import Iterator
 
@@ -11,7 +12,7 @@ import pytest
 
 import lockhog
 from cli_child import Child
-from conftest import server_url
+from conftest import BOUND, server_url
 
 # A command for `run` that says it started, then waits until its stdin ends or a signal
 # ends it.
@@ -143,3 +144,22 @@ def test_status_and_cleanup(file_url: str, name: str, children: list) -> None:
     cleanup = Child("cleanup", "-b", file_url)
     assert cleanup.rest() == ["cleanup: removed 1 kept 0"]
     assert cleanup.finish() == 0
+
+
+def test_the_command_runs_only_on_the_main_thread() -> None:
+    # `run` ties its command's life to the thread that started it, and the command takes
+    # over SIGINT and SIGTERM: elsewhere than on the main thread it is refused.
+    from lockhog import _lockhog
+
+    raised: list = []
+
+    def call() -> None:
+        try:
+            _lockhog._cli(["lockhog", "--version"])
+        except RuntimeError as e:
+            raised.append(e)
+
+    t = threading.Thread(target=call)
+    t.start()
+    t.join(BOUND)
+    assert len(raised) == 1 and "main thread" in str(raised[0])
