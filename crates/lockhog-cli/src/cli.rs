@@ -42,12 +42,15 @@ pub enum Command {
     /// Remove stale resources nobody holds (unheld lock files, expired rows)
     #[command(after_help = CLEANUP_EXAMPLES)]
     Cleanup(CleanupArgs),
+    #[cfg(feature = "bench")]
     /// Measure what a lock costs on a backend: cycles/s, handoff latency, contention, fairness
     #[command(after_help = crate::bench::BENCH_EXAMPLES)]
     Bench(crate::bench::BenchArgs),
+    #[cfg(feature = "torture")]
     /// Hammer locks from N worker processes while faults strike, and check the outcome
     #[command(after_help = crate::torture::AFTER_HELP)]
     Torture(crate::torture::TortureArgs),
+    #[cfg(feature = "torture")]
     /// One worker of `torture` (started by it, not by people)
     #[command(name = "torture-worker", hide = true)]
     TortureWorker(crate::torture::WorkerArgs),
