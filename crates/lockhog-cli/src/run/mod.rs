@@ -18,16 +18,21 @@ use tokio::time::Instant;
 
 use crate::cli::{OnLost, RunArgs};
 use crate::exit::{self, Failure, Outcome};
-use crate::lock::{self, millis, Signals};
+use crate::lock::{self, millis, Signals, Target};
 use supervise::Policy;
 
 pub async fn run(args: RunArgs) -> Outcome {
-    lock::check_names(&[&args.name])?;
+    let target = match (&args.name, &args.resource) {
+        (_, Some(res)) => Target::Resource(res),
+        (Some(name), None) => Target::Name(name),
+        (None, None) => return Err(Failure::usage("give a NAME or --resource RES")),
+    };
+    lock::check_targets(&args.backend, &[target])?;
     let mut signals = Signals::install()?;
     let locker = lock::connect(&args.backend).await?;
     let deadline = lock::deadline(&args.acquire);
     let guard = tokio::select! {
-        acquired = lock::acquire(&locker, &args.name, &args.acquire, deadline) => match acquired {
+        acquired = lock::acquire(&locker, target, &args.acquire, deadline) => match acquired {
             Ok(guard) => guard,
             Err(e) if e.is_not_acquired() => {
                 return Err(Failure::new(args.conflict_exit_code, e.to_string()))

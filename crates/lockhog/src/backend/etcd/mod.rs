@@ -98,11 +98,10 @@ use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["etcd", "etcds"],
-    feature: Some("etcd"),
-    connect: Some(|url| Ok(super::row::connecting(EtcdBackend::connect(url)?))),
-};
+pub(crate) const ROW: super::row::BackendRow =
+    super::row::BackendRow::of::<EtcdBackend>(&["etcd", "etcds"], Some("etcd"), |url| {
+        Ok(super::row::connecting(EtcdBackend::connect(url)?))
+    });
 
 /// The lease when neither the URL (`?ttl=`) nor the request says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
@@ -204,7 +203,7 @@ impl EtcdBackend {
                 releasing,
                 runtime,
             },
-            token,
+            token: Some(token),
         }))
     }
 }
@@ -226,6 +225,7 @@ impl Backend for EtcdBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            resource_fencing: false,
         }
     }
 

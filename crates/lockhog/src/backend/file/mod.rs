@@ -65,14 +65,11 @@ const SCHEME: &str = "file";
 const MOVED_RETRIES: u32 = 3;
 
 /// The `file:` row of the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["file"],
-    feature: None,
-    connect: Some(|url| {
+pub(crate) const ROW: super::row::BackendRow =
+    super::row::BackendRow::of::<FileBackend>(&["file"], None, |url| {
         let dir = FileBackend::parse(url)?;
         Ok(super::row::connecting(async { FileBackend::open(dir) }))
-    }),
-};
+    });
 
 /// In-process arbitration for POSIX record locks, which the kernel grants to the process as a
 /// whole: one holder per lock file path in this process at a time, and nobody in this
@@ -194,9 +191,9 @@ impl FileBackend {
 
     fn granted(&self, tree: &Tree, held: FileHeld) -> Result<Acquired<FileHeld>> {
         Ok(Acquired {
-            token: tree.floor.next_token(&held.file).map_err(|e| {
+            token: Some(tree.floor.next_token(&held.file).map_err(|e| {
                 self.io_error("cannot update the fencing counter of", &held.path, e)
-            })?,
+            })?),
             held,
         })
     }

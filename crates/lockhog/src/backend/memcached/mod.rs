@@ -64,11 +64,10 @@ use crate::name::{hex, percent_encode, LockKey};
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["memcached"],
-    feature: Some("memcached"),
-    connect: Some(|url| Ok(super::row::connecting(MemcachedBackend::connect(url)?))),
-};
+pub(crate) const ROW: super::row::BackendRow =
+    super::row::BackendRow::of::<MemcachedBackend>(&["memcached"], Some("memcached"), |url| {
+        Ok(super::row::connecting(MemcachedBackend::connect(url)?))
+    });
 
 const SCHEME: &str = "memcached";
 
@@ -269,7 +268,7 @@ impl Backend for MemcachedBackend {
                 renewal,
                 runtime: tokio::runtime::Handle::current(),
             },
-            token,
+            token: Some(token),
         }))
     }
 

@@ -65,7 +65,7 @@ impl MysqlBackend {
                             permit,
                         }),
                     },
-                    token,
+                    token: Some(token),
                 })
             }
             Ok(Ok(LockReply::Busy(permit))) => Outcome::Busy(permit),

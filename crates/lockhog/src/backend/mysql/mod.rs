@@ -154,11 +154,10 @@ use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["mysql"],
-    feature: Some("mysql"),
-    connect: Some(|url| Ok(super::row::connecting(MysqlBackend::connect(url)?))),
-};
+pub(crate) const ROW: super::row::BackendRow =
+    super::row::BackendRow::of::<MysqlBackend>(&["mysql"], Some("mysql"), |url| {
+        Ok(super::row::connecting(MysqlBackend::connect(url)?))
+    });
 
 pub(crate) const SCHEME: &str = "mysql";
 
@@ -339,6 +338,7 @@ impl Backend for MysqlBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            resource_fencing: false,
         }
     }
 

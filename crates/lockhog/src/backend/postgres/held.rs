@@ -97,7 +97,10 @@ impl PostgresBackend {
                     ),
                 )
             })?;
-        Ok(Acquired { held, token })
+        Ok(Acquired {
+            held,
+            token: Some(token),
+        })
     }
 }
 

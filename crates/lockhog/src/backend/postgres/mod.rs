@@ -172,11 +172,11 @@ use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["postgres", "postgresql"],
-    feature: Some("postgres"),
-    connect: Some(|url| Ok(super::row::connecting(PostgresBackend::connect(url)?))),
-};
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow::of::<PostgresBackend>(
+    &["postgres", "postgresql"],
+    Some("postgres"),
+    |url| Ok(super::row::connecting(PostgresBackend::connect(url)?)),
+);
 
 pub(crate) const SCHEME: &str = "postgres";
 
@@ -289,6 +289,7 @@ impl Backend for PostgresBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            resource_fencing: false,
         }
     }
 
