@@ -342,6 +342,10 @@ impl Backend for MysqlBackend {
         }
     }
 
+    fn parse_resource(resource: &str) -> Result<String> {
+        name::parse(resource)
+    }
+
     fn resource(&self, key: &LockKey) -> String {
         lock_string_of(key)
     }

@@ -161,7 +161,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use self::acquire::Request;
-use self::key::key_of;
+use self::key::{key_of, Advisory};
 use self::local::{permits, LocalKey, LOCAL};
 use self::pool::Pool;
 use super::session_pool::Connect;
@@ -267,7 +267,7 @@ impl PostgresBackend {
         })
     }
 
-    fn local_key(&self, key: i64) -> LocalKey {
+    fn local_key(&self, key: Advisory) -> LocalKey {
         (self.server.clone(), key)
     }
 }
@@ -291,6 +291,10 @@ impl Backend for PostgresBackend {
             cross_process: true,
             resource_fencing: false,
         }
+    }
+
+    fn parse_resource(resource: &str) -> Result<String> {
+        key::parse(resource).map(|k| k.to_string())
     }
 
     fn resource(&self, key: &LockKey) -> String {
