@@ -147,7 +147,10 @@ impl Locker {
     /// ```
     pub fn check_resource(url: &str, resource: &str) -> Result<String> {
         let parsed = BackendUrl::parse(url)?;
-        crate::backend::registry::parse_resource(&parsed, resource)
+        let resource = crate::backend::registry::parse_resource(&parsed, resource)?;
+        // What `lock_resource` would refuse too (its length), so that this check is whole.
+        LockKey::for_resource(DEFAULT_NAMESPACE, resource.as_str())?;
+        Ok(resource)
     }
 
     /// A locker over a backend of your own (see [`Backend`]), in the default namespace.
