@@ -29,11 +29,13 @@ mod cancel;
 mod checks;
 mod process;
 mod process_checks;
+mod resource_checks;
 
 pub use cancel::*;
 pub use checks::*;
 pub use process::HoldProcess;
 pub use process_checks::*;
+pub use resource_checks::*;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -310,6 +312,7 @@ macro_rules! conformance_suite {
                 cancelled_acquire_leaves_nothing_held,
                 cancel_at_random_points,
                 status_reports_held_and_free,
+                printed_resources_are_the_same_lock,
                 unreachable_backend_errors
             );
         }
