@@ -1,8 +1,9 @@
 //! `--resource` on `file:` against the real other users of a file lock, both ways: `flock(1)`
 //! and Python's `fcntl.flock` (flock mode), Python's `fcntl.lockf` (`?mode=fcntl`). The file
 //! another program locks keeps its content and its modification time; a missing one is created
-//! empty; a symlink or a FIFO at the path is refused, never followed or opened; `abandon`
-//! frees the lock with the process.
+//! empty; a symlink, a FIFO or a hard link at the path, or a directory anyone may write in
+//! without the sticky bit, is refused, never followed, opened or written; `abandon` frees the
+//! lock with the process.
 
 #[allow(dead_code)]
 mod clients;
@@ -151,6 +152,9 @@ fn a_missing_file_is_created_empty_and_stays_empty() {
     assert!(status.stdout[0].starts_with("held "), "{status:#?}");
     release(held);
     assert_eq!(fs::read(&path).unwrap(), b"", "a counter was written");
+    // Created as a lock file is: the directory's read and write bits (0700 here).
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o600);
     // A second holder finds it empty and leaves it so.
     try_hold(&locks, &path).assert_code(0);
     assert_eq!(fs::read(&path).unwrap(), b"");
@@ -189,6 +193,31 @@ fn symlinks_and_fifos_at_the_path_are_refused_untouched() {
     let done = try_hold(&locks, &fifo);
     done.assert_code(69);
     assert!(done.stderr.contains("not a regular file"), "{done:#?}");
+
+    // A hard link to someone's file: locking it would lock theirs.
+    let hard = locks.path().join("hard.pid");
+    fs::hard_link(&target, &hard).unwrap();
+    let done = try_hold(&locks, &hard);
+    done.assert_code(69);
+    assert!(done.stderr.contains("other hard links"), "{done:#?}");
+    assert_untouched(&target, &before);
+}
+
+#[test]
+fn a_directory_everyone_may_write_without_the_sticky_bit_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let locks = Locks::new();
+    let open = locks.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let done = try_hold(&locks, &open.join("app.pid"));
+    done.assert_code(69);
+    assert!(done.stderr.contains("without the sticky bit"), "{done:#?}");
+    assert!(fs::read_dir(&open).unwrap().next().is_none(), "a file was created");
+    // Missing directories are not created either.
+    let done = try_hold(&locks, &locks.path().join("missing/app.pid"));
+    done.assert_code(69);
+    assert!(!locks.path().join("missing").exists());
 }
 
 #[test]
