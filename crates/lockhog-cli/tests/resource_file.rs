@@ -154,7 +154,10 @@ fn a_missing_file_is_created_empty_and_stays_empty() {
     assert_eq!(fs::read(&path).unwrap(), b"", "a counter was written");
     // Created as a lock file is: the directory's read and write bits (0700 here).
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o600);
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
     // A second holder finds it empty and leaves it so.
     try_hold(&locks, &path).assert_code(0);
     assert_eq!(fs::read(&path).unwrap(), b"");
@@ -213,7 +216,10 @@ fn a_directory_everyone_may_write_without_the_sticky_bit_is_refused() {
     let done = try_hold(&locks, &open.join("app.pid"));
     done.assert_code(69);
     assert!(done.stderr.contains("without the sticky bit"), "{done:#?}");
-    assert!(fs::read_dir(&open).unwrap().next().is_none(), "a file was created");
+    assert!(
+        fs::read_dir(&open).unwrap().next().is_none(),
+        "a file was created"
+    );
     // Missing directories are not created either.
     let done = try_hold(&locks, &locks.path().join("missing/app.pid"));
     done.assert_code(69);

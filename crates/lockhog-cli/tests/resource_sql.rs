@@ -136,24 +136,17 @@ fn lockhog_turns_psql_away_and_makes_it_wait() {
     let held = hold_resource(&url, &format!("advisory:{k}"));
     let held_two = hold_resource(&url, &format!("advisory:{a},{b}"));
     let mut psql = Session::psql(&url);
-    assert_eq!(
-        psql.query(&format!("SELECT pg_try_advisory_lock({k});")),
-        "f"
-    );
-    assert_eq!(
-        psql.query(&format!("SELECT pg_try_advisory_lock({a}, {b});")),
-        "f"
-    );
+    // Each try, in both key spaces, is turned away.
+    let turned_away = |psql: &mut Session, function: &str| {
+        for args in [k.to_string(), format!("{a}, {b}")] {
+            let sql = format!("SELECT {function}({args});");
+            assert_eq!(psql.query(&sql), "f", "{sql}");
+        }
+    };
+    turned_away(&mut psql, "pg_try_advisory_lock");
     // In a transaction of its own, as code under test takes it.
     psql.send("BEGIN;");
-    assert_eq!(
-        psql.query(&format!("SELECT pg_try_advisory_xact_lock({k});")),
-        "f"
-    );
-    assert_eq!(
-        psql.query(&format!("SELECT pg_try_advisory_xact_lock({a}, {b});")),
-        "f"
-    );
+    turned_away(&mut psql, "pg_try_advisory_xact_lock");
     psql.send("ROLLBACK;");
     // A blocking lock waits for the release, and then gets it.
     psql.send(&format!("SELECT pg_advisory_lock({k});"));
