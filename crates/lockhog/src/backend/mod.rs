@@ -52,7 +52,7 @@
 //! Adding one to a built-in backend is that function, the `foreign_resource` branch in its
 //! acquire and status, its form in [`RESOURCE_FORMS`], and its interop tests against the
 //! other client (its row already points at `parse_resource` through
-//! [`row::BackendRow::of`]).
+//! `BackendRow::of` in `row.rs`).
 //!
 //! Use it through [`Locker::with_backend`](crate::Locker::with_backend), and run the
 //! conformance suite in [`testkit`](crate::testkit) against it with a target made by
@@ -79,6 +79,7 @@
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod file;
+mod foreign;
 pub mod lease;
 mod lost;
 pub mod mem;
@@ -116,6 +117,8 @@ use tokio::time::Instant;
 pub use crate::name::LockKey;
 pub use crate::options::AcquireOptions;
 pub use crate::url::BackendUrl;
+pub(crate) use foreign::scoped_parse;
+pub use foreign::{bad_resource, RESOURCE_FORMS};
 pub use lost::LostSender;
 
 use crate::error::{Error, Result};
@@ -168,32 +171,6 @@ pub struct Acquired<H> {
     /// Always `Some` for a named key; for a foreign resource, `Some` only when the store
     /// numbers its holders itself.
     pub token: Option<u64>,
-}
-
-/// The backends that lock resources other programs name, with the form each expects: what
-/// the default [`Backend::parse_resource`] names when it refuses.
-pub const RESOURCE_FORMS: &str = "file: (an absolute path), postgres: (advisory:<i64> or \
-     advisory:<i32>,<i32>), mysql: (a GET_LOCK name of 1 to 64 characters)";
-// Backends added later extend this list (redis:, redlock:, memcached:, etcd:).
-
-/// The [`Error::InvalidOption`] for a resource a backend cannot lock, saying what it
-/// `expected`. The library puts the backend's name in front (`the file backend cannot lock
-/// ...`).
-pub fn bad_resource(resource: &str, expected: &str) -> Error {
-    Error::InvalidOption {
-        reason: format!("cannot lock the resource {resource:?}: expected {expected}"),
-    }
-}
-
-/// `result` of a backend's [`Backend::parse_resource`], its refusal prefixed with the
-/// backend's name.
-pub(crate) fn scoped_parse(scheme: &str, result: Result<String>) -> Result<String> {
-    result.map_err(|e| match e {
-        Error::InvalidOption { reason } => Error::InvalidOption {
-            reason: format!("the {scheme} backend {reason}"),
-        },
-        other => other,
-    })
 }
 
 /// What a backend gets on each acquire: the caller's options, the sender to report a lost lock
