@@ -11,6 +11,7 @@ mod clients;
 mod support;
 
 use std::fs::{self, File, FileTimes};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
@@ -146,6 +147,7 @@ fn python_flock_and_lockf_against_lockhog_both_ways() {
 #[test]
 fn a_missing_file_is_created_empty_and_stays_empty() {
     let locks = Locks::new();
+    fs::set_permissions(locks.path(), fs::Permissions::from_mode(0o700)).unwrap();
     let path = locks.path().join("new.pid");
     let held = hold_resource(&locks, &path);
     let status = locks.run("status", &["--resource", path.to_str().unwrap()]);
@@ -153,7 +155,6 @@ fn a_missing_file_is_created_empty_and_stays_empty() {
     release(held);
     assert_eq!(fs::read(&path).unwrap(), b"", "a counter was written");
     // Created as a lock file is: the directory's read and write bits (0700 here).
-    use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
         0o600
@@ -208,7 +209,6 @@ fn symlinks_and_fifos_at_the_path_are_refused_untouched() {
 
 #[test]
 fn a_directory_everyone_may_write_without_the_sticky_bit_is_refused() {
-    use std::os::unix::fs::PermissionsExt;
     let locks = Locks::new();
     let open = locks.path().join("open");
     fs::create_dir(&open).unwrap();
