@@ -112,6 +112,12 @@ impl Locker {
         LockRequest(self.inner.lock_hashed(value))
     }
 
+    /// Starts a request for a lock addressed by its foreign resource; see
+    /// [`crate::Locker::lock_resource`].
+    pub fn lock_resource(&self, resource: impl AsRef<str>) -> LockRequest {
+        LockRequest(self.inner.lock_resource(resource))
+    }
+
     /// Runs `f` while holding the lock `name`, waiting until it is acquired; see
     /// [`LockRequest::run`] for other ways of waiting.
     ///
@@ -142,6 +148,15 @@ impl Locker {
     /// As [`crate::Locker::status`].
     pub fn status(&self, names: &[&str]) -> Result<Vec<LockStatus>> {
         block_on(self.inner.status(names))
+    }
+
+    /// See [`crate::Locker::status_resources`].
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::InvalidOption`], [`crate::Error::Backend`].
+    pub fn status_resources(&self, resources: &[&str]) -> Result<Vec<LockStatus>> {
+        block_on(self.inner.status_resources(resources))
     }
 
     /// See [`crate::Locker::cleanup`].
@@ -268,7 +283,7 @@ impl LockGuard {
         self.0.resource()
     }
     /// The fencing token; see [`crate::LockGuard::fencing_token`].
-    pub fn fencing_token(&self) -> u64 {
+    pub fn fencing_token(&self) -> Option<u64> {
         self.0.fencing_token()
     }
     /// How the acquire went.

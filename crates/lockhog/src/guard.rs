@@ -34,7 +34,7 @@ pub struct AcquireStats {
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let locker = lockhog::Locker::connect("mem:").await?;
 /// let guard = locker.lock("refresh-token").try_acquire().await?;
-/// assert!(guard.fencing_token() > 0);
+/// assert!(guard.fencing_token().is_some_and(|t| t > 0));
 /// assert_eq!(guard.stats().attempts, 1);
 /// assert!(guard.release().await?, "the lock was still ours");
 /// # Ok::<(), lockhog::Error>(())
@@ -45,7 +45,7 @@ pub struct LockGuard {
     held: HeldSlot,
     name: LockName,
     resource: String,
-    token: u64,
+    token: Option<u64>,
     stats: AcquireStats,
     lost: LostSender,
 }
@@ -69,7 +69,7 @@ impl LockGuard {
         held: HeldSlot,
         name: LockName,
         resource: String,
-        token: u64,
+        token: Option<u64>,
         stats: AcquireStats,
         lost: LostSender,
     ) -> Self {
@@ -84,7 +84,8 @@ impl LockGuard {
         }
     }
 
-    /// The lock's name.
+    /// The lock's name; for a lock taken by its resource
+    /// ([`Locker::lock_resource`](crate::Locker::lock_resource)), the resource.
     pub fn name(&self) -> &LockName {
         &self.name
     }
@@ -98,7 +99,14 @@ impl LockGuard {
     /// this backend. Pass it to the resource the lock protects, and have that resource refuse
     /// writes carrying a smaller token than the largest it has seen: that is what keeps a
     /// paused holder whose lease ran out from doing harm.
-    pub fn fencing_token(&self) -> u64 {
+    ///
+    /// Always `Some` for a lock taken by name. For a lock taken by its foreign resource
+    /// ([`Locker::lock_resource`](crate::Locker::lock_resource)), `Some` only when the store
+    /// numbers its holders itself
+    /// ([`Capabilities::resource_fencing`](crate::Capabilities::resource_fencing)); otherwise
+    /// `None`, as the other programs taking that lock keep no counter lockhog could honestly
+    /// extend.
+    pub fn fencing_token(&self) -> Option<u64> {
         self.token
     }
 

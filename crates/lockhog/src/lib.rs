@@ -60,6 +60,13 @@
 //!
 //! Synchronous code uses the same API from [`blocking`].
 //!
+//! # Hog the lock your code already takes
+//!
+//! [`Locker::lock_resource`] takes a lock by the name another program gives it in the store
+//! (`advisory:42` for `pg_advisory_lock(42)`, a `GET_LOCK` name, a pid file's path): the
+//! RESOURCE that `lockhog hold` and `status` print. Such a lock has no fencing token unless the
+//! store numbers its holders ([`Capabilities::resource_fencing`]).
+//!
 //! # Backends
 //!
 //! | URL | backend | cargo feature |

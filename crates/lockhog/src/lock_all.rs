@@ -48,7 +48,10 @@ impl Locker {
     {
         LockAllRequest {
             locker: self.clone(),
-            names: names.into_iter().map(|n| n.as_ref().to_string()).collect(),
+            items: names
+                .into_iter()
+                .map(|n| Item::Name(n.as_ref().to_string()))
+                .collect(),
             wait: Wait::Forever,
             ttl: None,
             retry: None,
@@ -65,13 +68,52 @@ impl Locker {
 #[must_use = "a lock request does nothing until acquired"]
 pub struct LockAllRequest {
     locker: Locker,
-    names: Vec<String>,
+    items: Vec<Item>,
     wait: Wait,
     ttl: Option<Duration>,
     retry: Option<RetryPolicy>,
 }
 
+/// One lock of a [`LockAllRequest`]: by name, or by the resource another program names.
+#[derive(Debug)]
+enum Item {
+    Name(String),
+    Resource(String),
+}
+
 impl LockAllRequest {
+    /// Adds the locks of `resources`, resources other programs name (see
+    /// [`Locker::lock_resource`]). They are taken in the same resource order as the named
+    /// locks, so a name and the resource it prints are the same place in every caller's order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let locker = lockhog::Locker::connect(&format!("file://{}/locks", dir.path().display())).await?;
+    /// let pid_file = dir.path().join("app.pid");
+    /// let both = locker
+    ///     .lock_all(["report"])
+    ///     .and_resources([pid_file.to_str().unwrap()])
+    ///     .try_acquire()
+    ///     .await?;
+    /// assert_eq!(both.guards().len(), 2);
+    /// # Ok::<(), lockhog::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn and_resources<I, S>(mut self, resources: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let more = resources
+            .into_iter()
+            .map(|r| Item::Resource(r.as_ref().to_string()));
+        self.items.extend(more);
+        self
+    }
+
     /// The lease ttl of every lock (see [`LockRequest::ttl`](crate::LockRequest::ttl)).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
@@ -127,17 +169,23 @@ impl LockAllRequest {
     /// none at all, before any lock is taken; the other errors of
     /// [`LockRequest::acquire`](crate::LockRequest::acquire).
     pub async fn acquire(self) -> Result<LockAllGuard> {
-        if self.names.is_empty() {
+        if self.items.is_empty() {
             return Err(Error::InvalidName {
                 reason: "lock_all needs at least one name".into(),
             });
         }
-        let mut order = Vec::with_capacity(self.names.len());
-        for name in &self.names {
-            LockName::new(name)?;
-            order.push((self.locker.resource(name)?, name.as_str()));
+        let mut order = Vec::with_capacity(self.items.len());
+        for item in &self.items {
+            let resource = match item {
+                Item::Name(name) => {
+                    LockName::new(name)?;
+                    self.locker.resource(name)?
+                }
+                Item::Resource(res) => self.locker.parse_resource(res)?,
+            };
+            order.push((resource, item));
         }
-        order.sort();
+        order.sort_by(|a, b| a.0.cmp(&b.0));
         order.dedup_by(|a, b| a.0 == b.0);
 
         let started = Instant::now();
@@ -150,12 +198,16 @@ impl LockAllRequest {
         let mut all = LockAllGuard {
             guards: Vec::with_capacity(order.len()),
         };
-        for (_, name) in order {
+        for (_, item) in order {
             let wait = match (self.wait, deadline) {
                 (Wait::For(_), Some(d)) => Wait::For(d.saturating_duration_since(Instant::now())),
                 (wait, _) => wait,
             };
-            let mut request = self.locker.lock(name).waiting(wait);
+            let request = match item {
+                Item::Name(name) => self.locker.lock(name),
+                Item::Resource(res) => self.locker.lock_resource(res),
+            };
+            let mut request = request.waiting(wait);
             if let Some(ttl) = self.ttl {
                 request = request.ttl(ttl);
             }

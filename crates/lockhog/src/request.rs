@@ -11,7 +11,7 @@ use crate::backend::{poll, AcquireContext, DynBackend, LostSender};
 use crate::error::{Error, Result};
 use crate::guard::{AcquireStats, LockGuard};
 use crate::max_hold::HeldSlot;
-use crate::name::{LockKey, LockName};
+use crate::name::LockKey;
 use crate::options::{validate_ttl, AcquireOptions, RetryPolicy, Wait};
 
 /// How to take one lock: built by [`Locker::lock`](crate::Locker::lock), consumed by an acquire
@@ -24,8 +24,7 @@ use crate::options::{validate_ttl, AcquireOptions, RetryPolicy, Wait};
 #[must_use = "a lock request does nothing until acquired"]
 pub struct LockRequest {
     backend: Arc<dyn DynBackend>,
-    namespace: String,
-    name: Result<LockName>,
+    key: Result<LockKey>,
     wait: Wait,
     ttl: Option<Duration>,
     retry: RetryPolicy,
@@ -39,8 +38,7 @@ impl std::fmt::Debug for LockRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LockRequest")
             .field("backend", &self.backend.scheme())
-            .field("namespace", &self.namespace)
-            .field("name", &self.name)
+            .field("key", &self.key)
             .field("wait", &self.wait)
             .field("ttl", &self.ttl)
             .field("retry", &self.retry)
@@ -53,19 +51,17 @@ impl std::fmt::Debug for LockRequest {
 }
 
 impl LockRequest {
-    /// A request for `name` in `namespace` that waits forever, with the locker's ttl and retry
-    /// policy.
+    /// A request for `key` (a name in its namespace, or a foreign resource) that waits
+    /// forever, with the locker's ttl and retry policy.
     pub(crate) fn new(
         backend: Arc<dyn DynBackend>,
-        namespace: String,
-        name: Result<LockName>,
+        key: Result<LockKey>,
         ttl: Option<Duration>,
         retry: RetryPolicy,
     ) -> Self {
         LockRequest {
             backend,
-            namespace,
-            name,
+            key,
             wait: Wait::Forever,
             ttl,
             retry,
@@ -200,7 +196,8 @@ impl LockRequest {
     /// [`Error::Contended`], [`Error::TimedOut`], [`Error::InvalidName`],
     /// [`Error::InvalidOption`], [`Error::Backend`].
     pub async fn acquire(self) -> Result<LockGuard> {
-        let name = self.name?;
+        let key = self.key?;
+        let name = key.name().clone();
         self.retry.validate()?;
         let ttl = self.ttl.map(validate_ttl).transpose()?;
         if self.max_hold.is_some_and(|m| m.is_zero()) {
@@ -242,7 +239,6 @@ impl LockRequest {
                     .into(),
             });
         }
-        let key = LockKey::new(self.namespace, name.clone());
         let lost = LostSender::default();
         let ctx = AcquireContext::new(
             AcquireOptions {
@@ -291,7 +287,16 @@ impl LockRequest {
                 },
             });
         };
-        tracing::debug!(name = %name, attempts = stats.attempts, ?waited, token = acquired.token, "acquired");
+        if acquired.token.is_none() && key.foreign_resource().is_none() {
+            // The contract every backend keeps for its own names; a guard without a token
+            // would silently unfence the caller.
+            drop(backend.clone().release(acquired.held).await);
+            return Err(Error::backend(
+                backend.scheme(),
+                "the backend acquired a named lock without a fencing token",
+            ));
+        }
+        tracing::debug!(name = %name, attempts = stats.attempts, ?waited, token = ?acquired.token, "acquired");
         let resource = backend.resource(&key);
         let held = HeldSlot::new(acquired.held, self.max_hold, &backend, &lost, name.as_str());
         Ok(LockGuard::new(

@@ -18,16 +18,17 @@ use tokio::time::Instant;
 
 use crate::cli::{OnLost, RunArgs};
 use crate::exit::{self, Failure, Outcome};
-use crate::lock::{self, millis, Signals};
+use crate::lock::{self, millis, Signals, Target};
 use supervise::Policy;
 
 pub async fn run(args: RunArgs) -> Outcome {
-    lock::check_names(&args.names)?;
+    let targets = Target::all(&args.names, &args.resources);
+    lock::check_targets(&args.backend, &targets)?;
     let mut signals = Signals::install()?;
     let locker = lock::connect(&args.backend).await?;
     let deadline = lock::deadline(&args.acquire);
     let guard = tokio::select! {
-        acquired = lock::acquire_all(&locker, &args.names, &args.acquire, deadline) => match acquired {
+        acquired = lock::acquire_all(&locker, &targets, &args.acquire, deadline) => match acquired {
             Ok(guard) => guard,
             Err(e) if e.is_not_acquired() => {
                 return Err(Failure::new(args.conflict_exit_code, e.to_string()))
@@ -39,7 +40,7 @@ pub async fn run(args: RunArgs) -> Outcome {
     };
     let held_since = Instant::now();
 
-    let child = match spawn::spawn(&args.command, &guard, &args.names[0], args.on_lost) {
+    let child = match spawn::spawn(&args.command, &guard, targets[0].text(), args.on_lost) {
         Ok(child) => child,
         Err(failure) => {
             release(guard, held_since).await;
@@ -51,7 +52,7 @@ pub async fn run(args: RunArgs) -> Outcome {
         grace: args.grace,
     };
     let waited = supervise::supervise(child, &guard, &mut signals, policy).await;
-    let which = which(&args.names);
+    let which = which(&targets);
     let still_ours = release(guard, held_since).await;
     let (status, lost) = waited.map_err(|e| {
         Failure::new(
@@ -83,11 +84,11 @@ pub async fn run(args: RunArgs) -> Outcome {
 }
 
 /// `lock "a"`, or `one of the locks "a", "b"`: the subject of the messages about lost locks.
-pub(crate) fn which(names: &[String]) -> String {
-    match names {
-        [one] => format!("lock {one:?}"),
+pub(crate) fn which(targets: &[Target<'_>]) -> String {
+    match targets {
+        [one] => format!("lock {:?}", one.text()),
         _ => {
-            let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+            let quoted: Vec<String> = targets.iter().map(|t| format!("{:?}", t.text())).collect();
             format!("one of the locks {}", quoted.join(", "))
         }
     }

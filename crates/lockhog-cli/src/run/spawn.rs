@@ -57,10 +57,15 @@ pub fn spawn(
         _ => Some(libc::SIGKILL),
     };
     let mut cmd = Command::new(program);
+    // A lock without a fencing token (a foreign resource) leaves the variable unset, also when
+    // our own environment had it: a stale token would fence with someone else's number.
+    match guard.fencing_token() {
+        Some(token) => cmd.env(TOKEN_ENV, token.to_string()),
+        None => cmd.env_remove(TOKEN_ENV),
+    };
     cmd.args(rest)
         .env(NAME_ENV, guard.name().as_str())
         .env(RESOURCE_ENV, guard.resource())
-        .env(TOKEN_ENV, guard.fencing_token().to_string())
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());

@@ -32,6 +32,7 @@ mod limits;
 mod lock_all;
 mod process;
 mod process_checks;
+mod resource_checks;
 
 pub use attempts::*;
 pub use cancel::*;
@@ -40,6 +41,7 @@ pub use limits::*;
 pub use lock_all::*;
 pub use process::HoldProcess;
 pub use process_checks::*;
+pub use resource_checks::*;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -322,7 +324,8 @@ macro_rules! conformance_suite {
                 lock_all_never_deadlocks,
                 lock_all_across_processes,
                 max_hold_gives_the_lock_back,
-                steal_after_takes_over_a_live_holder
+                steal_after_takes_over_a_live_holder,
+                printed_resources_are_the_same_lock
             );
         }
     };

@@ -106,12 +106,10 @@ use crate::url::parse_duration;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["sqlite"],
-    feature: Some("sqlite"),
-    default_port: None,
-    connect: Some(|url| Ok(super::row::connecting(SqliteBackend::open(url)?))),
-};
+pub(crate) const ROW: super::row::BackendRow =
+    super::row::BackendRow::of::<SqliteBackend>(&["sqlite"], Some("sqlite"), |url| {
+        Ok(super::row::connecting(SqliteBackend::open(url)?))
+    });
 
 /// The lease when neither the URL (`?ttl=`) nor the request says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
@@ -281,7 +279,7 @@ impl SqliteBackend {
                 renewal: Renewal::spawn(lease, ttl, started + ttl, ctx.lost.clone()),
                 claim,
             },
-            token,
+            token: Some(token),
         }
     }
 }
