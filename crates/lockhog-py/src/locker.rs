@@ -75,7 +75,6 @@ async fn acquire(req: lockhog::Result<lockhog::LockRequest>) -> PyResult<NativeG
 impl NativeLocker {
     /// The request for `name` (a resource when `resource`); a name of the wrong type fails
     /// here, bad values when awaited.
-    #[allow(clippy::too_many_arguments)]
     fn request(
         &self,
         name: &Bound<'_, PyAny>,
@@ -154,6 +153,8 @@ impl NativeLocker {
     }
 
     /// Takes the lock `name`, or the resource `name` when `resource` (blocking, the GIL released, Ctrl-C honoured).
+    // The arguments are Python's keywords, one each.
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (name, blocking=true, timeout=None, ttl=None, shared=false, resource=false))]
     fn acquire(
         &self,
@@ -171,6 +172,8 @@ impl NativeLocker {
 
     /// Takes the lock `name` (the resource `name` when `resource`) without blocking the event loop; cancelling the awaitable
     /// cancels the acquire.
+    // The arguments are Python's keywords, one each.
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (name, blocking=true, timeout=None, ttl=None, shared=false, resource=false))]
     fn acquire_async<'py>(
         &self,

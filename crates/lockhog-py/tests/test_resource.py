@@ -17,7 +17,7 @@ import pytest
 import lockhog
 from cli_child import Child
 from conftest import BOUND, server_url
-from lockhog.hog import HogFrom, hog_lock
+from lockhog.hog import HogFrom, async_hog_lock, hog_lock
 
 # A child that tries `fcntl.flock` once on argv[1] ("busy" or "got"), or with argv[2] ==
 # "hold" takes it, says "held", and keeps it until its stdin ends.
@@ -219,6 +219,18 @@ def test_hog_a_file_resource(file_url: str, pid_file: Path, from_: HogFrom) -> N
             assert (hog.resource, hog.fencing_token) == (str(pid_file), None)
     assert flock_from_a_child(pid_file) == "got"
     assert pid_file.read_bytes() == PID_CONTENT
+
+
+def test_async_hog_of_a_postgres_resource(pg: psycopg.Connection) -> None:
+    key = random_key()
+    lock = lockhog.Locker(server_url("POSTGRES")).lock_resource(f"advisory:{key}")
+
+    async def main() -> None:
+        async with async_hog_lock(lock, acquire_timeout=BOUND):
+            assert not pg_try(pg, key)
+        assert pg_try(pg, key)
+
+    asyncio.run(asyncio.wait_for(main(), BOUND))
 
 
 def test_hog_a_resource_starting_with_a_dash_from_a_process() -> None:

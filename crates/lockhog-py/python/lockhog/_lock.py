@@ -162,9 +162,10 @@ class Locker:
         relative path, a key out of range, any resource on ``mem:`` or ``sqlite:``) raises
         ``InvalidOption`` (a ``ValueError``) here, at the call, before any I/O.
         """
-        return Lock._of_resource(
-            self, self._native.check_resource(resource), blocking=blocking, timeout=timeout, ttl=ttl
-        )
+        checked = self._native.check_resource(resource)
+        lock = Lock(self, checked, blocking=blocking, timeout=timeout, ttl=ttl)
+        lock._by_resource = True
+        return lock
 
     def resource(self, name: str) -> str:
         """The backend's own name for the lock ``name`` (a file path, a Redis key)."""
@@ -219,21 +220,6 @@ class Lock:
         # Guards taken through this object, newest last (several only when shared).
         self._held: List[_lockhog.NativeGuard] = []
         self._mutex = threading.Lock()
-
-    @classmethod
-    def _of_resource(
-        cls,
-        locker: Locker,
-        resource: str,
-        *,
-        blocking: bool = True,
-        timeout: Optional[float] = None,
-        ttl: Optional[float] = None,
-    ) -> Lock:
-        """The lock of ``resource``, already checked by the backend."""
-        lock = cls(locker, resource, blocking=blocking, timeout=timeout, ttl=ttl)
-        lock._by_resource = True
-        return lock
 
     def _wait(
         self, blocking: Optional[bool], timeout: Optional[float]
