@@ -152,7 +152,8 @@ impl NativeLocker {
         Ok(d)
     }
 
-    /// Takes the lock `name`, or the resource `name` when `resource` (blocking, the GIL released, Ctrl-C honoured).
+    /// Takes the lock `name`, or the resource `name` when `resource` (blocking, the GIL
+    /// released, Ctrl-C honoured).
     // The arguments are Python's keywords, one each.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (name, blocking=true, timeout=None, ttl=None, shared=false, resource=false))]
@@ -170,8 +171,8 @@ impl NativeLocker {
         block_on(py, acquire(req))?
     }
 
-    /// Takes the lock `name` (the resource `name` when `resource`) without blocking the event loop; cancelling the awaitable
-    /// cancels the acquire.
+    /// Takes the lock `name` (the resource `name` when `resource`) without blocking the event
+    /// loop; cancelling the awaitable cancels the acquire.
     // The arguments are Python's keywords, one each.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (name, blocking=true, timeout=None, ttl=None, shared=false, resource=false))]
