@@ -196,7 +196,9 @@ def test_a_bad_file_resource_is_refused_at_the_call_and_creates_nothing(
     assert listing(tmp_path) == before
 
 
-@pytest.mark.parametrize("resource", ["advisory:x", "advisory:9223372036854775808", "42", "advisory:1,2,3"])
+@pytest.mark.parametrize(
+    "resource", ["advisory:x", "advisory:9223372036854775808", "42", "advisory:1,2,3"]
+)
 def test_a_bad_postgres_resource_is_refused(resource: str) -> None:
     with pytest.raises(lockhog.InvalidOption, match="cannot lock the resource"):
         lockhog.Locker(server_url("POSTGRES")).lock_resource(resource)
@@ -238,7 +240,8 @@ def test_hog_a_resource_starting_with_a_dash_from_a_process() -> None:
     url = server_url("MYSQL")
     resource = f"-py-{random.randrange(2**32)}"
     locker = lockhog.Locker(url)
-    with hog_lock(locker.lock_resource(resource), from_=HogFrom.PROCESS, acquire_timeout=BOUND) as hog:
+    lock = locker.lock_resource(resource)
+    with hog_lock(lock, from_=HogFrom.PROCESS, acquire_timeout=BOUND) as hog:
         assert hog.resource == resource
         assert not locker.lock_resource(resource).acquire(blocking=False)
     assert locker.lock_resource(resource).acquire(blocking=False)

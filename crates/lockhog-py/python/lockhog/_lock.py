@@ -189,8 +189,8 @@ class Locker:
 
 
 class Lock:
-    """One lock of a ``Locker``, by name or by resource (``lock_resource``): use it with ``with`` / ``async with``, as a decorator,
-    or with ``acquire()`` / ``release()``.
+    """One lock of a ``Locker``, by name or by resource (``lock_resource``): use it with
+    ``with`` / ``async with``, as a decorator, or with ``acquire()`` / ``release()``.
 
     ``acquire()`` returns ``True`` or ``False`` like ``threading.Lock.acquire``; entering it
     (``with``, ``async with``, a decorated call) raises ``Contended`` or ``TimedOut`` instead,
