@@ -25,7 +25,7 @@ pub struct NativeGuard {
     #[pyo3(get)]
     resource: String,
     #[pyo3(get)]
-    fencing_token: u64,
+    fencing_token: Option<u64>,
     #[pyo3(get)]
     attempts: u32,
     #[pyo3(get)]
@@ -42,10 +42,8 @@ impl NativeGuard {
             lost: lost_rx,
             name: guard.name().to_string(),
             resource: guard.resource().to_owned(),
-            // Python locks by name only, and the library gives every named lock a token.
-            fencing_token: guard
-                .fencing_token()
-                .expect("a lock taken by name has a fencing token"),
+            // None for a resource another program names on a store that numbers no holders.
+            fencing_token: guard.fencing_token(),
             attempts: guard.stats().attempts,
             waited: guard.stats().waited.as_secs_f64(),
         };

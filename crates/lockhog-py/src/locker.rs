@@ -14,9 +14,15 @@ pub struct NativeLocker {
     inner: lockhog::Locker,
 }
 
+/// What one acquire takes: a lock by name, or a resource another program names.
+enum Target {
+    Name(Name),
+    Resource(String),
+}
+
 /// How one acquire should go, checked before any I/O.
 struct Request {
-    name: Name,
+    target: Target,
     blocking: bool,
     timeout: Option<f64>,
     ttl: Option<f64>,
@@ -25,7 +31,10 @@ struct Request {
 
 impl Request {
     fn build(self, locker: &lockhog::Locker) -> lockhog::Result<lockhog::LockRequest> {
-        let mut req = self.name.request(locker);
+        let mut req = match &self.target {
+            Target::Name(name) => name.request(locker),
+            Target::Resource(res) => locker.lock_resource(res),
+        };
         req = match (self.blocking, self.timeout) {
             (false, None) => req.no_wait(),
             (false, Some(_)) => {
@@ -64,7 +73,8 @@ async fn acquire(req: lockhog::Result<lockhog::LockRequest>) -> PyResult<NativeG
 }
 
 impl NativeLocker {
-    /// The request for `name`; a name of the wrong type fails here, bad values when awaited.
+    /// The request for `name` (a resource when `resource`); a name of the wrong type fails
+    /// here, bad values when awaited.
     fn request(
         &self,
         name: &Bound<'_, PyAny>,
@@ -72,9 +82,15 @@ impl NativeLocker {
         timeout: Option<f64>,
         ttl: Option<f64>,
         shared: bool,
+        resource: bool,
     ) -> PyResult<lockhog::Result<lockhog::LockRequest>> {
+        let target = if resource {
+            Target::Resource(name.extract()?)
+        } else {
+            Target::Name(Name::extract(name)?)
+        };
         let req = Request {
-            name: Name::extract(name)?,
+            target,
             blocking,
             timeout,
             ttl,
@@ -129,14 +145,18 @@ impl NativeLocker {
             ("crash_release", c.crash_release),
             ("native_wait", c.native_wait),
             ("cross_process", c.cross_process),
+            ("resource_fencing", c.resource_fencing),
         ] {
             d.set_item(k, v)?;
         }
         Ok(d)
     }
 
-    /// Takes the lock `name` (blocking, the GIL released, Ctrl-C honoured).
-    #[pyo3(signature = (name, blocking=true, timeout=None, ttl=None, shared=false))]
+    /// Takes the lock `name`, or the resource `name` when `resource` (blocking, the GIL
+    /// released, Ctrl-C honoured).
+    // The arguments are Python's keywords, one each.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, blocking=true, timeout=None, ttl=None, shared=false, resource=false))]
     fn acquire(
         &self,
         py: Python<'_>,
@@ -145,14 +165,17 @@ impl NativeLocker {
         timeout: Option<f64>,
         ttl: Option<f64>,
         shared: bool,
+        resource: bool,
     ) -> PyResult<NativeGuard> {
-        let req = self.request(name, blocking, timeout, ttl, shared)?;
+        let req = self.request(name, blocking, timeout, ttl, shared, resource)?;
         block_on(py, acquire(req))?
     }
 
-    /// Takes the lock `name` without blocking the event loop; cancelling the awaitable
-    /// cancels the acquire.
-    #[pyo3(signature = (name, blocking=true, timeout=None, ttl=None, shared=false))]
+    /// Takes the lock `name` (the resource `name` when `resource`) without blocking the event
+    /// loop; cancelling the awaitable cancels the acquire.
+    // The arguments are Python's keywords, one each.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, blocking=true, timeout=None, ttl=None, shared=false, resource=false))]
     fn acquire_async<'py>(
         &self,
         py: Python<'py>,
@@ -161,8 +184,9 @@ impl NativeLocker {
         timeout: Option<f64>,
         ttl: Option<f64>,
         shared: bool,
+        resource: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let req = self.request(name, blocking, timeout, ttl, shared)?;
+        let req = self.request(name, blocking, timeout, ttl, shared, resource)?;
         pyo3_async_runtimes::tokio::future_into_py(py, acquire(req))
     }
 
@@ -171,18 +195,35 @@ impl NativeLocker {
         self.inner.resource(name).map_err(to_py)
     }
 
-    /// (name, resource, state, holder) for each of `names`, or every lock the backend can
-    /// list when empty.
+    /// The resource another program names, as the backend writes it (`advisory:007` is
+    /// `advisory:7`); a resource it cannot lock raises `InvalidOption`. No I/O.
+    fn check_resource(&self, resource: &str) -> PyResult<String> {
+        // Only the URL's scheme matters here, so its redacted form does.
+        lockhog::Locker::check_resource(self.inner.url(), resource).map_err(to_py)
+    }
+
+    /// (name, resource, state, holder) for each of `names`, then each of `resources`; every
+    /// lock the backend can list when both are empty.
     #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (names, resources=Vec::new()))]
     fn status(
         &self,
         py: Python<'_>,
         names: Vec<String>,
+        resources: Vec<String>,
     ) -> PyResult<Vec<(Option<String>, String, &'static str, Option<String>)>> {
         let locker = self.inner.clone();
         let found = block_on(py, async move {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            locker.status(&names).await
+            let resources: Vec<&str> = resources.iter().map(String::as_str).collect();
+            let mut found = Vec::new();
+            if !names.is_empty() || resources.is_empty() {
+                found = locker.status(&names).await?;
+            }
+            if !resources.is_empty() {
+                found.extend(locker.status_resources(&resources).await?);
+            }
+            Ok::<_, lockhog::Error>(found)
         })?
         .map_err(to_py)?;
         Ok(found

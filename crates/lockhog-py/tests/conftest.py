@@ -8,6 +8,7 @@ must never pass by skipping.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -83,3 +84,16 @@ def main_thread_waiting_in_lockhog() -> bool:
 @pytest.fixture
 def mem() -> Iterator[lockhog.Locker]:
     yield lockhog.Locker("mem:")
+
+
+@pytest.fixture
+def sigint_default() -> Iterator[None]:
+    """Ctrl-C raises ``KeyboardInterrupt`` in this test, and children it starts get SIGINT's
+    default action, even when the suite was started with SIGINT ignored (``&`` from a
+    non-interactive shell): an ignored signal stays ignored across ``fork`` and ``exec``, a
+    handled one is reset to the default by ``exec``."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)

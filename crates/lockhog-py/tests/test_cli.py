@@ -62,6 +62,7 @@ def test_hold_abandon_exits_without_releasing(name: str, children: list) -> None
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.usefixtures("sigint_default")
 def test_hold_releases_on_a_signal(file_url: str, name: str, sig: int, children: list) -> None:
     child = start(children, "hold", "-b", file_url, name)
     assert (child.line() or "").startswith("held ")

@@ -68,6 +68,7 @@ def test_blocking_wait_releases_the_gil(mem: lockhog.Locker, name: str) -> None:
     assert progress == [sum(range(100_000))]
 
 
+@pytest.mark.usefixtures("sigint_default")
 def test_ctrl_c_interrupts_a_wait_and_leaves_nothing_held(mem: lockhog.Locker, name: str) -> None:
     holder = mem.lock(name)
     assert holder.acquire()
@@ -90,6 +91,7 @@ def test_ctrl_c_interrupts_a_wait_and_leaves_nothing_held(mem: lockhog.Locker, n
     assert probe.release()
 
 
+@pytest.mark.usefixtures("sigint_default")
 def test_sigint_interrupts_a_wait_on_a_server(name: str) -> None:
     locker = lockhog.Locker(server_url("REDIS"))
     holder = locker.lock(name)

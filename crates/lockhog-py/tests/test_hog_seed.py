@@ -1,7 +1,8 @@
 """lock-hog's README scenarios (a Python test tool for hogging locks), rewritten with
 ``lockhog.hog``: the debounced ``pay_individual`` with a threading lock, the decorator,
-``LockHogger``, the async variant, and the PostgreSQL advisory lock held from another
-process while the code under test takes its own transaction-level lock."""
+``LockHogger``, the async variant, and the PostgreSQL advisory lock hogged by its resource
+from another process or thread while the code under test takes its own transaction-level
+lock."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from typing import Optional
 import psycopg
 import pytest
 
-from cli_child import Child
+import lockhog
 from conftest import BOUND, server_url
-from lockhog.hog import AsyncLockHogger, LockHogger, async_hog_lock, hog_lock
+from lockhog.hog import AsyncLockHogger, HogFrom, LockHogger, async_hog_lock, hog_lock
 
 
 class AlreadyPayingIndividual(Exception):
@@ -112,49 +113,18 @@ def pay_individual_in_db(conn: psycopg.Connection, key: int) -> None:
             raise AlreadyPayingIndividual
 
 
-# A process that takes the advisory lock in a transaction of its own with psycopg and speaks
-# `lockhog hold`'s protocol. The URL comes in the environment, never on the command line.
-PSYCOPG_HOLDER = """
-import os, sys, psycopg
-with psycopg.connect(os.environ["HOG_DATABASE_URL"]) as conn:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (int(sys.argv[1]),))
-        print("held", sys.argv[1], flush=True)
-        sys.stdin.readline()
-print("released", sys.argv[1], flush=True)
-"""
-
-
-class AdvisoryXactHogger(LockHogger):
-    """Holds advisory lock ``key`` from another process's transaction."""
-
-    def __init__(self, url: str, key: int) -> None:
-        self.url, self.key = url, key
-        self.child: Optional[Child] = None
-
-    def acquire_lock(self) -> None:
-        self.child = Child(str(self.key), code=PSYCOPG_HOLDER, env={"HOG_DATABASE_URL": self.url})
-        line = self.child.line()
-        if line != f"held {self.key}":
-            self.child.kill()
-            raise RuntimeError(f"the holder said {line!r}: {self.child.stderr()}")
-
-    def release_lock(self) -> None:
-        assert self.child is not None
-        self.child.send("release\n")
-        assert self.child.rest() == [f"released {self.key}"]
-        assert self.child.finish() == 0
-
-
-def test_database_lock_hogged_from_another_process() -> None:
+@pytest.mark.parametrize("from_", [HogFrom.PROCESS, HogFrom.THREAD])
+def test_database_lock_hogged(from_: HogFrom) -> None:
+    # The hog holds the very advisory lock the code under test takes, by its resource: from
+    # a `python -m lockhog hold` process, or from a thread on the locker's own connection.
     url = server_url("POSTGRES")
     key = random.randrange(-(2**63), 2**63)
-    # LEAD: once Locker.lock_resource lands, this hogger becomes
-    #   hog_lock(lockhog.Locker(url).lock_resource(f"advisory:{key}"), from_=HogFrom.PROCESS)
-    hogger = AdvisoryXactHogger(url, key)
+    lock = lockhog.Locker(url).lock_resource(f"advisory:{key}")
     with psycopg.connect(url) as conn:
-        with hog_lock(hogger, acquire_timeout=BOUND):
-            assert hogger.child is not None and hogger.child.proc.pid != os.getpid()
+        with hog_lock(lock, from_=from_, acquire_timeout=BOUND) as hog:
+            if from_ is HogFrom.PROCESS:
+                assert hog.pid != os.getpid()
+                assert (hog.resource, hog.fencing_token) == (f"advisory:{key}", None)
             with pytest.raises(AlreadyPayingIndividual):
                 pay_individual_in_db(conn, key)
-        pay_individual_in_db(conn, key)  # released with the other transaction
+        pay_individual_in_db(conn, key)  # released by the hog

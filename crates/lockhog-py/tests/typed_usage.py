@@ -12,9 +12,9 @@ def sync_use(url: Optional[str]) -> int:
     locker = lockhog.Locker(url, namespace="my-app")
     lock: lockhog.Lock = locker.lock(("invoice", 42), timeout=5.0, ttl=30.0)
     if lock.acquire(blocking=False):
-        token: int = lock.fencing_token
+        token: Optional[int] = lock.fencing_token
         still_ours: bool = lock.release()
-        return token if still_ours else -1
+        return token if still_ours and token is not None else -1
     with locker.lock("report") as held:
         reason: Optional[str] = held.wait_lost(timeout=0.0)
         lost: bool = held.lost
@@ -50,6 +50,21 @@ def errors() -> str:
     except lockhog.BackendError as e:
         return e.backend
     return decorated(1)
+
+
+def resource_use(locker: lockhog.Locker) -> Optional[int]:
+    pid_file: lockhog.Lock = locker.lock_resource("/run/app.pid", blocking=False, ttl=None)
+    with pid_file as held:
+        name: str = held.resource
+        del name
+    statuses: List[lockhog.LockStatus] = locker.status("job", resources=["/run/app.pid"])
+    del statuses
+    try:
+        locker.lock_resource("relative.pid")
+    except lockhog.InvalidOption as e:
+        bad: ValueError = e
+        del bad
+    return pid_file.fencing_token
 
 
 def compute(locker: lockhog.Locker) -> bytes:
@@ -88,8 +103,10 @@ def hog_use(locker: lockhog.Locker, path: str) -> List[str]:
     with hog_lock(PayHogger(), acquire_timeout=1.0, release_timeout=0.5):
         pass
     with hog_lock(locker.lock("x"), from_=HogFrom.PROCESS) as held:
-        token: int = held.fencing_token
+        token: Optional[int] = held.fencing_token
         del token
+    with hog_lock(locker.lock_resource("advisory:42"), from_=HogFrom.PROCESS) as held:
+        print(held.resource)
     try:
         hog_lock(FileLock(path, "lockf"), from_=HogFrom.PROCESS).start().release()
     except HoggerStillAlive as e:

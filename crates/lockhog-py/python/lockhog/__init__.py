@@ -26,6 +26,10 @@ Blocking waits release the GIL and Ctrl-C interrupts them (nothing stays held). 
 ``LockhogError``, with ``NotAcquired`` (``Contended``, ``TimedOut``), ``BackendError``, and
 ``InvalidName``/``InvalidUrl``/``InvalidOption`` (also ``ValueError``).
 
+``locker.lock_resource(resource)`` is the lock another program takes, by its resource
+(``/run/app.pid``, ``advisory:42``, a MySQL ``GET_LOCK`` name): hog it in a test and the code
+under test finds its own lock held.
+
 ``python -m lockhog hold|run|status|cleanup ...`` is the ``lockhog`` command. For tests,
 ``lockhog.hog`` hogs locks from another thread, task or process (``hog_lock``,
 ``async_hog_lock``) and runs the one-winner race (``contend``); the wheel's pytest plugin

@@ -72,4 +72,5 @@ class InvalidUrl(LockhogError, ValueError):
 
 
 class InvalidOption(LockhogError, ValueError):
-    """An option (timeout, ttl, namespace, a URL query option) is out of range."""
+    """An option (timeout, ttl, namespace, a URL query option) is out of range, or a resource
+    (``Locker.lock_resource``) is one the backend cannot lock."""

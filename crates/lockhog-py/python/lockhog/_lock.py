@@ -1,4 +1,5 @@
-"""``Locker`` (a connection to one lock store) and ``Lock`` (one named lock)."""
+"""``Locker`` (a connection to one lock store) and ``Lock`` (one lock: named, or a resource
+another program names)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import (
     List,
     NamedTuple,
     Optional,
+    Sequence,
     Tuple,
     Type,
     TypeVar,
@@ -115,7 +117,8 @@ class Locker:
 
     def capabilities(self) -> Dict[str, bool]:
         """What the backend guarantees: ``lease``, ``native_fencing``, ``lost_notice``,
-        ``fair``, ``shared``, ``crash_release``, ``native_wait``, ``cross_process``."""
+        ``fair``, ``shared``, ``crash_release``, ``native_wait``, ``cross_process``,
+        ``resource_fencing`` (a lock of ``lock_resource`` gets a fencing token)."""
         return self._native.capabilities()
 
     def lock(
@@ -136,13 +139,46 @@ class Locker:
         """
         return Lock(self, name, blocking=blocking, timeout=timeout, ttl=ttl, shared=shared)
 
+    def lock_resource(
+        self,
+        resource: str,
+        *,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        ttl: Optional[float] = None,
+    ) -> Lock:
+        """The lock another program takes, addressed by its resource in the store's own
+        convention (the RESOURCE ``lockhog hold`` and ``status`` print): on ``file:`` an
+        absolute path (``fcntl.flock`` on it; ``fcntl.lockf`` with ``?mode=fcntl``), never
+        written; on ``postgres:`` ``advisory:<i64>`` (``pg_advisory_lock(42)``,
+        ``pg_try_advisory_xact_lock(42)``) or ``advisory:<i32>,<i32>``
+        (``pg_advisory_lock(7, 99)``); on ``mysql:`` the ``GET_LOCK`` name. Hog it in a test
+        to make the code under test find its own lock taken.
+
+        Returns the same ``Lock`` as ``lock()``, whose ``name`` and ``resource`` are the
+        resource as the backend writes it (``advisory:007`` is ``advisory:7``). The namespace
+        does not apply. ``fencing_token`` is None unless the store numbers its holders itself
+        (``capabilities()["resource_fencing"]``). A resource the backend cannot lock (a
+        relative path, a key out of range, any resource on ``mem:`` or ``sqlite:``) raises
+        ``InvalidOption`` (a ``ValueError``) here, at the call, before any I/O.
+        """
+        checked = self._native.check_resource(resource)
+        lock = Lock(self, checked, blocking=blocking, timeout=timeout, ttl=ttl)
+        lock._by_resource = True
+        return lock
+
     def resource(self, name: str) -> str:
         """The backend's own name for the lock ``name`` (a file path, a Redis key)."""
         return self._native.resource(name)
 
-    def status(self, *names: str) -> List[LockStatus]:
-        """The state of the locks ``names``, or of every lock the backend can list."""
-        return [LockStatus(*s) for s in self._native.status(list(names))]
+    def status(self, *names: str, resources: Sequence[str] = ()) -> List[LockStatus]:
+        """The state of the locks ``names``, then of the ``resources`` other programs name
+        (see ``lock_resource``; a bad one raises ``InvalidOption``); of every lock the
+        backend can list when both are left out."""
+        if isinstance(resources, str):
+            raise TypeError("resources is a sequence of resources, not one str")
+        found = self._native.status(list(names), list(resources))
+        return [LockStatus(*s) for s in found]
 
     def cleanup(self) -> CleanupReport:
         """Removes stale resources of this namespace that nobody holds."""
@@ -153,8 +189,8 @@ class Locker:
 
 
 class Lock:
-    """One named lock of a ``Locker``: use it with ``with`` / ``async with``, as a decorator,
-    or with ``acquire()`` / ``release()``.
+    """One lock of a ``Locker``, by name or by resource (``lock_resource``): use it with
+    ``with`` / ``async with``, as a decorator, or with ``acquire()`` / ``release()``.
 
     ``acquire()`` returns ``True`` or ``False`` like ``threading.Lock.acquire``; entering it
     (``with``, ``async with``, a decorated call) raises ``Contended`` or ``TimedOut`` instead,
@@ -179,6 +215,8 @@ class Lock:
         self._timeout = timeout
         self._ttl = ttl
         self._shared = shared
+        # True when `name` is a resource another program names (`Locker.lock_resource`).
+        self._by_resource = False
         # Guards taken through this object, newest last (several only when shared).
         self._held: List[_lockhog.NativeGuard] = []
         self._mutex = threading.Lock()
@@ -198,7 +236,9 @@ class Lock:
     def _hog_twin(self) -> Lock:
         """A lock of the same name and options, not held: what a hog takes, so that this
         object stays as the caller left it."""
-        return Lock(self._locker, self._name, ttl=self._ttl, shared=self._shared)
+        twin = Lock(self._locker, self._name, ttl=self._ttl, shared=self._shared)
+        twin._by_resource = self._by_resource
+        return twin
 
     def _hold_command(self, acquire_timeout: float) -> Tuple[List[str], Dict[str, str]]:
         """The arguments of ``lockhog hold`` that take this lock from another process, and
@@ -210,6 +250,9 @@ class Lock:
         args = ["hold", "-w", repr(acquire_timeout)]
         if self._ttl is not None:
             args += ["--ttl", repr(self._ttl)]
+        if self._by_resource:
+            # One argument, so that a resource starting with "-" is never read as an option.
+            return [*args, "--resource=" + self.name], {URL_ENV: self._locker._child_url()}
         return [*args, "--", self.name], {URL_ENV: self._locker._child_url()}
 
     def _push(self, guard: _lockhog.NativeGuard) -> None:
@@ -231,7 +274,7 @@ class Lock:
     def _take(self, blocking: Optional[bool] = None, timeout: Optional[float] = None) -> None:
         blocking, timeout = self._wait(blocking, timeout)
         guard = self._locker._native.acquire(
-            self._name, blocking, timeout, self._ttl, self._shared
+            self._name, blocking, timeout, self._ttl, self._shared, self._by_resource
         )
         self._push(guard)
 
@@ -240,7 +283,7 @@ class Lock:
     ) -> None:
         blocking, timeout = self._wait(blocking, timeout)
         guard = await self._locker._native.acquire_async(
-            self._name, blocking, timeout, self._ttl, self._shared
+            self._name, blocking, timeout, self._ttl, self._shared, self._by_resource
         )
         self._push(guard)
 
@@ -282,7 +325,8 @@ class Lock:
 
     @property
     def name(self) -> str:
-        """The lock's name (``sha256:…`` for a hashed key)."""
+        """The lock's name (``sha256:…`` for a hashed key; the resource for a lock of
+        ``lock_resource``)."""
         return _lockhog.hashed_name(self._name)
 
     @property
@@ -292,14 +336,19 @@ class Lock:
             return bool(self._held)
 
     @property
-    def fencing_token(self) -> int:
+    def fencing_token(self) -> Optional[int]:
         """The fencing token of the held lock: greater than every earlier holder's. Hand it
-        to the resource you protect, which refuses writes with a smaller one."""
+        to the resource you protect, which refuses writes with a smaller one. A lock taken by
+        name always has one; a lock of ``lock_resource`` has None unless the store numbers
+        its holders itself (``capabilities()["resource_fencing"]``)."""
         return self._current().fencing_token
 
     @property
     def resource(self) -> str:
-        """The backend's own name for the held lock (a file path, a Redis key)."""
+        """The backend's own name for the held lock (a file path, a Redis key); for a lock
+        of ``lock_resource``, that resource, held or not."""
+        if self._by_resource:
+            return self.name
         return self._current().resource
 
     @property

@@ -7,7 +7,7 @@ _Key = Union[str, bytes, int, Tuple[Any, ...]]
 class NativeGuard:
     name: str
     resource: str
-    fencing_token: int
+    fencing_token: Optional[int]
     attempts: int
     waited: float
     @property
@@ -36,6 +36,7 @@ class NativeLocker:
         timeout: Optional[float] = None,
         ttl: Optional[float] = None,
         shared: bool = False,
+        resource: bool = False,
     ) -> NativeGuard: ...
     def acquire_async(
         self,
@@ -44,10 +45,12 @@ class NativeLocker:
         timeout: Optional[float] = None,
         ttl: Optional[float] = None,
         shared: bool = False,
+        resource: bool = False,
     ) -> Awaitable[NativeGuard]: ...
     def resource(self, name: str) -> str: ...
+    def check_resource(self, resource: str) -> str: ...
     def status(
-        self, names: Sequence[str]
+        self, names: Sequence[str], resources: Sequence[str] = ()
     ) -> list[Tuple[Optional[str], str, str, Optional[str]]]: ...
     def cleanup(self) -> Tuple[int, int]: ...
 

@@ -90,9 +90,11 @@ class Hog:
         return self._process().held[1]
 
     @property
-    def fencing_token(self) -> int:
-        """The fencing token of a lockhog lock held from a process."""
-        return int(self._process().held[2])
+    def fencing_token(self) -> Optional[int]:
+        """The fencing token of a lockhog lock held from a process (None for a resource on
+        a store that numbers no holders: ``-`` in the ``held`` line)."""
+        token = self._process().held[2]
+        return None if token == "-" else int(token)
 
     def abandon(self) -> None:
         """Kills the newest hold's child without a release, as a crash would."""
