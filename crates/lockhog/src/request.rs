@@ -30,6 +30,8 @@ pub struct LockRequest {
     retry: RetryPolicy,
     shared: bool,
     fair: bool,
+    /// Set for a permit of a semaphore (see [`crate::SemaphoreRequest`]).
+    pub(crate) permits: Option<u32>,
 }
 
 impl std::fmt::Debug for LockRequest {
@@ -43,6 +45,7 @@ impl std::fmt::Debug for LockRequest {
             .field("retry", &self.retry)
             .field("shared", &self.shared)
             .field("fair", &self.fair)
+            .field("permits", &self.permits)
             .finish()
     }
 }
@@ -66,6 +69,7 @@ impl LockRequest {
             retry,
             shared: false,
             fair: false,
+            permits: None,
         }
     }
 
@@ -169,6 +173,12 @@ impl LockRequest {
         if self.fair && !caps.fair {
             return unsupported("fair (FIFO)");
         }
+        if let Some(permits) = self.permits {
+            crate::backend::slots::validate(&name, permits)?;
+            if !caps.semaphore {
+                return Err(crate::backend::slots::unsupported(backend.scheme()));
+            }
+        }
         let key = LockKey::new(self.namespace, name.clone());
         let lost = LostSender::default();
         let ctx = AcquireContext::new(
@@ -181,24 +191,38 @@ impl LockRequest {
             lost.clone(),
         );
         let started = Instant::now();
-        let acquired = match self.wait {
-            Wait::No => {
+        let deadline = match self.wait {
+            Wait::No => None,
+            Wait::For(bound) => Some(started + bound),
+            Wait::Forever => None,
+        };
+        let acquired = match (self.permits, self.wait) {
+            (None, Wait::No) => {
                 ctx.note_attempt();
-                backend.try_acquire(&key, &ctx).await?
+                backend.try_acquire(&key, &ctx).await?.map(|a| (a, None))
             }
-            Wait::For(bound) => {
-                backend
-                    .wait_acquire(&key, &ctx, Some(started + bound))
-                    .await?
+            (None, _) => backend
+                .wait_acquire(&key, &ctx, deadline)
+                .await?
+                .map(|a| (a, None)),
+            (Some(permits), Wait::No) => {
+                ctx.note_attempt();
+                let permit = backend.try_acquire_permit(&key, permits, &ctx).await?;
+                permit.map(|p| (p.acquired, Some(p.resource)))
             }
-            Wait::Forever => backend.wait_acquire(&key, &ctx, None).await?,
+            (Some(permits), _) => {
+                let permit = backend
+                    .wait_acquire_permit(&key, permits, &ctx, deadline)
+                    .await?;
+                permit.map(|p| (p.acquired, Some(p.resource)))
+            }
         };
         let waited = started.elapsed();
         let stats = AcquireStats {
             attempts: ctx.attempts(),
             waited,
         };
-        let Some(acquired) = acquired else {
+        let Some((acquired, resource)) = acquired else {
             tracing::debug!(name = %name, attempts = stats.attempts, ?waited, "not acquired");
             return Err(match self.wait {
                 Wait::No => Error::Contended {
@@ -211,7 +235,7 @@ impl LockRequest {
             });
         };
         tracing::debug!(name = %name, attempts = stats.attempts, ?waited, token = acquired.token, "acquired");
-        let resource = backend.resource(&key);
+        let resource = resource.unwrap_or_else(|| backend.resource(&key));
         Ok(LockGuard::new(
             backend.clone(),
             acquired.held,

@@ -73,6 +73,7 @@ pub(crate) mod registry;
 mod row;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod session_pool;
+pub mod slots;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -123,6 +124,10 @@ pub struct Capabilities {
     pub native_wait: bool,
     /// The lock excludes other processes (and, for network stores, other machines).
     pub cross_process: bool,
+    /// Counting semaphores ([`Locker::semaphore`](crate::Locker::semaphore)) are supported,
+    /// and a semaphore's permit count is kept in the store, so that two callers asking for
+    /// different counts under one name are refused rather than both admitted.
+    pub semaphore: bool,
 }
 
 /// What a successful acquire returns to the library.
@@ -132,6 +137,17 @@ pub struct Acquired<H> {
     pub held: H,
     /// The fencing token: strictly greater than every earlier holder's of the same key.
     pub token: u64,
+}
+
+/// What a successful permit acquire returns: the acquisition, and the backend's own name for
+/// the permit taken (a slot's lock file, a sorted-set member), printed by `run` and `hold`.
+#[derive(Debug)]
+pub struct Permit<H> {
+    /// The acquisition; its token is strictly greater than every earlier holder's of the
+    /// same permit (slot).
+    pub acquired: Acquired<H>,
+    /// The backend's name for the permit.
+    pub resource: String,
 }
 
 /// What a backend gets on each acquire: the caller's options, the sender to report a lost lock
@@ -254,23 +270,53 @@ pub trait Backend: Send + Sync + 'static {
         ctx: &AcquireContext,
         deadline: Option<Instant>,
     ) -> impl Future<Output = Result<Option<Acquired<Self::Held>>>> + Send {
+        poll_until(ctx, deadline, || self.try_acquire(key, ctx))
+    }
+
+    /// Records `permits` as the permit count of the semaphore `key` the first time, and
+    /// refuses with [`Error::InvalidOption`] a count that differs from the recorded one.
+    /// The default refuses every semaphore: a backend that keeps the count implements this
+    /// (and says so in [`Capabilities::semaphore`]), and gets the slot-based permits of
+    /// [`slots`] from the provided [`Backend::try_acquire_permit`].
+    fn record_permits(
+        &self,
+        key: &LockKey,
+        permits: u32,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (key, permits);
+        let scheme = self.scheme();
+        async move { Err(slots::unsupported(scheme)) }
+    }
+
+    /// One attempt at one of the `permits` permits of the semaphore `key`: `Ok(None)` when all
+    /// are held. The provided version records the count and tries the slots `0..permits`
+    /// (see [`slots`]), each an ordinary lock of this backend, so permits inherit the lock's
+    /// crash release, leases and lost notice.
+    fn try_acquire_permit(
+        &self,
+        key: &LockKey,
+        permits: u32,
+        ctx: &AcquireContext,
+    ) -> impl Future<Output = Result<Option<Permit<Self::Held>>>> + Send {
         async move {
-            let mut attempt = 0u32;
-            loop {
-                ctx.note_attempt();
-                attempt = attempt.saturating_add(1);
-                if let Some(acquired) = self.try_acquire(key, ctx).await? {
-                    return Ok(Some(acquired));
-                }
-                let mut wake = Instant::now() + ctx.options.retry.delay(attempt);
-                if let Some(deadline) = deadline {
-                    if Instant::now() >= deadline {
-                        return Ok(None);
-                    }
-                    wake = wake.min(deadline);
-                }
-                tokio::time::sleep_until(wake).await;
-            }
+            self.record_permits(key, permits).await?;
+            slots::try_slots(self, key, permits, ctx).await
+        }
+    }
+
+    /// Waits for a permit until `deadline` (`None`: forever); `Ok(None)` when the deadline
+    /// passed. The provided version records the count once, then polls the slots with the
+    /// retry policy.
+    fn wait_acquire_permit(
+        &self,
+        key: &LockKey,
+        permits: u32,
+        ctx: &AcquireContext,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = Result<Option<Permit<Self::Held>>>> + Send {
+        async move {
+            self.record_permits(key, permits).await?;
+            poll_until(ctx, deadline, || slots::try_slots(self, key, permits, ctx)).await
         }
     }
 
@@ -305,6 +351,35 @@ pub trait Backend: Send + Sync + 'static {
     fn cleanup(&self, namespace: &str) -> impl Future<Output = Result<CleanupReport>> + Send;
 }
 
+/// Calls `attempt` until it gives a value or `deadline` passes (`Ok(None)`), sleeping between
+/// attempts as the caller's retry policy says and counting each attempt.
+async fn poll_until<T, F, Fut>(
+    ctx: &AcquireContext,
+    deadline: Option<Instant>,
+    mut attempt: F,
+) -> Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let mut tries = 0u32;
+    loop {
+        ctx.note_attempt();
+        tries = tries.saturating_add(1);
+        if let Some(got) = attempt().await? {
+            return Ok(Some(got));
+        }
+        let mut wake = Instant::now() + ctx.options.retry.delay(tries);
+        if let Some(deadline) = deadline {
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            wake = wake.min(deadline);
+        }
+        tokio::time::sleep_until(wake).await;
+    }
+}
+
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub(crate) type ErasedHeld = Box<dyn Any + Send + Sync>;
 
@@ -325,6 +400,19 @@ pub(crate) trait DynBackend: Send + Sync {
         ctx: &'a AcquireContext,
         deadline: Option<Instant>,
     ) -> BoxFuture<'a, Result<Option<Acquired<ErasedHeld>>>>;
+    fn try_acquire_permit<'a>(
+        &'a self,
+        key: &'a LockKey,
+        permits: u32,
+        ctx: &'a AcquireContext,
+    ) -> BoxFuture<'a, Result<Option<Permit<ErasedHeld>>>>;
+    fn wait_acquire_permit<'a>(
+        &'a self,
+        key: &'a LockKey,
+        permits: u32,
+        ctx: &'a AcquireContext,
+        deadline: Option<Instant>,
+    ) -> BoxFuture<'a, Result<Option<Permit<ErasedHeld>>>>;
     fn release(&self, held: ErasedHeld) -> BoxFuture<'_, Result<bool>>;
     fn release_on_drop(&self, held: ErasedHeld);
     fn inheritable_fd<'h>(&self, held: &'h ErasedHeld) -> Option<BorrowedFd<'h>>;
@@ -374,6 +462,16 @@ fn erase<H: Send + Sync + 'static>(a: Option<Acquired<H>>) -> Option<Acquired<Er
     })
 }
 
+fn erase_permit<H: Send + Sync + 'static>(p: Option<Permit<H>>) -> Option<Permit<ErasedHeld>> {
+    p.map(|p| Permit {
+        acquired: Acquired {
+            held: Box::new(p.acquired.held) as ErasedHeld,
+            token: p.acquired.token,
+        },
+        resource: p.resource,
+    })
+}
+
 fn unerase<B: Backend>(b: &B, held: ErasedHeld) -> Result<B::Held> {
     held.downcast::<B::Held>().map(|h| *h).map_err(|_| {
         Error::backend(
@@ -410,6 +508,31 @@ impl<B: Backend> DynBackend for B {
             Backend::wait_acquire(self, key, ctx, deadline)
                 .await
                 .map(erase)
+        })
+    }
+    fn try_acquire_permit<'a>(
+        &'a self,
+        key: &'a LockKey,
+        permits: u32,
+        ctx: &'a AcquireContext,
+    ) -> BoxFuture<'a, Result<Option<Permit<ErasedHeld>>>> {
+        Box::pin(async move {
+            Backend::try_acquire_permit(self, key, permits, ctx)
+                .await
+                .map(erase_permit)
+        })
+    }
+    fn wait_acquire_permit<'a>(
+        &'a self,
+        key: &'a LockKey,
+        permits: u32,
+        ctx: &'a AcquireContext,
+        deadline: Option<Instant>,
+    ) -> BoxFuture<'a, Result<Option<Permit<ErasedHeld>>>> {
+        Box::pin(async move {
+            Backend::wait_acquire_permit(self, key, permits, ctx, deadline)
+                .await
+                .map(erase_permit)
         })
     }
     fn release(&self, held: ErasedHeld) -> BoxFuture<'_, Result<bool>> {

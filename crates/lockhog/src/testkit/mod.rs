@@ -3,7 +3,8 @@
 //! Written once, run against each backend with two independent lockers (two connections), it
 //! checks what [`Locker`] promises: mutual exclusion, try/wait/timeout outcomes, release by
 //! Drop, fencing tokens, lease expiry, crash release through a killed `lockhog hold`, the
-//! `hold` stdin protocol, names at the limits, namespaces and cancel safety.
+//! `hold` stdin protocol, names at the limits, namespaces, cancel safety and counting
+//! semaphores.
 //!
 //! A backend adds one line to a test file; [`conformance_suite!`](crate::conformance_suite)
 //! expands to one `#[tokio::test]` per check:
@@ -29,11 +30,13 @@ mod cancel;
 mod checks;
 mod process;
 mod process_checks;
+mod semaphore;
 
 pub use cancel::*;
 pub use checks::*;
 pub use process::HoldProcess;
 pub use process_checks::*;
+pub use semaphore::*;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -310,7 +313,10 @@ macro_rules! conformance_suite {
                 cancelled_acquire_leaves_nothing_held,
                 cancel_at_random_points,
                 status_reports_held_and_free,
-                unreachable_backend_errors
+                unreachable_backend_errors,
+                semaphore_admits_at_most_n,
+                semaphore_try_wait_and_release,
+                semaphore_different_count_refused
             );
         }
     };

@@ -227,6 +227,7 @@ impl Backend for EtcdBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            semaphore: false,
         }
     }
 

@@ -340,6 +340,7 @@ impl Backend for MysqlBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            semaphore: false,
         }
     }
 

@@ -290,6 +290,7 @@ impl Backend for PostgresBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            semaphore: false,
         }
     }
 
