@@ -40,7 +40,8 @@ pub fn deadline(args: &AcquireArgs) -> Option<Instant> {
     args.wait.map(|w| Instant::now() + w)
 }
 
-/// Acquires `name` as `-n`, `-w` (up to `deadline`) and `--ttl` say, and logs how it went.
+/// Acquires `name` (a permit of it with `--permits`) as `-n`, `-w` (up to `deadline`) and
+/// `--ttl` say, and logs how it went.
 pub async fn acquire(
     locker: &Locker,
     name: &str,
@@ -54,12 +55,27 @@ pub async fn acquire(
     } else {
         Wait::Forever
     };
-    let mut request = locker.lock(name).waiting(wait);
-    if let Some(ttl) = args.ttl {
-        request = request.ttl(ttl);
-    }
-    tracing::info!(name, ?wait, "acquiring");
-    let guard = request.acquire().await?;
+    tracing::info!(name, ?wait, permits = args.permits, "acquiring");
+    let guard = match args.permits {
+        None => {
+            let request = locker.lock(name).waiting(wait);
+            match args.ttl {
+                Some(ttl) => request.ttl(ttl),
+                None => request,
+            }
+            .acquire()
+            .await?
+        }
+        Some(permits) => {
+            let request = locker.semaphore(name, permits).waiting(wait);
+            match args.ttl {
+                Some(ttl) => request.ttl(ttl),
+                None => request,
+            }
+            .acquire()
+            .await?
+        }
+    };
     let stats = guard.stats();
     tracing::info!(
         name,

@@ -1,4 +1,4 @@
-//! `lockhog run [-b URL] [-n | -w SECS] [--ttl SECS] [-E CODE] [--on-lost POLICY] [--grace
+//! `lockhog run [-b URL] [-n | -w SECS] [--ttl SECS] [--permits N] [-E CODE] [--on-lost POLICY] [--grace
 //! SECS] NAME -- COMMAND [ARGS…]`
 //!
 //! Acquires the lock, runs COMMAND with it held, releases it once COMMAND has exited, and exits

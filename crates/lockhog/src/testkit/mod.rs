@@ -316,7 +316,8 @@ macro_rules! conformance_suite {
                 unreachable_backend_errors,
                 semaphore_admits_at_most_n,
                 semaphore_try_wait_and_release,
-                semaphore_different_count_refused
+                semaphore_different_count_refused,
+                semaphore_killed_holder_releases
             );
         }
     };

@@ -164,3 +164,40 @@ pub async fn semaphore_different_count_refused(t: &Target) {
         }
     }
 }
+
+/// A `lockhog hold --permits` killed with SIGKILL gives its permit back without anyone
+/// cleaning up (a lease backend after its ttl), where the backend has crash release.
+pub async fn semaphore_killed_holder_releases(t: &Target) {
+    let a = t.locker().await;
+    if !has_semaphores("semaphore_killed_holder_releases", &a).await {
+        return;
+    }
+    let caps = a.capabilities();
+    if !caps.cross_process || !caps.crash_release {
+        return not_applicable(
+            "semaphore_killed_holder_releases",
+            "the backend has no crash release across processes",
+        );
+    }
+    let Some(url) = t.url() else {
+        return not_applicable("semaphore_killed_holder_releases", super::checks::NO_URL);
+    };
+    let name = "conformance-sem-killed";
+    let permits = PERMITS.to_string();
+    let args = ["--ttl", "1", "--permits", &permits];
+    let holders: Vec<_> = (0..PERMITS)
+        .map(|_| super::process::HoldProcess::start(&t.hold_bin(), url, &args, &[name]))
+        .collect();
+    assert_not_acquired(a.semaphore(name, PERMITS).try_acquire().await, "contended");
+    let mut holders = holders.into_iter();
+    let killed = holders.next().expect("PERMITS > 0");
+    let (resource, token) = (killed.held[0].resource.clone(), killed.held[0].token);
+    killed.kill();
+    let next = hold(a.semaphore(name, PERMITS)).await;
+    assert_eq!(next.resource(), resource, "the killed holder's permit");
+    assert!(next.fencing_token() > token);
+    assert!(next.release().await.unwrap());
+    for h in holders {
+        h.kill();
+    }
+}

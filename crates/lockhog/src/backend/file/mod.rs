@@ -21,6 +21,8 @@
 //!   after it locks the file; `cleanup` keeps a floor per directory so tokens keep growing when
 //!   it removes a lock file (see `fencing.rs`). Writing the counter needs a lock file we can
 //!   write to; a file holding anything but a counter is refused, never overwritten.
+//! - **Semaphores**: one lock file per permit, and the count in one more (see
+//!   `semaphore.rs`).
 //! - **Crash release**: the kernel drops a `flock` when the last descriptor closes, so a killed
 //!   holder frees its locks at once.
 //! - **Cleanup** removes only lockhog's own lock files (a regular file with a name of our
@@ -36,6 +38,7 @@ mod fencing;
 mod mode;
 mod names;
 mod proc_locks;
+mod semaphore;
 mod tree;
 mod wait;
 
@@ -298,6 +301,7 @@ impl Backend for FileBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            semaphore: true,
             ..Capabilities::default()
         }
     }
@@ -351,6 +355,10 @@ impl Backend for FileBackend {
             }
         }
     }
+    async fn record_permits(&self, key: &LockKey, permits: u32) -> Result<()> {
+        self.record_permits_in_file(key, permits).await
+    }
+
     fn inheritable_fd<'h>(&self, held: &'h FileHeld) -> Option<BorrowedFd<'h>> {
         // A record lock belongs to the process and is never inherited: only a flock travels
         // with a copy of its descriptor.
