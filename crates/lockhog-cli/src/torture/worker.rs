@@ -74,10 +74,19 @@ pub async fn run(args: WorkerArgs) -> Outcome {
             },
         };
         let lock = rng.below(u64::from(args.locks)) as u32;
-        let request = current
-            .lock(format!("torture-{lock}"))
-            .ttl(ttl)
-            .wait_for(ACQUIRE_BOUND);
+        let name = format!("torture-{lock}");
+        let request = async {
+            match args.permits {
+                Some(n) => {
+                    current
+                        .semaphore(&name, n)
+                        .ttl(ttl)
+                        .wait_for(ACQUIRE_BOUND)
+                        .await
+                }
+                None => current.lock(&name).ttl(ttl).wait_for(ACQUIRE_BOUND).await,
+            }
+        };
         let acquired = tokio::select! {
             r = request => r,
             _ = stop.changed() => break,
@@ -95,12 +104,29 @@ pub async fn run(args: WorkerArgs) -> Outcome {
             }
         };
         errors = 0;
+        let lock = match args.permits {
+            Some(n) => lock * n + slot_of(&current, &name, n, &guard),
+            None => lock,
+        };
         match section(&mut link, &mut rng, lock, guard).await {
             Some(true) => {}
             Some(false) | None => break,
         }
     }
     Ok(SUCCESS)
+}
+
+/// Which of the `permits` permits (slots) of the semaphore `name` `guard` holds: the slot
+/// whose resource is the guard's.
+fn slot_of(locker: &Locker, name: &str, permits: u32, guard: &LockGuard) -> u32 {
+    let suffix = lockhog::backend::slots::SLOT_SUFFIX;
+    (0..permits)
+        .find(|i| {
+            locker
+                .resource(&format!("{name}{suffix}{i}"))
+                .is_ok_and(|r| r == guard.resource())
+        })
+        .unwrap_or(permits - 1)
 }
 
 /// One critical section and the release. `Some(true)` to go on, `Some(false)` when told to
