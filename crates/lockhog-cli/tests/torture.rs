@@ -56,26 +56,24 @@ fn last_line_numbers(line: &str) -> [u64; 5] {
 fn kill_and_pause_on_file_keep_exclusion_and_token_order() {
     for query in ["", "?mode=fcntl"] {
         let locks = Locks::with_query(query);
-        let args = [
-            "--clients",
-            "4",
-            "--duration",
-            "3",
-            "--faults",
-            "kill,pause",
-            "--ttl",
-            "0.2",
-            "--pause",
-            "0.4",
-        ];
-        let done = locks.run("torture", &args);
-        done.assert_code(0);
-        let last = done.stdout.last().expect("output");
-        let [sections, violations, regressions, _rejections, _faults] = last_line_numbers(last);
-        assert!(sections > 0, "{done:#?}");
-        assert_eq!(violations, 0, "{done:#?}");
-        assert_eq!(regressions, 0, "{done:#?}");
+        kill_and_pause(&locks, &["--clients", "4"]);
     }
+}
+
+/// Runs a 3-second torture with kills and pauses on `locks` (and `more` options), asserts it
+/// kept exclusion and token order, and returns its output.
+fn kill_and_pause(locks: &Locks, more: &[&str]) -> support::Finished {
+    let mut args = vec!["--duration", "3", "--faults", "kill,pause"];
+    args.extend(["--ttl", "0.2", "--pause", "0.4"]);
+    args.extend(more);
+    let done = locks.run("torture", &args);
+    done.assert_code(0);
+    let last = done.stdout.last().expect("output");
+    let [sections, violations, regressions, _rejections, _faults] = last_line_numbers(last);
+    assert!(sections > 0, "{done:#?}");
+    assert_eq!(violations, 0, "{done:#?}");
+    assert_eq!(regressions, 0, "{done:#?}");
+    done
 }
 
 /// `--permits 2`: workers take permits of 2-permit semaphores under kills and pauses; each
@@ -83,22 +81,7 @@ fn kill_and_pause_on_file_keep_exclusion_and_token_order() {
 #[test]
 fn permits_on_file_never_admit_more_than_n() {
     let locks = Locks::new();
-    let args = [
-        "--clients",
-        "6",
-        "--duration",
-        "3",
-        "--faults",
-        "kill,pause",
-        "--ttl",
-        "0.2",
-        "--pause",
-        "0.4",
-        "--permits",
-        "2",
-    ];
-    let done = locks.run("torture", &args);
-    done.assert_code(0);
+    let done = kill_and_pause(&locks, &["--clients", "6", "--permits", "2"]);
     let line = done
         .stdout
         .iter()
@@ -115,10 +98,6 @@ fn permits_on_file_never_admit_more_than_n() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{line}"));
     assert!((1..=2).contains(&held), "{line}");
-    let [sections, violations, regressions, _rejections, _faults] =
-        last_line_numbers(done.stdout.last().expect("output"));
-    assert!(sections > 0, "{done:#?}");
-    assert_eq!((violations, regressions), (0, 0), "{done:#?}");
     // A backend without semaphores, and kill-run, are refused.
     let refused = locks.run(
         "torture",

@@ -89,6 +89,8 @@ pub use crate::name::LockKey;
 pub use crate::options::AcquireOptions;
 pub use crate::url::BackendUrl;
 pub use lost::LostSender;
+pub use slots::Permit;
+use slots::{erase_permit, poll_until};
 
 use crate::error::{Error, Result};
 
@@ -137,17 +139,6 @@ pub struct Acquired<H> {
     pub held: H,
     /// The fencing token: strictly greater than every earlier holder's of the same key.
     pub token: u64,
-}
-
-/// What a successful permit acquire returns: the acquisition, and the backend's own name for
-/// the permit taken (a slot's lock file, a sorted-set member), printed by `run` and `hold`.
-#[derive(Debug)]
-pub struct Permit<H> {
-    /// The acquisition; its token is strictly greater than every earlier holder's of the
-    /// same permit (slot).
-    pub acquired: Acquired<H>,
-    /// The backend's name for the permit.
-    pub resource: String,
 }
 
 /// What a backend gets on each acquire: the caller's options, the sender to report a lost lock
@@ -351,35 +342,6 @@ pub trait Backend: Send + Sync + 'static {
     fn cleanup(&self, namespace: &str) -> impl Future<Output = Result<CleanupReport>> + Send;
 }
 
-/// Calls `attempt` until it gives a value or `deadline` passes (`Ok(None)`), sleeping between
-/// attempts as the caller's retry policy says and counting each attempt.
-async fn poll_until<T, F, Fut>(
-    ctx: &AcquireContext,
-    deadline: Option<Instant>,
-    mut attempt: F,
-) -> Result<Option<T>>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>>>,
-{
-    let mut tries = 0u32;
-    loop {
-        ctx.note_attempt();
-        tries = tries.saturating_add(1);
-        if let Some(got) = attempt().await? {
-            return Ok(Some(got));
-        }
-        let mut wake = Instant::now() + ctx.options.retry.delay(tries);
-        if let Some(deadline) = deadline {
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            wake = wake.min(deadline);
-        }
-        tokio::time::sleep_until(wake).await;
-    }
-}
-
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub(crate) type ErasedHeld = Box<dyn Any + Send + Sync>;
 
@@ -459,16 +421,6 @@ fn erase<H: Send + Sync + 'static>(a: Option<Acquired<H>>) -> Option<Acquired<Er
     a.map(|a| Acquired {
         held: Box::new(a.held) as ErasedHeld,
         token: a.token,
-    })
-}
-
-fn erase_permit<H: Send + Sync + 'static>(p: Option<Permit<H>>) -> Option<Permit<ErasedHeld>> {
-    p.map(|p| Permit {
-        acquired: Acquired {
-            held: Box::new(p.acquired.held) as ErasedHeld,
-            token: p.acquired.token,
-        },
-        resource: p.resource,
     })
 }
 

@@ -7,10 +7,28 @@
 //! exclusive. The count `N` itself is kept in the store by
 //! [`Backend::record_permits`](super::Backend::record_permits), so that a caller asking for a
 //! different count is refused instead of using slots the others do not look at.
+//!
+//! Also here: the [`Permit`] a permit acquire returns, and the polling loop that the provided
+//! waits of [`Backend`] (for locks and for permits) share.
 
-use super::{AcquireContext, Backend, Permit};
+use std::future::Future;
+
+use tokio::time::Instant;
+
+use super::{AcquireContext, Acquired, Backend, ErasedHeld};
 use crate::error::{Error, Result};
 use crate::name::{LockKey, LockName, MAX_NAME_BYTES};
+
+/// What a successful permit acquire returns: the acquisition, and the backend's own name for
+/// the permit taken (a slot's lock file or key), printed by `run` and `hold`.
+#[derive(Debug)]
+pub struct Permit<H> {
+    /// The acquisition; its token is strictly greater than every earlier holder's of the
+    /// same permit (slot).
+    pub acquired: Acquired<H>,
+    /// The backend's name for the permit.
+    pub resource: String,
+}
 
 /// The most permits a semaphore may have: slot designs try each slot in turn.
 pub const MAX_PERMITS: u32 = 1024;
@@ -92,4 +110,45 @@ pub async fn try_slots<B: Backend + ?Sized>(
         }
     }
     Ok(None)
+}
+
+/// Calls `attempt` until it gives a value or `deadline` passes (`Ok(None)`), sleeping between
+/// attempts as the caller's retry policy says and counting each attempt.
+pub(super) async fn poll_until<T, F, Fut>(
+    ctx: &AcquireContext,
+    deadline: Option<Instant>,
+    mut attempt: F,
+) -> Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let mut tries = 0u32;
+    loop {
+        ctx.note_attempt();
+        tries = tries.saturating_add(1);
+        if let Some(got) = attempt().await? {
+            return Ok(Some(got));
+        }
+        let mut wake = Instant::now() + ctx.options.retry.delay(tries);
+        if let Some(deadline) = deadline {
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            wake = wake.min(deadline);
+        }
+        tokio::time::sleep_until(wake).await;
+    }
+}
+
+pub(super) fn erase_permit<H: Send + Sync + 'static>(
+    p: Option<Permit<H>>,
+) -> Option<Permit<ErasedHeld>> {
+    p.map(|p| Permit {
+        acquired: Acquired {
+            held: Box::new(p.acquired.held) as ErasedHeld,
+            token: p.acquired.token,
+        },
+        resource: p.resource,
+    })
 }

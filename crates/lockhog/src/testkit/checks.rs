@@ -17,7 +17,7 @@ const THREADS: usize = 4;
 pub(super) const NO_URL: &str = "the target has no URL another process could connect to";
 const ITERATIONS: u64 = 25;
 
-async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+pub(super) async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     timeout(BOUND, f)
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish within {BOUND:?}"))

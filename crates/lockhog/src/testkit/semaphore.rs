@@ -7,20 +7,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::timeout;
-
+use super::checks::bounded;
 use super::{assert_not_acquired, not_applicable, Target, BOUND};
 use crate::{Error, LockGuard, Locker, SemaphoreRequest};
 
 const PERMITS: u32 = 3;
 const CLIENTS: usize = 8;
 const ITERATIONS: usize = 10;
-
-async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    timeout(BOUND, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {BOUND:?}"))
-}
 
 async fn hold(req: SemaphoreRequest) -> LockGuard {
     match req.wait_for(BOUND).await {
