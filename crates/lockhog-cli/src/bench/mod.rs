@@ -34,11 +34,9 @@ use crate::exit::{Failure, Outcome, SUCCESS};
 use plan::{phases, scheme_of, Progress};
 pub use plan::{BenchArgs, BENCH_EXAMPLES};
 use report::Report;
+use workloads::{SEMAPHORE_CLIENTS, SEMAPHORE_PERMITS};
 
 const NAME_PREFIX: &str = "lockhog-bench";
-/// The semaphore phase's clients and permits.
-pub const SEMAPHORE_CLIENTS: usize = 16;
-pub const SEMAPHORE_PERMITS: u32 = 4;
 
 pub async fn run(args: BenchArgs) -> Outcome {
     let progress = Progress(std::io::stderr().is_terminal());

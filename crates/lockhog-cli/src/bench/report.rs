@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::stats::{micros, millis};
-use super::workloads::{Contended, Handoff, Uncontended};
+use super::workloads::{Contended, Handoff, Uncontended, SEMAPHORE_CLIENTS, SEMAPHORE_PERMITS};
 
 /// The results of one run; phases that did not run (a floor without a blocking wait) are
 /// `None` and print as `null`.
@@ -95,11 +95,11 @@ impl Report {
         let s = self.semaphore.as_ref();
         o.insert(
             "semaphore_clients".into(),
-            json!(s.map(|_| super::SEMAPHORE_CLIENTS)),
+            json!(s.map(|_| SEMAPHORE_CLIENTS)),
         );
         o.insert(
             "semaphore_permits".into(),
-            json!(s.map(|_| super::SEMAPHORE_PERMITS)),
+            json!(s.map(|_| SEMAPHORE_PERMITS)),
         );
         o.insert("semaphore_cycles".into(), json!(s.map(|s| s.cycles)));
         o.insert(
@@ -168,8 +168,8 @@ impl Report {
                 "  semaphore:    {:.0} cycles/s ({} cycles, {} clients on {} permits), median wait {}, longest {}\n",
                 s.rate(),
                 s.cycles,
-                super::SEMAPHORE_CLIENTS,
-                super::SEMAPHORE_PERMITS,
+                SEMAPHORE_CLIENTS,
+                SEMAPHORE_PERMITS,
                 fmt_ms(s.waits.p50()),
                 fmt_ms(s.waits.max()),
             );

@@ -18,6 +18,10 @@ use crate::exit::{Failure, UNAVAILABLE};
 /// beyond any healthy handoff, short enough that a stuck run still ends.
 pub const BOUND: Duration = Duration::from_secs(30);
 
+/// The semaphore phase's clients, and the permits of its one semaphore.
+pub const SEMAPHORE_CLIENTS: usize = 16;
+pub const SEMAPHORE_PERMITS: u32 = 4;
+
 /// Uncontended acquire + release cycles from one task.
 #[derive(Debug)]
 pub struct Uncontended {
