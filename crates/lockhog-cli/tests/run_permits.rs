@@ -116,3 +116,26 @@ fn another_permit_count_is_refused_before_its_command_runs() {
     zero.assert_code(2);
     assert!(zero.stdout.is_empty());
 }
+
+/// An attacker who can write in the lock directory plants the count file as a symlink to a
+/// file of the victim's: `run --permits` neither follows it nor writes through it, and does
+/// not run its command.
+#[test]
+fn a_planted_count_symlink_is_refused_and_not_followed() {
+    let locks = Locks::new();
+    let victim = locks.path().join("victim.txt");
+    std::fs::write(&victim, b"precious\n").expect("write");
+    let count_file = locks.path().join("jobs%23permit-count.lock");
+    std::os::unix::fs::symlink(&victim, &count_file).expect("symlink");
+    let run = locks.run("run", &["-n", "--permits", "2", "jobs", "--", "echo", "ran"]);
+    assert_ne!(run.code(), 0, "{run:#?}");
+    assert!(run.stdout.is_empty(), "the command ran: {:?}", run.stdout);
+    assert_eq!(std::fs::read(&victim).expect("read"), b"precious\n");
+    assert!(
+        std::fs::symlink_metadata(&count_file)
+            .expect("still there")
+            .file_type()
+            .is_symlink(),
+        "the planted link was replaced"
+    );
+}
