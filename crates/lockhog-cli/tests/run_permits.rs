@@ -127,7 +127,10 @@ fn a_planted_count_symlink_is_refused_and_not_followed() {
     std::fs::write(&victim, b"precious\n").expect("write");
     let count_file = locks.path().join("jobs%23permit-count.lock");
     std::os::unix::fs::symlink(&victim, &count_file).expect("symlink");
-    let run = locks.run("run", &["-n", "--permits", "2", "jobs", "--", "echo", "ran"]);
+    let run = locks.run(
+        "run",
+        &["-n", "--permits", "2", "jobs", "--", "echo", "ran"],
+    );
     assert_ne!(run.code(), 0, "{run:#?}");
     assert!(run.stdout.is_empty(), "the command ran: {:?}", run.stdout);
     assert_eq!(std::fs::read(&victim).expect("read"), b"precious\n");
