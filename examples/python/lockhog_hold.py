@@ -3,8 +3,12 @@
     with hog_lock("file:///tmp/locks", "pay-individual-42") as held:
         ...  # the lock is held by the child until the block ends
 
+    with hog_lock(POSTGRES_URL, resources=["advisory:42"]) as held:
+        ...  # the lock the code under test takes with pg_try_advisory_xact_lock(42)
+
 It follows the ``hold`` contract: the child prints ``held <NAME> <RESOURCE> <TOKEN>`` per lock
-(fields percent-encoded) once every lock is held, releases on a ``release`` line on its stdin
+(fields percent-encoded; TOKEN is ``-`` for a resource lockhog does not fence, read as
+``None``) once every lock is held, releases on a ``release`` line on its stdin
 and prints ``released <NAME>``, and exits without releasing on ``abandon``. Every wait here is
 bounded: a child that does not say ``held`` in time, or does not exit in time, is killed and
 the test fails with a message.
@@ -16,6 +20,7 @@ import queue
 import subprocess
 import threading
 import urllib.parse
+from typing import Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -43,16 +48,26 @@ class HeldLock:
             raise RuntimeError(f"lockhog hold printed an unexpected line: {line!r}")
         self.name = urllib.parse.unquote(fields[1])
         self.resource = urllib.parse.unquote(fields[2])
-        self.token = int(fields[3])
+        self.token = None if fields[3] == "-" else int(fields[3])
 
 
 @contextlib.contextmanager
-def hog_lock(url: str, *names: str, acquire_timeout: float = 10.0, release_timeout: float = 5.0):
-    """Holds ``names`` on the backend at ``url`` from a ``lockhog hold`` child process."""
+def hog_lock(
+    url: str,
+    *names: str,
+    resources: Sequence[str] = (),
+    acquire_timeout: float = 10.0,
+    release_timeout: float = 5.0,
+):
+    """Holds ``names``, then the ``resources`` other programs lock (``lockhog hold
+    --resource``), on the backend at ``url`` from a ``lockhog hold`` child process."""
+    # `--resource=RES`: one argument, so a resource starting with `-` is never an option.
+    resource_args = [f"--resource={r}" for r in resources]
+    wanted = len(names) + len(resources)
     # The URL goes in the child's environment, not its argv: every local user can read a
     # process's command line (/proc/PID/cmdline), and the URL may carry a password.
     child = subprocess.Popen(
-        [lockhog_binary(), "hold", "-w", str(acquire_timeout), "--", *names],
+        [lockhog_binary(), "hold", "-w", str(acquire_timeout), *resource_args, "--", *names],
         env={**os.environ, "LOCKHOG_URL": url},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -69,11 +84,13 @@ def hog_lock(url: str, *names: str, acquire_timeout: float = 10.0, release_timeo
     threading.Thread(target=read_stdout, daemon=True).start()
     try:
         held = []
-        while len(held) < len(names):
+        while len(held) < wanted:
             try:
                 line = lines.get(timeout=acquire_timeout + release_timeout)
             except queue.Empty:
-                raise RuntimeError(f"lockhog hold did not hold {names} in time") from None
+                raise RuntimeError(
+                    f"lockhog hold did not hold {names} {list(resources)} in time"
+                ) from None
             if line is None:
                 child.wait(timeout=release_timeout)
                 raise RuntimeError(

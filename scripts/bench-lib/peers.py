@@ -2,7 +2,8 @@
 
     python peers.py PEER URL SECONDS
 
-PEER is one of pals, python-redis-lock, py-dspinlock, redis-py. Prints one JSON object:
+PEER is one of pals, python-redis-lock, py-dspinlock, redis-py, and lockhog-py (lockhog's own
+Python package, on any URL lockhog takes). Prints one JSON object:
 uncontended acquire+release cycles/s (with p50/p99 of a cycle) and handoff p50/p99 (a holder
 releases while a waiter on its own connection blocks in acquire; both times from
 time.perf_counter(), one monotonic clock in this one process), like `lockhog bench --json`.
@@ -90,6 +91,18 @@ def make(peer, url):
                 return True
 
             return (acquire, acquire, lambda: holder["lock"]._release())
+
+    elif peer == "lockhog-py":
+        import lockhog
+
+        def new_client():
+            # A locker of its own: its own connections, as each peer client has.
+            lock = lockhog.Locker(url).lock(NAME)
+            return (
+                lambda: lock.acquire(timeout=60),
+                lambda: lock.acquire(blocking=False),
+                lock.release,
+            )
 
     else:
         raise SystemExit(f"unknown peer {peer}")

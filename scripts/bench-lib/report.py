@@ -408,6 +408,18 @@ for b in results["backends"]:
             L.append(f"- {'floor' if i == 'floor' else 'pgbench'}: {cmd}")
     L.append("")
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from python_table import table as python_table  # noqa: E402
+
+L.append("## Python\n")
+L.append("lockhog's Python package (the wheel, a release build) against the Python lock "
+         "libraries on the same servers in the same run (`scripts/bench-python`, the workloads "
+         "of the peers above: one client's uncontended cycles, and handoff to a waiter blocked "
+         "on its own connection).\n")
+py_rows = python_table(runs_dir)
+L.extend(py_rows if py_rows else ["Not measured in this run: `scripts/bench-python`."])
+L.append("")
+
 missing = [t for t in targets if t["detail"] == "peer not measured"]
 if notes or missing:
     L.append("## Not measured, and why\n")
@@ -425,6 +437,7 @@ if os.path.exists(analysis):
 L.append("## Reproduce\n")
 L.append("```sh\nscripts/bench                                  # everything, ~10 minutes\n"
          "BENCH_BACKENDS=\"file redis\" BENCH_PEERS=0 scripts/bench\n"
+         "scripts/bench-python                           # the Python table alone\n"
          "lockhog bench -b postgres://… --json           # one backend, by hand\n"
          "lockhog bench -b postgres://… --floor          # its floor\n```")
 with open(md_path, "w") as f:

@@ -42,12 +42,15 @@ pub enum Command {
     /// Remove stale resources nobody holds (unheld lock files, expired rows)
     #[command(after_help = CLEANUP_EXAMPLES)]
     Cleanup(CleanupArgs),
+    #[cfg(feature = "bench")]
     /// Measure what a lock costs on a backend: cycles/s, handoff latency, contention, fairness
     #[command(after_help = crate::bench::BENCH_EXAMPLES)]
     Bench(crate::bench::BenchArgs),
+    #[cfg(feature = "torture")]
     /// Hammer locks from N worker processes while faults strike, and check the outcome
     #[command(after_help = crate::torture::AFTER_HELP)]
     Torture(crate::torture::TortureArgs),
+    #[cfg(feature = "torture")]
     /// One worker of `torture` (started by it, not by people)
     #[command(name = "torture-worker", hide = true)]
     TortureWorker(crate::torture::WorkerArgs),
@@ -58,6 +61,7 @@ Examples:
   lockhog run -w 30 nightly-report -- ./report.sh
   lockhog run -n -E 0 backup -- rsync -a /data /backup     # skip quietly when already running
   lockhog run -b file:///tmp/locks deploy -- make deploy
+  lockhog run -b postgres://db/app --resource advisory:42 -- ./migrate.sh   # the lock migrate takes
   lockhog run --permits 4 encoders -- ffmpeg -i in.mkv out.mp4  # at most 4 at once
 
 COMMAND runs only while the lock is held:
@@ -69,6 +73,7 @@ COMMAND runs only while the lock is held:
     gets SIGKILL at once, as the lock goes with lockhog's connection or lease. Not with warn.
 COMMAND's environment gets LOCKHOG_NAME, LOCKHOG_RESOURCE and LOCKHOG_FENCING_TOKEN (pass the
 token to what the lock protects, which refuses a token lower than the highest it has seen).
+With --resource on a store that keeps no counter for it, LOCKHOG_FENCING_TOKEN is unset.
 
 Exit status: that of COMMAND (128+N when killed by signal N; 127 not found, 126 not
 executable); 75 when the lock was lost while COMMAND ran (not with --on-lost warn, which
@@ -81,17 +86,25 @@ Examples:
   lockhog hold -b file:///tmp/locks payroll
   lockhog hold -n --json payroll ledger
   printf 'abandon\\n' | lockhog hold payroll      # exit without releasing (the crash case)
+  lockhog hold -b postgres://db/app --resource advisory:42 --resource advisory:7,99
+  lockhog hold --resource /run/app.pid            # flock the pid file the app locks
 
 Prints one line per lock once all are held, `held NAME RESOURCE TOKEN` (with --json, one
 JSON object per line), NAME and RESOURCE percent-encoded so that a line has four fields.
 Then reads stdin: `release` or end of file releases every lock and prints `released NAME`
-per lock; SIGINT and SIGTERM do the same; `abandon` exits at once without releasing.";
+per lock; SIGINT and SIGTERM do the same; `abandon` exits at once without releasing.
+
+--resource RES takes the lock another program takes, by the RESOURCE lockhog prints: file:
+an absolute path; postgres: advisory:<i64> or advisory:<i32>,<i32>; mysql: the GET_LOCK name.
+Its NAME is RES; its TOKEN is `-` when the store keeps no counter for it. Names are taken
+first, then resources, each in the order given.";
 
 const STATUS_EXAMPLES: &str = "\
 Examples:
   lockhog status                       # every lock of the namespace
   lockhog status payroll ledger
   lockhog status --json -b file:///tmp/locks
+  lockhog status -b mysql://db/app --resource import
 
 Prints `STATE NAME RESOURCE [HOLDER]` per lock, STATE being held, free or unknown, NAME `-`
 when the backend cannot recover it; fields percent-encoded (e.g. `pid%204242`).";
@@ -123,9 +136,14 @@ pub struct RunArgs {
     /// With --on-lost term: seconds from SIGTERM to SIGKILL (fractions allowed)
     #[arg(long = "grace", value_name = "SECS", default_value = "10", value_parser = parse_wait)]
     pub grace: Duration,
-    /// The lock's name
-    #[arg(value_name = "NAME")]
-    pub name: String,
+    /// The locks' names; with several, every one is held while COMMAND runs (taken all or
+    /// none, in an order every caller shares, so two runs naming the same locks in any order
+    /// never deadlock)
+    #[arg(value_name = "NAME", required_unless_present = "resources")]
+    pub names: Vec<String>,
+    /// Also hold the resource RES another program locks (repeatable; see hold --help)
+    #[arg(long = "resource", value_name = "RES")]
+    pub resources: Vec<String>,
     /// The command to run with the lock held, after `--`
     #[arg(value_name = "COMMAND", last = true, required = true, num_args = 1..)]
     pub command: Vec<OsString>,
@@ -152,8 +170,11 @@ pub struct HoldArgs {
     #[arg(long)]
     pub json: bool,
     /// The locks to hold, taken in this order
-    #[arg(value_name = "NAME", required = true, num_args = 1..)]
+    #[arg(value_name = "NAME", required_unless_present = "resources")]
     pub names: Vec<String>,
+    /// Also hold the resource RES another program locks (repeatable; taken after the names)
+    #[arg(long = "resource", value_name = "RES")]
+    pub resources: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +187,9 @@ pub struct StatusArgs {
     /// The locks to show [default: every lock of the namespace]
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
+    /// Also show the resource RES another program locks (repeatable)
+    #[arg(long = "resource", value_name = "RES")]
+    pub resources: Vec<String>,
 }
 
 #[derive(Debug, Args)]

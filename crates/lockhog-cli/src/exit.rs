@@ -1,8 +1,6 @@
 //! Exit statuses and how errors map to them (docs/cli.md, "Exit status", lists them for
 //! users).
 
-use std::process::ExitCode;
-
 /// Success.
 pub const SUCCESS: u8 = 0;
 /// The lock was not acquired (contended with `-n`, or the `-w` bound ran out).
@@ -34,6 +32,7 @@ pub fn code_for(err: &lockhog::Error) -> u8 {
         E::Contended { .. } | E::TimedOut { .. } => NOT_ACQUIRED,
         E::InvalidName { .. } | E::InvalidUrl { .. } | E::InvalidOption { .. } => USAGE,
         E::Backend { .. } => UNAVAILABLE,
+        E::LostWhileHeld { .. } => LOCK_LOST,
         _ => UNAVAILABLE,
     }
 }
@@ -80,14 +79,14 @@ impl From<lockhog::Error> for Failure {
 pub type Outcome = Result<u8, Failure>;
 
 /// Prints a failure's message and turns an outcome into the process's exit status.
-pub fn finish(outcome: Outcome) -> ExitCode {
+pub fn finish(outcome: Outcome) -> u8 {
     match outcome {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(failure) => {
             if let Some(message) = &failure.message {
                 eprintln!("lockhog: {message}");
             }
-            ExitCode::from(failure.code)
+            failure.code
         }
     }
 }
@@ -109,6 +108,7 @@ mod tests {
         let timed_out = E::TimedOut {
             name: "x".into(),
             waited: Duration::ZERO,
+            attempts: 1,
         };
         assert_eq!(code_for(&timed_out), 1);
         assert_eq!(code_for(&E::InvalidName { reason: "".into() }), 2);

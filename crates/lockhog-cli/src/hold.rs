@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::cli::HoldArgs;
 use crate::exit::{self, Failure, Outcome};
-use crate::lock::{self, millis, Signals};
+use crate::lock::{self, millis, Signals, Target};
 use crate::output;
 
 /// What ends a hold.
@@ -26,19 +26,23 @@ enum End {
 }
 
 pub async fn run(args: HoldArgs) -> Outcome {
-    lock::check_names(&args.names)?;
-    if let Some(twice) = first_duplicate(&args.names) {
-        // Asking for a lock we already hold would wait on ourselves forever on most backends.
-        return Err(Failure::usage(format!("lock {twice:?} is named twice")));
+    let targets = Target::all(&args.names, &args.resources);
+    lock::check_targets(&args.backend, &targets)?;
+    for list in [&args.names, &args.resources] {
+        if let Some(twice) = first_duplicate(list) {
+            // Asking for a lock we already hold would wait on ourselves forever on most
+            // backends.
+            return Err(Failure::usage(format!("lock {twice:?} is named twice")));
+        }
     }
     let mut signals = Signals::install()?;
     let locker = lock::connect(&args.backend).await?;
     let deadline = lock::deadline(&args.acquire);
 
-    let mut guards: Vec<LockGuard> = Vec::with_capacity(args.names.len());
-    for name in &args.names {
+    let mut guards: Vec<LockGuard> = Vec::with_capacity(targets.len());
+    for target in targets {
         tokio::select! {
-            acquired = lock::acquire(&locker, name, &args.acquire, deadline) => match acquired {
+            acquired = lock::acquire(&locker, target, &args.acquire, deadline) => match acquired {
                 Ok(guard) => guards.push(guard),
                 Err(e) => {
                     // Give back what we took: all or nothing.

@@ -3,28 +3,65 @@
 
 use std::time::Duration;
 
-use lockhog::{LockGuard, LockName, Locker, Wait};
+use lockhog::{LockAllGuard, LockGuard, LockName, Locker, Wait};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::Instant;
 
 use crate::args::{AcquireArgs, BackendArgs};
 use crate::exit::{Failure, UNAVAILABLE};
 
-/// Refuses bad names before anything touches the backend (connecting to `file:` creates its
-/// directory), so that bad input leaves nothing behind.
-pub fn check_names<S: AsRef<str>>(names: &[S]) -> Result<(), Failure> {
-    for name in names {
-        LockName::new(name.as_ref())?;
+/// What a command locks: a lock name, or the resource another program locks
+/// (`--resource`).
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    Name(&'a str),
+    Resource(&'a str),
+}
+
+impl<'a> Target<'a> {
+    /// `names`, then `resources`: the order `hold` takes them in.
+    pub fn all(names: &'a [String], resources: &'a [String]) -> Vec<Target<'a>> {
+        let names = names.iter().map(|n| Target::Name(n));
+        names
+            .chain(resources.iter().map(|r| Target::Resource(r)))
+            .collect()
+    }
+
+    /// The name or the resource, as given.
+    pub fn text(&self) -> &'a str {
+        match self {
+            Target::Name(t) | Target::Resource(t) => t,
+        }
+    }
+}
+
+/// Refuses bad names and resources before anything touches the backend (connecting to
+/// `file:` creates its directory, to `sqlite:` its database), so that bad input leaves
+/// nothing behind.
+pub fn check_targets(args: &BackendArgs, targets: &[Target<'_>]) -> Result<(), Failure> {
+    for target in targets {
+        match target {
+            Target::Name(name) => drop(LockName::new(*name)?),
+            Target::Resource(res) => drop(Locker::check_resource(&url(args), res)?),
+        }
     }
     Ok(())
 }
 
+/// `-b URL`, else `LOCKHOG_URL`, else the default backend (as [`Locker::from_env`]).
+fn url(args: &BackendArgs) -> String {
+    match &args.url {
+        Some(url) => url.clone(),
+        None => match std::env::var(lockhog::URL_ENV) {
+            Ok(url) if !url.is_empty() => url,
+            _ => lockhog::default_url(),
+        },
+    }
+}
+
 /// Connects to `-b URL`, else `LOCKHOG_URL`, else the default backend.
 pub async fn connect(args: &BackendArgs) -> Result<Locker, Failure> {
-    let locker = match &args.url {
-        Some(url) => Locker::connect(url).await?,
-        None => Locker::from_env().await?,
-    };
+    let locker = Locker::connect(&url(args)).await?;
     // Locker::url is redacted: the raw URL is never printed, not even in logs.
     tracing::debug!(
         url = locker.url(),
@@ -40,52 +77,106 @@ pub fn deadline(args: &AcquireArgs) -> Option<Instant> {
     args.wait.map(|w| Instant::now() + w)
 }
 
-/// Acquires `name` (a permit of it with `--permits`) as `-n`, `-w` (up to `deadline`) and
+/// Acquires `target` (a permit of it with `--permits`) as `-n`, `-w` (up to `deadline`) and
 /// `--ttl` say, and logs how it went.
 pub async fn acquire(
     locker: &Locker,
-    name: &str,
+    target: Target<'_>,
     args: &AcquireArgs,
     deadline: Option<Instant>,
 ) -> lockhog::Result<LockGuard> {
-    let wait = if args.no_wait {
+    let wait = wait_of(args, deadline);
+    let name = target.text();
+    tracing::info!(name, ?wait, permits = args.permits, "acquiring");
+    let guard = match (target, args.permits) {
+        (Target::Name(name), Some(permits)) => {
+            let mut request = locker.semaphore(name, permits).waiting(wait);
+            if let Some(ttl) = args.ttl {
+                request = request.ttl(ttl);
+            }
+            request.acquire().await?
+        }
+        (Target::Resource(_), Some(_)) => {
+            return Err(lockhog::Error::InvalidOption {
+                reason: "--permits takes a lock name: a foreign resource is one lock".into(),
+            })
+        }
+        (target, None) => {
+            let mut request = match target {
+                Target::Name(name) => locker.lock(name),
+                Target::Resource(res) => locker.lock_resource(res),
+            }
+            .waiting(wait);
+            if let Some(ttl) = args.ttl {
+                request = request.ttl(ttl);
+            }
+            request.acquire().await?
+        }
+    };
+    log_acquired(&guard);
+    Ok(guard)
+}
+
+fn log_acquired(guard: &LockGuard) {
+    let stats = guard.stats();
+    tracing::info!(
+        name = guard.name().as_str(),
+        resource = guard.resource(),
+        token = ?guard.fencing_token(),
+        attempts = stats.attempts,
+        waited_ms = millis(stats.waited),
+        "acquired"
+    );
+}
+
+/// Acquires every one of `targets` as [`acquire`] does one: all or none, in the order of their
+/// resources, within `deadline` (see [`Locker::lock_all`]). With `--permits`, `targets` is
+/// one name, and one permit of it is taken.
+pub async fn acquire_all(
+    locker: &Locker,
+    targets: &[Target<'_>],
+    args: &AcquireArgs,
+    deadline: Option<Instant>,
+) -> lockhog::Result<LockAllGuard> {
+    if args.permits.is_some() {
+        return match targets {
+            [one] => Ok(acquire(locker, *one, args, deadline).await?.into()),
+            _ => Err(lockhog::Error::InvalidOption {
+                reason: "--permits takes one lock name".into(),
+            }),
+        };
+    }
+    let wait = wait_of(args, deadline);
+    let names = targets.iter().filter_map(|t| match t {
+        Target::Name(name) => Some(*name),
+        Target::Resource(_) => None,
+    });
+    let resources = targets.iter().filter_map(|t| match t {
+        Target::Resource(res) => Some(*res),
+        Target::Name(_) => None,
+    });
+    let mut request = locker
+        .lock_all(names)
+        .and_resources(resources)
+        .waiting(wait);
+    if let Some(ttl) = args.ttl {
+        request = request.ttl(ttl);
+    }
+    tracing::info!(?targets, ?wait, "acquiring");
+    let all = request.acquire().await?;
+    all.guards().iter().for_each(log_acquired);
+    Ok(all)
+}
+
+/// The wait that `-n` and `-w` (up to `deadline`) ask for.
+fn wait_of(args: &AcquireArgs, deadline: Option<Instant>) -> Wait {
+    if args.no_wait {
         Wait::No
     } else if let Some(deadline) = deadline {
         Wait::For(deadline.saturating_duration_since(Instant::now()))
     } else {
         Wait::Forever
-    };
-    tracing::info!(name, ?wait, permits = args.permits, "acquiring");
-    let guard = match args.permits {
-        None => {
-            let request = locker.lock(name).waiting(wait);
-            match args.ttl {
-                Some(ttl) => request.ttl(ttl),
-                None => request,
-            }
-            .acquire()
-            .await?
-        }
-        Some(permits) => {
-            let request = locker.semaphore(name, permits).waiting(wait);
-            match args.ttl {
-                Some(ttl) => request.ttl(ttl),
-                None => request,
-            }
-            .acquire()
-            .await?
-        }
-    };
-    let stats = guard.stats();
-    tracing::info!(
-        name,
-        resource = guard.resource(),
-        token = guard.fencing_token(),
-        attempts = stats.attempts,
-        waited_ms = millis(stats.waited),
-        "acquired"
-    );
-    Ok(guard)
+    }
 }
 
 /// A duration in milliseconds with a fraction, for logs.

@@ -1,72 +1,8 @@
-//! `lockhog`: run commands under locks, hold locks for tests, inspect and clean up.
-//!
-//! The command line is a fixed contract (docs/cli.md); each
-//! subcommand lives in its own module, exit statuses in `exit`, printed lines in `output`.
+//! `lockhog`: run commands under locks, hold locks for tests, inspect and clean up (the
+//! command itself is the library's `main_from`).
 
-mod args;
-mod bench;
-mod cleanup;
-mod cli;
-mod exit;
-mod hold;
-mod lock;
-mod output;
-mod run;
-mod status;
-mod torture;
-
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-use tracing_subscriber::EnvFilter;
-
-use cli::{Cli, Command};
-
 fn main() -> ExitCode {
-    // Usage errors exit 2 and --help/--version exit 0, as clap does by default.
-    let cli = Cli::parse();
-    init_logging();
-
-    // A current-thread runtime: the command does one thing at a time (acquire, then wait on a
-    // child, stdin or a signal), blocking waits happen off this thread (the file backend's
-    // helper thread, tokio's blocking pool for stdin), and one thread keeps the process small
-    // and its behaviour easy to follow. Background work of a held lock (lease renewal) runs
-    // whenever we await, which is all the time we hold one.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("lockhog: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::UNAVAILABLE);
-        }
-    };
-    let outcome = runtime.block_on(async move {
-        match cli.command {
-            Command::Run(args) => run::run(args).await,
-            Command::Hold(args) => hold::run(args).await,
-            Command::Status(args) => status::run(args).await,
-            Command::Cleanup(args) => cleanup::run(args).await,
-            Command::Torture(args) => torture::run(args).await,
-            Command::TortureWorker(args) => torture::worker::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
-        }
-    });
-    // Do not wait for tokio's blocking pool: a read of stdin parked there can never be called
-    // off, and would keep us from exiting after `hold` was ended by a signal.
-    runtime.shutdown_background();
-    exit::finish(outcome)
-}
-
-/// Logs to stderr when `RUST_LOG` asks for them (e.g. `RUST_LOG=debug`, `RUST_LOG=lockhog=trace`);
-/// none otherwise, so stderr carries only `lockhog:` messages.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("off"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    ExitCode::from(lockhog_cli::main_from(std::env::args_os()))
 }

@@ -3,14 +3,22 @@
 
 use crate::cli::StatusArgs;
 use crate::exit::{self, Failure, Outcome};
-use crate::lock;
+use crate::lock::{self, Target};
 use crate::output;
 
 pub async fn run(args: StatusArgs) -> Outcome {
-    lock::check_names(&args.names)?;
+    lock::check_targets(&args.backend, &Target::all(&args.names, &args.resources))?;
     let locker = lock::connect(&args.backend).await?;
     let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
-    let statuses = locker.status(&names).await?;
+    let resources: Vec<&str> = args.resources.iter().map(String::as_str).collect();
+    let mut statuses = Vec::new();
+    // No names and no resources: every lock of the namespace.
+    if !names.is_empty() || resources.is_empty() {
+        statuses = locker.status(&names).await?;
+    }
+    if !resources.is_empty() {
+        statuses.extend(locker.status_resources(&resources).await?);
+    }
     let lines: Vec<String> = statuses
         .iter()
         .map(|s| output::status(s, args.json))

@@ -244,7 +244,7 @@ fn hold_lines(ran: &Ran, json: bool) -> Result<(HeldLine, Option<ReleasedLine>),
             .transpose()?;
         (held, released)
     };
-    prop_assert!(held.token > 0, "{:?}", ran);
+    prop_assert!(held.token.is_some_and(|t| t > 0), "{:?}", ran);
     Ok((held, released))
 }
 

@@ -41,7 +41,7 @@ fn a_process_hog_holds_until_released() {
         dir.path().join("pay%20day.lock")
     );
     // Fencing tokens are promised per name; here only that each lock got one.
-    assert!(held.iter().all(|h| h.token > 0));
+    assert!(held.iter().all(|h| h.token.is_some_and(|t| t > 0)));
 
     let locker = lockhog::blocking::Locker::connect(&url).unwrap();
     for name in ["pay day", "100%"] {

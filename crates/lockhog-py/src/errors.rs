@@ -18,9 +18,14 @@ fn build(py: Python<'_>, err: &lockhog::Error) -> PyResult<PyErr> {
             attrs.set_item("name", name)?;
             "Contended"
         }
-        E::TimedOut { name, waited } => {
+        E::TimedOut {
+            name,
+            waited,
+            attempts,
+        } => {
             attrs.set_item("name", name)?;
             attrs.set_item("waited", waited.as_secs_f64())?;
+            attrs.set_item("attempts", attempts)?;
             "TimedOut"
         }
         E::InvalidName { .. } => "InvalidName",

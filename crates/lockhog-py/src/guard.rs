@@ -42,7 +42,10 @@ impl NativeGuard {
             lost: lost_rx,
             name: guard.name().to_string(),
             resource: guard.resource().to_owned(),
-            fencing_token: guard.fencing_token(),
+            // Python locks by name only, and the library gives every named lock a token.
+            fencing_token: guard
+                .fencing_token()
+                .expect("a lock taken by name has a fencing token"),
             attempts: guard.stats().attempts,
             waited: guard.stats().waited.as_secs_f64(),
         };

@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+mod cli;
 mod errors;
 mod guard;
 mod locker;
@@ -17,6 +18,7 @@ fn _lockhog(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<guard::NativeGuard>()?;
     m.add_class::<store::NativeStore>()?;
     m.add_function(wrap_pyfunction!(names::hashed_name, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::_cli, m)?)?;
     m.add_function(wrap_pyfunction!(locker::default_url, m)?)?;
     Ok(())
 }

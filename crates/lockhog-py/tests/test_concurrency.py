@@ -15,7 +15,7 @@ from typing import List
 import pytest
 
 import lockhog
-from conftest import BOUND, main_thread_waiting_in_lockhog, wait_until
+from conftest import BOUND, main_thread_waiting_in_lockhog, server_url, wait_until
 
 
 def test_threads_take_turns(any_url: str, name: str) -> None:
@@ -91,8 +91,6 @@ def test_ctrl_c_interrupts_a_wait_and_leaves_nothing_held(mem: lockhog.Locker, n
 
 
 def test_sigint_interrupts_a_wait_on_a_server(name: str) -> None:
-    from conftest import server_url
-
     locker = lockhog.Locker(server_url("REDIS"))
     holder = locker.lock(name)
     assert holder.acquire()
@@ -119,11 +117,15 @@ threading.Event().wait()
 """
 
 
-def test_killed_holder_releases_on_a_crash_release_backend(file_url: str, name: str) -> None:
-    locker = lockhog.Locker(file_url)
+@pytest.mark.parametrize("backend", ["file", "postgres", "mysql"])
+def test_killed_holder_releases_on_a_crash_release_backend(
+    backend: str, file_url: str, name: str
+) -> None:
+    url = file_url if backend == "file" else server_url(backend.upper())
+    locker = lockhog.Locker(url)
     assert locker.capabilities()["crash_release"]
     child = subprocess.Popen(
-        [sys.executable, "-c", HOLD, file_url, name], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD, url, name], stdout=subprocess.PIPE, text=True
     )
     try:
         assert child.stdout is not None

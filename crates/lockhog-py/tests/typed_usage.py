@@ -60,3 +60,52 @@ def compute(locker: lockhog.Locker) -> bytes:
         return b"x" * n
 
     return expensive(3) + lockhog.compute_once(locker, "redis://h", "k", 1.0, lambda: b"v")
+
+
+def hog_use(locker: lockhog.Locker, path: str) -> List[str]:
+    import threading
+
+    from lockhog.hog import (
+        Contender,
+        FileLock,
+        HogFrom,
+        HoggerStillAlive,
+        LockHogger,
+        async_hog_lock,
+        contend,
+        hog_lock,
+    )
+
+    pay = threading.Lock()
+
+    class PayHogger(LockHogger):
+        def acquire_lock(self) -> None:
+            pay.acquire()
+
+        def release_lock(self) -> None:
+            pay.release()
+
+    with hog_lock(PayHogger(), acquire_timeout=1.0, release_timeout=0.5):
+        pass
+    with hog_lock(locker.lock("x"), from_=HogFrom.PROCESS) as held:
+        token: int = held.fencing_token
+        del token
+    try:
+        hog_lock(FileLock(path, "lockf"), from_=HogFrom.PROCESS).start().release()
+    except HoggerStillAlive as e:
+        print(e.timeout)
+
+    @hog_lock(pay)
+    def body(n: int) -> str:
+        return str(n)
+
+    async def on_loop() -> None:
+        async with async_hog_lock(asyncio.Lock()):
+            pass
+
+    asyncio.run(on_loop())
+
+    def attempt(c: Contender) -> str:
+        return f"{c.index}/{c.n}" if c.hold_until_others_done() else body(1)
+
+    return contend(4, attempt, timeout=5.0)

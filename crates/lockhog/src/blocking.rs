@@ -112,13 +112,23 @@ impl Locker {
         LockRequest(self.inner.lock_hashed(value))
     }
 
+    /// Starts a request for a lock addressed by its foreign resource; see
+    /// [`crate::Locker::lock_resource`].
+    pub fn lock_resource(&self, resource: impl AsRef<str>) -> LockRequest {
+        LockRequest(self.inner.lock_resource(resource))
+    }
+
     /// Runs `f` while holding the lock `name`, waiting until it is acquired; see
     /// [`LockRequest::run`] for other ways of waiting.
     ///
     /// # Errors
     ///
-    /// Those of [`LockRequest::acquire`].
-    pub fn with_lock<T>(&self, name: impl AsRef<str>, f: impl FnOnce() -> T) -> Result<T> {
+    /// As [`LockRequest::run`].
+    pub fn with_lock<T: Send + 'static>(
+        &self,
+        name: impl AsRef<str>,
+        f: impl FnOnce() -> T,
+    ) -> Result<T> {
         self.lock(name).run(f)
     }
 
@@ -138,6 +148,15 @@ impl Locker {
     /// As [`crate::Locker::status`].
     pub fn status(&self, names: &[&str]) -> Result<Vec<LockStatus>> {
         block_on(self.inner.status(names))
+    }
+
+    /// See [`crate::Locker::status_resources`].
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::InvalidOption`], [`crate::Error::Backend`].
+    pub fn status_resources(&self, resources: &[&str]) -> Result<Vec<LockStatus>> {
+        block_on(self.inner.status_resources(resources))
     }
 
     /// See [`crate::Locker::cleanup`].
@@ -169,6 +188,14 @@ impl LockRequest {
     /// See [`crate::LockRequest::retry`].
     pub fn retry(self, policy: RetryPolicy) -> Self {
         LockRequest(self.0.retry(policy))
+    }
+    /// See [`crate::LockRequest::max_hold`] (the timer runs on this module's runtime).
+    pub fn max_hold(self, limit: Duration) -> Self {
+        LockRequest(self.0.max_hold(limit))
+    }
+    /// See [`crate::LockRequest::steal_after`].
+    pub fn steal_after(self, limit: Duration) -> Self {
+        LockRequest(self.0.steal_after(limit))
     }
     /// See [`crate::LockRequest::no_wait`].
     pub fn no_wait(self) -> Self {
@@ -232,12 +259,13 @@ impl LockRequest {
     ///
     /// # Errors
     ///
-    /// As [`crate::LockRequest::acquire`].
-    pub fn run<T>(self, f: impl FnOnce() -> T) -> Result<T> {
+    /// As [`crate::LockRequest::run`]: those of [`crate::LockRequest::acquire`] (then `f` did
+    /// not run), and [`crate::Error::LostWhileHeld`] with `f`'s value when the lock was lost
+    /// while `f` ran or its release failed.
+    pub fn run<T: Send + 'static>(self, f: impl FnOnce() -> T) -> Result<T> {
         let guard = self.acquire()?;
         let out = f();
-        guard.release()?;
-        Ok(out)
+        block_on(guard.0.release_after(out))
     }
 }
 
@@ -255,7 +283,7 @@ impl LockGuard {
         self.0.resource()
     }
     /// The fencing token; see [`crate::LockGuard::fencing_token`].
-    pub fn fencing_token(&self) -> u64 {
+    pub fn fencing_token(&self) -> Option<u64> {
         self.0.fencing_token()
     }
     /// How the acquire went.

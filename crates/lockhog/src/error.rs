@@ -37,12 +37,17 @@ pub enum Error {
         name: String,
     },
     /// The lock was still held by someone else when the wait ran out.
-    #[error("lock {name:?} was not acquired within {waited:?}")]
+    #[error("lock {name:?} was not acquired within {waited:?} ({})", attempts_text(.attempts))]
     TimedOut {
         /// The lock's name.
         name: String,
         /// How long the caller waited.
         waited: Duration,
+        /// How many attempts were made on the store (see
+        /// [`AcquireStats::attempts`](crate::AcquireStats::attempts)); a wait that ran out
+        /// because [`RetryPolicy::max_attempts`](crate::RetryPolicy::max_attempts) was reached
+        /// made exactly that many.
+        attempts: u32,
     },
     /// The lock name cannot be used (empty or longer than [`crate::MAX_NAME_BYTES`]).
     #[error("invalid lock name: {reason}")]
@@ -64,6 +69,23 @@ pub enum Error {
     InvalidOption {
         /// What is wrong with it.
         reason: String,
+    },
+    /// The body of [`Locker::with_lock`](crate::Locker::with_lock) or
+    /// [`LockRequest::run`](crate::LockRequest::run) ran to its end, but not under the lock
+    /// throughout: the lock was lost while it ran (a lease that ran out or was taken over, a
+    /// session that died), or its release failed, so it is not known to have been held up to
+    /// the end. What the body returned is in `value` ([`BodyValue::take`]).
+    #[error("lock {name:?} was lost while the body ran: {reason}")]
+    LostWhileHeld {
+        /// The lock's name.
+        name: String,
+        /// What happened, password redacted.
+        reason: String,
+        /// What the body returned.
+        value: BodyValue,
+        /// The release's own error, when the release failed.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The backend could not be reached or refused the request (I/O error, connection refused,
     /// authentication, server error). Messages never contain a password.
@@ -113,6 +135,58 @@ impl Error {
             message: message.into(),
             source: None,
         }
+    }
+}
+
+/// What the body of a [`Locker::with_lock`](crate::Locker::with_lock) returned, kept in an
+/// [`Error::LostWhileHeld`] so the caller can still use (or undo) it.
+///
+/// # Examples
+///
+/// ```
+/// let e = lockhog::Error::LostWhileHeld {
+///     name: "ledger".into(),
+///     reason: "the lease ran out".into(),
+///     value: lockhog::BodyValue::new(42u32),
+///     source: None,
+/// };
+/// if let lockhog::Error::LostWhileHeld { value, .. } = e {
+///     assert_eq!(value.take::<u32>(), Some(42));
+/// }
+/// ```
+pub struct BodyValue(std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>);
+
+impl BodyValue {
+    /// Keeps `value`.
+    pub fn new<T: Send + 'static>(value: T) -> Self {
+        BodyValue(std::sync::Mutex::new(Some(Box::new(value))))
+    }
+
+    /// The value, when it is a `T` and was not taken before.
+    pub fn take<T: 'static>(&self) -> Option<T> {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.take()?.downcast::<T>() {
+            Ok(value) => Some(*value),
+            Err(other) => {
+                *slot = Some(other);
+                None
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for BodyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyValue(..)")
+    }
+}
+
+/// "1 attempt", "3 attempts".
+fn attempts_text(n: &u32) -> String {
+    if *n == 1 {
+        "1 attempt".into()
+    } else {
+        format!("{n} attempts")
     }
 }
 

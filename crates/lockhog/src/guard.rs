@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::backend::{BoxFuture, DynBackend, ErasedHeld, LostSender};
-use crate::error::Result;
+use crate::backend::{BoxFuture, DynBackend, LostSender};
+use crate::error::{BodyValue, Error, Result};
+use crate::max_hold::HeldSlot;
 use crate::name::LockName;
 
 /// How an acquire went: PALs' `return_retries`, and more.
@@ -33,7 +34,7 @@ pub struct AcquireStats {
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let locker = lockhog::Locker::connect("mem:").await?;
 /// let guard = locker.lock("refresh-token").try_acquire().await?;
-/// assert!(guard.fencing_token() > 0);
+/// assert!(guard.fencing_token().is_some_and(|t| t > 0));
 /// assert_eq!(guard.stats().attempts, 1);
 /// assert!(guard.release().await?, "the lock was still ours");
 /// # Ok::<(), lockhog::Error>(())
@@ -41,10 +42,10 @@ pub struct AcquireStats {
 /// ```
 pub struct LockGuard {
     backend: Arc<dyn DynBackend>,
-    held: Option<ErasedHeld>,
+    held: HeldSlot,
     name: LockName,
     resource: String,
-    token: u64,
+    token: Option<u64>,
     stats: AcquireStats,
     lost: LostSender,
 }
@@ -65,16 +66,16 @@ impl std::fmt::Debug for LockGuard {
 impl LockGuard {
     pub(crate) fn new(
         backend: Arc<dyn DynBackend>,
-        held: ErasedHeld,
+        held: HeldSlot,
         name: LockName,
         resource: String,
-        token: u64,
+        token: Option<u64>,
         stats: AcquireStats,
         lost: LostSender,
     ) -> Self {
         LockGuard {
             backend,
-            held: Some(held),
+            held,
             name,
             resource,
             token,
@@ -83,7 +84,8 @@ impl LockGuard {
         }
     }
 
-    /// The lock's name.
+    /// The lock's name; for a lock taken by its resource
+    /// ([`Locker::lock_resource`](crate::Locker::lock_resource)), the resource.
     pub fn name(&self) -> &LockName {
         &self.name
     }
@@ -97,7 +99,14 @@ impl LockGuard {
     /// this backend. Pass it to the resource the lock protects, and have that resource refuse
     /// writes carrying a smaller token than the largest it has seen: that is what keeps a
     /// paused holder whose lease ran out from doing harm.
-    pub fn fencing_token(&self) -> u64 {
+    ///
+    /// Always `Some` for a lock taken by name. For a lock taken by its foreign resource
+    /// ([`Locker::lock_resource`](crate::Locker::lock_resource)), `Some` only when the store
+    /// numbers its holders itself
+    /// ([`Capabilities::resource_fencing`](crate::Capabilities::resource_fencing)); otherwise
+    /// `None`, as the other programs taking that lock keep no counter lockhog could honestly
+    /// extend.
+    pub fn fencing_token(&self) -> Option<u64> {
         self.token
     }
 
@@ -105,9 +114,10 @@ impl LockGuard {
     /// default `flock` mode): a child process that inherits a copy keeps the lock held as long
     /// as it keeps the copy open, even if this process is killed, as `flock(1)`'s command
     /// does. `lockhog run` hands it to its command. Releasing the guard frees the lock for
-    /// every copy. `None` on backends whose lock lives in a session or a lease.
+    /// every copy. `None` on backends whose lock lives in a session or a lease, and for a lock
+    /// taken with a [`max_hold`](crate::LockRequest::max_hold), which a child must not keep.
     pub fn inheritable_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.backend.inheritable_fd(self.held.as_ref()?)
+        self.backend.inheritable_fd(self.held.as_owned()?)
     }
 
     /// How the acquire went.
@@ -146,18 +156,50 @@ impl LockGuard {
     }
 
     /// Releases the lock. `Ok(true)` when it was still ours up to the release; `Ok(false)` when
-    /// it had been lost before (a lease that ran out, a connection that died).
+    /// it had been lost before (a lease that ran out, a connection that died, a
+    /// [`max_hold`](crate::LockRequest::max_hold) that ran out).
     ///
     /// # Errors
     ///
     /// [`Error::Backend`](crate::Error::Backend) when the store could not be told; the lock is
     /// then freed by the store's own means (connection close, lease expiry).
     pub async fn release(mut self) -> Result<bool> {
-        let held = self.held.take().expect("a guard is released once");
+        let Some(held) = self.held.take() else {
+            // The max_hold timer gave it back already, and marked it lost.
+            return Ok(false);
+        };
         let backend = self.backend.clone();
         let ours = FinishOnDrop(Some(Box::pin(async move { backend.release(held).await }))).await?;
         tracing::debug!(name = %self.name, ours, "released");
         Ok(ours && !self.is_lost())
+    }
+}
+
+impl LockGuard {
+    /// Releases the lock after a body that returned `out` ran under it: `out` when the lock was
+    /// ours throughout, else [`Error::LostWhileHeld`] with `out` in it. What `run` and
+    /// `with_lock` end with.
+    pub(crate) async fn release_after<T: Send + 'static>(self, out: T) -> Result<T> {
+        let name = self.name.to_string();
+        let lost = self.lost.reason();
+        let (reason, source) = match self.release().await {
+            Ok(true) => return Ok(out),
+            Ok(false) => (
+                lost.unwrap_or_else(|| "another holder had it when it was released".into()),
+                None,
+            ),
+            Err(e) => (
+                format!("its release failed ({e})"),
+                Some(Box::new(e) as crate::BoxError),
+            ),
+        };
+        tracing::warn!(%name, %reason, "the lock was lost while the body ran");
+        Err(Error::LostWhileHeld {
+            name,
+            reason,
+            value: BodyValue::new(out),
+            source,
+        })
     }
 }
 

@@ -60,6 +60,13 @@
 //!
 //! Synchronous code uses the same API from [`blocking`].
 //!
+//! # Hog the lock your code already takes
+//!
+//! [`Locker::lock_resource`] takes a lock by the name another program gives it in the store
+//! (`advisory:42` for `pg_advisory_lock(42)`, a `GET_LOCK` name, a pid file's path): the
+//! RESOURCE that `lockhog hold` and `status` print. Such a lock has no fencing token unless the
+//! store numbers its holders ([`Capabilities::resource_fencing`]).
+//!
 //! # Backends
 //!
 //! | URL | backend | cargo feature |
@@ -91,7 +98,9 @@ pub mod compute_once;
 mod error;
 mod guard;
 pub mod hog;
+mod lock_all;
 mod locker;
+mod max_hold;
 mod name;
 mod options;
 pub mod protocol;
@@ -104,8 +113,9 @@ pub mod url;
 
 pub use backend::{Capabilities, CleanupReport, LockState, LockStatus};
 pub use compute_once::{compute_once, ComputeOnce};
-pub use error::{BoxError, Error, Result};
+pub use error::{BodyValue, BoxError, Error, Result};
 pub use guard::{AcquireStats, LockGuard};
+pub use lock_all::{LockAllGuard, LockAllRequest};
 pub use locker::{IntoLockRequest, Locker, URL_ENV};
 /// `#[lockhog::hogged(<hogger>)]`: hogs a lock around a `#[test]` or `#[tokio::test]` function
 /// (see [`hog::hogged`] and [`hog::async_hogged`]).

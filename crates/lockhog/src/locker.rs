@@ -125,6 +125,35 @@ impl Locker {
         }
     }
 
+    /// Checks that the backend `url` names can lock the foreign `resource` (see
+    /// [`Locker::lock_resource`]) and returns it in the form that backend prints, without
+    /// connecting: connecting may create a directory or a database file, and a bad resource
+    /// should leave nothing behind.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] for a URL [`Locker::connect`] would refuse by its scheme;
+    /// [`Error::InvalidOption`] for a resource the backend cannot lock, naming the form it
+    /// expects.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lockhog::Locker;
+    ///
+    /// assert_eq!(Locker::check_resource("file:///tmp/locks", "/run/app.pid")?, "/run/app.pid");
+    /// assert!(Locker::check_resource("file:///tmp/locks", "run/app.pid").is_err());
+    /// assert!(Locker::check_resource("mem:", "anything").is_err());
+    /// # Ok::<(), lockhog::Error>(())
+    /// ```
+    pub fn check_resource(url: &str, resource: &str) -> Result<String> {
+        let parsed = BackendUrl::parse(url)?;
+        let resource = crate::backend::registry::parse_resource(&parsed, resource)?;
+        // What `lock_resource` would refuse too (its length), so that this check is whole.
+        LockKey::for_resource(DEFAULT_NAMESPACE, resource.as_str())?;
+        Ok(resource)
+    }
+
     /// A locker over a backend of your own (see [`Backend`]), in the default namespace.
     pub fn with_backend<B: Backend>(backend: B) -> Locker {
         let url = format!("{}:", backend.scheme());
@@ -170,8 +199,41 @@ impl Locker {
     pub fn lock(&self, name: impl AsRef<str>) -> LockRequest {
         LockRequest::new(
             self.backend.clone(),
-            self.namespace.clone(),
-            LockName::new(name.as_ref()),
+            LockName::new(name.as_ref()).map(|n| self.key(n)),
+            self.ttl,
+            self.retry,
+        )
+    }
+
+    /// Starts a request for a lock addressed by its resource in the store's own convention,
+    /// the one other programs take: the syntax `hold` and `status` print as RESOURCE. On
+    /// `file:`, an absolute path (`flock`, or `fcntl` with `?mode=fcntl`); on `postgres:`,
+    /// `advisory:<i64>` (`pg_advisory_lock(42)`) or `advisory:<i32>,<i32>`
+    /// (`pg_advisory_lock(7, 99)`); on `mysql:`, the `GET_LOCK` name. Other backends refuse
+    /// with [`Error::InvalidOption`] (see [`RESOURCE_FORMS`](crate::backend::RESOURCE_FORMS)).
+    ///
+    /// The namespace does not apply. The guard's name is the resource, and its
+    /// [`fencing_token`](crate::LockGuard::fencing_token) is `None` unless the store numbers
+    /// holders itself ([`Capabilities::resource_fencing`]). A bad resource is reported by the
+    /// acquire methods, before any I/O.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let pid_file = dir.path().join("app.pid");
+    /// let locker = lockhog::Locker::connect(&format!("file://{}", dir.path().display())).await?;
+    /// let guard = locker.lock_resource(pid_file.to_str().unwrap()).try_acquire().await?;
+    /// assert_eq!(guard.resource(), pid_file.to_str().unwrap());
+    /// assert_eq!(guard.fencing_token(), None);
+    /// # Ok::<(), lockhog::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn lock_resource(&self, resource: impl AsRef<str>) -> LockRequest {
+        LockRequest::new(
+            self.backend.clone(),
+            self.resource_key(resource.as_ref()),
             self.ttl,
             self.retry,
         )
@@ -214,8 +276,7 @@ impl Locker {
     pub fn lock_hashed<H: Hash + ?Sized>(&self, value: &H) -> LockRequest {
         LockRequest::new(
             self.backend.clone(),
-            self.namespace.clone(),
-            Ok(LockName::from_hash(value)),
+            Ok(self.key(LockName::from_hash(value))),
             self.ttl,
             self.retry,
         )
@@ -244,12 +305,15 @@ impl Locker {
     ///
     /// # Errors
     ///
-    /// Those of [`LockRequest::acquire`]; `f`'s own result is returned inside `Ok`.
+    /// Those of [`LockRequest::acquire`] (then `f` did not run); `f`'s own result is returned
+    /// inside `Ok` when the lock was held while `f` ran from start to end, else inside
+    /// [`Error::LostWhileHeld`] (the lock was lost meanwhile, or its release failed).
     pub async fn with_lock<R, F, Fut, T>(&self, request: R, f: F) -> Result<T>
     where
         R: IntoLockRequest,
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
+        T: Send + 'static,
     {
         request.into_request(self).run(f).await
     }
@@ -276,6 +340,20 @@ impl Locker {
         self.backend.status(&self.namespace, &keys).await
     }
 
+    /// The state of the locks addressed by their foreign resources (see
+    /// [`Locker::lock_resource`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] for a resource the backend cannot lock; [`Error::Backend`].
+    pub async fn status_resources(&self, resources: &[&str]) -> Result<Vec<LockStatus>> {
+        let keys = resources
+            .iter()
+            .map(|r| self.resource_key(r))
+            .collect::<Result<Vec<_>>>()?;
+        self.backend.status(&self.namespace, &keys).await
+    }
+
     /// Removes stale resources that nobody holds (unheld lock files, expired rows).
     ///
     /// # Errors
@@ -287,6 +365,16 @@ impl Locker {
 
     pub(crate) fn key(&self, name: LockName) -> LockKey {
         LockKey::new(self.namespace.clone(), name)
+    }
+
+    /// The key of a foreign resource, as the backend parses it.
+    fn resource_key(&self, resource: &str) -> Result<LockKey> {
+        LockKey::for_resource(self.namespace.clone(), self.parse_resource(resource)?)
+    }
+
+    /// A foreign resource as the backend writes it (`advisory:007` is `advisory:7`).
+    pub(crate) fn parse_resource(&self, resource: &str) -> Result<String> {
+        self.backend.parse_resource(resource)
     }
 }
 

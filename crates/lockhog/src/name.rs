@@ -137,11 +137,15 @@ impl Hasher for StableHasher {
     }
 }
 
-/// A name within its namespace: what a backend turns into a resource.
+/// What a backend turns into a resource: a name within its namespace, or a resource that
+/// another program already locks under the store's own convention (a path, `advisory:42`, a
+/// `GET_LOCK` string), written as the backend's
+/// [`Backend::parse_resource`](crate::backend::Backend::parse_resource) returned it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LockKey {
     namespace: String,
     name: LockName,
+    foreign: Option<String>,
 }
 
 impl LockKey {
@@ -150,7 +154,36 @@ impl LockKey {
         LockKey {
             namespace: namespace.into(),
             name,
+            foreign: None,
         }
+    }
+
+    /// A key for the foreign resource `resource`, in the form the backend's `parse_resource`
+    /// returned. Its name (for messages and the `held` line) is `resource` itself, so it is
+    /// refused, as a name would be, when empty or over [`MAX_NAME_BYTES`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] for an empty resource or one over [`MAX_NAME_BYTES`].
+    pub fn for_resource(namespace: impl Into<String>, resource: impl Into<String>) -> Result<Self> {
+        let resource = resource.into();
+        let name = LockName::new(resource.clone()).map_err(|_| Error::InvalidOption {
+            reason: format!(
+                "a resource is 1 to {MAX_NAME_BYTES} bytes, this one has {}",
+                resource.len()
+            ),
+        })?;
+        Ok(LockKey {
+            namespace: namespace.into(),
+            name,
+            foreign: Some(resource),
+        })
+    }
+
+    /// The foreign resource this key stands for, or `None` for a lock named by lockhog.
+    /// Foreign resources live outside namespaces: the namespace is kept only for listing.
+    pub fn foreign_resource(&self) -> Option<&str> {
+        self.foreign.as_deref()
     }
 
     /// The namespace.

@@ -20,7 +20,8 @@ pub enum Wait {
 ///
 /// Waits grow from `initial` by `multiplier` up to `max`, each shortened by a random share of at
 /// most `jitter` (0.0 to 1.0) so that many waiters do not poll in step. Backends that are woken
-/// by the release itself (`mem:`, `file:`) ignore it.
+/// by the release itself (`mem:`, `file:`) ignore it, unless the attempts are capped
+/// ([`RetryPolicy::max_attempts`]).
 ///
 /// # Examples
 ///
@@ -39,6 +40,7 @@ pub struct RetryPolicy {
     max: Duration,
     multiplier: f64,
     jitter: f64,
+    max_attempts: Option<u32>,
 }
 
 impl Default for RetryPolicy {
@@ -48,6 +50,7 @@ impl Default for RetryPolicy {
             max: Duration::from_millis(100),
             multiplier: 2.0,
             jitter: 0.5,
+            max_attempts: None,
         }
     }
 }
@@ -74,12 +77,45 @@ impl RetryPolicy {
         self
     }
 
+    /// Gives up after `n` tries with [`Error::TimedOut`], whose `attempts` is then `n`, even
+    /// when the wait bound has not run out (or there is none). A capped wait is a spin on
+    /// every backend: `n` single tries spaced by this policy's backoff, instead of the
+    /// backend's own wait (a blocking call, a wake-up on release), so the cap means the same
+    /// everywhere. A capped request cannot also be
+    /// [`fair`](crate::LockRequest::fair) ([`Error::InvalidOption`]). No cap by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use lockhog::{Error, RetryPolicy};
+    ///
+    /// let locker = lockhog::Locker::connect("mem:").await?;
+    /// let _held = locker.lock("report").try_acquire().await?;
+    /// let three = RetryPolicy::default().max_attempts(3);
+    /// match locker.lock("report").retry(three).wait().await {
+    ///     Err(Error::TimedOut { attempts, .. }) => assert_eq!(attempts, 3),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+
+    /// The cap set by [`RetryPolicy::max_attempts`], if any.
+    pub fn attempt_limit(&self) -> Option<u32> {
+        self.max_attempts
+    }
+
     /// Checks the policy's numbers.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidOption`] when `initial` is zero or above `max`, the multiplier is below
-    /// 1.0, or the jitter is outside 0.0 to 1.0.
+    /// 1.0, the jitter is outside 0.0 to 1.0, or the attempt cap is zero.
     pub fn validate(&self) -> Result<()> {
         let bad = |reason: &str| {
             Err(Error::InvalidOption {
@@ -97,6 +133,9 @@ impl RetryPolicy {
         }
         if !(0.0..=1.0).contains(&self.jitter) {
             return bad("the jitter must be between 0.0 and 1.0");
+        }
+        if self.max_attempts == Some(0) {
+            return bad("at most 0 attempts would never acquire: the cap is at least 1");
         }
         Ok(())
     }
@@ -143,6 +182,10 @@ pub struct AcquireOptions {
     /// Waiters must acquire in the order they asked. Only asked of backends whose
     /// [`Capabilities::fair`](crate::Capabilities::fair) is true.
     pub fair: bool,
+    /// A lock acquired longer ago than this counts as free to this request, even while its
+    /// holder lives. Only asked of backends whose
+    /// [`Capabilities::steal_after`](crate::Capabilities::steal_after) is true.
+    pub steal_after: Option<Duration>,
 }
 
 /// `ttl`, refused when zero: a lease must outlive its own renewal.
@@ -189,6 +232,8 @@ mod tests {
             .max(Duration::from_secs(1))
             .validate()
             .is_err());
+        assert!(RetryPolicy::default().max_attempts(0).validate().is_err());
+        assert!(RetryPolicy::default().max_attempts(1).validate().is_ok());
     }
 
     #[test]

@@ -10,11 +10,8 @@
 //! NAME and RESOURCE are encoded by [`encode_field`]: every space, control character (bytes
 //! below 0x20, and 0x7f) and `%` becomes `%XX` (upper-case hex), so a line never holds a line
 //! break and always splits into the same number of fields, whatever the text. TOKEN is the
-//! fencing token in decimal.
-//!
-//! The token field always holds a number today. A lock without a token (a resource lockhog
-//! does not fence) would be written `-` there, keeping four fields; this version does not
-//! write it, and its reader refuses it by name rather than misreading it.
+//! fencing token in decimal, or `-` for a lock without one (a foreign resource taken with
+//! `--resource` on a store that does not number its holders), keeping four fields.
 //!
 //! Reading is lenient where leniency is harmless: an escape may use lower-case hex, and a
 //! field may hold bytes the writer would have escaped (other than the space); a malformed
@@ -26,6 +23,9 @@
 //! let held = HeldLine::new("pay day", "/tmp/l/pay%20day.lock", 7);
 //! assert_eq!(held.to_string(), "held pay%20day /tmp/l/pay%2520day.lock 7");
 //! assert_eq!("held pay%20day /tmp/l/pay%2520day.lock 7".parse(), Ok(held));
+//! let foreign = HeldLine::new("advisory:42", "advisory:42", None);
+//! assert_eq!(foreign.to_string(), "held advisory:42 advisory:42 -");
+//! assert_eq!("held advisory:42 advisory:42 -".parse(), Ok(foreign));
 //! assert_eq!(ReleasedLine::new("pay day").to_string(), "released pay%20day");
 //! assert!("held a b".parse::<HeldLine>().is_err());
 //! ```
@@ -35,7 +35,7 @@ use std::str::FromStr;
 
 use crate::LockGuard;
 
-/// The token field of a lock without a fencing token: reserved, not written by this version.
+/// The token field of a lock without a fencing token.
 const NO_TOKEN: &str = "-";
 
 /// Percent-encodes `text` for one field of a plain line: each space, control character
@@ -79,10 +79,6 @@ pub enum ParseLineError {
         /// The field as it was on the line.
         field: String,
     },
-    /// The token field is `-`: a lock without a fencing token, which this version never
-    /// writes and cannot represent.
-    #[error("the lock has no fencing token (`-`), which this version of lockhog cannot read")]
-    NoToken,
     /// The token field is not a decimal number that fits 64 bits.
     #[error("bad token {0:?}: expected decimal digits")]
     BadToken(String),
@@ -115,17 +111,22 @@ pub struct HeldLine {
     pub name: String,
     /// The backend's own name for the lock (for `file:`, the lock file's path).
     pub resource: String,
-    /// The fencing token.
-    pub token: u64,
+    /// The fencing token; `None` (written `-`) for a lock without one.
+    pub token: Option<u64>,
 }
 
 impl HeldLine {
-    /// The line for a lock named `name`, held as `resource` with fencing token `token`.
-    pub fn new(name: impl Into<String>, resource: impl Into<String>, token: u64) -> HeldLine {
+    /// The line for a lock named `name`, held as `resource` with fencing token `token` (a
+    /// number, or `None` for a lock without one).
+    pub fn new(
+        name: impl Into<String>,
+        resource: impl Into<String>,
+        token: impl Into<Option<u64>>,
+    ) -> HeldLine {
         HeldLine {
             name: name.into(),
             resource: resource.into(),
-            token,
+            token: token.into(),
         }
     }
 }
@@ -144,11 +145,14 @@ impl fmt::Display for HeldLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "held {} {} {}",
+            "held {} {} ",
             encode_field(&self.name),
             encode_field(&self.resource),
-            self.token
-        )
+        )?;
+        match self.token {
+            Some(token) => write!(f, "{token}"),
+            None => f.write_str(NO_TOKEN),
+        }
     }
 }
 
@@ -159,14 +163,16 @@ impl FromStr for HeldLine {
         let [_, name, resource, token] = fields::<4>(line, "held")?;
         let name = decode_field("name", name)?;
         let resource = decode_field("resource", resource)?;
-        if token == NO_TOKEN {
-            return Err(ParseLineError::NoToken);
-        }
-        // `u64::from_str` also takes a leading `+`, which no writer produces.
-        let token = Some(token)
-            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| ParseLineError::BadToken(token.to_string()))?;
+        let token = if token == NO_TOKEN {
+            None
+        } else {
+            // `u64::from_str` also takes a leading `+`, which no writer produces.
+            let number = Some(token)
+                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| ParseLineError::BadToken(token.to_string()))?;
+            Some(number)
+        };
         Ok(HeldLine {
             name,
             resource,
@@ -257,7 +263,9 @@ mod tests {
             err("held a %+1 1"),
             ParseLineError::BadEscape { .. }
         ));
-        assert_eq!(err("held a b -"), ParseLineError::NoToken);
+        assert_eq!("held a b -".parse(), Ok(HeldLine::new("a", "b", None)));
+        assert_eq!(HeldLine::new("a", "b", None).to_string(), "held a b -");
+        assert!("held a b --".parse::<HeldLine>().is_err());
         for token in ["+7", "", "0x7", "18446744073709551616", " 7", "7\r"] {
             let line = format!("held a b {token}");
             assert!(line.parse::<HeldLine>().is_err(), "{line:?}");

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::{AcquireContext, DynBackend, LostSender};
+use crate::backend::{poll, AcquireContext, DynBackend, LostSender};
 use crate::error::{Error, Result};
 use crate::guard::{AcquireStats, LockGuard};
-use crate::name::{LockKey, LockName};
+use crate::max_hold::HeldSlot;
+use crate::name::LockKey;
 use crate::options::{validate_ttl, AcquireOptions, RetryPolicy, Wait};
 
 /// How to take one lock: built by [`Locker::lock`](crate::Locker::lock), consumed by an acquire
@@ -23,13 +24,14 @@ use crate::options::{validate_ttl, AcquireOptions, RetryPolicy, Wait};
 #[must_use = "a lock request does nothing until acquired"]
 pub struct LockRequest {
     backend: Arc<dyn DynBackend>,
-    namespace: String,
-    name: Result<LockName>,
+    key: Result<LockKey>,
     wait: Wait,
     ttl: Option<Duration>,
     retry: RetryPolicy,
     shared: bool,
     fair: bool,
+    max_hold: Option<Duration>,
+    steal_after: Option<Duration>,
     /// Set for a permit of a semaphore (see [`crate::SemaphoreRequest`]).
     pub(crate) permits: Option<u32>,
 }
@@ -38,37 +40,38 @@ impl std::fmt::Debug for LockRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LockRequest")
             .field("backend", &self.backend.scheme())
-            .field("namespace", &self.namespace)
-            .field("name", &self.name)
+            .field("key", &self.key)
             .field("wait", &self.wait)
             .field("ttl", &self.ttl)
             .field("retry", &self.retry)
             .field("shared", &self.shared)
             .field("fair", &self.fair)
+            .field("max_hold", &self.max_hold)
+            .field("steal_after", &self.steal_after)
             .field("permits", &self.permits)
             .finish()
     }
 }
 
 impl LockRequest {
-    /// A request for `name` in `namespace` that waits forever, with the locker's ttl and retry
-    /// policy.
+    /// A request for `key` (a name in its namespace, or a foreign resource) that waits
+    /// forever, with the locker's ttl and retry policy.
     pub(crate) fn new(
         backend: Arc<dyn DynBackend>,
-        namespace: String,
-        name: Result<LockName>,
+        key: Result<LockKey>,
         ttl: Option<Duration>,
         retry: RetryPolicy,
     ) -> Self {
         LockRequest {
             backend,
-            namespace,
-            name,
+            key,
             wait: Wait::Forever,
             ttl,
             retry,
             shared: false,
             fair: false,
+            max_hold: None,
+            steal_after: None,
             permits: None,
         }
     }
@@ -97,7 +100,46 @@ impl LockRequest {
         self
     }
 
-    /// The backoff between attempts on backends that poll.
+    /// Gives the lock back after `limit` even while the guard lives: the guard's
+    /// [`lost`](LockGuard::lost) then completes, [`LockGuard::is_lost`] turns true and
+    /// [`LockGuard::release`] returns `Ok(false)`. Works on every backend (a timer of the
+    /// library's own, on the tokio runtime of the acquire); for work that must never keep a
+    /// lock longer, whatever happens to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    ///
+    /// let locker = lockhog::Locker::connect("mem:").await?;
+    /// let guard = locker.lock("report").max_hold(Duration::from_millis(10)).wait().await?;
+    /// let reason = guard.lost().await; // the work should stop here
+    /// assert!(reason.contains("max_hold"));
+    /// assert!(!guard.release().await?);
+    /// # Ok::<(), lockhog::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn max_hold(mut self, limit: Duration) -> Self {
+        self.max_hold = Some(limit);
+        self
+    }
+
+    /// Takes the lock over from a holder that has held it longer than `limit`, **even while
+    /// that holder lives**: it then learns the loss through its guard's
+    /// [`lost`](LockGuard::lost) and its release returns `Ok(false)`. For work that must never
+    /// wait longer than that; pass the fencing token on to what the lock protects. Acquiring
+    /// fails with [`Error::InvalidOption`] on backends that do not keep when a lock was
+    /// acquired (see [`Capabilities::steal_after`](crate::Capabilities::steal_after)), and
+    /// when `limit` is shorter than the lease's ttl (a live holder's lock would be taken
+    /// before a dead holder's lease could run out).
+    pub fn steal_after(mut self, limit: Duration) -> Self {
+        self.steal_after = Some(limit);
+        self
+    }
+
+    /// The backoff between attempts on backends that poll, and the cap on attempts
+    /// ([`RetryPolicy::max_attempts`]).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self
@@ -145,7 +187,8 @@ impl LockRequest {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`], [`Error::InvalidOption`], [`Error::Backend`].
+    /// [`Error::TimedOut`] only when the retry policy caps the attempts
+    /// ([`RetryPolicy::max_attempts`]); [`Error::InvalidName`], [`Error::InvalidOption`], [`Error::Backend`].
     pub async fn wait(self) -> Result<LockGuard> {
         self.waiting(Wait::Forever).acquire().await
     }
@@ -157,9 +200,15 @@ impl LockRequest {
     /// [`Error::Contended`], [`Error::TimedOut`], [`Error::InvalidName`],
     /// [`Error::InvalidOption`], [`Error::Backend`].
     pub async fn acquire(self) -> Result<LockGuard> {
-        let name = self.name?;
+        let key = self.key?;
+        let name = key.name().clone();
         self.retry.validate()?;
         let ttl = self.ttl.map(validate_ttl).transpose()?;
+        if self.max_hold.is_some_and(|m| m.is_zero()) {
+            return Err(Error::InvalidOption {
+                reason: "max_hold must be above zero".into(),
+            });
+        }
         let backend = self.backend;
         let caps = backend.capabilities();
         let unsupported = |what: &str| {
@@ -179,7 +228,27 @@ impl LockRequest {
                 return Err(crate::backend::slots::unsupported(backend.scheme()));
             }
         }
-        let key = LockKey::new(self.namespace, name.clone());
+        if self.steal_after.is_some() && !caps.steal_after {
+            return Err(Error::InvalidOption {
+                reason: format!(
+                    "the {} backend does not keep when a lock was acquired: it cannot take over \
+                     one held too long (steal_after)",
+                    backend.scheme()
+                ),
+            });
+        }
+        if self.steal_after.is_some_and(|s| s.is_zero()) {
+            return Err(Error::InvalidOption {
+                reason: "steal_after must be above zero".into(),
+            });
+        }
+        if self.fair && self.retry.attempt_limit().is_some() {
+            return Err(Error::InvalidOption {
+                reason: "a fair wait keeps its place in the queue: it cannot also be capped \
+                         to a number of attempts"
+                    .into(),
+            });
+        }
         let lost = LostSender::default();
         let ctx = AcquireContext::new(
             AcquireOptions {
@@ -187,6 +256,7 @@ impl LockRequest {
                 retry: self.retry,
                 shared: self.shared,
                 fair: self.fair,
+                steal_after: self.steal_after,
             },
             lost.clone(),
         );
@@ -196,11 +266,16 @@ impl LockRequest {
             Wait::For(bound) => Some(started + bound),
             Wait::Forever => None,
         };
+        let capped = self.retry.attempt_limit().is_some();
         let acquired = match (self.permits, self.wait) {
             (None, Wait::No) => {
                 ctx.note_attempt();
                 backend.try_acquire(&key, &ctx).await?.map(|a| (a, None))
             }
+            // A capped wait is a spin of at most that many tries, on every backend.
+            (None, _) if capped => poll(&ctx, deadline, || backend.try_acquire(&key, &ctx))
+                .await?
+                .map(|a| (a, None)),
             (None, _) => backend
                 .wait_acquire(&key, &ctx, deadline)
                 .await?
@@ -211,9 +286,16 @@ impl LockRequest {
                 permit.map(|p| (p.acquired, Some(p.resource)))
             }
             (Some(permits), _) => {
-                let permit = backend
-                    .wait_acquire_permit(&key, permits, &ctx, deadline)
-                    .await?;
+                let permit = if capped {
+                    poll(&ctx, deadline, || {
+                        backend.try_acquire_permit(&key, permits, &ctx)
+                    })
+                    .await?
+                } else {
+                    backend
+                        .wait_acquire_permit(&key, permits, &ctx, deadline)
+                        .await?
+                };
                 permit.map(|p| (p.acquired, Some(p.resource)))
             }
         };
@@ -231,14 +313,25 @@ impl LockRequest {
                 _ => Error::TimedOut {
                     name: name.to_string(),
                     waited,
+                    attempts: stats.attempts,
                 },
             });
         };
-        tracing::debug!(name = %name, attempts = stats.attempts, ?waited, token = acquired.token, "acquired");
+        if acquired.token.is_none() && key.foreign_resource().is_none() {
+            // The contract every backend keeps for its own names; a guard without a token
+            // would silently unfence the caller.
+            drop(backend.clone().release(acquired.held).await);
+            return Err(Error::backend(
+                backend.scheme(),
+                "the backend acquired a named lock without a fencing token",
+            ));
+        }
+        tracing::debug!(name = %name, attempts = stats.attempts, ?waited, token = ?acquired.token, "acquired");
         let resource = resource.unwrap_or_else(|| backend.resource(&key));
+        let held = HeldSlot::new(acquired.held, self.max_hold, &backend, &lost, name.as_str());
         Ok(LockGuard::new(
             backend.clone(),
-            acquired.held,
+            held,
             name,
             resource,
             acquired.token,
@@ -252,15 +345,17 @@ impl LockRequest {
     ///
     /// # Errors
     ///
-    /// Those of [`LockRequest::acquire`].
+    /// Those of [`LockRequest::acquire`] (then `f` did not run);
+    /// [`Error::LostWhileHeld`], with `f`'s value, when the lock was lost while `f` ran or its
+    /// release failed.
     pub async fn run<F, Fut, T>(self, f: F) -> Result<T>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
+        T: Send + 'static,
     {
         let guard = self.acquire().await?;
         let out = f().await;
-        guard.release().await?;
-        Ok(out)
+        guard.release_after(out).await
     }
 }

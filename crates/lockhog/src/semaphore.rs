@@ -120,15 +120,18 @@ impl SemaphoreRequest {
         self.0.acquire().await
     }
 
-    /// Runs `f` while holding a permit, then releases it.
+    /// Runs `f` while holding a permit, then releases it, as [`LockRequest::run`].
     ///
     /// # Errors
     ///
-    /// Those of [`SemaphoreRequest::acquire`].
+    /// Those of [`SemaphoreRequest::acquire`] (then `f` did not run);
+    /// [`Error::LostWhileHeld`](crate::Error::LostWhileHeld), with `f`'s value, when the
+    /// permit was lost while `f` ran or its release failed.
     pub async fn run<F, Fut, T>(self, f: F) -> Result<T>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
+        T: Send + 'static,
     {
         self.0.run(f).await
     }

@@ -40,7 +40,7 @@ fn race_lockhog(url: &str, name: &str, n: usize) -> Vec<Result<u64, lockhog::Err
         let locker = lockhog::blocking::Locker::connect(&url)?;
         let guard = locker.lock(&name).try_acquire()?;
         ctx.hold_until_others_done();
-        let token = guard.fencing_token();
+        let token = guard.fencing_token().unwrap();
         guard.release()?;
         Ok(token)
     })

@@ -18,7 +18,10 @@ async fn lost_when_our_key_is_deleted_behind_our_back() {
     let guard = locker.lock(unique("lost-del")).try_acquire().await.unwrap();
     let keys = queue(&raw, guard.resource()).await;
     assert_eq!(keys.len(), 1);
-    assert_eq!(keys[0].create_revision() as u64, guard.fencing_token());
+    assert_eq!(
+        keys[0].create_revision() as u64,
+        guard.fencing_token().unwrap()
+    );
     raw.clone().delete(keys[0].key(), None).await.unwrap();
     let reason = bounded("the lost notice", guard.lost()).await;
     assert!(reason.contains("deleted"), "{reason}");
@@ -81,10 +84,13 @@ async fn release_never_deletes_a_later_holders_key() {
     let ours = queue(&raw, &resource).await.remove(0);
     raw.clone().delete(ours.key(), None).await.unwrap();
     let second = bounded("the next holder", waiter).await.unwrap().unwrap();
-    assert!(second.fencing_token() > first.fencing_token());
+    assert!(second.fencing_token().unwrap() > first.fencing_token().unwrap());
     let theirs = queue(&raw, &resource).await;
     assert_eq!(theirs.len(), 1);
-    assert_eq!(theirs[0].create_revision() as u64, second.fencing_token());
+    assert_eq!(
+        theirs[0].create_revision() as u64,
+        second.fencing_token().unwrap()
+    );
 
     assert!(!first.release().await.unwrap());
     let after = queue(&raw, &resource).await;

@@ -63,7 +63,7 @@ async fn status_shows_holder_lease_and_waiters() {
     let pid = format!("pid {}", std::process::id());
     assert!(holder.contains(&pid), "{holder}");
     assert!(
-        holder.contains(&format!("token {}", guard.fencing_token())),
+        holder.contains(&format!("token {}", guard.fencing_token().unwrap())),
         "{holder}"
     );
     assert!(holder.contains("s left"), "{holder}");

@@ -59,7 +59,7 @@ async fn two_hundred_locks_on_a_few_connections() {
             Some(false)
         );
     }
-    let mut tokens: Vec<u64> = guards.iter().map(|g| g.fencing_token()).collect();
+    let mut tokens: Vec<u64> = guards.iter().map(|g| g.fencing_token().unwrap()).collect();
     tokens.sort_unstable();
     tokens.dedup();
     assert_eq!(tokens.len(), 200, "fencing tokens repeat");

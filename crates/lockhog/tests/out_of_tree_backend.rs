@@ -92,7 +92,7 @@ impl Backend for MapBackend {
                 key,
                 token,
             },
-            token,
+            token: Some(token),
         }))
     }
 

@@ -84,7 +84,7 @@ async fn child_worker() {
     while started.elapsed() < RUN {
         let g = locker.lock("handoff").wait().await.unwrap();
         let acquired = wall_ns();
-        let token = g.fencing_token();
+        let token = g.fencing_token().unwrap();
         g.release().await.unwrap();
         lines.push_str(&format!("{token} {acquired} {}\n", wall_ns()));
     }

@@ -1,8 +1,8 @@
-//! `lockhog run [-b URL] [-n | -w SECS] [--ttl SECS] [--permits N] [-E CODE] [--on-lost POLICY] [--grace
-//! SECS] NAME -- COMMAND [ARGS…]`
+//! `lockhog run [-b URL] [-n | -w SECS] [--ttl SECS] [--permits N] [-E CODE] [--on-lost
+//! POLICY] [--grace SECS] NAME… -- COMMAND [ARGS…]`
 //!
-//! Acquires the lock, runs COMMAND with it held, releases it once COMMAND has exited, and exits
-//! with COMMAND's status. COMMAND runs only while the lock is held: a lost lock stops it (see
+//! Acquires the lock (or every lock named, all or none: see `Locker::lock_all`), runs COMMAND
+//! with it held, releases it once COMMAND has exited, and exits with COMMAND's status. COMMAND runs only while the lock is held: a lost lock stops it (see
 //! [`supervise`]), and so does the death of this process (see [`spawn`]). SIGINT and SIGTERM
 //! are forwarded to COMMAND; the lock is released only after COMMAND exits, never while it may
 //! still be writing.
@@ -13,21 +13,22 @@ mod supervise;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
-use lockhog::LockGuard;
+use lockhog::LockAllGuard;
 use tokio::time::Instant;
 
 use crate::cli::{OnLost, RunArgs};
 use crate::exit::{self, Failure, Outcome};
-use crate::lock::{self, millis, Signals};
+use crate::lock::{self, millis, Signals, Target};
 use supervise::Policy;
 
 pub async fn run(args: RunArgs) -> Outcome {
-    lock::check_names(&[&args.name])?;
+    let targets = Target::all(&args.names, &args.resources);
+    lock::check_targets(&args.backend, &targets)?;
     let mut signals = Signals::install()?;
     let locker = lock::connect(&args.backend).await?;
     let deadline = lock::deadline(&args.acquire);
     let guard = tokio::select! {
-        acquired = lock::acquire(&locker, &args.name, &args.acquire, deadline) => match acquired {
+        acquired = lock::acquire_all(&locker, &targets, &args.acquire, deadline) => match acquired {
             Ok(guard) => guard,
             Err(e) if e.is_not_acquired() => {
                 return Err(Failure::new(args.conflict_exit_code, e.to_string()))
@@ -39,7 +40,7 @@ pub async fn run(args: RunArgs) -> Outcome {
     };
     let held_since = Instant::now();
 
-    let child = match spawn::spawn(&args.command, &guard, args.on_lost) {
+    let child = match spawn::spawn(&args.command, &guard, targets[0].text(), args.on_lost) {
         Ok(child) => child,
         Err(failure) => {
             release(guard, held_since).await;
@@ -51,7 +52,7 @@ pub async fn run(args: RunArgs) -> Outcome {
         grace: args.grace,
     };
     let waited = supervise::supervise(child, &guard, &mut signals, policy).await;
-    let name = guard.name().as_str().to_string();
+    let which = which(&targets);
     let still_ours = release(guard, held_since).await;
     let (status, lost) = waited.map_err(|e| {
         Failure::new(
@@ -62,7 +63,7 @@ pub async fn run(args: RunArgs) -> Outcome {
     if args.on_lost == OnLost::Warn {
         if !still_ours && !lost {
             exit::warn(format_args!(
-                "lock {name:?} had been lost before it was released; exiting with the \
+                "{which} had been lost before it was released; exiting with the \
                  command's status (--on-lost warn)"
             ));
         }
@@ -74,7 +75,7 @@ pub async fn run(args: RunArgs) -> Outcome {
         return Err(Failure::new(
             exit::LOCK_LOST,
             format!(
-                "lock {name:?} was lost while the command ran (the command ended with {})",
+                "{which} was lost while the command ran (the command ended with {})",
                 describe(status)
             ),
         ));
@@ -82,20 +83,31 @@ pub async fn run(args: RunArgs) -> Outcome {
     Ok(status_code(status))
 }
 
-/// Releases the lock after the command, warning when it cannot be released (the backend then
-/// frees it by its own means: closed descriptor, connection, lease expiry). False when the
+/// `lock "a"`, or `one of the locks "a", "b"`: the subject of the messages about lost locks.
+pub(crate) fn which(targets: &[Target<'_>]) -> String {
+    match targets {
+        [one] => format!("lock {:?}", one.text()),
+        _ => {
+            let quoted: Vec<String> = targets.iter().map(|t| format!("{:?}", t.text())).collect();
+            format!("one of the locks {}", quoted.join(", "))
+        }
+    }
+}
+
+/// Releases the locks after the command, warning when one cannot be released (the backend
+/// then frees it by its own means: closed descriptor, connection, lease expiry). False when a
 /// lock had been lost before.
-async fn release(guard: LockGuard, held_since: Instant) -> bool {
-    let name = guard.name().as_str().to_string();
-    let ours = match guard.release().await {
+async fn release(all: LockAllGuard, held_since: Instant) -> bool {
+    let names: Vec<String> = all.guards().iter().map(|g| g.name().to_string()).collect();
+    let ours = match all.release().await {
         Ok(ours) => ours,
         Err(e) => {
-            exit::warn(format_args!("cannot release lock {name:?}: {e}"));
+            exit::warn(format_args!("cannot release lock {names:?}: {e}"));
             true
         }
     };
     tracing::info!(
-        name,
+        ?names,
         ours,
         held_ms = millis(held_since.elapsed()),
         "released"

@@ -10,13 +10,16 @@
 //!   whose record locks belong to the process): the lock goes with our connection, at once or
 //!   when its lease runs out, so the command gets SIGKILL as we die.
 //! - `--on-lost warn`: no signal; the command is left to finish, lock or not.
+//!
+//! With several locks, the command inherits every descriptor that carries one, and gets
+//! SIGTERM only when all of them do; its environment names the first lock of the command line.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::process::Stdio;
 
-use lockhog::LockGuard;
+use lockhog::LockAllGuard;
 use tokio::process::{Child, Command};
 
 use crate::cli::OnLost;
@@ -27,23 +30,42 @@ pub const NAME_ENV: &str = "LOCKHOG_NAME";
 pub const RESOURCE_ENV: &str = "LOCKHOG_RESOURCE";
 pub const TOKEN_ENV: &str = "LOCKHOG_FENCING_TOKEN";
 
-/// Starts COMMAND with our stdin, stdout and stderr and the lock's variables added to our
-/// environment.
-pub fn spawn(command: &[OsString], guard: &LockGuard, on_lost: OnLost) -> Result<Child, Failure> {
+/// Starts COMMAND with our stdin, stdout and stderr and the variables of the lock `first` (the
+/// first name on the command line) added to our environment.
+pub fn spawn(
+    command: &[OsString],
+    all: &LockAllGuard,
+    first: &str,
+    on_lost: OnLost,
+) -> Result<Child, Failure> {
     let (program, rest) = command
         .split_first()
         .ok_or_else(|| Failure::usage("no command given after --"))?;
-    let inherit = guard.inheritable_fd().map(|fd| fd.as_raw_fd());
-    let parent_death = match (on_lost, inherit) {
-        (OnLost::Warn, _) => None,
-        (_, Some(_)) => Some(libc::SIGTERM),
-        (_, None) => Some(libc::SIGKILL),
+    let guards = all.guards();
+    let guard = guards
+        .iter()
+        .find(|g| g.name().as_str() == first)
+        .unwrap_or(&guards[0]);
+    let inherit: Vec<RawFd> = guards
+        .iter()
+        .filter_map(|g| g.inheritable_fd().map(|fd| fd.as_raw_fd()))
+        .collect();
+    // SIGTERM (time to clean up) only when every lock lives on in the command's descriptors.
+    let parent_death = match on_lost {
+        OnLost::Warn => None,
+        _ if inherit.len() == guards.len() => Some(libc::SIGTERM),
+        _ => Some(libc::SIGKILL),
     };
     let mut cmd = Command::new(program);
+    // A lock without a fencing token (a foreign resource) leaves the variable unset, also when
+    // our own environment had it: a stale token would fence with someone else's number.
+    match guard.fencing_token() {
+        Some(token) => cmd.env(TOKEN_ENV, token.to_string()),
+        None => cmd.env_remove(TOKEN_ENV),
+    };
     cmd.args(rest)
         .env(NAME_ENV, guard.name().as_str())
         .env(RESOURCE_ENV, guard.resource())
-        .env(TOKEN_ENV, guard.fencing_token().to_string())
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
@@ -51,7 +73,7 @@ pub fn spawn(command: &[OsString], guard: &LockGuard, on_lost: OnLost) -> Result
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
     // functions (fcntl, signal, prctl, getppid, raise, _exit); it allocates nothing.
     unsafe {
-        cmd.pre_exec(move || in_child(inherit, parent_death, parent));
+        cmd.pre_exec(move || in_child(&inherit, parent_death, parent));
     }
     // PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process.
     // `main` runs a current-thread runtime, so this runs, and forks, on the main thread, which
@@ -77,12 +99,8 @@ pub fn spawn(command: &[OsString], guard: &LockGuard, on_lost: OnLost) -> Result
 
 /// The child's side, before exec: keep the lock's descriptor across exec, and ask for
 /// `parent_death` when our parent's thread ends.
-fn in_child(
-    inherit: Option<RawFd>,
-    parent_death: Option<i32>,
-    parent: libc::pid_t,
-) -> io::Result<()> {
-    if let Some(fd) = inherit {
+fn in_child(inherit: &[RawFd], parent_death: Option<i32>, parent: libc::pid_t) -> io::Result<()> {
+    for &fd in inherit {
         // Clears FD_CLOEXEC on the child's copy only: our own descriptor stays close-on-exec,
         // so no other child of ours gets the lock.
         // SAFETY: fcntl on a descriptor number; no memory is passed.

@@ -5,7 +5,7 @@ use std::io;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use lockhog::LockGuard;
+use lockhog::LockAllGuard;
 use tokio::process::Child;
 use tokio::time::Instant;
 
@@ -29,7 +29,7 @@ pub struct Policy {
 /// it.
 pub async fn supervise(
     mut child: Child,
-    guard: &LockGuard,
+    all: &LockAllGuard,
     signals: &mut Signals,
     policy: Policy,
 ) -> io::Result<(ExitStatus, bool)> {
@@ -39,7 +39,7 @@ pub async fn supervise(
         tokio::select! {
             status = child.wait() => return Ok((status?, lost)),
             sig = signals.recv() => send(&child, sig),
-            reason = guard.lost(), if !lost => {
+            (guard, reason) = all.lost(), if !lost => {
                 lost = true;
                 let name = guard.name().as_str();
                 match policy.on_lost {

@@ -132,7 +132,10 @@ fn slot_of(locker: &Locker, name: &str, permits: u32, guard: &LockGuard) -> u32 
 /// One critical section and the release. `Some(true)` to go on, `Some(false)` when told to
 /// stop, `None` when the harness went away.
 async fn section(link: &mut Link, rng: &mut Rng, lock: u32, guard: LockGuard) -> Option<bool> {
-    let token = guard.fencing_token();
+    // The library refuses a named lock without a token, so this holds.
+    let token = guard
+        .fencing_token()
+        .expect("a lock taken by name has a fencing token");
     let go_on = inside(link, rng, lock, token).await?;
     let outcome = match tokio::time::timeout(RELEASE_BOUND, guard.release()).await {
         Ok(Ok(true)) => Release::Ours,

@@ -301,6 +301,6 @@ impl Hold {
     }
 
     pub fn token(&self, i: usize) -> u64 {
-        self.held[i].token
+        self.held[i].token.expect("a lock held by name has a token")
     }
 }

@@ -26,6 +26,11 @@ Blocking waits release the GIL and Ctrl-C interrupts them (nothing stays held). 
 ``LockhogError``, with ``NotAcquired`` (``Contended``, ``TimedOut``), ``BackendError``, and
 ``InvalidName``/``InvalidUrl``/``InvalidOption`` (also ``ValueError``).
 
+``python -m lockhog hold|run|status|cleanup ...`` is the ``lockhog`` command. For tests,
+``lockhog.hog`` hogs locks from another thread, task or process (``hog_lock``,
+``async_hog_lock``) and runs the one-winner race (``contend``); the wheel's pytest plugin
+adds the fixtures ``hog`` and ``locker``.
+
 After ``os.fork()`` the child must not use lockers or locks made before the fork: the
 runtime's threads do not exist in the child, so a call would wait forever. Locks the parent
 held stay the parent's (the child must not release them); with the file backend a child
@@ -44,7 +49,7 @@ from ._errors import (
     NotAcquired,
     TimedOut,
 )
-from ._lock import CleanupReport, Lock, Locker, LockStatus, Name
+from ._lock import URL_ENV, CleanupReport, Lock, Locker, LockStatus, Name
 from ._lockhog import default_url as _default_url
 from ._lockhog import hashed_name as _hashed_name
 
@@ -68,10 +73,6 @@ __all__ = [
     "InvalidUrl",
     "InvalidOption",
 ]
-
-#: The environment variable a ``Locker()`` without a URL reads.
-URL_ENV = "LOCKHOG_URL"
-
 
 def hashed_name(key: Name) -> str:
     """The lock name ``key`` stands for: a ``str`` as it is; ``bytes``, an ``int`` (up to 128

@@ -39,12 +39,16 @@ class Contended(NotAcquired):
 class TimedOut(NotAcquired):
     """The lock was still held by someone else when the wait ran out.
 
-    ``waited`` is how long the caller waited, in seconds.
+    ``waited`` is how long the caller waited, in seconds; ``attempts`` how many attempts were
+    made on the store.
     """
 
-    def __init__(self, message: str, *, name: str = "", waited: float = 0.0) -> None:
+    def __init__(
+        self, message: str, *, name: str = "", waited: float = 0.0, attempts: int = 0
+    ) -> None:
         super().__init__(message, name=name)
         self.waited = waited
+        self.attempts = attempts
 
 
 class BackendError(LockhogError):

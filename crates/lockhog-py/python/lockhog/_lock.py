@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
+import urllib.parse
 from types import TracebackType
 from typing import (
     Any,
@@ -24,7 +26,10 @@ from typing import (
 from . import _lockhog
 from ._errors import NotAcquired
 
-__all__ = ["Locker", "Lock", "LockStatus", "CleanupReport", "Name"]
+__all__ = ["Locker", "Lock", "LockStatus", "CleanupReport", "Name", "URL_ENV"]
+
+#: The environment variable a ``Locker()`` without a URL reads.
+URL_ENV = "LOCKHOG_URL"
 
 #: What a lock may be named by: a ``str`` is the name itself; ``bytes``, an ``int`` or a tuple
 #: of those (nested tuples too) name the lock ``sha256:<digest>`` (see ``hashed_name``).
@@ -74,6 +79,9 @@ class Locker:
 
     def __init__(self, url: Optional[str] = None, namespace: Optional[str] = None) -> None:
         self._native = _lockhog.NativeLocker.connect(url, namespace)
+        # As given (password included), for a hog's `lockhog hold` child, which gets it in
+        # its environment, never on its command line.
+        self._raw_url = url
 
     @classmethod
     async def connect_async(
@@ -82,7 +90,18 @@ class Locker:
         """Connects as ``Locker(url, namespace)`` does, without blocking the event loop."""
         locker = cls.__new__(cls)
         locker._native = await _lockhog.NativeLocker.connect_async(url, namespace)
+        locker._raw_url = url
         return locker
+
+    def _child_url(self) -> str:
+        """The URL, password included, with this locker's namespace: for another process
+        that must reach the same locks (``lockhog hold``)."""
+        url = self._raw_url or os.environ.get(URL_ENV) or _lockhog.default_url()
+        base, _, query = url.partition("?")
+        # Query values are kept as written; only the namespace is set, to this locker's.
+        options = [o for o in query.split("&") if o and not o.startswith("namespace=")]
+        options.append("namespace=" + urllib.parse.quote(self.namespace, safe=""))
+        return base + "?" + "&".join(options)
 
     @property
     def url(self) -> str:
@@ -175,6 +194,23 @@ class Lock:
             # threading.Lock's "wait forever".
             timeout = None
         return blocking, timeout
+
+    def _hog_twin(self) -> Lock:
+        """A lock of the same name and options, not held: what a hog takes, so that this
+        object stays as the caller left it."""
+        return Lock(self._locker, self._name, ttl=self._ttl, shared=self._shared)
+
+    def _hold_command(self, acquire_timeout: float) -> Tuple[List[str], Dict[str, str]]:
+        """The arguments of ``lockhog hold`` that take this lock from another process, and
+        the environment entries it needs (the URL)."""
+        if self._shared:
+            raise ValueError("lockhog hold takes exclusive locks only: hog a shared lock from a thread")
+        if not self._locker.capabilities()["cross_process"]:
+            raise ValueError(f"{self._locker.url!r} is not seen by other processes: hog it from a thread")
+        args = ["hold", "-w", repr(acquire_timeout)]
+        if self._ttl is not None:
+            args += ["--ttl", repr(self._ttl)]
+        return [*args, "--", self.name], {URL_ENV: self._locker._child_url()}
 
     def _push(self, guard: _lockhog.NativeGuard) -> None:
         with self._mutex:

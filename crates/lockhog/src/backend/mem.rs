@@ -22,15 +22,10 @@ use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 /// The `mem:` row of the backend registry.
-pub(crate) const ROW: BackendRow = BackendRow {
-    schemes: &["mem"],
-    feature: None,
-    default_port: None,
-    connect: Some(|url| {
-        let backend = MemBackend::open(url)?;
-        Ok(connecting(async { Ok(backend) }))
-    }),
-};
+pub(crate) const ROW: BackendRow = BackendRow::of::<MemBackend>(&["mem"], None, |url| {
+    let backend = MemBackend::open(url)?;
+    Ok(connecting(async { Ok(backend) }))
+});
 
 static TABLE: LazyLock<NamedSemaphores<LockKey>> = LazyLock::new(NamedSemaphores::new);
 static TOKENS: AtomicU64 = AtomicU64::new(0);
@@ -62,7 +57,7 @@ impl MemBackend {
     fn granted(permit: NamedPermit<LockKey>) -> Acquired<MemHeld> {
         Acquired {
             held: MemHeld { _permit: permit },
-            token: TOKENS.fetch_add(1, Ordering::Relaxed) + 1,
+            token: Some(TOKENS.fetch_add(1, Ordering::Relaxed) + 1),
         }
     }
 }

@@ -15,14 +15,44 @@
 //!   the caller's [`RetryPolicy`](crate::RetryPolicy); override it when the store can wake a
 //!   waiter on release (a blocking call, a notification) and say so in
 //!   [`Capabilities::native_wait`].
-//! - Every successful acquire returns a fencing token strictly greater than that of every
-//!   earlier holder of the same key on the same store.
+//! - Every successful acquire of a named key returns a fencing token strictly greater than
+//!   that of every earlier holder of the same key on the same store. A foreign resource (see
+//!   below) returns one only when the store itself numbers its holders.
 //! - Futures must be cancel safe: dropping one at any await point leaves nothing held.
 //! - `release_on_drop` runs inside `Drop` and must not block: spawn the work on a runtime
 //!   handle captured at acquire time, or do something that cannot block.
 //! - A backend that can lose a lock while its guard lives (a lease that ran out, a connection
 //!   that died) calls [`LostSender::mark_lost`] on the sender found in the
 //!   [`AcquireContext`].
+//!
+//! # Locking a resource another program names
+//!
+//! Code under test often takes locks under names another library chose:
+//! `pg_advisory_lock(42)`, `GET_LOCK('import')`, `flock` on `/run/app.pid`. A backend whose
+//! store has such a convention lets [`Locker::lock_resource`](crate::Locker::lock_resource)
+//! take them, through one function, [`Backend::parse_resource`]:
+//!
+//! - it checks the text (the same syntax `resource` prints for a named lock, so what
+//!   `lockhog hold` prints can be given back) and returns it in the one form the backend
+//!   will later read back from [`LockKey::foreign_resource`]; bad text is
+//!   [`Error::InvalidOption`] naming the expected form (use [`bad_resource`]). It takes no
+//!   `self` and does no I/O, so a bad resource is refused before the store is touched
+//!   ([`Locker::check_resource`](crate::Locker::check_resource) runs it from the URL alone,
+//!   before connecting: connecting may create a directory or a database file);
+//! - `try_acquire`, `wait_acquire` and `status` then see keys whose
+//!   [`LockKey::foreign_resource`] is `Some`, and lock exactly that resource: no lockhog
+//!   namespace or digest, and nothing written that the other program would not write (no
+//!   fencing counter in someone's pid file);
+//! - the token is `None` unless the store numbers holders itself (etcd's revisions); say so
+//!   in [`Capabilities::resource_fencing`];
+//! - `resource` is never called for such keys: the library prints the parsed text.
+//!
+//! The provided `parse_resource` refuses every resource, naming the backends that have them
+//! ([`RESOURCE_FORMS`]): a backend without a convention (`mem:`, `sqlite:`) needs nothing.
+//! Adding one to a built-in backend is that function, the `foreign_resource` branch in its
+//! acquire and status, its form in [`RESOURCE_FORMS`], and its interop tests against the
+//! other client (its row already points at `parse_resource` through
+//! `BackendRow::of` in `row.rs`).
 //!
 //! Use it through [`Locker::with_backend`](crate::Locker::with_backend), and run the
 //! conformance suite in [`testkit`](crate::testkit) against it with a target made by
@@ -38,9 +68,10 @@
 //!    and returns the future that connects.
 //! 2. A cargo feature in `crates/lockhog/Cargo.toml` for its dependencies (forwarded by the
 //!    CLI's `Cargo.toml`), and `#[cfg(feature = "<name>")] pub mod <name>;` here.
-//! 3. Its row, `pub(crate) const ROW: row::BackendRow` in the module: its URL schemes, its
-//!    feature, its default TCP port (which [`default_port`] answers, e.g. for the torture
-//!    proxy) and its connect function. Add the row to the list in `registry.rs`, with a
+//! 3. Its row, `pub(crate) const ROW: row::BackendRow = BackendRow::of::<TheBackend>(..)` in
+//!    the module: its URL schemes, its feature and its connect function, with `.port(N)` for
+//!    a backend reached over TCP (its default port, which [`default_port`] answers, e.g. for
+//!    the torture proxy). Add the row to the list in `registry.rs`, with a
 //!    `BackendRow::not_built` twin for builds without the feature, so its URLs are told which
 //!    feature they need. The registry refuses options the backend did not take, so a backend
 //!    never checks for unknown options itself.
@@ -50,6 +81,7 @@
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod file;
+mod foreign;
 pub mod lease;
 mod lost;
 pub mod mem;
@@ -88,9 +120,11 @@ use tokio::time::Instant;
 pub use crate::name::LockKey;
 pub use crate::options::AcquireOptions;
 pub use crate::url::BackendUrl;
+pub(crate) use foreign::scoped_parse;
+pub use foreign::{bad_resource, RESOURCE_FORMS};
 pub use lost::LostSender;
+use slots::erase_permit;
 pub use slots::Permit;
-use slots::{erase_permit, poll_until};
 
 use crate::error::{Error, Result};
 
@@ -130,6 +164,15 @@ pub struct Capabilities {
     /// and a semaphore's permit count is kept in the store, so that two callers asking for
     /// different counts under one name are refused rather than both admitted.
     pub semaphore: bool,
+    /// [`LockRequest::steal_after`](crate::LockRequest::steal_after) is honoured: the store
+    /// keeps when each lock was acquired, so a waiter can take over one held longer than it
+    /// allows.
+    pub steal_after: bool,
+    /// A lock taken by its foreign resource
+    /// ([`Locker::lock_resource`](crate::Locker::lock_resource)) gets a fencing token from
+    /// the store. When false, [`LockGuard::fencing_token`](crate::LockGuard::fencing_token) is
+    /// `None` for such locks: lockhog never makes one up.
+    pub resource_fencing: bool,
 }
 
 /// What a successful acquire returns to the library.
@@ -138,7 +181,9 @@ pub struct Acquired<H> {
     /// The backend's per-acquisition state, handed back to `release`.
     pub held: H,
     /// The fencing token: strictly greater than every earlier holder's of the same key.
-    pub token: u64,
+    /// Always `Some` for a named key; for a foreign resource, `Some` only when the store
+    /// numbers its holders itself.
+    pub token: Option<u64>,
 }
 
 /// What a backend gets on each acquire: the caller's options, the sender to report a lost lock
@@ -243,8 +288,29 @@ pub trait Backend: Send + Sync + 'static {
     /// What this backend guarantees.
     fn capabilities(&self) -> Capabilities;
 
-    /// The backend's own name for the lock, printed by `hold` and `status`.
+    /// The backend's own name for the lock, printed by `hold` and `status`. Called only for
+    /// named keys (a foreign resource is printed as [`Backend::parse_resource`] returned it).
     fn resource(&self, key: &LockKey) -> String;
+
+    /// Checks `resource`, a lock another program takes under the store's own convention, and
+    /// returns it in the form [`LockKey::foreign_resource`] will carry to this backend's
+    /// acquire and status. No `self` and no I/O: it runs before connecting. See the module
+    /// docs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] naming the expected form, its reason reading on from the
+    /// backend's name ([`bad_resource`]). The provided version refuses every resource,
+    /// naming the backends that have them.
+    fn parse_resource(resource: &str) -> Result<String> {
+        let _ = resource;
+        Err(Error::InvalidOption {
+            reason: format!(
+                "locks names only, no resource of another program; backends that do: \
+                 {RESOURCE_FORMS}"
+            ),
+        })
+    }
 
     /// One attempt: `Ok(None)` when someone else holds the lock.
     fn try_acquire(
@@ -261,7 +327,7 @@ pub trait Backend: Send + Sync + 'static {
         ctx: &AcquireContext,
         deadline: Option<Instant>,
     ) -> impl Future<Output = Result<Option<Acquired<Self::Held>>>> + Send {
-        poll_until(ctx, deadline, || self.try_acquire(key, ctx))
+        poll(ctx, deadline, move || self.try_acquire(key, ctx))
     }
 
     /// Records `permits` as the permit count of the semaphore `key` the first time, and
@@ -307,7 +373,7 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Permit<Self::Held>>>> + Send {
         async move {
             self.record_permits(key, permits).await?;
-            poll_until(ctx, deadline, || slots::try_slots(self, key, permits, ctx)).await
+            poll(ctx, deadline, || slots::try_slots(self, key, permits, ctx)).await
         }
     }
 
@@ -342,6 +408,39 @@ pub trait Backend: Send + Sync + 'static {
     fn cleanup(&self, namespace: &str) -> impl Future<Output = Result<CleanupReport>> + Send;
 }
 
+/// Calls `attempt` until it acquires, spaced by the retry policy's backoff, until `deadline`
+/// or the policy's cap on attempts: `Ok(None)` then. Counts each attempt in `ctx`.
+pub(crate) async fn poll<A, F, Fut>(
+    ctx: &AcquireContext,
+    deadline: Option<Instant>,
+    mut attempt: F,
+) -> Result<Option<A>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<A>>>,
+{
+    let retry = ctx.options.retry;
+    let mut made = 0u32;
+    loop {
+        ctx.note_attempt();
+        made = made.saturating_add(1);
+        if let Some(acquired) = attempt().await? {
+            return Ok(Some(acquired));
+        }
+        if retry.attempt_limit().is_some_and(|cap| made >= cap) {
+            return Ok(None);
+        }
+        let mut wake = Instant::now() + retry.delay(made);
+        if let Some(deadline) = deadline {
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            wake = wake.min(deadline);
+        }
+        tokio::time::sleep_until(wake).await;
+    }
+}
+
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub(crate) type ErasedHeld = Box<dyn Any + Send + Sync>;
 
@@ -351,6 +450,7 @@ pub(crate) trait DynBackend: Send + Sync {
     fn scheme(&self) -> &'static str;
     fn capabilities(&self) -> Capabilities;
     fn resource(&self, key: &LockKey) -> String;
+    fn parse_resource(&self, resource: &str) -> Result<String>;
     fn try_acquire<'a>(
         &'a self,
         key: &'a LockKey,
@@ -441,7 +541,13 @@ impl<B: Backend> DynBackend for B {
         Backend::capabilities(self)
     }
     fn resource(&self, key: &LockKey) -> String {
-        Backend::resource(self, key)
+        match key.foreign_resource() {
+            Some(res) => res.to_string(),
+            None => Backend::resource(self, key),
+        }
+    }
+    fn parse_resource(&self, resource: &str) -> Result<String> {
+        scoped_parse(Backend::scheme(self), B::parse_resource(resource))
     }
     fn try_acquire<'a>(
         &'a self,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::row::BackendRow;
+use super::row::{BackendRow, Built};
 use super::DynBackend;
 use crate::error::Result;
 use crate::url::BackendUrl;
@@ -46,18 +46,30 @@ const BUILT_IN: &[BackendRow] = &[
 /// Connects the backend that `url`'s scheme names: the backend takes its options, any option
 /// left is refused here, then it connects.
 pub(crate) async fn connect(url: &mut BackendUrl) -> Result<Arc<dyn DynBackend>> {
-    let connecting = match find(BUILT_IN, url.scheme()) {
+    let connecting = (built(url)?.connect)(url)?;
+    url.finish()?;
+    connecting.await
+}
+
+/// Checks `resource` with the parser of the backend that `url`'s scheme names, without
+/// connecting (see [`Backend::parse_resource`](super::Backend::parse_resource)).
+pub(crate) fn parse_resource(url: &BackendUrl, resource: &str) -> Result<String> {
+    super::scoped_parse(url.scheme(), (built(url)?.parse_resource)(resource))
+}
+
+/// The row of `url`'s scheme, or why there is none in this build.
+fn built(url: &BackendUrl) -> Result<Built> {
+    match find(BUILT_IN, url.scheme()) {
         Some(BackendRow {
-            connect: Some(connect),
-            ..
-        }) => connect(url)?,
+            built: Some(built), ..
+        }) => Ok(*built),
         Some(BackendRow { feature, .. }) => {
             let reason = format!(
                 "the {} backend is not in this build of lockhog (cargo feature `{}`)",
                 url.scheme(),
                 feature.unwrap_or_default()
             );
-            return Err(url.invalid(&reason));
+            Err(url.invalid(&reason))
         }
         None => {
             let known: Vec<&str> = BUILT_IN.iter().flat_map(|r| r.schemes).copied().collect();
@@ -66,11 +78,9 @@ pub(crate) async fn connect(url: &mut BackendUrl) -> Result<Arc<dyn DynBackend>>
                 url.scheme(),
                 known.join(", ")
             );
-            return Err(url.invalid(&reason));
+            Err(url.invalid(&reason))
         }
-    };
-    url.finish()?;
-    connecting.await
+    }
 }
 
 /// The port of the built row for `scheme`; see [`super::default_port`].
@@ -132,7 +142,7 @@ mod tests {
     fn rows_without_a_feature_are_always_built() {
         for row in BUILT_IN {
             if row.feature.is_none() {
-                assert!(row.connect.is_some(), "{:?}", row.schemes);
+                assert!(row.built.is_some(), "{:?}", row.schemes);
             }
         }
     }

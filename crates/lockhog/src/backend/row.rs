@@ -1,5 +1,5 @@
 //! [`BackendRow`]: what a built-in backend's module exports for the registry (its schemes, its
-//! feature and its connect function).
+//! feature, its connect function and its resource parser).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +16,17 @@ pub(crate) type Connecting = BoxFuture<'static, Result<Arc<dyn DynBackend>>>;
 /// misspelt option fails before anything is created or dialled.
 pub(crate) type Connect = fn(&mut BackendUrl) -> Result<Connecting>;
 
+/// [`Backend::parse_resource`] of the row's backend: checks a foreign resource without a
+/// connection.
+pub(crate) type ParseResource = fn(&str) -> Result<String>;
+
+/// What a backend built into this binary offers.
+#[derive(Clone, Copy)]
+pub(crate) struct Built {
+    pub(crate) connect: Connect,
+    pub(crate) parse_resource: ParseResource,
+}
+
 /// One backend: the URL schemes it answers to, the cargo feature it needs, and how to connect
 /// it.
 #[derive(Clone, Copy)]
@@ -29,10 +40,27 @@ pub(crate) struct BackendRow {
     pub(crate) default_port: Option<u16>,
     /// `None` when its feature is off in this build: the row then only names the backend, so
     /// its URLs are told which feature they need.
-    pub(crate) connect: Option<Connect>,
+    pub(crate) built: Option<Built>,
 }
 
 impl BackendRow {
+    /// The row of backend `B`, built in this binary.
+    pub(crate) const fn of<B: Backend>(
+        schemes: &'static [&'static str],
+        feature: Option<&'static str>,
+        connect: Connect,
+    ) -> Self {
+        BackendRow {
+            schemes,
+            feature,
+            default_port: None,
+            built: Some(Built {
+                connect,
+                parse_resource: B::parse_resource,
+            }),
+        }
+    }
+
     /// The row of a backend whose feature is off in this build.
     #[allow(dead_code)] // unused in a build with every feature
     pub(crate) const fn not_built(schemes: &'static [&'static str], feature: &'static str) -> Self {
@@ -40,7 +68,15 @@ impl BackendRow {
             schemes,
             feature: Some(feature),
             default_port: None,
-            connect: None,
+            built: None,
+        }
+    }
+
+    /// The row with `port` as the TCP port of URLs that name none.
+    pub(crate) const fn port(self, port: u16) -> Self {
+        BackendRow {
+            default_port: Some(port),
+            ..self
         }
     }
 }

@@ -8,12 +8,7 @@
 //! [`Backend::record_permits`](super::Backend::record_permits), so that a caller asking for a
 //! different count is refused instead of using slots the others do not look at.
 //!
-//! Also here: the [`Permit`] a permit acquire returns, and the polling loop that the provided
-//! waits of [`Backend`] (for locks and for permits) share.
-
-use std::future::Future;
-
-use tokio::time::Instant;
+//! Also here: the [`Permit`] a permit acquire returns.
 
 use super::{AcquireContext, Acquired, Backend, ErasedHeld};
 use crate::error::{Error, Result};
@@ -110,35 +105,6 @@ pub async fn try_slots<B: Backend + ?Sized>(
         }
     }
     Ok(None)
-}
-
-/// Calls `attempt` until it gives a value or `deadline` passes (`Ok(None)`), sleeping between
-/// attempts as the caller's retry policy says and counting each attempt.
-pub(super) async fn poll_until<T, F, Fut>(
-    ctx: &AcquireContext,
-    deadline: Option<Instant>,
-    mut attempt: F,
-) -> Result<Option<T>>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>>>,
-{
-    let mut tries = 0u32;
-    loop {
-        ctx.note_attempt();
-        tries = tries.saturating_add(1);
-        if let Some(got) = attempt().await? {
-            return Ok(Some(got));
-        }
-        let mut wake = Instant::now() + ctx.options.retry.delay(tries);
-        if let Some(deadline) = deadline {
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            wake = wake.min(deadline);
-        }
-        tokio::time::sleep_until(wake).await;
-    }
 }
 
 pub(super) fn erase_permit<H: Send + Sync + 'static>(

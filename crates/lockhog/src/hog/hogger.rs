@@ -4,6 +4,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use super::HogError;
 use crate::error::BoxError;
 
 /// Marker types that tell the blanket impls of [`Hogger`] apart. You never name them: the
@@ -43,6 +44,23 @@ impl HogContext {
     /// The time left until [`HogContext::deadline`] (zero once passed).
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// The error for a hogger that failed to acquire with `source`. A hogger that bounds its
+    /// wait by this context's deadline (a [`NamedLock`](super::NamedLock) does) gives up at the
+    /// very moment the caller stops waiting, and either may notice first: a lockhog
+    /// [`Error::TimedOut`](crate::Error::TimedOut) once the deadline has passed is that same
+    /// timeout, so it is reported as [`HogError::AcquireTimedOut`] like the caller's own.
+    pub(crate) fn acquire_failed(&self, source: BoxError, timeout: Duration) -> HogError {
+        let timed_out = matches!(
+            source.downcast_ref::<crate::Error>(),
+            Some(crate::Error::TimedOut { .. })
+        );
+        if timed_out && Instant::now() >= self.deadline {
+            tracing::warn!(?timeout, "hog: the hogger did not acquire in time");
+            return HogError::AcquireTimedOut { timeout };
+        }
+        HogError::AcquireFailed { source }
     }
 }
 

@@ -1,5 +1,5 @@
-//! A lockhog lock named by backend URL and name, hogged through a connection of its own from a
-//! thread, a task or a process ([`HogFrom`]).
+//! A lockhog lock named by backend URL and name (or by the resource another program locks),
+//! hogged through a connection of its own from a thread, a task or a process ([`HogFrom`]).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -33,6 +33,12 @@ pub enum HogFrom {
 /// It is a [`Hogger`] and an [`AsyncHogger`] (hogged from a thread or a task), and
 /// [`NamedLock::hog`] can also hog it from a process.
 ///
+/// [`NamedLock::resource`] and [`NamedLock::and_resource`] hog the lock the code under test
+/// already takes under another library's name for it (see
+/// [`Locker::lock_resource`](crate::Locker::lock_resource)): `advisory:42` for
+/// `pg_advisory_lock(42)`, a `GET_LOCK` name, a pid file's path. Names are taken first, then
+/// resources, each in the order given.
+///
 /// # Examples
 ///
 /// ```
@@ -52,6 +58,7 @@ pub enum HogFrom {
 pub struct NamedLock {
     url: String,
     names: Vec<String>,
+    resources: Vec<String>,
     from: HogFrom,
     ttl: Option<Duration>,
     binary: Option<PathBuf>,
@@ -64,6 +71,7 @@ impl NamedLock {
         NamedLock {
             url: url.into(),
             names: vec![name.into()],
+            resources: Vec::new(),
             from: HogFrom::Thread,
             ttl: None,
             binary: None,
@@ -71,9 +79,42 @@ impl NamedLock {
         }
     }
 
+    /// The lock another program takes as `resource` on the backend at `url` (the syntax
+    /// `lockhog hold` prints as RESOURCE; see
+    /// [`Locker::lock_resource`](crate::Locker::lock_resource)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lockhog::hog::NamedLock;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let pid_file = dir.path().join("app.pid");
+    /// let url = format!("file://{}", dir.path().display());
+    /// let hog = NamedLock::resource(&url, pid_file.to_str().unwrap()).hog()?;
+    /// // The code under test takes flock(2) on its pid file, and finds it held.
+    /// let file = std::fs::File::open(&pid_file)?;
+    /// assert!(file.try_lock().is_err());
+    /// hog.release()?;
+    /// assert!(file.try_lock().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resource(url: impl Into<String>, resource: impl Into<String>) -> Self {
+        NamedLock {
+            names: Vec::new(),
+            ..NamedLock::new(url, "").and_resource(resource)
+        }
+    }
+
     /// Hogs the lock `name` too (all are taken, in order, before the hog counts as held).
     pub fn and(mut self, name: impl Into<String>) -> Self {
         self.names.push(name.into());
+        self
+    }
+
+    /// Hogs the foreign resource `resource` too (taken after the names).
+    pub fn and_resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
         self
     }
 
@@ -107,6 +148,11 @@ impl NamedLock {
         &self.names
     }
 
+    /// The foreign resources.
+    pub fn resources(&self) -> &[String] {
+        &self.resources
+    }
+
     /// Hogs the locks from a thread or a process, within the [`NamedLock::options`] time
     /// limits.
     ///
@@ -126,11 +172,17 @@ impl NamedLock {
                     extra.push("--ttl".into());
                     extra.push(ttl.as_secs_f64().to_string().into());
                 }
+                for res in &self.resources {
+                    // `--resource=RES`: one argument, so a resource that starts with `-` is
+                    // never read as an option.
+                    extra.push(format!("--resource={res}").into());
+                }
                 ProcessHog::start(
                     self.binary.as_deref(),
                     &self.url,
                     &self.names,
                     &extra,
+                    self.names.len() + self.resources.len(),
                     &opts,
                 )
                 .map(HogHandle::process)
@@ -164,10 +216,11 @@ impl NamedLock {
     }
 
     fn requests(&self, locker: &crate::Locker, ctx: &HogContext) -> Vec<crate::LockRequest> {
-        self.names
-            .iter()
-            .map(|n| {
-                let r = locker.lock(n).wait_at_most(ctx.remaining());
+        let names = self.names.iter().map(|n| locker.lock(n));
+        names
+            .chain(self.resources.iter().map(|r| locker.lock_resource(r)))
+            .map(|r| {
+                let r = r.wait_at_most(ctx.remaining());
                 match self.ttl {
                     Some(ttl) => r.ttl(ttl),
                     None => r,

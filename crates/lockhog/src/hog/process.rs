@@ -100,13 +100,15 @@ pub(crate) struct ProcessHog {
 }
 
 impl ProcessHog {
-    /// Runs `lockhog hold -w <acquire timeout> NAME…` with the URL in `LOCKHOG_URL` and waits
-    /// for its `held` lines.
+    /// Runs `lockhog hold -w <acquire timeout> EXTRA… -- NAME…` with the URL in
+    /// `LOCKHOG_URL` and waits for its `locks` `held` lines (one per name and per
+    /// `--resource` in `extra_args`).
     pub(crate) fn start(
         program: Option<&Path>,
         url: &str,
         names: &[String],
         extra_args: &[OsString],
+        locks: usize,
         opts: &HogOptions,
     ) -> Result<ProcessHog, HogError> {
         let program = match program {
@@ -179,13 +181,13 @@ impl ProcessHog {
             exit,
             exited: None,
             stderr: stderr_rx,
-            held: Vec::with_capacity(names.len()),
+            held: Vec::with_capacity(locks),
             release_timeout: opts.release_timeout(),
         };
         // `hold -w` gives up by itself at the acquire timeout and exits 1; the release timeout
         // on top is its grace to say so, past which it is killed.
         let deadline = Instant::now() + timeout + hog.release_timeout;
-        while hog.held.len() < names.len() {
+        while hog.held.len() < locks {
             match hog
                 .lines
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))

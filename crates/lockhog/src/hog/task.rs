@@ -67,7 +67,7 @@ impl HogOptions {
             H::release,
             chans.task,
         ));
-        chans.caller.wait_acquired(task, &self).await
+        chans.caller.wait_acquired(task, &self, ctx).await
     }
 }
 
@@ -139,7 +139,8 @@ impl HogOptions {
             },
             chans.task,
         ));
-        chans.caller.wait_acquired(task, &self).await
+        let ctx = HogContext::new(self.acquire_timeout());
+        chans.caller.wait_acquired(task, &self, ctx).await
     }
 }
 
@@ -222,6 +223,7 @@ impl CallerEnds {
         self,
         task: JoinHandle<()>,
         opts: &HogOptions,
+        ctx: HogContext,
     ) -> Result<AsyncHogHandle, HogError> {
         let timeout = opts.acquire_timeout();
         match tokio::time::timeout(timeout, self.acquired).await {
@@ -233,7 +235,7 @@ impl CallerEnds {
                     release_timeout: opts.release_timeout(),
                 }),
             }),
-            Ok(Ok(Err(source))) => Err(HogError::AcquireFailed { source }),
+            Ok(Ok(Err(source))) => Err(ctx.acquire_failed(source, timeout)),
             Ok(Err(_)) => Err(match panic_of(task, "an acquire").await {
                 Some(message) => HogError::AcquirePanicked { message },
                 None => HogError::Vanished {

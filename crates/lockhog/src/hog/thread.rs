@@ -111,6 +111,7 @@ where
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let (released_tx, released_rx) = mpsc::channel::<Outcome>();
     let ctx = HogContext::new(opts.acquire_timeout());
+    let caller_ctx = ctx;
     spawn(Box::new(move || {
         let held = match run(|| hogger.acquire(&ctx)) {
             Ok(held) => held,
@@ -140,7 +141,7 @@ where
             released_rx,
             release_timeout: opts.release_timeout(),
         })),
-        Ok(Outcome::Failed(source)) => Err(HogError::AcquireFailed { source }),
+        Ok(Outcome::Failed(source)) => Err(caller_ctx.acquire_failed(source, timeout)),
         Ok(Outcome::Panicked(message)) => Err(HogError::AcquirePanicked { message }),
         Err(RecvTimeoutError::Timeout) => {
             tracing::warn!(?timeout, "hog: the hogger did not acquire in time");

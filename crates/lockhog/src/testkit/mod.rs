@@ -26,16 +26,24 @@
 //! Checks that need another process run `lockhog hold`: the binary named by
 //! [`Target::with_hold_bin`], else `LOCKHOG_BIN`, else `lockhog` beside the test executable.
 
+mod attempts;
 mod cancel;
 mod checks;
+mod limits;
+mod lock_all;
 mod process;
 mod process_checks;
+mod resource_checks;
 mod semaphore;
 
+pub use attempts::*;
 pub use cancel::*;
 pub use checks::*;
+pub use limits::*;
+pub use lock_all::*;
 pub use process::HoldProcess;
 pub use process_checks::*;
+pub use resource_checks::*;
 pub use semaphore::*;
 
 use std::future::Future;
@@ -314,6 +322,13 @@ macro_rules! conformance_suite {
                 cancel_at_random_points,
                 status_reports_held_and_free,
                 unreachable_backend_errors,
+                attempts_are_counted_and_capped,
+                lock_all_takes_all_or_none,
+                lock_all_never_deadlocks,
+                lock_all_across_processes,
+                max_hold_gives_the_lock_back,
+                steal_after_takes_over_a_live_holder,
+                printed_resources_are_the_same_lock,
                 semaphore_admits_at_most_n,
                 semaphore_try_wait_and_release,
                 semaphore_different_count_refused,

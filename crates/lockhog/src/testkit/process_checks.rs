@@ -1,7 +1,7 @@
 //! The checks that run `lockhog hold` as another process: a holder killed with SIGKILL, one
 //! that abandons its locks, and the `hold` line protocol itself.
 
-use super::checks::{hold, NO_URL};
+use super::checks::{hold, token_of, NO_URL};
 use super::process::HoldProcess;
 use super::{assert_not_acquired, not_applicable, Target};
 
@@ -16,14 +16,14 @@ pub async fn killed_holder_releases(t: &Target) {
         return not_applicable("killed_holder_releases", NO_URL);
     };
     let holder = HoldProcess::start(&t.hold_bin(), url, &["--ttl", "1"], &["conformance-killed"]);
-    let token = holder.held[0].token;
+    let token = holder.held[0].token.expect("a named lock has a token");
     assert_not_acquired(
         a.lock("conformance-killed").try_acquire().await,
         "contended",
     );
     holder.kill();
     let next = hold(a.lock("conformance-killed")).await;
-    assert!(next.fencing_token() > token);
+    assert!(token_of(&next) > token);
 }
 
 /// `abandon` exits without releasing: a lock bound to the process dies with it, a lease runs

@@ -105,12 +105,11 @@ use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["etcd", "etcds"],
-    feature: Some("etcd"),
-    default_port: Some(connect::DEFAULT_PORT),
-    connect: Some(|url| Ok(super::row::connecting(EtcdBackend::connect(url)?))),
-};
+pub(crate) const ROW: super::row::BackendRow =
+    super::row::BackendRow::of::<EtcdBackend>(&["etcd", "etcds"], Some("etcd"), |url| {
+        Ok(super::row::connecting(EtcdBackend::connect(url)?))
+    })
+    .port(connect::DEFAULT_PORT);
 
 /// The lease when neither the URL (`?ttl=`) nor the request says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
@@ -212,7 +211,7 @@ impl EtcdBackend {
                 releasing,
                 runtime,
             },
-            token,
+            token: Some(token),
         }))
     }
 }
@@ -234,6 +233,9 @@ impl Backend for EtcdBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            // Not built: a waiter would have to revoke a live holder's lease.
+            steal_after: false,
+            resource_fencing: false,
             semaphore: true,
         }
     }

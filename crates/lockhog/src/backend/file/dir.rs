@@ -173,6 +173,31 @@ impl Dir {
             }
             _ => {}
         }
+        let dir = Dir::open_existing(path, trust)?;
+        // SAFETY: a valid descriptor and a NUL-terminated name.
+        if unsafe {
+            libc::faccessat(
+                dir.fd.as_raw_fd(),
+                c".".as_ptr(),
+                libc::W_OK | libc::X_OK,
+                libc::AT_EACCESS,
+            )
+        } != 0
+        {
+            return Err(err(
+                "cannot write to lock directory",
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(dir)
+    }
+
+    /// Opens the existing directory `path`, never creating it, and checks it under `trust`.
+    pub(super) fn open_existing(path: &Path, trust: Trust) -> Result<Dir, String> {
+        let shown = path.display();
+        let err = |doing: &str, e: io::Error| format!("{doing} {shown}: {e}");
+        let c_path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| format!("the path {shown} contains NUL"))?;
         let mut flags = libc::O_RDONLY | libc::O_DIRECTORY;
         if trust == Trust::Private {
             flags |= libc::O_NOFOLLOW;
@@ -194,21 +219,6 @@ impl Dir {
                 "lock directory {shown} ({}) {why}; {}",
                 describe(&st),
                 advice(path, trust)
-            ));
-        }
-        // SAFETY: a valid descriptor and a NUL-terminated name.
-        if unsafe {
-            libc::faccessat(
-                fd.as_raw_fd(),
-                c".".as_ptr(),
-                libc::W_OK | libc::X_OK,
-                libc::AT_EACCESS,
-            )
-        } != 0
-        {
-            return Err(err(
-                "cannot write to lock directory",
-                io::Error::last_os_error(),
             ));
         }
         // One spelling per directory, so the in-process table of record locks sees one path

@@ -21,6 +21,9 @@
 //!   after it locks the file; `cleanup` keeps a floor per directory so tokens keep growing when
 //!   it removes a lock file (see `fencing.rs`). Writing the counter needs a lock file we can
 //!   write to; a file holding anything but a counter is refused, never overwritten.
+//! - **Foreign resources**: any absolute path, locked where it is and never written to, so
+//!   `flock(1)`, `fcntl.flock` and `fcntl.lockf` users of a pid file conflict with lockhog (see
+//!   `foreign.rs`); such a lock has no fencing token.
 //! - **Semaphores**: one lock file per permit, and the count in one more (see
 //!   `semaphore.rs`).
 //! - **Crash release**: the kernel drops a `flock` when the last descriptor closes, so a killed
@@ -35,6 +38,7 @@
 mod acquire;
 mod dir;
 mod fencing;
+mod foreign;
 mod mode;
 mod names;
 mod proc_locks;
@@ -68,15 +72,11 @@ const SCHEME: &str = "file";
 const MOVED_RETRIES: u32 = 3;
 
 /// The `file:` row of the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["file"],
-    feature: None,
-    default_port: None,
-    connect: Some(|url| {
+pub(crate) const ROW: super::row::BackendRow =
+    super::row::BackendRow::of::<FileBackend>(&["file"], None, |url| {
         let dir = FileBackend::parse(url)?;
         Ok(super::row::connecting(async { FileBackend::open(dir) }))
-    }),
-};
+    });
 
 /// In-process arbitration for POSIX record locks, which the kernel grants to the process as a
 /// whole: one holder per lock file path in this process at a time, and nobody in this
@@ -181,8 +181,11 @@ impl FileBackend {
         })
     }
 
-    /// The lock file of `key` in `tree`.
+    /// The lock file of `key` in `tree`, or the foreign file `key` names.
     fn target(&self, tree: &Tree, key: &LockKey) -> Result<Target> {
+        if let Some(path) = key.foreign_resource() {
+            return foreign::target(path);
+        }
         let dir = self
             .dir(tree, key.namespace(), true)?
             .expect("created when missing");
@@ -196,11 +199,16 @@ impl FileBackend {
         Error::backend_io(SCHEME, format!("{doing} {}", path.display()), e)
     }
 
-    fn granted(&self, tree: &Tree, held: FileHeld) -> Result<Acquired<FileHeld>> {
+    /// The lock of `key` just taken, with its next fencing token; none for a foreign file,
+    /// whose content is never touched.
+    fn granted(&self, tree: &Tree, key: &LockKey, held: FileHeld) -> Result<Acquired<FileHeld>> {
+        if key.foreign_resource().is_some() {
+            return Ok(Acquired { held, token: None });
+        }
         Ok(Acquired {
-            token: tree.floor.next_token(&held.file).map_err(|e| {
+            token: Some(tree.floor.next_token(&held.file).map_err(|e| {
                 self.io_error("cannot update the fencing counter of", &held.path, e)
-            })?,
+            })?),
             held,
         })
     }
@@ -306,6 +314,10 @@ impl Backend for FileBackend {
         }
     }
 
+    fn parse_resource(resource: &str) -> Result<String> {
+        foreign::parse(resource)
+    }
+
     fn resource(&self, key: &LockKey) -> String {
         self.dir_path(&self.tree(), key.namespace())
             .join(file_name(key.name().as_str()))
@@ -323,7 +335,7 @@ impl Backend for FileBackend {
             let tree = self.tree();
             let target = self.target(&tree, key)?;
             let attempt = match self.try_lock_target(&target, true) {
-                Ok(Some((held, _))) => self.granted(&tree, held).map(Some),
+                Ok(Some((held, _))) => self.granted(&tree, key, held).map(Some),
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
             };
@@ -373,6 +385,22 @@ impl Backend for FileBackend {
 
     async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
         let held = proc_locks::HeldFiles::read();
+        let (foreign, named): (Vec<&LockKey>, Vec<&LockKey>) =
+            keys.iter().partition(|k| k.foreign_resource().is_some());
+        let mut statuses = Vec::with_capacity(keys.len());
+        for path in foreign.iter().filter_map(|k| k.foreign_resource()) {
+            let (dir, file) = foreign::dir_of(path)?;
+            let (state, holder) = self.state_of(dir.as_ref(), &file, &held);
+            statuses.push(LockStatus::new(
+                Some(path.to_string()),
+                path.to_string(),
+                state,
+                holder,
+            ));
+        }
+        if named.is_empty() && !keys.is_empty() {
+            return Ok(statuses);
+        }
         let tree = self.fresh_tree()?;
         let dir = self.dir(&tree, namespace, false)?;
         let files: Vec<(Option<String>, String)> = if keys.is_empty() {
@@ -385,19 +413,18 @@ impl Backend for FileBackend {
                 None => Vec::new(),
             }
         } else {
-            keys.iter()
+            named
+                .iter()
                 .map(|k| (Some(k.name().to_string()), file_name(k.name().as_str())))
                 .collect()
         };
         let base = self.dir_path(&tree, namespace);
-        Ok(files
-            .into_iter()
-            .map(|(name, file)| {
-                let (state, holder) = self.state_of(dir.as_deref(), &file, &held);
-                let path = base.join(&file).display().to_string();
-                LockStatus::new(name, path, state, holder)
-            })
-            .collect())
+        statuses.extend(files.into_iter().map(|(name, file)| {
+            let (state, holder) = self.state_of(dir.as_deref(), &file, &held);
+            let path = base.join(&file).display().to_string();
+            LockStatus::new(name, path, state, holder)
+        }));
+        Ok(statuses)
     }
 
     async fn cleanup(&self, namespace: &str) -> Result<CleanupReport> {

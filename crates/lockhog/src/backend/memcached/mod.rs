@@ -64,12 +64,11 @@ use crate::name::{hex, percent_encode, LockKey};
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["memcached"],
-    feature: Some("memcached"),
-    default_port: Some(DEFAULT_PORT),
-    connect: Some(|url| Ok(super::row::connecting(MemcachedBackend::connect(url)?))),
-};
+pub(crate) const ROW: super::row::BackendRow =
+    super::row::BackendRow::of::<MemcachedBackend>(&["memcached"], Some("memcached"), |url| {
+        Ok(super::row::connecting(MemcachedBackend::connect(url)?))
+    })
+    .port(DEFAULT_PORT);
 
 const SCHEME: &str = "memcached";
 
@@ -273,7 +272,7 @@ impl Backend for MemcachedBackend {
                 renewal,
                 runtime: tokio::runtime::Handle::current(),
             },
-            token,
+            token: Some(token),
         }))
     }
 

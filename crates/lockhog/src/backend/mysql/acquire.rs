@@ -51,7 +51,9 @@ impl MysqlBackend {
         }
         let outcome = match rx.await {
             Ok(Ok(LockReply::Got(claim))) => {
-                let token = claim.token;
+                // lockhog's counter does not number the other program's holders of a
+                // foreign lock: no token for it.
+                let token = key.foreign_resource().is_none().then_some(claim.token);
                 let (registration, permit) = claim.take();
                 Outcome::Got(Acquired {
                     held: MysqlHeld {

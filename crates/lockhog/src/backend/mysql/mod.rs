@@ -158,12 +158,11 @@ use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["mysql"],
-    feature: Some("mysql"),
-    default_port: Some(connector::DEFAULT_PORT),
-    connect: Some(|url| Ok(super::row::connecting(MysqlBackend::connect(url)?))),
-};
+pub(crate) const ROW: super::row::BackendRow =
+    super::row::BackendRow::of::<MysqlBackend>(&["mysql"], Some("mysql"), |url| {
+        Ok(super::row::connecting(MysqlBackend::connect(url)?))
+    })
+    .port(connector::DEFAULT_PORT);
 
 pub(crate) const SCHEME: &str = "mysql";
 
@@ -347,8 +346,15 @@ impl Backend for MysqlBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            // A live session's lock cannot be taken from it.
+            steal_after: false,
+            resource_fencing: false,
             semaphore: true,
         }
+    }
+
+    fn parse_resource(resource: &str) -> Result<String> {
+        name::parse(resource)
     }
 
     fn resource(&self, key: &LockKey) -> String {

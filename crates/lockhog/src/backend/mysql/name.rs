@@ -1,6 +1,7 @@
 //! Lock names to the strings given to `GET_LOCK`: at most 64 characters, readable, and the
-//! same on every machine.
+//! same on every machine; and the `GET_LOCK` strings other programs use, taken as they are.
 
+use crate::backend::bad_resource;
 use crate::error::Result;
 use crate::name::{hex, LockKey, LockName};
 
@@ -13,12 +14,32 @@ const READABLE_CHARS: usize = 24;
 /// How many bytes of [`LockKey::digest`] the string carries, as hex (128 bits).
 const DIGEST_BYTES: usize = 16;
 
+/// Checks a `GET_LOCK` string another program uses: 1 to 64 characters, any of them.
+pub(crate) fn parse(resource: &str) -> Result<String> {
+    let chars = resource.chars().count();
+    if chars == 0 || chars > MAX_LOCK_STRING {
+        let expected =
+            format!("a GET_LOCK name of 1 to {MAX_LOCK_STRING} characters (this one has {chars})");
+        return Err(bad_resource(resource, &expected));
+    }
+    Ok(resource.to_string())
+}
+
+/// The string given to `GET_LOCK` for `key`: a foreign resource as it is, else lockhog's
+/// string for the name (below).
+pub(crate) fn lock_string_of(key: &LockKey) -> String {
+    match key.foreign_resource() {
+        Some(res) => res.to_string(),
+        None => named_lock_string(key),
+    }
+}
+
 /// The string lockhog gives to `GET_LOCK` for `key`:
 /// `lh:<readable>:<digest>`, where `<readable>` is the first 24 characters of the name with
 /// every character outside `[A-Za-z0-9._-]` replaced by `_`, and `<digest>` the first 16 bytes
 /// of [`LockKey::digest`] (SHA-256 of the namespace's byte length as a little-endian `u64`,
 /// the namespace, then the name) as 32 lower-case hex digits. At most 60 characters.
-pub(crate) fn lock_string_of(key: &LockKey) -> String {
+fn named_lock_string(key: &LockKey) -> String {
     let readable: String = key
         .name()
         .as_str()
@@ -81,6 +102,22 @@ mod tests {
             lock_string("lockhog", "job").unwrap(),
             lock_string("other", "job").unwrap()
         );
+    }
+
+    #[test]
+    fn foreign_strings_are_taken_as_they_are() {
+        for good in [
+            "import",
+            "a b 'c'; DROP TABLE x",
+            &"é".repeat(64),
+            "lh:x:00",
+        ] {
+            assert_eq!(parse(good).unwrap(), good);
+        }
+        for bad in [String::new(), "x".repeat(65), "é".repeat(65)] {
+            let e = parse(&bad).unwrap_err();
+            assert!(e.to_string().contains("a GET_LOCK name of 1 to 64"), "{e}");
+        }
     }
 
     #[test]

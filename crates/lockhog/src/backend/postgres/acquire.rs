@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
 
 use super::held::PostgresHeld;
-use super::key::key_of;
+use super::key::Advisory;
 use super::local::Permit;
 use super::pool::{Conn, Pool, Waiter};
 use super::{after_first_poll, Param, PostgresBackend};
@@ -28,7 +28,7 @@ const BACKSTOP: Duration = Duration::from_millis(500);
 #[derive(Clone, Copy)]
 pub(super) struct Request<'a> {
     pub(super) lock: &'a LockKey,
-    pub(super) key: i64,
+    pub(super) key: Advisory,
     pub(super) shared: bool,
     pub(super) lost: &'a LostSender,
 }
@@ -37,7 +37,7 @@ impl<'a> Request<'a> {
     pub(super) fn new(lock: &'a LockKey, ctx: &'a AcquireContext) -> Self {
         Request {
             lock,
-            key: key_of(lock),
+            key: Advisory::of(lock),
             shared: ctx.options.shared,
             lost: &ctx.lost,
         }
@@ -49,7 +49,7 @@ impl<'a> Request<'a> {
 /// connection — harmless when the attempt failed — and only then gives up the permit.
 struct Attempt {
     conn: Arc<Conn>,
-    key: i64,
+    key: Advisory,
     shared: bool,
     permit: Option<Permit>,
     sent: bool,
@@ -71,7 +71,10 @@ impl Drop for Attempt {
         drop(self.handle.spawn(async move {
             let _ = conn
                 .client
-                .query_one(&conn.stmts.unlock[shared as usize], &[&key])
+                .query_one(
+                    &conn.stmts.of(key).unlock[shared as usize],
+                    &[&key.packed()],
+                )
                 .await;
             drop(permit);
         }));
@@ -145,10 +148,11 @@ impl PostgresBackend {
         };
         let row = {
             let _busy = conn.busy();
-            let params: [Param; 1] = [&key];
+            let packed = key.packed();
+            let params: [Param; 1] = [&packed];
             let query = conn
                 .client
-                .query_one(&conn.stmts.try_lock[shared as usize], &params);
+                .query_one(&conn.stmts.of(key).try_lock[shared as usize], &params);
             after_first_poll(query, || attempt.sent = true).await
         };
         attempt.sent = false;
@@ -199,12 +203,13 @@ impl PostgresBackend {
             None => "0".to_string(),
         };
         let both = async {
-            let (timeout, key): ([Param; 1], [Param; 1]) = ([&timeout], [&key]);
+            let packed = key.packed();
+            let (timeout, params): ([Param; 1], [Param; 1]) = ([&timeout], [&packed]);
             tokio::join!(
                 conn.client
                     .query_one(&conn.stmts.set_lock_timeout, &timeout),
                 conn.client
-                    .query_one(&conn.stmts.lock[shared as usize], &key),
+                    .query_one(&conn.stmts.of(key).lock[shared as usize], &params),
             )
         };
         let both = after_first_poll(both, || guard.running = true);

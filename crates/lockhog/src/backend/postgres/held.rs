@@ -7,6 +7,7 @@ use tokio::runtime::Handle;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::acquire::Request;
+use super::key::Advisory;
 use super::local::{NameTicket, Permit};
 use super::pool::{Conn, Pool};
 use super::{after_first_poll, Param, PostgresBackend, SCHEME};
@@ -36,7 +37,7 @@ struct HeldInner {
     conn: Arc<Conn>,
     /// `Some` when the lock is held on a waiter connection of its own.
     waiter_slot: Option<OwnedSemaphorePermit>,
-    key: i64,
+    key: Advisory,
     shared: bool,
     registration: u64,
     handle: Handle,
@@ -58,7 +59,8 @@ impl Drop for PostgresHeld {
 
 impl PostgresBackend {
     /// The lock of `req` is held on `conn`: registers its lost notice and its name, and turns
-    /// the fencing sequence's value into its token.
+    /// the fencing sequence's value into its token (none for a foreign resource: lockhog's
+    /// sequence does not number the other program's holders).
     pub(super) fn held(
         &self,
         req: &Request<'_>,
@@ -84,6 +86,9 @@ impl PostgresBackend {
                 _permit: permit,
             }),
         };
+        if lock.foreign_resource().is_some() {
+            return Ok(Acquired { held, token: None });
+        }
         // Dropping `held` on an error path releases the lock.
         let token = token
             .and_then(|t| u64::try_from(t).ok())
@@ -97,7 +102,10 @@ impl PostgresBackend {
                     ),
                 )
             })?;
-        Ok(Acquired { held, token })
+        Ok(Acquired {
+            held,
+            token: Some(token),
+        })
     }
 }
 
@@ -121,8 +129,9 @@ async fn release_in(slot: &mut Option<HeldInner>, sent: &mut bool) -> Result<boo
         return Ok(false); // the session ended, and the lock with it
     }
     let conn = inner.conn.clone();
-    let key: [Param; 1] = [&inner.key];
-    let unlock = &conn.stmts.unlock[inner.shared as usize];
+    let packed = inner.key.packed();
+    let key: [Param; 1] = [&packed];
+    let unlock = &conn.stmts.of(inner.key).unlock[inner.shared as usize];
     let outcome = {
         let _busy = conn.busy();
         if inner.waiter_slot.is_none() {

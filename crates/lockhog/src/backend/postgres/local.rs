@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::SystemTime;
 
+use super::key::Advisory;
 use crate::backend::named_semaphores::{NamedPermit, NamedSemaphores};
 use crate::name::LockKey;
 
 /// A (server and database, key) pair: the unit of in-process arbitration.
-pub(super) type LocalKey = (Arc<str>, i64);
+pub(super) type LocalKey = (Arc<str>, Advisory);
 pub(super) type Permit = NamedPermit<LocalKey>;
 
 /// Permits per key: an exclusive holder takes them all, a shared one takes one.

@@ -161,7 +161,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use self::acquire::Request;
-use self::key::key_of;
+use self::key::{key_of, Advisory};
 use self::local::{permits, LocalKey, LOCAL};
 use self::pool::Pool;
 use super::session_pool::Connect;
@@ -172,12 +172,12 @@ use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["postgres", "postgresql"],
-    feature: Some("postgres"),
-    default_port: Some(config::DEFAULT_PORT),
-    connect: Some(|url| Ok(super::row::connecting(PostgresBackend::connect(url)?))),
-};
+pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow::of::<PostgresBackend>(
+    &["postgres", "postgresql"],
+    Some("postgres"),
+    |url| Ok(super::row::connecting(PostgresBackend::connect(url)?)),
+)
+.port(config::DEFAULT_PORT);
 
 pub(crate) const SCHEME: &str = "postgres";
 
@@ -268,7 +268,7 @@ impl PostgresBackend {
         })
     }
 
-    fn local_key(&self, key: i64) -> LocalKey {
+    fn local_key(&self, key: Advisory) -> LocalKey {
         (self.server.clone(), key)
     }
 }
@@ -290,8 +290,15 @@ impl Backend for PostgresBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            // A live session's lock cannot be taken from it.
+            steal_after: false,
+            resource_fencing: false,
             semaphore: false,
         }
+    }
+
+    fn parse_resource(resource: &str) -> Result<String> {
+        key::parse(resource).map(|k| k.to_string())
     }
 
     fn resource(&self, key: &LockKey) -> String {

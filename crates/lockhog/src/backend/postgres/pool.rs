@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tokio_postgres::{Client, Config, Statement};
 
 use super::fencing::{self, Sequence};
+use super::key::Advisory;
 use super::tls::MakeRustls;
 use super::{pg_error, SCHEME};
 use crate::backend::session_pool::{self, open_within, Connect, Pooled, SessionPool};
@@ -21,19 +22,31 @@ use crate::backend::LostSender;
 use crate::error::{Error, Result};
 use crate::secret::Secrets;
 
-/// The prepared statements of one connection. Lock names never reach SQL: keys are bound.
-pub(crate) struct Statements {
+/// The statements of one key space, each `[exclusive, shared]`, binding the key as one
+/// bigint `$1` ([`Advisory::packed`]).
+pub(crate) struct Keyed {
     /// `pg_try_advisory_lock` and, only when it succeeds, the next fencing token.
     pub try_lock: [Statement; 2],
     /// `pg_advisory_lock` and then the next fencing token.
     pub lock: [Statement; 2],
     /// `pg_advisory_unlock`: true when the lock was held by this session.
     pub unlock: [Statement; 2],
+}
+
+/// The prepared statements of one connection. Lock names never reach SQL: keys are bound.
+pub(crate) struct Statements {
+    /// By [`Advisory::space`]: `pg_advisory_lock(bigint)`, then `pg_advisory_lock(int, int)`.
+    keyed: [Keyed; 2],
     /// `pg_advisory_unlock_all()`.
     pub unlock_all: Statement,
     /// `set_config('lock_timeout', $1, false)`.
     pub set_lock_timeout: Statement,
 }
+
+/// `$1` unpacked into the two ints of [`Advisory::Two`]: its high and its low 32 bits, each
+/// sign-extended, operators schema-qualified like the functions.
+const TWO_INTS: &str = "($1::pg_catalog.int8 OPERATOR(pg_catalog.>>) 32)::pg_catalog.int4, \
+     (($1::pg_catalog.int8 OPERATOR(pg_catalog.<<) 32) OPERATOR(pg_catalog.>>) 32)::pg_catalog.int4";
 
 impl Statements {
     /// Prepares them, drawing tokens from the sequence with OID `seq` (checked by
@@ -44,33 +57,57 @@ impl Statements {
         client: &Client,
         seq: u32,
     ) -> std::result::Result<Statements, tokio_postgres::Error> {
-        let sql = |f: &str| {
-            format!("SELECT CASE WHEN {f} THEN pg_catalog.nextval({seq}::pg_catalog.regclass) END")
-        };
-        let try_x = sql("pg_catalog.pg_try_advisory_lock($1)");
-        let try_s = sql("pg_catalog.pg_try_advisory_lock_shared($1)");
-        // void cast to text is '': the CASE makes nextval run only once the lock is held, so a
-        // waiter's token is drawn after every earlier holder's.
-        let held = "::pg_catalog.text OPERATOR(pg_catalog.=) ''";
-        let lock_x = sql(&format!("pg_catalog.pg_advisory_lock($1){held}"));
-        let lock_s = sql(&format!("pg_catalog.pg_advisory_lock_shared($1){held}"));
         // All in one round trip: tokio-postgres pipelines requests made together.
-        let (tx, ts, lx, ls, ux, us, ua, slt) = tokio::join!(
-            client.prepare(&try_x),
-            client.prepare(&try_s),
-            client.prepare(&lock_x),
-            client.prepare(&lock_s),
-            client.prepare("SELECT pg_catalog.pg_advisory_unlock($1)"),
-            client.prepare("SELECT pg_catalog.pg_advisory_unlock_shared($1)"),
+        let (one, two, ua, slt) = tokio::join!(
+            Keyed::prepare(client, seq, "$1"),
+            Keyed::prepare(client, seq, TWO_INTS),
             client.prepare("SELECT pg_catalog.pg_advisory_unlock_all()"),
             client.prepare("SELECT pg_catalog.set_config('lock_timeout', $1, false)"),
         );
         Ok(Statements {
+            keyed: [one?, two?],
+            unlock_all: ua?,
+            set_lock_timeout: slt?,
+        })
+    }
+
+    /// The statements of `key`'s space.
+    pub(crate) fn of(&self, key: Advisory) -> &Keyed {
+        &self.keyed[key.space()]
+    }
+}
+
+impl Keyed {
+    /// Prepares the statements of the key space whose functions take `args`.
+    async fn prepare(
+        client: &Client,
+        seq: u32,
+        args: &str,
+    ) -> std::result::Result<Keyed, tokio_postgres::Error> {
+        let sql = |f: &str| {
+            format!("SELECT CASE WHEN {f} THEN pg_catalog.nextval({seq}::pg_catalog.regclass) END")
+        };
+        let try_x = sql(&format!("pg_catalog.pg_try_advisory_lock({args})"));
+        let try_s = sql(&format!("pg_catalog.pg_try_advisory_lock_shared({args})"));
+        // void cast to text is '': the CASE makes nextval run only once the lock is held, so a
+        // waiter's token is drawn after every earlier holder's.
+        let held = "::pg_catalog.text OPERATOR(pg_catalog.=) ''";
+        let lock_x = sql(&format!("pg_catalog.pg_advisory_lock({args}){held}"));
+        let lock_s = sql(&format!("pg_catalog.pg_advisory_lock_shared({args}){held}"));
+        let unlock_x = format!("SELECT pg_catalog.pg_advisory_unlock({args})");
+        let unlock_s = format!("SELECT pg_catalog.pg_advisory_unlock_shared({args})");
+        let (tx, ts, lx, ls, ux, us) = tokio::join!(
+            client.prepare(&try_x),
+            client.prepare(&try_s),
+            client.prepare(&lock_x),
+            client.prepare(&lock_s),
+            client.prepare(&unlock_x),
+            client.prepare(&unlock_s),
+        );
+        Ok(Keyed {
             try_lock: [tx?, ts?],
             lock: [lx?, ls?],
             unlock: [ux?, us?],
-            unlock_all: ua?,
-            set_lock_timeout: slt?,
         })
     }
 }

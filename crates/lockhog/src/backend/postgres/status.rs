@@ -1,27 +1,32 @@
 //! `status`: held advisory locks from `pg_locks`, with their holders from
-//! `pg_stat_activity`, and lock names where the lock is ours.
+//! `pg_stat_activity`, and lock names where the lock is ours; for foreign resources, the lock
+//! in either key space.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use super::key::{key_of, resource};
+use super::key::Advisory;
 use super::local::NAMES;
 use super::PostgresBackend;
 use crate::backend::{LockState, LockStatus};
 use crate::error::Result;
 use crate::name::LockKey;
 
-/// Granted advisory locks of the bigint form (`objsubid = 1`) in this database; the key is
-/// rebuilt from the two 32-bit halves the server stores.
+/// Granted advisory locks in this database: with no keys asked for, every one of the bigint
+/// form (`objsubid = 1`, lockhog's); else those of `$1` in the bigint form and of `$2` in the
+/// two-int form (`objsubid = 2`). The key is rebuilt from the two 32-bit halves the server
+/// stores, as [`Advisory::packed`] packs them.
 const HELD: &str = "\
-SELECT (l.classid::bigint << 32) | l.objid::bigint AS key, l.mode, l.pid, \
+SELECT (l.classid::bigint << 32) | l.objid::bigint AS key, l.objsubid = 2, l.mode, l.pid, \
        coalesce(a.application_name, ''), \
        coalesce(to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') \
 FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
-WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
+WHERE l.locktype = 'advisory' AND l.granted \
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-  AND (cardinality($1::bigint[]) = 0 OR (l.classid::bigint << 32) | l.objid::bigint = ANY($1)) \
-ORDER BY 1, 3";
+  AND (cardinality($1::bigint[]) + cardinality($2::bigint[]) = 0 AND l.objsubid = 1 \
+       OR l.objsubid = 1 AND (l.classid::bigint << 32) | l.objid::bigint = ANY($1) \
+       OR l.objsubid = 2 AND (l.classid::bigint << 32) | l.objid::bigint = ANY($2)) \
+ORDER BY 2, 1, 4";
 
 struct Holder {
     pid: i32,
@@ -35,33 +40,44 @@ pub(super) async fn status(
     namespace: &str,
     keys: &[LockKey],
 ) -> Result<Vec<LockStatus>> {
-    let wanted: Vec<i64> = keys.iter().map(key_of).collect();
+    let wanted: Vec<Advisory> = keys.iter().map(Advisory::of).collect();
+    let in_space = |space: usize| -> Vec<i64> {
+        let keys = wanted.iter().filter(|k| k.space() == space);
+        keys.map(|k| k.packed()).collect()
+    };
+    let (one, two) = (in_space(0), in_space(1));
     let conn = backend.pool.session().await?;
     let rows = {
         let _busy = conn.busy();
         conn.client
-            .query(HELD, &[&wanted])
+            .query(HELD, &[&one, &two])
             .await
             .map_err(|e| backend.pool.connector.error("cannot read pg_locks", e))?
     };
-    let mut held: BTreeMap<i64, Vec<Holder>> = BTreeMap::new();
+    let mut held: BTreeMap<Advisory, Vec<Holder>> = BTreeMap::new();
     for row in rows {
-        let mode: String = row.get(1);
-        held.entry(row.get(0)).or_default().push(Holder {
-            pid: row.get(2),
+        let (packed, two): (i64, bool) = (row.get(0), row.get(1));
+        let key = if two {
+            Advisory::Two((packed >> 32) as i32, packed as i32)
+        } else {
+            Advisory::One(packed)
+        };
+        let mode: String = row.get(2);
+        held.entry(key).or_default().push(Holder {
+            pid: row.get(3),
             shared: mode == "ShareLock",
-            application: row.get(3),
-            connected: row.get(4),
+            application: row.get(4),
+            connected: row.get(5),
         });
     }
-    let ours = |key: i64| -> Option<(String, SystemTime)> {
+    let ours = |key: Advisory| -> Option<(String, SystemTime)> {
         let names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
         names
             .get(&backend.local_key(key))
             .filter(|e| e.namespace == namespace)
             .map(|e| (e.name.clone(), e.since))
     };
-    let line = |key: i64, name: Option<String>| {
+    let line = |key: Advisory, name: Option<String>| {
         let holders = held.get(&key);
         let since = ours(key).map(|(_, s)| s);
         let holder = holders.map(|hs| {
@@ -75,7 +91,7 @@ pub(super) async fn status(
         } else {
             LockState::Free
         };
-        LockStatus::new(name, resource(key), state, holder)
+        LockStatus::new(name, key.to_string(), state, holder)
     };
     if !keys.is_empty() {
         return Ok(keys

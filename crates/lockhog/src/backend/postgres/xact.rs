@@ -88,6 +88,8 @@ fn wait_failed(
         Error::TimedOut {
             name: name.to_string(),
             waited: bound,
+            // One blocking wait that the server's lock_timeout ended.
+            attempts: 1,
         }
     } else {
         backend("pg_advisory_xact_lock", e)

@@ -87,12 +87,11 @@ use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["redis", "rediss"],
-    feature: Some("redis"),
-    default_port: Some(6379),
-    connect: Some(|url| Ok(super::row::connecting(RedisBackend::connect(url)?))),
-};
+pub(crate) const ROW: super::row::BackendRow =
+    super::row::BackendRow::of::<RedisBackend>(&["redis", "rediss"], Some("redis"), |url| {
+        Ok(super::row::connecting(RedisBackend::connect(url)?))
+    })
+    .port(6379);
 
 /// The lease when neither the URL (`?ttl=`) nor the request says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
@@ -314,7 +313,7 @@ impl RedisBackend {
                 renewal,
                 runtime: tokio::runtime::Handle::current(),
             },
-            token: value as u64,
+            token: Some(value as u64),
         }))
     }
 }

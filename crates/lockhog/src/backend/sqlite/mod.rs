@@ -107,12 +107,10 @@ use crate::url::parse_duration;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::row::BackendRow = super::row::BackendRow {
-    schemes: &["sqlite"],
-    feature: Some("sqlite"),
-    default_port: None,
-    connect: Some(|url| Ok(super::row::connecting(SqliteBackend::open(url)?))),
-};
+pub(crate) const ROW: super::row::BackendRow =
+    super::row::BackendRow::of::<SqliteBackend>(&["sqlite"], Some("sqlite"), |url| {
+        Ok(super::row::connecting(SqliteBackend::open(url)?))
+    });
 
 /// The lease when neither the URL (`?ttl=`) nor the request says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
@@ -206,8 +204,12 @@ impl SqliteBackend {
             .await?)
     }
 
-    fn check_steal_after(&self, ttl: Duration) -> Result<(), Failure> {
-        match self.steal_after {
+    fn check_steal_after(
+        &self,
+        steal_after: Option<Duration>,
+        ttl: Duration,
+    ) -> Result<(), Failure> {
+        match steal_after {
             Some(s) if s < ttl => Err(Error::InvalidOption {
                 reason: format!(
                     "steal_after ({s:?}) is shorter than the lease ttl ({ttl:?}): a live \
@@ -228,13 +230,15 @@ impl SqliteBackend {
         queue: Queue,
     ) -> Result<(Instant, Outcome), Failure> {
         let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
-        self.check_steal_after(ttl)?;
+        // The request's own, else the URL's.
+        let steal_after = ctx.options.steal_after.or(self.steal_after);
+        self.check_steal_after(steal_after, ttl)?;
         let owner = String::from_utf8_lossy(&new_owner()).into_owned();
         let a = Attempt {
             row: Row::of(key),
             owner,
             ttl,
-            steal_after: self.steal_after,
+            steal_after,
             queue,
             interest: Interest::default(),
         };
@@ -276,7 +280,7 @@ impl SqliteBackend {
                 renewal: Renewal::spawn(lease, ttl, started + ttl, ctx.lost.clone()),
                 claim,
             },
-            token,
+            token: Some(token),
         }
     }
 }
@@ -296,6 +300,7 @@ impl Backend for SqliteBackend {
             fair: true,
             crash_release: true,
             cross_process: true,
+            steal_after: true,
             semaphore: true,
             ..Capabilities::default()
         }

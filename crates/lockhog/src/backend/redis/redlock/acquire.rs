@@ -159,7 +159,7 @@ impl RedlockBackend {
                 renewal,
                 runtime: tokio::runtime::Handle::current(),
             },
-            token,
+            token: Some(token),
         }))
     }
 }

@@ -71,12 +71,11 @@ use crate::name::LockKey;
 use crate::url::BackendUrl;
 
 /// The row of this backend in the backend registry.
-pub(crate) const ROW: super::super::row::BackendRow = super::super::row::BackendRow {
-    schemes: &["redlock"],
-    feature: Some("redis"),
-    default_port: Some(6379),
-    connect: Some(|url| Ok(super::super::row::connecting(RedlockBackend::connect(url)?))),
-};
+pub(crate) const ROW: super::super::row::BackendRow =
+    super::super::row::BackendRow::of::<RedlockBackend>(&["redlock"], Some("redis"), |url| {
+        Ok(super::super::row::connecting(RedlockBackend::connect(url)?))
+    })
+    .port(6379);
 
 const SCHEME: &str = "redlock";
 
