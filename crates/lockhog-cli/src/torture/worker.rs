@@ -104,9 +104,22 @@ pub async fn run(args: WorkerArgs) -> Outcome {
             }
         };
         errors = 0;
-        let lock = match args.permits {
-            Some(n) => lock * n + slot_of(&current, &name, n, &guard),
+        let lock = match args
+            .permits
+            .map(|n| (n, slot_of(&current, &name, n, &guard)))
+        {
             None => lock,
+            Some((n, Some(slot))) => lock * n + slot,
+            Some((_, None)) => {
+                // Journaled under a wrong slot it would look like an overlap: say so instead.
+                let resource = guard.resource().to_string();
+                drop(guard);
+                link.send(&format!(
+                    "error a permit of {name} on no known slot: {resource}"
+                ))
+                .await;
+                continue;
+            }
         };
         match section(&mut link, &mut rng, lock, guard).await {
             Some(true) => {}
@@ -118,15 +131,13 @@ pub async fn run(args: WorkerArgs) -> Outcome {
 
 /// Which of the `permits` permits (slots) of the semaphore `name` `guard` holds: the slot
 /// whose resource is the guard's.
-fn slot_of(locker: &Locker, name: &str, permits: u32, guard: &LockGuard) -> u32 {
+fn slot_of(locker: &Locker, name: &str, permits: u32, guard: &LockGuard) -> Option<u32> {
     let suffix = lockhog::backend::slots::SLOT_SUFFIX;
-    (0..permits)
-        .find(|i| {
-            locker
-                .resource(&format!("{name}{suffix}{i}"))
-                .is_ok_and(|r| r == guard.resource())
-        })
-        .unwrap_or(permits - 1)
+    (0..permits).find(|i| {
+        locker
+            .resource(&format!("{name}{suffix}{i}"))
+            .is_ok_and(|r| r == guard.resource())
+    })
 }
 
 /// One critical section and the release. `Some(true)` to go on, `Some(false)` when told to
