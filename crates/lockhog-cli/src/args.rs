@@ -1,5 +1,6 @@
 //! The options several subcommands share, flattened into each: where the locks live (`-b`),
-//! and how long to wait for them and lease them (`-n`, `-w`, `--ttl`).
+//! how long to wait for them and lease them (`-n`, `-w`, `--ttl`), and whether NAME is a
+//! counting semaphore (`--permits`).
 
 use std::time::Duration;
 
@@ -27,6 +28,10 @@ pub struct AcquireArgs {
     /// Lease time to live on backends with leases (renewed while held)
     #[arg(long = "ttl", value_name = "SECS", value_parser = parse_ttl)]
     pub ttl: Option<Duration>,
+    /// NAME is a counting semaphore of N permits: take one permit, so that at most N holders
+    /// run at once (every user of NAME must give the same N)
+    #[arg(long = "permits", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub permits: Option<u32>,
 }
 
 /// `-w SECS`, `--grace SECS`: seconds, fractions allowed, zero included.

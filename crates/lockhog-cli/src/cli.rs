@@ -62,6 +62,7 @@ Examples:
   lockhog run -n -E 0 backup -- rsync -a /data /backup     # skip quietly when already running
   lockhog run -b file:///tmp/locks deploy -- make deploy
   lockhog run -b postgres://db/app --resource advisory:42 -- ./migrate.sh   # the lock migrate takes
+  lockhog run --permits 4 encoders -- ffmpeg -i in.mkv out.mp4  # at most 4 at once
 
 COMMAND runs only while the lock is held:
   - lost lock (lease ran out, connection or key gone): --on-lost term (default) sends COMMAND

@@ -1,4 +1,4 @@
-//! `lockhog hold [-b URL] [-n | -w SECS] [--ttl SECS] [--json] NAME…`
+//! `lockhog hold [-b URL] [-n | -w SECS] [--ttl SECS] [--permits N] [--json] NAME…`
 //!
 //! Takes every lock, prints one flushed line per lock, then obeys stdin: `release` or end of
 //! file releases them all and prints `released NAME` per lock; SIGINT and SIGTERM do the same;

@@ -77,7 +77,8 @@ pub fn deadline(args: &AcquireArgs) -> Option<Instant> {
     args.wait.map(|w| Instant::now() + w)
 }
 
-/// Acquires `target` as `-n`, `-w` (up to `deadline`) and `--ttl` say, and logs how it went.
+/// Acquires `target` (a permit of it with `--permits`) as `-n`, `-w` (up to `deadline`) and
+/// `--ttl` say, and logs how it went.
 pub async fn acquire(
     locker: &Locker,
     target: Target<'_>,
@@ -85,17 +86,33 @@ pub async fn acquire(
     deadline: Option<Instant>,
 ) -> lockhog::Result<LockGuard> {
     let wait = wait_of(args, deadline);
-    let mut request = match target {
-        Target::Name(name) => locker.lock(name),
-        Target::Resource(res) => locker.lock_resource(res),
-    }
-    .waiting(wait);
     let name = target.text();
-    if let Some(ttl) = args.ttl {
-        request = request.ttl(ttl);
-    }
-    tracing::info!(name, ?wait, "acquiring");
-    let guard = request.acquire().await?;
+    tracing::info!(name, ?wait, permits = args.permits, "acquiring");
+    let guard = match (target, args.permits) {
+        (Target::Name(name), Some(permits)) => {
+            let mut request = locker.semaphore(name, permits).waiting(wait);
+            if let Some(ttl) = args.ttl {
+                request = request.ttl(ttl);
+            }
+            request.acquire().await?
+        }
+        (Target::Resource(_), Some(_)) => {
+            return Err(lockhog::Error::InvalidOption {
+                reason: "--permits takes a lock name: a foreign resource is one lock".into(),
+            })
+        }
+        (target, None) => {
+            let mut request = match target {
+                Target::Name(name) => locker.lock(name),
+                Target::Resource(res) => locker.lock_resource(res),
+            }
+            .waiting(wait);
+            if let Some(ttl) = args.ttl {
+                request = request.ttl(ttl);
+            }
+            request.acquire().await?
+        }
+    };
     log_acquired(&guard);
     Ok(guard)
 }
@@ -113,13 +130,22 @@ fn log_acquired(guard: &LockGuard) {
 }
 
 /// Acquires every one of `targets` as [`acquire`] does one: all or none, in the order of their
-/// resources, within `deadline` (see [`Locker::lock_all`]).
+/// resources, within `deadline` (see [`Locker::lock_all`]). With `--permits`, `targets` is
+/// one name, and one permit of it is taken.
 pub async fn acquire_all(
     locker: &Locker,
     targets: &[Target<'_>],
     args: &AcquireArgs,
     deadline: Option<Instant>,
 ) -> lockhog::Result<LockAllGuard> {
+    if args.permits.is_some() {
+        return match targets {
+            [one] => Ok(acquire(locker, *one, args, deadline).await?.into()),
+            _ => Err(lockhog::Error::InvalidOption {
+                reason: "--permits takes one lock name".into(),
+            }),
+        };
+    }
     let wait = wait_of(args, deadline);
     let names = targets.iter().filter_map(|t| match t {
         Target::Name(name) => Some(*name),

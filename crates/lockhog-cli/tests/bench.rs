@@ -85,6 +85,22 @@ fn json_report_has_every_figure_with_sane_values() {
     );
 }
 
+/// On a backend with semaphores, a semaphore phase: 16 clients on one 4-permit semaphore.
+#[test]
+fn semaphore_phase_on_a_backend_with_semaphores() {
+    let report = one_json_object(&bench(&["--duration", "1", "--json"]));
+    assert_eq!(report["semaphore_clients"], 16, "{report}");
+    assert_eq!(report["semaphore_permits"], 4, "{report}");
+    assert!(number(&report, "semaphore_cycles_per_s") > 0.0, "{report}");
+    assert!(
+        number(&report, "semaphore_max_wait_ms") >= number(&report, "semaphore_median_wait_ms"),
+        "{report}"
+    );
+    let text = bench(&["--duration", "0.5"]);
+    let text = String::from_utf8(text.stdout).expect("UTF-8");
+    assert!(text.contains("semaphore:"), "{text}");
+}
+
 #[test]
 fn floor_measures_raw_flock() {
     let report = one_json_object(&bench(&["--duration", "0.5", "--json", "--floor"]));
@@ -95,6 +111,7 @@ fn floor_measures_raw_flock() {
     );
     assert!(number(&report, "handoff_p99_us") >= number(&report, "handoff_p50_us"));
     assert_eq!(report["contended_cycles_per_s"], Value::Null, "{report}");
+    assert_eq!(report["semaphore_cycles_per_s"], Value::Null, "{report}");
 }
 
 /// The etcd floor: the calls etcd's own concurrency mutex makes, on a bare client.

@@ -15,6 +15,10 @@ mod journal;
 #[path = "../src/torture/checker.rs"]
 mod checker;
 
+#[allow(dead_code)]
+#[path = "../src/torture/permits.rs"]
+mod permits;
+
 use checker::{check, judge, Promise};
 use journal::{Event, Release};
 use support::Locks;
@@ -52,26 +56,63 @@ fn last_line_numbers(line: &str) -> [u64; 5] {
 fn kill_and_pause_on_file_keep_exclusion_and_token_order() {
     for query in ["", "?mode=fcntl"] {
         let locks = Locks::with_query(query);
-        let args = [
-            "--clients",
-            "4",
-            "--duration",
-            "3",
-            "--faults",
-            "kill,pause",
-            "--ttl",
-            "0.2",
-            "--pause",
-            "0.4",
-        ];
-        let done = locks.run("torture", &args);
-        done.assert_code(0);
-        let last = done.stdout.last().expect("output");
-        let [sections, violations, regressions, _rejections, _faults] = last_line_numbers(last);
-        assert!(sections > 0, "{done:#?}");
-        assert_eq!(violations, 0, "{done:#?}");
-        assert_eq!(regressions, 0, "{done:#?}");
+        kill_and_pause(&locks, &["--clients", "4"]);
     }
+}
+
+/// Runs a 3-second torture with kills and pauses on `locks` (and `more` options), asserts it
+/// kept exclusion and token order, and returns its output.
+fn kill_and_pause(locks: &Locks, more: &[&str]) -> support::Finished {
+    let mut args = vec!["--duration", "3", "--faults", "kill,pause"];
+    args.extend(["--ttl", "0.2", "--pause", "0.4"]);
+    args.extend(more);
+    let done = locks.run("torture", &args);
+    done.assert_code(0);
+    let last = done.stdout.last().expect("output");
+    let [sections, violations, regressions, _rejections, _faults] = last_line_numbers(last);
+    assert!(sections > 0, "{done:#?}");
+    assert_eq!(violations, 0, "{done:#?}");
+    assert_eq!(regressions, 0, "{done:#?}");
+    done
+}
+
+/// `--permits 2`: workers take permits of 2-permit semaphores under kills and pauses; each
+/// permit keeps exclusion and token order, and never more than 2 hold one semaphore.
+#[test]
+fn permits_on_file_never_admit_more_than_n() {
+    let locks = Locks::new();
+    let done = kill_and_pause(&locks, &["--clients", "6", "--permits", "2"]);
+    let line = done
+        .stdout
+        .iter()
+        .find(|l| l.starts_with("torture: permits="))
+        .unwrap_or_else(|| panic!("no permits line: {done:#?}"));
+    assert!(
+        line.starts_with("torture: permits=2 max_holders=")
+            && line.ends_with("over_admissions=0 held=0"),
+        "{line}"
+    );
+    let held: u64 = line
+        .split(' ')
+        .find_map(|f| f.strip_prefix("max_holders="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!((1..=2).contains(&held), "{line}");
+    // A backend without semaphores, and kill-run, are refused.
+    let refused = locks.run(
+        "torture",
+        &[
+            "--clients",
+            "2",
+            "--duration",
+            "1",
+            "--permits",
+            "2",
+            "--faults",
+            "kill-run",
+        ],
+    );
+    refused.assert_code(2);
 }
 
 /// `kill-run`: `lockhog run` SIGKILLed while its command is inside its section. The command
@@ -356,4 +397,46 @@ fn open_sections_end_with_the_journal_and_vanished_workers_fail() {
         !judge(&checker::Report::default(), LEASE).is_empty(),
         "no sections"
     );
+}
+
+/// Sections of one 2-permit semaphore (lock ids 2*S + slot): a third holder entering while two
+/// are inside is an over-admission, held unless one of the two had lost its permit.
+#[test]
+fn the_permit_count_finds_a_third_holder() {
+    // Semaphore 0: slots 0 and 1 (lock ids 0, 1) busy, then a third section on slot 0 while
+    // both are inside (as a broken store would grant it). Semaphore 1 (ids 2, 3) runs two at
+    // once, which is allowed.
+    let j = [
+        enter(1, 0, 5, 10),
+        enter(2, 1, 6, 11),
+        enter(3, 0, 7, 12),
+        exit(1, 13),
+        released(1, Release::Ours),
+        exit(2, 14),
+        released(2, Release::Ours),
+        exit(3, 15),
+        enter(4, 2, 1, 10),
+        enter(5, 3, 2, 11),
+        exit(4, 12),
+        exit(5, 12),
+    ];
+    let all = checker::sections(&j, 100);
+    let r = permits::count(&all, 2);
+    assert_eq!(r.max_holders, 3);
+    assert_eq!(r.over_admissions, 1);
+    assert_eq!(r.held_over_admissions, 1);
+    assert!(!permits::judge(&r, 2, false).is_empty());
+
+    // The same with holder 1 having lost its permit (a lease ran out): an over-admission, not
+    // a held one, and a failure only where permits die with their holder alone.
+    let mut lost = j.clone();
+    lost[4] = released(1, Release::Lost);
+    let r = permits::count(&checker::sections(&lost, 100), 2);
+    assert_eq!((r.over_admissions, r.held_over_admissions), (1, 0));
+    assert!(permits::judge(&r, 2, false).is_empty());
+    assert!(!permits::judge(&r, 2, true).is_empty());
+
+    // Two at a time on each semaphore is within the count.
+    let r = permits::count(&checker::sections(&j[8..], 100), 2);
+    assert_eq!((r.max_holders, r.over_admissions), (2, 0));
 }

@@ -106,6 +106,7 @@ mod options;
 pub mod protocol;
 mod request;
 mod secret;
+mod semaphore;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod url;
@@ -122,4 +123,5 @@ pub use lockhog_macros::hogged;
 pub use name::{percent_decode, percent_encode, LockName, DEFAULT_NAMESPACE, MAX_NAME_BYTES};
 pub use options::{RetryPolicy, Wait};
 pub use request::LockRequest;
+pub use semaphore::SemaphoreRequest;
 pub use url::default_url;

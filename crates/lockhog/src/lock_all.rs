@@ -242,6 +242,15 @@ pub struct LockAllGuard {
     guards: Vec<LockGuard>,
 }
 
+/// One held lock (or semaphore permit) as a set of one, for code that handles sets.
+impl From<LockGuard> for LockAllGuard {
+    fn from(guard: LockGuard) -> Self {
+        LockAllGuard {
+            guards: vec![guard],
+        }
+    }
+}
+
 impl LockAllGuard {
     /// The guards, in the order the locks were taken (that of their resources).
     pub fn guards(&self) -> &[LockGuard] {

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::name::{LockKey, LockName, DEFAULT_NAMESPACE};
 use crate::options::{validate_ttl, RetryPolicy};
 use crate::request::LockRequest;
+use crate::semaphore::SemaphoreRequest;
 use crate::url::{default_url, parse_duration, BackendUrl};
 
 /// The environment variable [`Locker::from_env`] reads.
@@ -236,6 +237,27 @@ impl Locker {
             self.ttl,
             self.retry,
         )
+    }
+
+    /// Starts a request for one of the `permits` permits of the counting semaphore `name`: at
+    /// most `permits` holders at once. Every user of the semaphore must ask for the same
+    /// count; see [`SemaphoreRequest`] and
+    /// [`Capabilities::semaphore`](crate::Capabilities::semaphore).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let locker = lockhog::Locker::connect("mem:").await?;
+    /// let permit = locker.semaphore("uploads", 4).wait().await?;
+    /// let token = permit.fencing_token(); // per permit, as for a lock
+    /// permit.release().await?;
+    /// # let _ = token;
+    /// # Ok::<(), lockhog::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn semaphore(&self, name: impl AsRef<str>, permits: u32) -> SemaphoreRequest {
+        SemaphoreRequest::new(self.lock(name), permits)
     }
 
     /// Starts a request for the lock named by any [`Hash`] value, through the stable SHA-256

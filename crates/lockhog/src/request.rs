@@ -32,6 +32,8 @@ pub struct LockRequest {
     fair: bool,
     max_hold: Option<Duration>,
     steal_after: Option<Duration>,
+    /// Set for a permit of a semaphore (see [`crate::SemaphoreRequest`]).
+    pub(crate) permits: Option<u32>,
 }
 
 impl std::fmt::Debug for LockRequest {
@@ -46,6 +48,7 @@ impl std::fmt::Debug for LockRequest {
             .field("fair", &self.fair)
             .field("max_hold", &self.max_hold)
             .field("steal_after", &self.steal_after)
+            .field("permits", &self.permits)
             .finish()
     }
 }
@@ -69,6 +72,7 @@ impl LockRequest {
             fair: false,
             max_hold: None,
             steal_after: None,
+            permits: None,
         }
     }
 
@@ -218,6 +222,12 @@ impl LockRequest {
         if self.fair && !caps.fair {
             return unsupported("fair (FIFO)");
         }
+        if let Some(permits) = self.permits {
+            crate::backend::slots::validate(&name, permits)?;
+            if !caps.semaphore {
+                return Err(crate::backend::slots::unsupported(backend.scheme()));
+            }
+        }
         if self.steal_after.is_some() && !caps.steal_after {
             return Err(Error::InvalidOption {
                 reason: format!(
@@ -251,22 +261,42 @@ impl LockRequest {
             lost.clone(),
         );
         let started = Instant::now();
-        let acquired = match self.wait {
-            Wait::No => {
+        let deadline = match self.wait {
+            Wait::No => None,
+            Wait::For(bound) => Some(started + bound),
+            Wait::Forever => None,
+        };
+        let capped = self.retry.attempt_limit().is_some();
+        let acquired = match (self.permits, self.wait) {
+            (None, Wait::No) => {
                 ctx.note_attempt();
-                backend.try_acquire(&key, &ctx).await?
+                backend.try_acquire(&key, &ctx).await?.map(|a| (a, None))
             }
-            Wait::For(_) | Wait::Forever => {
-                let deadline = match self.wait {
-                    Wait::For(bound) => Some(started + bound),
-                    _ => None,
-                };
-                if self.retry.attempt_limit().is_some() {
-                    // A capped wait is a spin of at most that many tries, on every backend.
-                    poll(&ctx, deadline, || backend.try_acquire(&key, &ctx)).await?
+            // A capped wait is a spin of at most that many tries, on every backend.
+            (None, _) if capped => poll(&ctx, deadline, || backend.try_acquire(&key, &ctx))
+                .await?
+                .map(|a| (a, None)),
+            (None, _) => backend
+                .wait_acquire(&key, &ctx, deadline)
+                .await?
+                .map(|a| (a, None)),
+            (Some(permits), Wait::No) => {
+                ctx.note_attempt();
+                let permit = backend.try_acquire_permit(&key, permits, &ctx).await?;
+                permit.map(|p| (p.acquired, Some(p.resource)))
+            }
+            (Some(permits), _) => {
+                let permit = if capped {
+                    poll(&ctx, deadline, || {
+                        backend.try_acquire_permit(&key, permits, &ctx)
+                    })
+                    .await?
                 } else {
-                    backend.wait_acquire(&key, &ctx, deadline).await?
-                }
+                    backend
+                        .wait_acquire_permit(&key, permits, &ctx, deadline)
+                        .await?
+                };
+                permit.map(|p| (p.acquired, Some(p.resource)))
             }
         };
         let waited = started.elapsed();
@@ -274,7 +304,7 @@ impl LockRequest {
             attempts: ctx.attempts(),
             waited,
         };
-        let Some(acquired) = acquired else {
+        let Some((acquired, resource)) = acquired else {
             tracing::debug!(name = %name, attempts = stats.attempts, ?waited, "not acquired");
             return Err(match self.wait {
                 Wait::No => Error::Contended {
@@ -297,7 +327,7 @@ impl LockRequest {
             ));
         }
         tracing::debug!(name = %name, attempts = stats.attempts, ?waited, token = ?acquired.token, "acquired");
-        let resource = backend.resource(&key);
+        let resource = resource.unwrap_or_else(|| backend.resource(&key));
         let held = HeldSlot::new(acquired.held, self.max_hold, &backend, &lost, name.as_str());
         Ok(LockGuard::new(
             backend.clone(),

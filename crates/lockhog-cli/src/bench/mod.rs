@@ -9,7 +9,10 @@
 //! - **contended**: `--clients` clients, each with its own `Locker`, acquiring and releasing
 //!   random locks among `--locks` as fast as they can: cycles per second in all;
 //! - **fairness**: over those contended acquisitions, the median and the longest wait, and how
-//!   many cycles the luckiest and the unluckiest client got.
+//!   many cycles the luckiest and the unluckiest client got;
+//! - **semaphore**, on backends with semaphores: [`SEMAPHORE_CLIENTS`] clients taking and
+//!   giving back permits of one [`SEMAPHORE_PERMITS`]-permit semaphore, for the second half of
+//!   the contended phase's time: cycles per second and waits.
 //!
 //! `--floor` measures the same uncontended cycle (and handoff, where the protocol can block)
 //! with the backend's own commands on a bare client, without lockhog: what any lock built on
@@ -31,6 +34,7 @@ use crate::exit::{Failure, Outcome, SUCCESS};
 use plan::{phases, scheme_of, Progress};
 pub use plan::{BenchArgs, BENCH_EXAMPLES};
 use report::Report;
+use workloads::{SEMAPHORE_CLIENTS, SEMAPHORE_PERMITS};
 
 const NAME_PREFIX: &str = "lockhog-bench";
 
@@ -83,6 +87,14 @@ async fn measure(url: &str, args: &BenchArgs, progress: &Progress) -> Result<Rep
     let handoff =
         workloads::handoff(url, &locker, &format!("{NAME_PREFIX}/handoff"), h_run, park).await?;
 
+    // Backends with semaphores share the contended phase's time with the semaphore phase, so
+    // that the run keeps to --duration.
+    let with_semaphore = locker.capabilities().semaphore;
+    let (c_run, s_run) = if with_semaphore {
+        (c_run / 2, c_run - c_run / 2)
+    } else {
+        (c_run, Duration::ZERO)
+    };
     progress.phase(
         &format!("{} clients on {} locks", args.clients, args.locks),
         c_run,
@@ -90,7 +102,19 @@ async fn measure(url: &str, args: &BenchArgs, progress: &Progress) -> Result<Rep
     let names = (0..args.locks)
         .map(|i| format!("{NAME_PREFIX}/contended-{i}"))
         .collect();
-    let contended = workloads::contended(url, usize::from(args.clients), names, c_run).await?;
+    let contended =
+        workloads::contended(url, usize::from(args.clients), names, None, c_run).await?;
+    let semaphore = if with_semaphore {
+        progress.phase(
+            &format!("{SEMAPHORE_CLIENTS} clients on a {SEMAPHORE_PERMITS}-permit semaphore"),
+            s_run,
+        );
+        let name = vec![format!("{NAME_PREFIX}/semaphore")];
+        let permits = Some(SEMAPHORE_PERMITS);
+        Some(workloads::contended(url, SEMAPHORE_CLIENTS, name, permits, s_run).await?)
+    } else {
+        None
+    };
 
     Ok(Report {
         mode: "lockhog",
@@ -103,5 +127,6 @@ async fn measure(url: &str, args: &BenchArgs, progress: &Progress) -> Result<Rep
         uncontended: Some(uncontended),
         handoff: Some(handoff),
         contended: Some(contended),
+        semaphore,
     })
 }

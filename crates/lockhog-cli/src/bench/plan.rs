@@ -39,7 +39,8 @@ Examples:
 
 Phases (sharing --duration 40/30/30 %): uncontended acquire+release cycles; handoff from a
 releasing holder to a blocked waiter on its own connections; N clients on M locks, with the
-median and longest wait. With --json, one JSON object with keys uncontended_cycles_per_s,
+median and longest wait (on backends with semaphores, half of that share goes to 16 clients
+on one 4-permit semaphore: semaphore_cycles_per_s, semaphore_median_wait_ms). With --json, one JSON object with keys uncontended_cycles_per_s,
 uncontended_p50_us, uncontended_p99_us, handoff_p50_us, handoff_p99_us,
 contended_cycles_per_s, median_wait_ms, max_wait_ms and more. Lock names start with
 `lockhog-bench/`; do not run two benches on one backend at once.";

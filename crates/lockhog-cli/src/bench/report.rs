@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::stats::{micros, millis};
-use super::workloads::{Contended, Handoff, Uncontended};
+use super::workloads::{Contended, Handoff, Uncontended, SEMAPHORE_CLIENTS, SEMAPHORE_PERMITS};
 
 /// The results of one run; phases that did not run (a floor without a blocking wait) are
 /// `None` and print as `null`.
@@ -24,6 +24,8 @@ pub struct Report {
     pub uncontended: Option<Uncontended>,
     pub handoff: Option<Handoff>,
     pub contended: Option<Contended>,
+    /// The semaphore phase, on backends with semaphores.
+    pub semaphore: Option<Contended>,
 }
 
 fn us(d: Option<Duration>) -> Value {
@@ -90,6 +92,28 @@ impl Report {
             "client_cycles_max".into(),
             json!(c.and_then(|c| c.per_client.iter().max())),
         );
+        let s = self.semaphore.as_ref();
+        o.insert(
+            "semaphore_clients".into(),
+            json!(s.map(|_| SEMAPHORE_CLIENTS)),
+        );
+        o.insert(
+            "semaphore_permits".into(),
+            json!(s.map(|_| SEMAPHORE_PERMITS)),
+        );
+        o.insert("semaphore_cycles".into(), json!(s.map(|s| s.cycles)));
+        o.insert(
+            "semaphore_cycles_per_s".into(),
+            json!(s.map(|s| round(s.rate(), 1))),
+        );
+        o.insert(
+            "semaphore_median_wait_ms".into(),
+            ms(s.and_then(|s| s.waits.p50())),
+        );
+        o.insert(
+            "semaphore_max_wait_ms".into(),
+            ms(s.and_then(|s| s.waits.max())),
+        );
         Value::Object(o)
     }
 
@@ -139,6 +163,17 @@ impl Report {
                 c.per_client.iter().max().unwrap_or(&0),
             );
         }
+        if let Some(s) = &self.semaphore {
+            out += &format!(
+                "  semaphore:    {:.0} cycles/s ({} cycles, {} clients on {} permits), median wait {}, longest {}\n",
+                s.rate(),
+                s.cycles,
+                SEMAPHORE_CLIENTS,
+                SEMAPHORE_PERMITS,
+                fmt_ms(s.waits.p50()),
+                fmt_ms(s.waits.max()),
+            );
+        }
         out
     }
 }
@@ -166,10 +201,12 @@ mod tests {
             }),
             handoff: None,
             contended: None,
+            semaphore: None,
         };
         let j = r.to_json();
         assert_eq!(j["uncontended_p50_us"], Value::Null);
         assert_eq!(j["handoff_p50_us"], Value::Null);
+        assert_eq!(j["semaphore_cycles_per_s"], Value::Null);
         assert_eq!(j["uncontended_cycles_per_s"], json!(0.0));
         assert!(r.to_text().contains("uncontended"));
     }

@@ -1,5 +1,5 @@
 //! The workloads of `lockhog bench`: uncontended cycles, handoff, and many clients on few locks
-//! (whose waits give the fairness figures).
+//! (whose waits give the fairness figures) or on the permits of one semaphore.
 //!
 //! Every time is taken with `std::time::Instant` (the monotonic clock) in this one process, so
 //! the two ends of a handoff — the holder's release and the waiter's return — are on one clock.
@@ -17,6 +17,10 @@ use crate::exit::{Failure, UNAVAILABLE};
 /// How long any single wait of the benchmark may take before it counts as a failure: far
 /// beyond any healthy handoff, short enough that a stuck run still ends.
 pub const BOUND: Duration = Duration::from_secs(30);
+
+/// The semaphore phase's clients, and the permits of its one semaphore.
+pub const SEMAPHORE_CLIENTS: usize = 16;
+pub const SEMAPHORE_PERMITS: u32 = 4;
 
 /// Uncontended acquire + release cycles from one task.
 #[derive(Debug)]
@@ -210,12 +214,14 @@ impl Contended {
     }
 }
 
-/// `clients` clients on `names` for `run`, on a multi-thread runtime of its own (one worker
-/// per core) so that the clients run in parallel as separate processes would.
+/// `clients` clients on `names` for `run` — on permits of a semaphore of `permits` under each
+/// name when that is given — on a multi-thread runtime of its own (one worker per core) so
+/// that the clients run in parallel as separate processes would.
 pub async fn contended(
     url: &str,
     clients: usize,
     names: Vec<String>,
+    permits: Option<u32>,
     run: Duration,
 ) -> Result<Contended, Failure> {
     let url = url.to_string();
@@ -228,7 +234,7 @@ pub async fn contended(
             .enable_all()
             .build()
             .map_err(|e| Failure::new(UNAVAILABLE, format!("cannot start a runtime: {e}")))?;
-        runtime.block_on(contended_on_runtime(&url, clients, names, run))
+        runtime.block_on(contended_on_runtime(&url, clients, names, permits, run))
     };
     tokio::task::spawn_blocking(work)
         .await
@@ -239,6 +245,7 @@ async fn contended_on_runtime(
     url: &str,
     clients: usize,
     names: Vec<String>,
+    permits: Option<u32>,
     run: Duration,
 ) -> Result<Contended, Failure> {
     let mut lockers = Vec::with_capacity(clients);
@@ -262,10 +269,11 @@ async fn contended_on_runtime(
                     state ^= state >> 27;
                     let pick = (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize;
                     let asked = Instant::now();
-                    let guard = locker
-                        .lock(&names[pick % names.len()])
-                        .wait_for(BOUND)
-                        .await?;
+                    let name = &names[pick % names.len()];
+                    let guard = match permits {
+                        Some(n) => locker.semaphore(name, n).wait_for(BOUND).await?,
+                        None => locker.lock(name).wait_for(BOUND).await?,
+                    };
                     waits.push(asked.elapsed());
                     guard.release().await?;
                 }

@@ -1,5 +1,5 @@
-//! `lockhog run [-b URL] [-n | -w SECS] [--ttl SECS] [-E CODE] [--on-lost POLICY] [--grace
-//! SECS] NAME… -- COMMAND [ARGS…]`
+//! `lockhog run [-b URL] [-n | -w SECS] [--ttl SECS] [--permits N] [-E CODE] [--on-lost
+//! POLICY] [--grace SECS] NAME… -- COMMAND [ARGS…]`
 //!
 //! Acquires the lock (or every lock named, all or none: see `Locker::lock_all`), runs COMMAND
 //! with it held, releases it once COMMAND has exited, and exits with COMMAND's status. COMMAND runs only while the lock is held: a lost lock stops it (see

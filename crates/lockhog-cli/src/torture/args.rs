@@ -43,6 +43,14 @@ lock was no longer its own (a lease ran out under a paused holder, a connection 
 `held` otherwise (a killed holder never said so), and `unfenced` when a write of the intruded
 holder was accepted after a newer holder's write: a stale write the fence let through.
 
+--permits N makes each lock a semaphore of N permits (on backends with semaphores; not with
+kill-run). Each permit is checked as a lock (its sections are journaled as lock S*N+slot),
+and a further line counts the holders of each semaphore at once:
+  torture: permits=N max_holders=H over_admissions=O held=D
+where an over-admission is a section entering while N others were inside, held when none of
+those N had lost its permit. It fails the run when held, and on file, postgres and mysql
+(without cut or restart) at all.
+
 Exit status 0 when the backend kept its promise:
   - every backend: token_regressions=0, no unfenced overlap, no held overlap;
   - file, postgres, mysql (the lock dies with its holder's fd or connection): violations=0
@@ -82,6 +90,10 @@ pub struct TortureArgs {
     /// Shell command that restarts the server and returns once it answers
     #[arg(long, value_name = "COMMAND")]
     pub restart_command: Option<String>,
+    /// Each lock is a semaphore of N permits: workers take a permit, and the checker counts
+    /// the holders of each semaphore at once (at most N)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub permits: Option<u32>,
 }
 
 fn parse_positive(text: &str) -> Result<Duration, String> {
@@ -113,4 +125,7 @@ pub struct WorkerArgs {
     /// Be that command: one section of lock L, under the lock `lockhog run` holds
     #[arg(long, value_name = "L")]
     pub section: Option<u32>,
+    /// Take a permit of a semaphore of N permits instead of a lock
+    #[arg(long, value_name = "N")]
+    pub permits: Option<u32>,
 }

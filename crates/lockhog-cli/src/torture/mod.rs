@@ -20,6 +20,7 @@ mod fence;
 mod hub;
 mod journal;
 mod link;
+mod permits;
 mod proxy;
 mod rng;
 mod supervise;
@@ -129,6 +130,16 @@ pub async fn run(args: TortureArgs) -> Outcome {
     } else {
         None
     };
+    if let Some(n) = args.permits {
+        if !caps.semaphore {
+            return Err(Failure::usage(format!(
+                "--permits {n}: {shown} has no semaphores"
+            )));
+        }
+        if kinds.contains(&FaultKind::KillRun) {
+            return Err(Failure::usage("--permits does not combine with kill-run"));
+        }
+    }
     drop(locker);
     let pause = args.pause.unwrap_or(args.ttl * 2 + Duration::from_secs(1));
     let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
@@ -179,17 +190,23 @@ pub async fn run(args: TortureArgs) -> Outcome {
         locks: args.locks,
         ttl: args.ttl,
         via_run: kinds.contains(&FaultKind::KillRun),
+        permits: args.permits,
     };
     let outcome =
         supervise::drive(&args, &spawner, &hub, kinds.clone(), pause, restart, proxy).await;
     acceptor.abort();
     outcome?;
 
-    let (report, faults, errors, samples, harness_errors) = {
+    let (report, permit_report, faults, errors, samples, harness_errors) = {
         let st = hub.lock();
         let end = st.journal.now();
+        let permit_report = args.permits.map(|n| {
+            let sections = checker::sections(st.journal.events(), end);
+            (n, permits::count(&sections, n))
+        });
         (
             checker::check(st.journal.events(), end),
+            permit_report,
             st.faults.clone(),
             st.errors,
             st.error_samples.clone(),
@@ -200,6 +217,15 @@ pub async fn run(args: TortureArgs) -> Outcome {
         connection_bound: !caps.lease,
         connection_faults: kinds.contains(&FaultKind::Cut) || kinds.contains(&FaultKind::Restart),
     };
+    let mut harness_errors = harness_errors;
+    if let Some((n, p)) = permit_report {
+        println!(
+            "torture: permits={n} max_holders={} over_admissions={} held={}",
+            p.max_holders, p.over_admissions, p.held_over_admissions
+        );
+        let strict = promise.connection_bound && !promise.connection_faults;
+        harness_errors.extend(permits::judge(&p, n, strict));
+    }
     Ok(print_report(
         &report,
         &faults,

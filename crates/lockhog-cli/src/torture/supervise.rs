@@ -28,6 +28,8 @@ pub struct Spawner {
     pub ttl: Duration,
     /// Sections run as commands of `lockhog run` (the `kill-run` fault).
     pub via_run: bool,
+    /// Workers take permits of semaphores of this many permits.
+    pub permits: Option<u32>,
 }
 
 impl Spawner {
@@ -44,6 +46,7 @@ impl Spawner {
             .args(["--id", &id.to_string(), "--locks", &self.locks.to_string()])
             .args(["--ttl-ms", &self.ttl.as_millis().to_string()])
             .args(self.via_run.then_some("--via-run"))
+            .args(self.permits.map(|n| format!("--permits={n}")))
             .env(lockhog::URL_ENV, &self.url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -74,10 +74,19 @@ pub async fn run(args: WorkerArgs) -> Outcome {
             },
         };
         let lock = rng.below(u64::from(args.locks)) as u32;
-        let request = current
-            .lock(format!("torture-{lock}"))
-            .ttl(ttl)
-            .wait_for(ACQUIRE_BOUND);
+        let name = format!("torture-{lock}");
+        let request = async {
+            match args.permits {
+                Some(n) => {
+                    current
+                        .semaphore(&name, n)
+                        .ttl(ttl)
+                        .wait_for(ACQUIRE_BOUND)
+                        .await
+                }
+                None => current.lock(&name).ttl(ttl).wait_for(ACQUIRE_BOUND).await,
+            }
+        };
         let acquired = tokio::select! {
             r = request => r,
             _ = stop.changed() => break,
@@ -95,12 +104,40 @@ pub async fn run(args: WorkerArgs) -> Outcome {
             }
         };
         errors = 0;
+        let lock = match args
+            .permits
+            .map(|n| (n, slot_of(&current, &name, n, &guard)))
+        {
+            None => lock,
+            Some((n, Some(slot))) => lock * n + slot,
+            Some((_, None)) => {
+                // Journaled under a wrong slot it would look like an overlap: say so instead.
+                let resource = guard.resource().to_string();
+                drop(guard);
+                link.send(&format!(
+                    "error a permit of {name} on no known slot: {resource}"
+                ))
+                .await;
+                continue;
+            }
+        };
         match section(&mut link, &mut rng, lock, guard).await {
             Some(true) => {}
             Some(false) | None => break,
         }
     }
     Ok(SUCCESS)
+}
+
+/// Which of the `permits` permits (slots) of the semaphore `name` `guard` holds: the slot
+/// whose resource is the guard's.
+fn slot_of(locker: &Locker, name: &str, permits: u32, guard: &LockGuard) -> Option<u32> {
+    let suffix = lockhog::backend::slots::SLOT_SUFFIX;
+    (0..permits).find(|i| {
+        locker
+            .resource(&format!("{name}{suffix}{i}"))
+            .is_ok_and(|r| r == guard.resource())
+    })
 }
 
 /// One critical section and the release. `Some(true)` to go on, `Some(false)` when told to

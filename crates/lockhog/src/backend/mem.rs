@@ -2,10 +2,13 @@
 //!
 //! Every `mem:` locker of a process shares one table of names, so two lockers exclude each
 //! other as two connections to a server would. Waiters queue in FIFO order and are woken by
-//! the release itself. Fencing tokens come from one process-wide counter.
+//! the release itself. Fencing tokens come from one process-wide counter. A semaphore's
+//! permits are slot locks (see [`super::slots`]); its count is kept in a process-wide table
+//! for the life of the process.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 
 use tokio::time::Instant;
 
@@ -26,6 +29,7 @@ pub(crate) const ROW: BackendRow = BackendRow::of::<MemBackend>(&["mem"], None, 
 
 static TABLE: LazyLock<NamedSemaphores<LockKey>> = LazyLock::new(NamedSemaphores::new);
 static TOKENS: AtomicU64 = AtomicU64::new(0);
+static PERMIT_COUNTS: LazyLock<Mutex<HashMap<LockKey, u32>>> = LazyLock::new(Mutex::default);
 
 /// The in-process backend.
 #[derive(Debug, Default)]
@@ -69,6 +73,7 @@ impl Backend for MemBackend {
         Capabilities {
             fair: true,
             native_wait: true,
+            semaphore: true,
             ..Capabilities::default()
         }
     }
@@ -93,6 +98,15 @@ impl Backend for MemBackend {
     ) -> Result<Option<Acquired<MemHeld>>> {
         ctx.note_attempt();
         Ok(TABLE.acquire(key, deadline).await.map(Self::granted))
+    }
+
+    async fn record_permits(&self, key: &LockKey, permits: u32) -> Result<()> {
+        let mut counts = PERMIT_COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let recorded = *counts.entry(key.clone()).or_insert(permits);
+        if recorded != permits {
+            return Err(super::slots::count_mismatch(key, recorded, permits));
+        }
+        Ok(())
     }
 
     async fn release(&self, held: MemHeld) -> Result<bool> {

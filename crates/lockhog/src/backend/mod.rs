@@ -105,6 +105,7 @@ pub(crate) mod registry;
 mod row;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod session_pool;
+pub mod slots;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -122,6 +123,8 @@ pub use crate::url::BackendUrl;
 pub(crate) use foreign::scoped_parse;
 pub use foreign::{bad_resource, RESOURCE_FORMS};
 pub use lost::LostSender;
+use slots::erase_permit;
+pub use slots::Permit;
 
 use crate::error::{Error, Result};
 
@@ -157,6 +160,10 @@ pub struct Capabilities {
     pub native_wait: bool,
     /// The lock excludes other processes (and, for network stores, other machines).
     pub cross_process: bool,
+    /// Counting semaphores ([`Locker::semaphore`](crate::Locker::semaphore)) are supported,
+    /// and a semaphore's permit count is kept in the store, so that two callers asking for
+    /// different counts under one name are refused rather than both admitted.
+    pub semaphore: bool,
     /// [`LockRequest::steal_after`](crate::LockRequest::steal_after) is honoured: the store
     /// keeps when each lock was acquired, so a waiter can take over one held longer than it
     /// allows.
@@ -323,6 +330,53 @@ pub trait Backend: Send + Sync + 'static {
         poll(ctx, deadline, move || self.try_acquire(key, ctx))
     }
 
+    /// Records `permits` as the permit count of the semaphore `key` the first time, and
+    /// refuses with [`Error::InvalidOption`] a count that differs from the recorded one.
+    /// The default refuses every semaphore: a backend that keeps the count implements this
+    /// (and says so in [`Capabilities::semaphore`]), and gets the slot-based permits of
+    /// [`slots`] from the provided [`Backend::try_acquire_permit`].
+    fn record_permits(
+        &self,
+        key: &LockKey,
+        permits: u32,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (key, permits);
+        let scheme = self.scheme();
+        async move { Err(slots::unsupported(scheme)) }
+    }
+
+    /// One attempt at one of the `permits` permits of the semaphore `key`: `Ok(None)` when all
+    /// are held. The provided version records the count and tries the slots `0..permits`
+    /// (see [`slots`]), each an ordinary lock of this backend, so permits inherit the lock's
+    /// crash release, leases and lost notice.
+    fn try_acquire_permit(
+        &self,
+        key: &LockKey,
+        permits: u32,
+        ctx: &AcquireContext,
+    ) -> impl Future<Output = Result<Option<Permit<Self::Held>>>> + Send {
+        async move {
+            self.record_permits(key, permits).await?;
+            slots::try_slots(self, key, permits, ctx).await
+        }
+    }
+
+    /// Waits for a permit until `deadline` (`None`: forever); `Ok(None)` when the deadline
+    /// passed. The provided version records the count once, then polls the slots with the
+    /// retry policy.
+    fn wait_acquire_permit(
+        &self,
+        key: &LockKey,
+        permits: u32,
+        ctx: &AcquireContext,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = Result<Option<Permit<Self::Held>>>> + Send {
+        async move {
+            self.record_permits(key, permits).await?;
+            poll(ctx, deadline, || slots::try_slots(self, key, permits, ctx)).await
+        }
+    }
+
     /// Gives the lock back. `Ok(true)` when it was still ours, `Ok(false)` when it had been
     /// lost (expired, taken over) before the release.
     fn release(&self, held: Self::Held) -> impl Future<Output = Result<bool>> + Send;
@@ -408,6 +462,19 @@ pub(crate) trait DynBackend: Send + Sync {
         ctx: &'a AcquireContext,
         deadline: Option<Instant>,
     ) -> BoxFuture<'a, Result<Option<Acquired<ErasedHeld>>>>;
+    fn try_acquire_permit<'a>(
+        &'a self,
+        key: &'a LockKey,
+        permits: u32,
+        ctx: &'a AcquireContext,
+    ) -> BoxFuture<'a, Result<Option<Permit<ErasedHeld>>>>;
+    fn wait_acquire_permit<'a>(
+        &'a self,
+        key: &'a LockKey,
+        permits: u32,
+        ctx: &'a AcquireContext,
+        deadline: Option<Instant>,
+    ) -> BoxFuture<'a, Result<Option<Permit<ErasedHeld>>>>;
     fn release(&self, held: ErasedHeld) -> BoxFuture<'_, Result<bool>>;
     fn release_on_drop(&self, held: ErasedHeld);
     fn inheritable_fd<'h>(&self, held: &'h ErasedHeld) -> Option<BorrowedFd<'h>>;
@@ -499,6 +566,31 @@ impl<B: Backend> DynBackend for B {
             Backend::wait_acquire(self, key, ctx, deadline)
                 .await
                 .map(erase)
+        })
+    }
+    fn try_acquire_permit<'a>(
+        &'a self,
+        key: &'a LockKey,
+        permits: u32,
+        ctx: &'a AcquireContext,
+    ) -> BoxFuture<'a, Result<Option<Permit<ErasedHeld>>>> {
+        Box::pin(async move {
+            Backend::try_acquire_permit(self, key, permits, ctx)
+                .await
+                .map(erase_permit)
+        })
+    }
+    fn wait_acquire_permit<'a>(
+        &'a self,
+        key: &'a LockKey,
+        permits: u32,
+        ctx: &'a AcquireContext,
+        deadline: Option<Instant>,
+    ) -> BoxFuture<'a, Result<Option<Permit<ErasedHeld>>>> {
+        Box::pin(async move {
+            Backend::wait_acquire_permit(self, key, permits, ctx, deadline)
+                .await
+                .map(erase_permit)
         })
     }
     fn release(&self, held: ErasedHeld) -> BoxFuture<'_, Result<bool>> {

@@ -3,7 +3,8 @@
 //! Written once, run against each backend with two independent lockers (two connections), it
 //! checks what [`Locker`] promises: mutual exclusion, try/wait/timeout outcomes, release by
 //! Drop, fencing tokens, lease expiry, crash release through a killed `lockhog hold`, the
-//! `hold` stdin protocol, names at the limits, namespaces and cancel safety.
+//! `hold` stdin protocol, names at the limits, namespaces, cancel safety and counting
+//! semaphores.
 //!
 //! A backend adds one line to a test file; [`conformance_suite!`](crate::conformance_suite)
 //! expands to one `#[tokio::test]` per check:
@@ -33,6 +34,7 @@ mod lock_all;
 mod process;
 mod process_checks;
 mod resource_checks;
+mod semaphore;
 
 pub use attempts::*;
 pub use cancel::*;
@@ -42,6 +44,7 @@ pub use lock_all::*;
 pub use process::HoldProcess;
 pub use process_checks::*;
 pub use resource_checks::*;
+pub use semaphore::*;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -325,7 +328,11 @@ macro_rules! conformance_suite {
                 lock_all_across_processes,
                 max_hold_gives_the_lock_back,
                 steal_after_takes_over_a_live_holder,
-                printed_resources_are_the_same_lock
+                printed_resources_are_the_same_lock,
+                semaphore_admits_at_most_n,
+                semaphore_try_wait_and_release,
+                semaphore_different_count_refused,
+                semaphore_killed_holder_releases
             );
         }
     };

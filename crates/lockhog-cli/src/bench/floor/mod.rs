@@ -67,6 +67,7 @@ pub async fn run(url: &str, args: &BenchArgs, progress: &Progress) -> Result<Rep
         uncontended: Some(uncontended),
         handoff,
         contended: None,
+        semaphore: None,
     })
 }
 

@@ -64,6 +64,12 @@
 //! - **Crash**: a holder that dies stops renewing; etcd deletes its key when the lease expires
 //!   (after the ttl), which wakes the next waiter.
 //!
+//! # Semaphores
+//!
+//! A semaphore's N permits are the slot locks `NAME#permit-0` … (each an ordinary lock
+//! above, taken one attempt at a time; permits are not FIFO), and its count is the key
+//! `lockhog/NS/NAME#permit-count` (see `semaphore.rs`).
+//!
 //! # What it does not guarantee
 //!
 //! A lease is time-based: a holder paused longer than its ttl may still believe it holds a
@@ -76,6 +82,7 @@ mod held;
 mod keys;
 mod lease;
 mod queue;
+mod semaphore;
 mod status;
 
 use std::future::Future;
@@ -229,6 +236,7 @@ impl Backend for EtcdBackend {
             // Not built: a waiter would have to revoke a live holder's lease.
             steal_after: false,
             resource_fencing: false,
+            semaphore: true,
         }
     }
 
@@ -252,6 +260,10 @@ impl Backend for EtcdBackend {
     ) -> Result<Option<Acquired<EtcdHeld>>> {
         ctx.note_attempt();
         self.acquire(key, ctx, Some(deadline)).await
+    }
+
+    async fn record_permits(&self, key: &LockKey, permits: u32) -> Result<()> {
+        semaphore::record(&self.client, key, permits).await
     }
 
     async fn release(&self, held: EtcdHeld) -> Result<bool> {

@@ -48,7 +48,7 @@ pub(super) fn read(file: &File) -> io::Result<Option<u64>> {
         })
 }
 
-fn write(file: &File, value: u64) -> io::Result<()> {
+pub(super) fn write(file: &File, value: u64) -> io::Result<()> {
     // Fixed width, so a shorter number never leaves digits of a longer one behind.
     file.write_all_at(format!("{value:0WIDTH$}\n").as_bytes(), 0)
 }

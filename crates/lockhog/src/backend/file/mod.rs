@@ -24,6 +24,8 @@
 //! - **Foreign resources**: any absolute path, locked where it is and never written to, so
 //!   `flock(1)`, `fcntl.flock` and `fcntl.lockf` users of a pid file conflict with lockhog (see
 //!   `foreign.rs`); such a lock has no fencing token.
+//! - **Semaphores**: one lock file per permit, and the count in one more (see
+//!   `semaphore.rs`).
 //! - **Crash release**: the kernel drops a `flock` when the last descriptor closes, so a killed
 //!   holder frees its locks at once.
 //! - **Cleanup** removes only lockhog's own lock files (a regular file with a name of our
@@ -40,6 +42,7 @@ mod foreign;
 mod mode;
 mod names;
 mod proc_locks;
+mod semaphore;
 mod tree;
 mod wait;
 
@@ -306,6 +309,7 @@ impl Backend for FileBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
+            semaphore: true,
             ..Capabilities::default()
         }
     }
@@ -363,6 +367,10 @@ impl Backend for FileBackend {
             }
         }
     }
+    async fn record_permits(&self, key: &LockKey, permits: u32) -> Result<()> {
+        self.record_permits_in_file(key, permits).await
+    }
+
     fn inheritable_fd<'h>(&self, held: &'h FileHeld) -> Option<BorrowedFd<'h>> {
         // A record lock belongs to the process and is never inherited: only a flock travels
         // with a copy of its descriptor.

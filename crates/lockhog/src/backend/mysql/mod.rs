@@ -62,6 +62,9 @@
 //!   session could hold; the in-process permit is given up only once the wait has returned.
 //! - Sessions are set up with `max_statement_time = 0` (MariaDB) or
 //!   `max_execution_time = 0` (MySQL) so no limit cuts a wait short, and TCP keepalives.
+//! - **Semaphores**: a semaphore's N permits are the named locks of its slots
+//!   `NAME#permit-0` … (polled one try at a time; not FIFO), and its count is a row of
+//!   `lockhog_semaphores` in the URL's database (see `semaphore.rs`).
 //!
 //! # Fencing tokens
 //!
@@ -130,6 +133,7 @@ mod connector;
 mod fencing;
 mod name;
 mod pool;
+mod semaphore;
 mod session;
 mod sql;
 mod status;
@@ -209,6 +213,8 @@ impl Drop for NameTicket {
 pub struct MysqlBackend {
     pool: Arc<Pool>,
     server: Arc<str>,
+    /// Set once `lockhog_semaphores` is known to exist.
+    semaphore_table: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for MysqlBackend {
@@ -313,6 +319,7 @@ impl MysqlBackend {
             Ok(MysqlBackend {
                 pool: Arc::new(pool),
                 server,
+                semaphore_table: Default::default(),
             })
         })
     }
@@ -342,6 +349,7 @@ impl Backend for MysqlBackend {
             // A live session's lock cannot be taken from it.
             steal_after: false,
             resource_fencing: false,
+            semaphore: true,
         }
     }
 
@@ -384,6 +392,10 @@ impl Backend for MysqlBackend {
             return Ok(None);
         }
         self.wait_on_server(key, &id, permit, ctx, deadline).await
+    }
+
+    async fn record_permits(&self, key: &LockKey, permits: u32) -> Result<()> {
+        self.record_permits_in_table(key, permits).await
     }
 
     async fn release(&self, mut held: MysqlHeld) -> Result<bool> {

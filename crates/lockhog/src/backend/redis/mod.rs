@@ -43,6 +43,8 @@
 //!   persistence restarts and loses it, tokens still do not go back (unless the server's clock
 //!   went back, or more than a million tokens a second were handed out on average). With
 //!   persistence (AOF `appendfsync always`) the counter survives as written.
+//! - **Semaphores**: a semaphore's N permits are the slot locks `NAME#permit-0` … (each an
+//!   ordinary lease above), and its count is the key `NS:permits:NAME` (see `semaphore.rs`).
 //! - **Cancel safety**: an acquire dropped after its script was sent may have taken the lock;
 //!   a compare-and-delete with its owner token is then sent on the same connection, after it.
 //!
@@ -64,6 +66,7 @@ use self::setup::client_url;
 pub(crate) use self::setup::{backend_err, client, conn_config, connect_checked, take_wake};
 pub mod redlock;
 mod scripts;
+mod semaphore;
 mod setup;
 mod wake;
 
@@ -338,7 +341,10 @@ impl Backend for RedisBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        capabilities()
+        Capabilities {
+            semaphore: true,
+            ..capabilities()
+        }
     }
 
     fn resource(&self, key: &LockKey) -> String {
@@ -388,6 +394,10 @@ impl Backend for RedisBackend {
                 _ = tokio::time::sleep_until(wake) => {}
             }
         }
+    }
+
+    async fn record_permits(&self, key: &LockKey, permits: u32) -> Result<()> {
+        semaphore::check(&mut self.conn.clone(), key, permits).await
     }
 
     async fn release(&self, mut held: RedisHeld) -> Result<bool> {

@@ -83,6 +83,7 @@ mod acquire;
 mod db;
 mod lease;
 mod schema;
+mod semaphore;
 mod status;
 mod trust;
 mod wait;
@@ -300,6 +301,7 @@ impl Backend for SqliteBackend {
             crash_release: true,
             cross_process: true,
             steal_after: true,
+            semaphore: true,
             ..Capabilities::default()
         }
     }
@@ -333,6 +335,21 @@ impl Backend for SqliteBackend {
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<SqliteHeld>>> {
         self.wait(key, ctx, deadline).await
+    }
+
+    async fn record_permits(&self, key: &LockKey, permits: u32) -> Result<()> {
+        let row = Row::of(key);
+        let recorded = self
+            .db
+            .call_write("recording a semaphore's count in", move |c| {
+                semaphore::record(c, &row, permits)
+            })
+            .await?;
+        match u32::try_from(recorded) {
+            Ok(recorded) if recorded == permits => Ok(()),
+            Ok(recorded) => Err(super::slots::count_mismatch(key, recorded, permits)),
+            Err(_) => Err(super::slots::count_mismatch(key, u32::MAX, permits)),
+        }
     }
 
     async fn release(&self, mut held: SqliteHeld) -> Result<bool> {

@@ -22,6 +22,13 @@
 //!     owner      TEXT NOT NULL,
 //!     expires_at INTEGER NOT NULL
 //! );
+//! -- A semaphore's permit count, set by its first user (its permits are lock rows).
+//! CREATE TABLE lockhog_semaphores (
+//!     namespace BLOB NOT NULL,
+//!     name      BLOB NOT NULL,
+//!     permits   INTEGER NOT NULL,
+//!     PRIMARY KEY (namespace, name)
+//! ) WITHOUT ROWID;
 //! ```
 //!
 //! The tables carry a `lockhog_` prefix so that the lock table can live in an application's
@@ -59,6 +66,12 @@ CREATE TABLE IF NOT EXISTS lockhog_waiters (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS lockhog_waiters_by_lock ON lockhog_waiters (namespace, name, ticket);
+CREATE TABLE IF NOT EXISTS lockhog_semaphores (
+    namespace BLOB NOT NULL,
+    name      BLOB NOT NULL,
+    permits   INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+) WITHOUT ROWID;
 ";
 
 /// Statements that fail to prepare when a table lacks a column lockhog uses.
@@ -66,6 +79,7 @@ const SHAPE: &[&str] = &[
     "SELECT namespace, name, owner, token, acquired_at, expires_at FROM lockhog_locks LIMIT 0",
     "SELECT id, value FROM lockhog_fencing LIMIT 0",
     "SELECT ticket, namespace, name, owner, expires_at FROM lockhog_waiters LIMIT 0",
+    "SELECT namespace, name, permits FROM lockhog_semaphores LIMIT 0",
 ];
 
 /// What, besides lockhog's table, is named `lockhog_fencing` or fires on it.
