@@ -73,6 +73,7 @@ impl BackendRow {
     }
 
     /// The row with `port` as the TCP port of URLs that name none.
+    #[allow(dead_code)] // unused in a build without network backends
     pub(crate) const fn port(self, port: u16) -> Self {
         BackendRow {
             default_port: Some(port),
