@@ -225,12 +225,17 @@ impl Backend for EtcdBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
-            resource_fencing: false,
+            // A foreign prefix's holder key has a create revision like ours.
+            resource_fencing: true,
         }
     }
 
     fn resource(&self, key: &LockKey) -> String {
         keys::resource(key)
+    }
+
+    fn parse_resource(res: &str) -> Result<String> {
+        keys::parse_resource(res)
     }
 
     async fn try_acquire(

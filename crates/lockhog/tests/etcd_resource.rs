@@ -1,0 +1,152 @@
+//! `etcdctl lock <prefix>` interop: lockhog's `lock_resource` on an etcd prefix queues the way
+//! etcd's own concurrency mutex does, so etcdctl blocks lockhog and lockhog blocks etcdctl; the
+//! fencing token is the holder key's create revision, and bad prefixes are refused.
+
+#![cfg(feature = "etcd")]
+
+mod etcd_support;
+
+use std::process::Stdio;
+
+use etcd_client::Client;
+use etcd_support::{bounded, endpoints, queue, raw, unique, wait_queue_len, BOUND};
+use lockhog::{Error, LockState, Locker};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// `etcdctl lock <prefix>`: prints its key once it holds the lock, and holds it until SIGTERM,
+/// then unlocks and exits. (etcdctl 3.4 gives a command run under the lock no stdin to wait
+/// on, so the signal is the way to let go.)
+struct Etcdctl {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Etcdctl {
+    fn lock(url: &str, prefix: &str) -> Etcdctl {
+        let mut child = Command::new("etcdctl")
+            .arg(format!("--endpoints={}", endpoints(url).join(",")))
+            .args(["lock", prefix])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("etcdctl (Debian's etcd-client; scripts/test installs it)");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Etcdctl { child, lines }
+    }
+
+    /// Waits until etcdctl holds the lock: its key and that key's create revision.
+    async fn held(&mut self, client: &Client) -> (String, i64) {
+        let key = bounded("etcdctl holding the lock", self.lines.next_line())
+            .await
+            .unwrap()
+            .expect("etcdctl exited before holding the lock");
+        let kvs = client.clone().get(key.as_str(), None).await.unwrap();
+        let rev = kvs.kvs().first().expect("etcdctl's key").create_revision();
+        (key, rev)
+    }
+
+    /// Lets etcdctl unlock, and waits for it to exit.
+    async fn release(mut self) {
+        let pid = self.child.id().expect("etcdctl is running") as libc::pid_t;
+        // SAFETY: signalling our own child, which has not been reaped (we wait for it below).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let status = bounded("etcdctl unlocking", self.child.wait())
+            .await
+            .unwrap();
+        assert!(status.success(), "etcdctl lock: {status}");
+    }
+}
+
+/// `<prefix>/<lease id in hex, no leading zeros>`, as etcd's concurrency mutex names its key.
+fn assert_mutex_key(key: &[u8], prefix: &str) {
+    let key = std::str::from_utf8(key).unwrap();
+    let lease = key
+        .strip_prefix(&format!("{prefix}/"))
+        .unwrap_or_else(|| panic!("{key} is not under {prefix}/"));
+    assert!(
+        !lease.starts_with('0') && i64::from_str_radix(lease, 16).is_ok(),
+        "{key}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_lock_blocks_lockhog() {
+    let url = etcd_url!();
+    let locker = Locker::connect(&url).await.unwrap();
+    let client = raw(&url).await;
+    let prefix = unique("jobs/etcdctl-first");
+    let mut etcdctl = Etcdctl::lock(&url, &prefix);
+    let (key, rev) = etcdctl.held(&client).await;
+    assert_mutex_key(key.as_bytes(), &prefix);
+
+    match locker.lock_resource(&prefix).try_acquire().await {
+        Err(Error::Contended { .. }) => {}
+        other => panic!("expected Contended while etcdctl holds it, got {other:?}"),
+    }
+    let held = locker.status_resources(&[&prefix]).await.unwrap();
+    assert_eq!(held[0].state, LockState::Held, "{held:?}");
+    assert_eq!(held[0].resource, prefix);
+
+    let waiter = {
+        let (locker, prefix) = (locker.clone(), prefix.clone());
+        tokio::spawn(async move { locker.lock_resource(&prefix).wait_for(BOUND).await })
+    };
+    // lockhog queued behind etcdctl's key, under the same prefix.
+    wait_queue_len(&client, &prefix, 2).await;
+    etcdctl.release().await;
+    let guard = bounded("the lockhog waiter", waiter)
+        .await
+        .unwrap()
+        .expect("acquired once etcdctl unlocked");
+    assert_eq!(guard.resource(), prefix);
+    let token = guard.fencing_token().expect("etcd numbers holders itself");
+    assert!(token > rev as u64, "{token} after etcdctl's {rev}");
+    let mine = queue(&client, &prefix).await;
+    assert_eq!(mine.len(), 1);
+    assert_mutex_key(mine[0].key(), &prefix);
+    assert_eq!(mine[0].create_revision() as u64, token);
+    assert!(guard.release().await.unwrap());
+    assert!(queue(&client, &prefix).await.is_empty());
+    let free = locker.status_resources(&[&prefix]).await.unwrap();
+    assert_eq!(free[0].state, LockState::Free, "{free:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockhog_blocks_etcdctl_lock() {
+    let url = etcd_url!();
+    let locker = Locker::connect(&url).await.unwrap();
+    let client = raw(&url).await;
+    let prefix = unique("jobs/lockhog-first");
+    let guard = locker.lock_resource(&prefix).try_acquire().await.unwrap();
+    let token = guard.fencing_token().expect("etcd numbers holders itself");
+
+    let mut etcdctl = Etcdctl::lock(&url, &prefix);
+    // etcdctl queued behind lockhog's key, which is first by create revision.
+    wait_queue_len(&client, &prefix, 2).await;
+    let waiting = queue(&client, &prefix).await;
+    assert_eq!(waiting[0].create_revision() as u64, token);
+    assert_mutex_key(waiting[1].key(), &prefix);
+    assert!(guard.release().await.unwrap());
+    let (key, rev) = etcdctl.held(&client).await;
+    assert_eq!(key.as_bytes(), waiting[1].key());
+    assert!(rev as u64 > token);
+    etcdctl.release().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_prefixes_are_refused_before_anything_is_written() {
+    let url = etcd_url!();
+    let locker = Locker::connect(&url).await.unwrap();
+    let client = raw(&url).await;
+    let long = "p".repeat(lockhog::MAX_NAME_BYTES + 1);
+    for bad in ["", long.as_str()] {
+        match locker.lock_resource(bad).try_acquire().await {
+            Err(Error::InvalidOption { reason }) => {
+                assert!(reason.contains("etcdctl lock <prefix>"), "{reason}");
+            }
+            other => panic!("{bad:?}: expected InvalidOption, got {other:?}"),
+        }
+        assert!(queue(&client, bad).await.is_empty(), "{bad:?}");
+    }
+}
