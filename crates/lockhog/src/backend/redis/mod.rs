@@ -58,7 +58,7 @@ mod conn;
 mod keys;
 pub(crate) use self::conn::Conn;
 pub(crate) use self::keys::{
-    fence_key, lock_key, name_of, namespace_part, release_channel, resource, scan_pattern,
+    fence_of, lock_key, name_of, namespace_part, release_channel, resource, scan_pattern,
 };
 use self::setup::client_url;
 pub(crate) use self::setup::{backend_err, client, conn_config, connect_checked, take_wake};
@@ -277,14 +277,12 @@ impl RedisBackend {
             channel: channel.clone(),
         };
         let started = Instant::now();
-        let (acquired, value): (i64, i64) = scripts::ACQUIRE
-            .key(&lock)
-            .key(fence_key(key.namespace()))
-            .arg(&owner)
-            .arg(ttl_ms(ttl))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| backend_err("acquiring a lock", e))?;
+        let fence = fence_of(key);
+        let (acquired, value): (i64, i64) =
+            scripts::acquire(&lock, fence.as_deref(), &owner, ttl_ms(ttl))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| backend_err("acquiring a lock", e))?;
         undo.disarm();
         if acquired != 1 {
             return Ok(Attempt::Busy(value));
@@ -309,9 +307,17 @@ impl RedisBackend {
                 renewal,
                 runtime: tokio::runtime::Handle::current(),
             },
-            token: Some(value as u64),
+            token: fence.is_some().then_some(value as u64),
         }))
     }
+}
+
+/// The name of the asked-for key whose Redis key is `k` (a foreign resource's is the
+/// resource itself, under no namespace).
+pub(crate) fn given_name(keys: &[LockKey], k: &[u8]) -> Option<String> {
+    keys.iter()
+        .find(|key| lock_key(key) == k)
+        .map(|key| key.name().as_str().to_string())
 }
 
 /// How long a waiter sleeps before its next attempt when no message wakes it.
@@ -342,6 +348,10 @@ impl Backend for RedisBackend {
 
     fn resource(&self, key: &LockKey) -> String {
         resource(key)
+    }
+
+    fn parse_resource(res: &str) -> Result<String> {
+        keys::parse_resource(res)
     }
 
     async fn try_acquire(
@@ -429,7 +439,7 @@ impl Backend for RedisBackend {
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| backend_err("reading a lock", e))?;
-            let name = name_of(namespace, &k);
+            let name = given_name(keys, &k).or_else(|| name_of(namespace, &k));
             let resource = String::from_utf8_lossy(&k).into_owned();
             out.push(match owner {
                 Some(owner) => {
