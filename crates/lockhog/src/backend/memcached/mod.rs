@@ -122,6 +122,9 @@ fn namespace_part(namespace: &str) -> String {
 
 /// The memcached key of a lock.
 pub fn lock_key(key: &LockKey) -> String {
+    if let Some(item) = key.foreign_resource() {
+        return item.to_string();
+    }
     format!(
         "{}:lock:{}",
         namespace_part(key.namespace()),
@@ -131,6 +134,26 @@ pub fn lock_key(key: &LockKey) -> String {
 
 fn fence_key(namespace: &str) -> String {
     format!("{}:fence", namespace_part(namespace))
+}
+
+/// The longest memcached key, in bytes.
+pub const MAX_KEY_BYTES: usize = 250;
+
+/// A foreign resource on memcached: the key another client `add`s, as it is: 1 to
+/// [`MAX_KEY_BYTES`] bytes without spaces or control characters (what memcached accepts).
+fn parse_resource(resource: &str) -> Result<String> {
+    let fits = (1..=MAX_KEY_BYTES).contains(&resource.len())
+        && resource.bytes().all(|b| b > b' ' && b != 0x7f);
+    if !fits {
+        return Err(super::bad_resource(
+            resource,
+            &format!(
+                "a memcached key of 1 to {MAX_KEY_BYTES} bytes without spaces or control \
+                 characters"
+            ),
+        ));
+    }
+    Ok(resource.to_string())
 }
 
 /// Whole seconds that cover `ttl` whatever the server's clock tick.
@@ -217,6 +240,10 @@ impl Backend for MemcachedBackend {
         lock_key(key)
     }
 
+    fn parse_resource(res: &str) -> Result<String> {
+        parse_resource(res)
+    }
+
     async fn try_acquire(
         &self,
         key: &LockKey,
@@ -225,10 +252,15 @@ impl Backend for MemcachedBackend {
         let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
         let item = lock_key(key);
         let mut value = super::owner::new_owner();
-        value.push(b'\n');
-        value.extend_from_slice(key.name().as_str().as_bytes());
+        // The name lets `status` list lockhog's locks; a foreign key's name is the key itself,
+        // and it has no fencing counter (nothing is written beside the other client's key).
+        let named = key.foreign_resource().is_none();
+        if named {
+            value.push(b'\n');
+            value.extend_from_slice(key.name().as_str().as_bytes());
+        }
         let started = Instant::now();
-        let fence = fence_key(key.namespace());
+        let fence = named.then(|| fence_key(key.namespace()));
         let mut add = PendingAdd::start(&self.client, &item, &value, exptime(ttl), fence);
         let Some((unique, token)) = add
             .answer()
@@ -239,11 +271,13 @@ impl Backend for MemcachedBackend {
             return Ok(None);
         };
         let token = match token {
-            Some(token) => token,
-            None => self
-                .next_token(key.namespace())
-                .await
-                .map_err(|e| io_err("taking a fencing token", e))?,
+            Some(token) => Some(token),
+            None if named => Some(
+                self.next_token(key.namespace())
+                    .await
+                    .map_err(|e| io_err("taking a fencing token", e))?,
+            ),
+            None => None,
         };
         add.disarm();
         let known = KnownCas::new(unique);
@@ -268,7 +302,7 @@ impl Backend for MemcachedBackend {
                 renewal,
                 runtime: tokio::runtime::Handle::current(),
             },
-            token: Some(token),
+            token,
         }))
     }
 
@@ -358,5 +392,26 @@ mod tests {
         }
         assert_eq!(exptime(Duration::from_secs(1)), 2);
         assert_eq!(exptime(Duration::from_millis(1500)), 3);
+    }
+
+    #[test]
+    fn a_foreign_key_is_the_item_itself() {
+        let k = LockKey::for_resource("app", parse_resource("report:7").unwrap()).unwrap();
+        assert_eq!(lock_key(&k), "report:7");
+        assert!(parse_resource(&"k".repeat(MAX_KEY_BYTES)).is_ok());
+        for bad in [
+            String::new(),
+            "k".repeat(MAX_KEY_BYTES + 1),
+            "a b".into(),
+            "a\tb".into(),
+            "a\r\nset x".into(),
+            "a\u{7f}".into(),
+        ] {
+            let err = parse_resource(&bad).unwrap_err().to_string();
+            assert!(
+                err.contains("a memcached key of 1 to 250 bytes"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 }
