@@ -19,6 +19,14 @@
 //! it). The item's value is the owner (`<128 random bits>/<pid>/<host>`), a newline and the
 //! name, so `status` can list names. The fencing counter is `NS:fence`.
 //!
+//! # Foreign resources
+//!
+//! [`Locker::lock_resource`](crate::Locker::lock_resource) takes a memcached key as another
+//! client `add`s it (1 to 250 bytes, no spaces or control characters: anything else is
+//! refused before a byte is sent). lockhog adds that very item, renews and releases it by
+//! CAS as below (never touching another client's item), writes no fencing counter, and the
+//! guard has no fencing token. The same weakness applies: an evicted item frees the lock.
+//!
 //! # How it works
 //!
 //! - **Acquire**: one round trip: `ms key <len> T<exptime> ME c` (an add: stored only when

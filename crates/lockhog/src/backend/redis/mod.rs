@@ -18,6 +18,18 @@
 //! it. Its value is the owner: `<128 random bits in hex>/<pid>/<host>`. Waiters are woken on
 //! the channel `NS:released:NAME`; fencing tokens come from the counter `NS:fence`.
 //!
+//! # Foreign resources
+//!
+//! [`Locker::lock_resource`](crate::Locker::lock_resource) takes any Redis key, verbatim (no
+//! namespace): the key of redis-py's `Lock("report")` is `report`, python-redis-lock's is
+//! `lock:report`, and `redis-cli SET report x NX` takes the same. lockhog holds it as those
+//! clients do, `SET key <owner> NX PX <ttl>`, renews it by compare-and-`PEXPIRE` and releases
+//! it by compare-and-delete, so it never extends or deletes another client's value. Nothing
+//! else is written (no fencing counter, no release message: waiters on a foreign key poll
+//! with the retry policy, at most until the holder's expiry), and the guard has no fencing
+//! token. A key is 1 to 1024 bytes, any bytes; `redlock://` takes it on a majority of its
+//! nodes, as Redlock clients do.
+//!
 //! # How it works
 //!
 //! - **Acquire** is one Lua script: `SET key owner NX PX ttl`, and when that succeeds, `INCR`
