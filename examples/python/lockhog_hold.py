@@ -43,16 +43,26 @@ class HeldLock:
             raise RuntimeError(f"lockhog hold printed an unexpected line: {line!r}")
         self.name = urllib.parse.unquote(fields[1])
         self.resource = urllib.parse.unquote(fields[2])
-        self.token = int(fields[3])
+        # `-`: a lock without a fencing token (a resource the store does not number).
+        self.token = None if fields[3] == "-" else int(fields[3])
 
 
 @contextlib.contextmanager
-def hog_lock(url: str, *names: str, acquire_timeout: float = 10.0, release_timeout: float = 5.0):
-    """Holds ``names`` on the backend at ``url`` from a ``lockhog hold`` child process."""
+def hog_lock(
+    url: str,
+    *names: str,
+    resources: "tuple[str, ...]" = (),
+    acquire_timeout: float = 10.0,
+    release_timeout: float = 5.0,
+):
+    """Holds ``names``, then ``resources`` (locks another program takes, ``--resource``), on
+    the backend at ``url`` from a ``lockhog hold`` child process."""
+    flags = [arg for res in resources for arg in ("--resource", res)]
+    expected = len(names) + len(resources)
     # The URL goes in the child's environment, not its argv: every local user can read a
     # process's command line (/proc/PID/cmdline), and the URL may carry a password.
     child = subprocess.Popen(
-        [lockhog_binary(), "hold", "-w", str(acquire_timeout), "--", *names],
+        [lockhog_binary(), "hold", "-w", str(acquire_timeout), *flags, "--", *names],
         env={**os.environ, "LOCKHOG_URL": url},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -69,11 +79,13 @@ def hog_lock(url: str, *names: str, acquire_timeout: float = 10.0, release_timeo
     threading.Thread(target=read_stdout, daemon=True).start()
     try:
         held = []
-        while len(held) < len(names):
+        while len(held) < expected:
             try:
                 line = lines.get(timeout=acquire_timeout + release_timeout)
             except queue.Empty:
-                raise RuntimeError(f"lockhog hold did not hold {names} in time") from None
+                raise RuntimeError(
+                    f"lockhog hold did not hold {names} {resources} in time"
+                ) from None
             if line is None:
                 child.wait(timeout=release_timeout)
                 raise RuntimeError(
