@@ -8,7 +8,7 @@ mod etcd_support;
 
 use std::process::Stdio;
 
-use etcd_client::Client;
+use etcd_client::{Client, KeyValue};
 use etcd_support::{bounded, endpoints, queue, raw, unique, wait_queue_len, BOUND};
 use lockhog::{Error, LockState, Locker};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -35,15 +35,14 @@ impl Etcdctl {
         Etcdctl { child, lines }
     }
 
-    /// Waits until etcdctl holds the lock: its key and that key's create revision.
-    async fn held(&mut self, client: &Client) -> (String, i64) {
+    /// Waits until etcdctl holds the lock: its key, as etcd stores it.
+    async fn held(&mut self, client: &Client) -> KeyValue {
         let key = bounded("etcdctl holding the lock", self.lines.next_line())
             .await
             .unwrap()
             .expect("etcdctl exited before holding the lock");
-        let kvs = client.clone().get(key.as_str(), None).await.unwrap();
-        let rev = kvs.kvs().first().expect("etcdctl's key").create_revision();
-        (key, rev)
+        let mut got = client.clone().get(key.as_str(), None).await.unwrap();
+        got.take_kvs().pop().expect("etcdctl's key")
     }
 
     /// Lets etcdctl unlock, and waits for it to exit.
@@ -58,15 +57,15 @@ impl Etcdctl {
     }
 }
 
-/// `<prefix>/<lease id in hex, no leading zeros>`, as etcd's concurrency mutex names its key.
-fn assert_mutex_key(key: &[u8], prefix: &str) {
-    let key = std::str::from_utf8(key).unwrap();
-    let lease = key
-        .strip_prefix(&format!("{prefix}/"))
-        .unwrap_or_else(|| panic!("{key} is not under {prefix}/"));
-    assert!(
-        !lease.starts_with('0') && i64::from_str_radix(lease, 16).is_ok(),
-        "{key}"
+/// `kv` is `<prefix>/<its lease id in hex, no leading zeros>`, as etcd's concurrency mutex
+/// names its key (Go's `%x`).
+fn assert_mutex_key(kv: &KeyValue, prefix: &str) {
+    let want = format!("{prefix}/{:x}", kv.lease());
+    assert_eq!(
+        kv.key(),
+        want.as_bytes(),
+        "{}",
+        String::from_utf8_lossy(kv.key())
     );
 }
 
@@ -77,8 +76,9 @@ async fn etcdctl_lock_blocks_lockhog() {
     let client = raw(&url).await;
     let prefix = unique("jobs/etcdctl-first");
     let mut etcdctl = Etcdctl::lock(&url, &prefix);
-    let (key, rev) = etcdctl.held(&client).await;
-    assert_mutex_key(key.as_bytes(), &prefix);
+    let theirs = etcdctl.held(&client).await;
+    assert_mutex_key(&theirs, &prefix);
+    let rev = theirs.create_revision();
 
     match locker.lock_resource(&prefix).try_acquire().await {
         Err(Error::Contended { .. }) => {}
@@ -104,7 +104,7 @@ async fn etcdctl_lock_blocks_lockhog() {
     assert!(token > rev as u64, "{token} after etcdctl's {rev}");
     let mine = queue(&client, &prefix).await;
     assert_eq!(mine.len(), 1);
-    assert_mutex_key(mine[0].key(), &prefix);
+    assert_mutex_key(&mine[0], &prefix);
     assert_eq!(mine[0].create_revision() as u64, token);
     assert!(guard.release().await.unwrap());
     assert!(queue(&client, &prefix).await.is_empty());
@@ -126,11 +126,12 @@ async fn lockhog_blocks_etcdctl_lock() {
     wait_queue_len(&client, &prefix, 2).await;
     let waiting = queue(&client, &prefix).await;
     assert_eq!(waiting[0].create_revision() as u64, token);
-    assert_mutex_key(waiting[1].key(), &prefix);
+    assert_mutex_key(&waiting[0], &prefix);
+    assert_mutex_key(&waiting[1], &prefix);
     assert!(guard.release().await.unwrap());
-    let (key, rev) = etcdctl.held(&client).await;
-    assert_eq!(key.as_bytes(), waiting[1].key());
-    assert!(rev as u64 > token);
+    let theirs = etcdctl.held(&client).await;
+    assert_eq!(theirs.key(), waiting[1].key());
+    assert!(theirs.create_revision() as u64 > token);
     etcdctl.release().await;
 }
 
