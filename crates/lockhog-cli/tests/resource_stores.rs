@@ -4,6 +4,7 @@
 //! resources refused with exit 2 before anything is dialled or written. The URL goes in
 //! LOCKHOG_URL, never on the command line.
 
+#[allow(dead_code)] // helpers for the other test files too
 mod support;
 
 use std::process::Command;
