@@ -35,18 +35,15 @@ class AlreadyBuilding(Exception):
 
 def build_report(r, report: str) -> str:
     """Builds ``report`` under redis-py's lock named after it, refusing to wait."""
-    lock = r.lock(report, timeout=30)
-    if not lock.acquire(blocking=False):
-        raise AlreadyBuilding(report)
-    try:
-        return f"built {report}"
-    finally:
-        lock.release()
+    return build_under(r.lock(report, timeout=30), report)
 
 
 def build_report_with_redis_lock(r, report: str) -> str:
     """The same with python-redis-lock, whose key is ``lock:<name>``."""
-    lock = redis_lock.Lock(r, report, expire=30)
+    return build_under(redis_lock.Lock(r, report, expire=30), report)
+
+
+def build_under(lock, report: str) -> str:
     if not lock.acquire(blocking=False):
         raise AlreadyBuilding(report)
     try:

@@ -9,7 +9,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{hold, lockhog_cmd, Finished, Proc};
+use support::{hold, lockhog_cmd, server, Finished, Proc};
 
 /// The stores of this test whose servers scripts/test started: `(env var, token expected)`.
 const STORES: &[(&str, bool)] = &[
@@ -18,18 +18,6 @@ const STORES: &[(&str, bool)] = &[
     ("LOCKHOG_TEST_MEMCACHED_URL", false),
     ("LOCKHOG_TEST_ETCD_URL", true),
 ];
-
-/// `LOCKHOG_TEST_<X>_URL`; `None` (skip) when unset, a failure under `CI=true`.
-fn server(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("{var} is not set under CI"),
-        _ => {
-            eprintln!("skipped: {var} is not set (run through scripts/test)");
-            None
-        }
-    }
-}
 
 /// A resource no other test or run uses (valid on every store of this test).
 fn unique(what: &str) -> String {

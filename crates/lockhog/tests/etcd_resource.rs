@@ -9,8 +9,10 @@ mod etcd_support;
 use std::process::Stdio;
 
 use etcd_client::{Client, KeyValue};
-use etcd_support::{bounded, endpoints, queue, raw, unique, wait_queue_len, BOUND};
-use lockhog::{Error, LockState, Locker};
+use etcd_support::{
+    assert_free, bounded, endpoints, queue, raw, taken_after_foreign, unique, wait_queue_len,
+};
+use lockhog::{Error, Locker};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
@@ -80,26 +82,12 @@ async fn etcdctl_lock_blocks_lockhog() {
     assert_mutex_key(&theirs, &prefix);
     let rev = theirs.create_revision();
 
-    match locker.lock_resource(&prefix).try_acquire().await {
-        Err(Error::Contended { .. }) => {}
-        other => panic!("expected Contended while etcdctl holds it, got {other:?}"),
-    }
-    let held = locker.status_resources(&[&prefix]).await.unwrap();
-    assert_eq!(held[0].state, LockState::Held, "{held:?}");
-    assert_eq!(held[0].resource, prefix);
-
-    let waiter = {
-        let (locker, prefix) = (locker.clone(), prefix.clone());
-        tokio::spawn(async move { locker.lock_resource(&prefix).wait_for(BOUND).await })
-    };
-    // lockhog queued behind etcdctl's key, under the same prefix.
-    wait_queue_len(&client, &prefix, 2).await;
-    etcdctl.release().await;
-    let guard = bounded("the lockhog waiter", waiter)
-        .await
-        .unwrap()
-        .expect("acquired once etcdctl unlocked");
-    assert_eq!(guard.resource(), prefix);
+    let guard = taken_after_foreign(&locker, &prefix, async {
+        // lockhog queued behind etcdctl's key, under the same prefix.
+        wait_queue_len(&client, &prefix, 2).await;
+        etcdctl.release().await;
+    })
+    .await;
     let token = guard.fencing_token().expect("etcd numbers holders itself");
     assert!(token > rev as u64, "{token} after etcdctl's {rev}");
     let mine = queue(&client, &prefix).await;
@@ -108,8 +96,7 @@ async fn etcdctl_lock_blocks_lockhog() {
     assert_eq!(mine[0].create_revision() as u64, token);
     assert!(guard.release().await.unwrap());
     assert!(queue(&client, &prefix).await.is_empty());
-    let free = locker.status_resources(&[&prefix]).await.unwrap();
-    assert_eq!(free[0].state, LockState::Free, "{free:?}");
+    assert_free(&locker, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,32 +5,10 @@
 
 #![cfg(feature = "memcached")]
 
-mod common;
+mod memcached_support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-
-use common::{bounded, unique, with_option, BOUND};
-use lockhog::{Error, LockState, Locker};
-
-macro_rules! memcached_url {
-    () => {
-        match common::env_url("LOCKHOG_TEST_MEMCACHED_URL", "memcached") {
-            Some(u) => u,
-            None => return,
-        }
-    };
-}
-
-/// A raw text-protocol client: sends `request`, returns the first answer line.
-fn raw(url: &str, request: &str) -> String {
-    let addr = url.trim_start_matches("memcached://").trim_end_matches('/');
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).unwrap();
-    line.trim_end().to_string()
-}
+use lockhog::{Error, Locker};
+use memcached_support::{assert_free, in_fresh_namespace, raw, taken_after_foreign, unique};
 
 /// The other client's `add` of `key`: true when stored.
 fn add(url: &str, key: &str) -> bool {
@@ -53,22 +31,10 @@ async fn a_raw_add_blocks_lockhog_and_lockhog_blocks_it() {
     let key = unique("report");
     assert!(add(&url, &key));
 
-    match locker.lock_resource(&key).try_acquire().await {
-        Err(Error::Contended { .. }) => {}
-        other => panic!("expected Contended while the other client holds it, got {other:?}"),
-    }
-    let held = locker.status_resources(&[&key]).await.unwrap();
-    assert_eq!(held[0].state, LockState::Held, "{held:?}");
-    let waiter = {
-        let (locker, key) = (locker.clone(), key.clone());
-        tokio::spawn(async move { locker.lock_resource(&key).wait_for(BOUND).await })
-    };
-    assert_eq!(raw(&url, &format!("delete {key}\r\n")), "DELETED");
-    let guard = bounded("the lockhog waiter", waiter)
-        .await
-        .unwrap()
-        .expect("acquired once the other client deleted its item");
-    assert_eq!(guard.resource(), key);
+    let guard = taken_after_foreign(&locker, &key, async {
+        assert_eq!(raw(&url, &format!("delete {key}\r\n")), "DELETED");
+    })
+    .await;
     assert_eq!(guard.fencing_token(), None, "no made-up token");
 
     assert!(!add(&url, &key), "lockhog holds the very key");
@@ -76,17 +42,13 @@ async fn a_raw_add_blocks_lockhog_and_lockhog_blocks_it() {
     assert!(!exists(&url, &key));
     assert!(add(&url, &key));
     assert_eq!(raw(&url, &format!("delete {key}\r\n")), "DELETED");
-    let free = locker.status_resources(&[&key]).await.unwrap();
-    assert_eq!(free[0].state, LockState::Free, "{free:?}");
+    assert_free(&locker, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_fencing_counter_is_written_and_others_items_survive_a_release() {
     let url = memcached_url!();
-    let namespace = unique("res-ns");
-    let locker = Locker::connect(&with_option(&url, &format!("namespace={namespace}")))
-        .await
-        .unwrap();
+    let (locker, namespace) = in_fresh_namespace(&url).await;
     let key = unique("taken-over");
     let guard = locker.lock_resource(&key).try_acquire().await.unwrap();
     assert!(!exists(&url, &format!("{namespace}:fence")));

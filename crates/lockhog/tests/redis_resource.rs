@@ -7,7 +7,9 @@
 mod redis_support;
 
 use lockhog::{Error, LockState, Locker};
-use redis_support::{bounded, redis_cli, redlock_nodes, unique, with_option, BOUND};
+use redis_support::{
+    assert_free, in_fresh_namespace, redis_cli, redlock_nodes, taken_after_foreign, unique,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cli_blocks_lockhog_and_lockhog_blocks_redis_cli() {
@@ -16,23 +18,10 @@ async fn redis_cli_blocks_lockhog_and_lockhog_blocks_redis_cli() {
     let key = unique("report");
     assert_eq!(redis_cli(&url, &["SET", &key, "theirs", "NX"]), "OK");
 
-    match locker.lock_resource(&key).try_acquire().await {
-        Err(Error::Contended { .. }) => {}
-        other => panic!("expected Contended while redis-cli holds it, got {other:?}"),
-    }
-    let held = locker.status_resources(&[&key]).await.unwrap();
-    assert_eq!(held[0].state, LockState::Held, "{held:?}");
-    assert_eq!(held[0].name.as_deref(), Some(key.as_str()));
-    let waiter = {
-        let (locker, key) = (locker.clone(), key.clone());
-        tokio::spawn(async move { locker.lock_resource(&key).wait_for(BOUND).await })
-    };
-    assert_eq!(redis_cli(&url, &["DEL", &key]), "1");
-    let guard = bounded("the lockhog waiter", waiter)
-        .await
-        .unwrap()
-        .expect("acquired once redis-cli deleted its key");
-    assert_eq!(guard.resource(), key);
+    let guard = taken_after_foreign(&locker, &key, async {
+        assert_eq!(redis_cli(&url, &["DEL", &key]), "1");
+    })
+    .await;
     assert_eq!(guard.fencing_token(), None, "no made-up token");
 
     // lockhog now holds the very key, with a lease.
@@ -44,17 +33,13 @@ async fn redis_cli_blocks_lockhog_and_lockhog_blocks_redis_cli() {
     assert_eq!(redis_cli(&url, &["EXISTS", &key]), "0");
     assert_eq!(redis_cli(&url, &["SET", &key, "theirs", "NX"]), "OK");
     assert_eq!(redis_cli(&url, &["DEL", &key]), "1");
-    let free = locker.status_resources(&[&key]).await.unwrap();
-    assert_eq!(free[0].state, LockState::Free, "{free:?}");
+    assert_free(&locker, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_but_the_key_is_written() {
     let url = redis_url!();
-    let namespace = unique("res-ns");
-    let locker = Locker::connect(&with_option(&url, &format!("namespace={namespace}")))
-        .await
-        .unwrap();
+    let (locker, namespace) = in_fresh_namespace(&url).await;
     let key = unique("lock:report");
     let guard = locker.lock_resource(&key).try_acquire().await.unwrap();
     // No namespace prefix, no fencing counter beside the other program's key.

@@ -9,7 +9,8 @@ mod common;
 // Each test file uses some of these (as with `dead_code` above).
 #[allow(unused_imports)]
 pub use common::{
-    bounded, cycle, lockers, percentile, spawn_timed_wait, unique, with_option, BOUND,
+    assert_free, bounded, cycle, in_fresh_namespace, lockers, percentile, spawn_timed_wait,
+    taken_after_foreign, unique, with_option, BOUND,
 };
 
 /// `LOCKHOG_TEST_REDIS_URL`, or `None` (with the skip reason printed; a failure under CI=true).
