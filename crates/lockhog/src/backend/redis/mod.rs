@@ -28,7 +28,10 @@
 //! else is written (no fencing counter, no release message: waiters on a foreign key poll
 //! with the retry policy, at most until the holder's expiry), and the guard has no fencing
 //! token. A key is 1 to 1024 bytes, any bytes; `redlock://` takes it on a majority of its
-//! nodes, as Redlock clients do.
+//! nodes, as Redlock clients do. A python-redis-lock waiter that blocks also waits on that
+//! library's own signal list (`lock-signal:<name>`), which only its releases push: against
+//! lockhog it sees the key free when it next tries, at its `expire` or `timeout`, so give it
+//! one (with neither it would wait for a signal that never comes).
 //!
 //! # How it works
 //!
