@@ -23,6 +23,14 @@ pub(crate) fn lock_key(key: &LockKey) -> Vec<u8> {
     }
 }
 
+/// The name of the asked-for key whose Redis key is `k` (a foreign resource's is the
+/// resource itself, under no namespace).
+pub(crate) fn given_name(keys: &[LockKey], k: &[u8]) -> Option<String> {
+    keys.iter()
+        .find(|key| lock_key(key) == k)
+        .map(|key| key.name().as_str().to_string())
+}
+
 /// A foreign resource on Redis: any key of 1 to [`MAX_NAME_BYTES`] bytes, taken verbatim
 /// (`report` for redis-py's `Lock("report")`, `lock:report` for python-redis-lock's).
 pub(crate) fn parse_resource(resource: &str) -> Result<String> {

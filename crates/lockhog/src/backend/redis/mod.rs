@@ -20,18 +20,13 @@
 //!
 //! # Foreign resources
 //!
-//! [`Locker::lock_resource`](crate::Locker::lock_resource) takes any Redis key, verbatim (no
-//! namespace): the key of redis-py's `Lock("report")` is `report`, python-redis-lock's is
-//! `lock:report`, and `redis-cli SET report x NX` takes the same. lockhog holds it as those
-//! clients do, `SET key <owner> NX PX <ttl>`, renews it by compare-and-`PEXPIRE` and releases
-//! it by compare-and-delete, so it never extends or deletes another client's value. Nothing
-//! else is written (no fencing counter, no release message: waiters on a foreign key poll
-//! with the retry policy, at most until the holder's expiry), and the guard has no fencing
-//! token. A key is 1 to 1024 bytes, any bytes; `redlock://` takes it on a majority of its
-//! nodes, as Redlock clients do. A python-redis-lock waiter that blocks also waits on that
-//! library's own signal list (`lock-signal:<name>`), which only its releases push: against
-//! lockhog it sees the key free when it next tries, at its `expire` or `timeout`, so give it
-//! one (with neither it would wait for a signal that never comes).
+//! [`Locker::lock_resource`](crate::Locker::lock_resource) takes any key of 1 to 1024 bytes,
+//! verbatim: `report` for redis-py's `Lock("report")`, `lock:report` for python-redis-lock's.
+//! It is held as those clients hold it (`SET key <owner> NX PX <ttl>`, renewed and released
+//! only while it holds our owner, as below), on a majority of nodes under `redlock://`.
+//! Nothing else is written: no fencing counter (the guard has no token) and no release
+//! message (waiters poll with the retry policy). A blocking python-redis-lock waiter sees
+//! lockhog's release at its next try, after its `expire` or `timeout` (give it one).
 //!
 //! # How it works
 //!
@@ -73,7 +68,8 @@ mod conn;
 mod keys;
 pub(crate) use self::conn::Conn;
 pub(crate) use self::keys::{
-    fence_of, lock_key, name_of, namespace_part, release_channel, resource, scan_pattern,
+    fence_of, given_name, lock_key, name_of, namespace_part, release_channel, resource,
+    scan_pattern,
 };
 use self::setup::client_url;
 pub(crate) use self::setup::{backend_err, client, conn_config, connect_checked, take_wake};
@@ -325,14 +321,6 @@ impl RedisBackend {
             token: fence.is_some().then_some(value as u64),
         }))
     }
-}
-
-/// The name of the asked-for key whose Redis key is `k` (a foreign resource's is the
-/// resource itself, under no namespace).
-pub(crate) fn given_name(keys: &[LockKey], k: &[u8]) -> Option<String> {
-    keys.iter()
-        .find(|key| lock_key(key) == k)
-        .map(|key| key.name().as_str().to_string())
 }
 
 /// How long a waiter sleeps before its next attempt when no message wakes it.
