@@ -95,7 +95,8 @@ Then reads stdin: `release` or end of file releases every lock and prints `relea
 per lock; SIGINT and SIGTERM do the same; `abandon` exits at once without releasing.
 
 --resource RES takes the lock another program takes, by the RESOURCE lockhog prints: file:
-an absolute path; postgres: advisory:<i64> or advisory:<i32>,<i32>; mysql: the GET_LOCK name.
+an absolute path; postgres: advisory:<i64> or advisory:<i32>,<i32>; mysql: the GET_LOCK name;
+redis, rediss, redlock, memcached: the key itself; etcd: the prefix of `etcdctl lock`.
 Its NAME is RES; its TOKEN is `-` when the store keeps no counter for it. Names are taken
 first, then resources, each in the order given.";
 

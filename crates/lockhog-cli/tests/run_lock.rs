@@ -12,7 +12,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use support::{bin, lockhog_cmd, Locks, Proc};
+use support::{bin, lockhog_cmd, server, Locks, Proc};
 
 /// How the script meets SIGTERM: noted (`t=1`, and the read is retried), ignored, or not
 /// caught (it ends the shell).
@@ -72,18 +72,6 @@ fn start(url: &str, args: &[&str], name: &str, on_term: &str) -> Started {
 /// A unique lock name per test and process, so runs against shared servers never meet.
 fn unique(what: &str) -> String {
     format!("run-lock-{what}-{}", std::process::id())
-}
-
-/// `LOCKHOG_TEST_<X>_URL`; `None` (skip) when unset, a failure under `CI=true`.
-fn server(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("{var} is not set under CI"),
-        _ => {
-            eprintln!("skipped: {var} is not set (run through scripts/test)");
-            None
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------

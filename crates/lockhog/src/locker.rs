@@ -209,8 +209,11 @@ impl Locker {
     /// the one other programs take: the syntax `hold` and `status` print as RESOURCE. On
     /// `file:`, an absolute path (`flock`, or `fcntl` with `?mode=fcntl`); on `postgres:`,
     /// `advisory:<i64>` (`pg_advisory_lock(42)`) or `advisory:<i32>,<i32>`
-    /// (`pg_advisory_lock(7, 99)`); on `mysql:`, the `GET_LOCK` name. Other backends refuse
-    /// with [`Error::InvalidOption`] (see [`RESOURCE_FORMS`](crate::backend::RESOURCE_FORMS)).
+    /// (`pg_advisory_lock(7, 99)`); on `mysql:`, the `GET_LOCK` name; on `redis:`, `rediss:`
+    /// and `redlock:`, the key itself (`SET key token NX PX`); on `memcached:`, the key
+    /// itself (`add`); on `etcd:` and `etcds:`, the prefix of `etcdctl lock <prefix>`. Other
+    /// backends refuse with [`Error::InvalidOption`] (see
+    /// [`RESOURCE_FORMS`](crate::backend::RESOURCE_FORMS)).
     ///
     /// The namespace does not apply. The guard's name is the resource, and its
     /// [`fencing_token`](crate::LockGuard::fencing_token) is `None` unless the store numbers

@@ -3,33 +3,12 @@
 
 #![cfg(feature = "memcached")]
 
-mod common;
+mod memcached_support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{bounded, lockers, unique};
 use lockhog::{Error, Locker};
-
-macro_rules! memcached_url {
-    () => {
-        match common::env_url("LOCKHOG_TEST_MEMCACHED_URL", "memcached") {
-            Some(u) => u,
-            None => return,
-        }
-    };
-}
-
-/// One raw text-protocol exchange; returns the first answer line.
-fn raw(url: &str, request: &str) -> String {
-    let addr = url.trim_start_matches("memcached://").trim_end_matches('/');
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).unwrap();
-    line.trim_end().to_string()
-}
+use memcached_support::{bounded, lockers, raw, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_never_deletes_another_owners_item() {

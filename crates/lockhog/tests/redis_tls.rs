@@ -1,6 +1,7 @@
 //! `rediss://` against a TLS-only `redis-server` of this test's own, with a CA made here by
-//! `openssl`: locks work (waiters woken over TLS pub/sub too), and a server whose certificate
-//! the CA did not sign is refused as a backend error.
+//! `openssl`: locks work (waiters woken over TLS pub/sub too), a foreign key excludes
+//! redis-cli over TLS, and a server whose certificate the CA did not sign is refused as a
+//! backend error.
 
 #![cfg(feature = "redis")]
 
@@ -169,6 +170,25 @@ async fn rediss_with_a_private_ca() {
     assert!(held.release().await.unwrap());
     let got = bounded("the waiter", waiter).await.unwrap().unwrap();
     assert!(got.release().await.unwrap());
+
+    // A foreign key over TLS: redis-cli's `SET key v NX` is refused while lockhog holds it.
+    let key = unique("tls-report");
+    let held = a.lock_resource(&key).try_acquire().await.unwrap();
+    assert_eq!(held.fencing_token(), None);
+    let set_nx = || {
+        let out = Command::new("redis-cli")
+            .args(["--tls", "--cacert"])
+            .arg(&ca)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["SET", &key, "theirs", "NX"])
+            .output()
+            .expect("redis-cli (Debian's redis-tools)");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(set_nx(), "");
+    assert!(held.release().await.unwrap());
+    assert_eq!(set_nx(), "OK");
 
     // A CA that did not sign the server's certificate: refused, as a backend error.
     assert!(make_certs(dir.path(), "other-"));

@@ -73,6 +73,20 @@ impl Locks {
     }
 }
 
+/// `LOCKHOG_TEST_<X>_URL` (a server scripts/test started); `None` (skip) when unset, a
+/// failure under `CI=true`.
+#[allow(dead_code)] // not every test file needs a server
+pub fn server(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("{var} is not set under CI"),
+        _ => {
+            eprintln!("skipped: {var} is not set (run through scripts/test)");
+            None
+        }
+    }
+}
+
 pub fn lockhog_cmd() -> Command {
     let mut cmd = Command::new(bin());
     cmd.env_remove("RUST_LOG").env_remove("LOCKHOG_URL");

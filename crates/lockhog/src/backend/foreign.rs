@@ -8,8 +8,9 @@ use crate::error::{Error, Result};
 /// the default [`Backend::parse_resource`](super::Backend::parse_resource) names when it
 /// refuses.
 pub const RESOURCE_FORMS: &str = "file: (an absolute path), postgres: (advisory:<i64> or \
-     advisory:<i32>,<i32>), mysql: (a GET_LOCK name of 1 to 64 characters)";
-// Backends added later extend this list (redis:, redlock:, memcached:, etcd:).
+     advisory:<i32>,<i32>), mysql: (a GET_LOCK name of 1 to 64 characters), \
+     redis:/rediss:/redlock: (a Redis key, verbatim), memcached: (a memcached key), \
+     etcd:/etcds: (the prefix of `etcdctl lock`)";
 
 /// The [`Error::InvalidOption`] for a resource a backend cannot lock, saying what it
 /// `expected`. The library puts the backend's name in front (`the file backend cannot lock

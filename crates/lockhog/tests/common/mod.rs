@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use lockhog::{LockGuard, LockRequest, Locker};
+use lockhog::{Error, LockGuard, LockRequest, LockState, Locker};
 
 /// The hang guard for every wait: a broken backend fails instead of hanging. Never a speed.
 pub const BOUND: Duration = Duration::from_secs(30);
@@ -113,4 +113,46 @@ pub fn spawn_timed_wait(req: LockRequest) -> tokio::task::JoinHandle<(Instant, L
 /// The `p` quantile (0 to 1) of `sorted`.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// While another client holds the foreign `resource`: lockhog's try is contended, `status`
+/// says held (under the resource's own name), and a waiter started then gets the lock once
+/// `let_go` (the other client letting go) has run. Returns the waiter's guard.
+pub async fn taken_after_foreign(
+    locker: &Locker,
+    resource: &str,
+    let_go: impl Future<Output = ()>,
+) -> LockGuard {
+    match locker.lock_resource(resource).try_acquire().await {
+        Err(Error::Contended { .. }) => {}
+        other => panic!("expected Contended while another client holds it, got {other:?}"),
+    }
+    let held = locker.status_resources(&[resource]).await.unwrap();
+    assert_eq!(held[0].state, LockState::Held, "{held:?}");
+    assert_eq!(held[0].name.as_deref(), Some(resource), "{held:?}");
+    let waiter = {
+        let (locker, resource) = (locker.clone(), resource.to_string());
+        tokio::spawn(async move { locker.lock_resource(&resource).wait_for(BOUND).await })
+    };
+    let_go.await;
+    let guard = bounded("the lockhog waiter", waiter)
+        .await
+        .unwrap()
+        .expect("acquired once the other client let go");
+    assert_eq!(guard.resource(), resource);
+    guard
+}
+
+/// `status` says the foreign `resource` is free.
+pub async fn assert_free(locker: &Locker, resource: &str) {
+    let free = locker.status_resources(&[resource]).await.unwrap();
+    assert_eq!(free[0].state, LockState::Free, "{free:?}");
+}
+
+/// A locker on `url` in a namespace of its own, and that namespace: what lockhog would write
+/// for its own names lives under it.
+pub async fn in_fresh_namespace(url: &str) -> (Locker, String) {
+    let namespace = unique("res-ns");
+    let url = with_option(url, &format!("namespace={namespace}"));
+    (Locker::connect(&url).await.unwrap(), namespace)
 }

@@ -10,7 +10,8 @@ mod common;
 // Each test file uses some of these (as with `dead_code` above).
 #[allow(unused_imports)]
 pub use common::{
-    bounded, cycle, lockers, percentile, spawn_timed_wait, unique, with_option, BOUND,
+    assert_free, bounded, cycle, in_fresh_namespace, lockers, percentile, spawn_timed_wait,
+    taken_after_foreign, unique, with_option, BOUND,
 };
 
 use std::path::PathBuf;

@@ -9,7 +9,8 @@ mod common;
 // Each test file uses some of these (as with `dead_code` above).
 #[allow(unused_imports)]
 pub use common::{
-    bounded, cycle, lockers, percentile, spawn_timed_wait, unique, with_option, BOUND,
+    assert_free, bounded, cycle, in_fresh_namespace, lockers, percentile, spawn_timed_wait,
+    taken_after_foreign, unique, with_option, BOUND,
 };
 
 /// `LOCKHOG_TEST_REDIS_URL`, or `None` (with the skip reason printed; a failure under CI=true).
@@ -51,4 +52,42 @@ pub async fn subscribers(conn: &mut redis::aio::MultiplexedConnection, channel: 
         .await
         .unwrap();
     counts[0].1
+}
+
+/// Runs `redis-cli` (Debian's redis-tools) with `args` against the server at `redis://…` or
+/// against one `host:port`, and returns its output, trimmed. The password, if any, goes
+/// through `REDISCLI_AUTH`, never the command line.
+pub fn redis_cli(url: &str, args: &[&str]) -> String {
+    let body = url.strip_prefix("redis://").unwrap_or(url);
+    let (auth, rest) = match body.rsplit_once('@') {
+        Some((auth, rest)) => (Some(auth), rest),
+        None => (None, body),
+    };
+    let (addr, db) = rest.split_once('/').unwrap_or((rest, "0"));
+    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "6379"));
+    let mut cmd = std::process::Command::new("redis-cli");
+    cmd.args([
+        "-h",
+        host,
+        "-p",
+        port,
+        "-n",
+        if db.is_empty() { "0" } else { db },
+    ]);
+    if let Some(password) = auth.and_then(|a| a.split_once(':')).map(|(_, p)| p) {
+        cmd.env("REDISCLI_AUTH", password);
+    }
+    let out = cmd
+        .args(args)
+        .output()
+        .expect("redis-cli (Debian's redis-tools; scripts/test installs it)");
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The `host:port` of every node of a `redlock://` URL.
+pub fn redlock_nodes(url: &str) -> Vec<String> {
+    let body = url.strip_prefix("redlock://").expect("a redlock:// URL");
+    let hosts = body.split(['/', '?']).next().unwrap();
+    hosts.split(',').map(str::to_string).collect()
 }

@@ -1,7 +1,10 @@
 //! The etcd keys of a lock: `lockhog/<namespace>/<name>/<lease id in hex>`, one per holder or
-//! waiter.
+//! waiter; for a foreign resource, `<prefix>/<lease id in hex>` as etcd's own
+//! `concurrency.Mutex` (and so `etcdctl lock <prefix>`) writes them.
 
-use crate::name::{percent_encode, LockKey};
+use crate::backend::bad_resource;
+use crate::error::Result;
+use crate::name::{percent_encode, LockKey, MAX_NAME_BYTES};
 
 /// The first segment of every key lockhog writes.
 pub(super) const ROOT: &str = "lockhog";
@@ -18,8 +21,12 @@ pub(super) fn namespace_prefix(namespace: &str) -> String {
     format!("{ROOT}/{}/", segment(namespace))
 }
 
-/// The lock's resource: `lockhog/<namespace>/<name>`, what `hold` and `status` print.
+/// The lock's resource: `lockhog/<namespace>/<name>`, what `hold` and `status` print; a
+/// foreign resource's prefix as it was given.
 pub(super) fn resource(key: &LockKey) -> String {
+    if let Some(prefix) = key.foreign_resource() {
+        return prefix.to_string();
+    }
     format!(
         "{}{}",
         namespace_prefix(key.namespace()),
@@ -27,15 +34,36 @@ pub(super) fn resource(key: &LockKey) -> String {
     )
 }
 
+/// A foreign resource on etcd: the prefix that `etcdctl lock <prefix>` and etcd's
+/// `concurrency.NewMutex(session, prefix)` lock, of 1 to [`MAX_NAME_BYTES`] bytes.
+pub(super) fn parse_resource(resource: &str) -> Result<String> {
+    if resource.is_empty() || resource.len() > MAX_NAME_BYTES {
+        return Err(bad_resource(
+            resource,
+            &format!(
+                "the prefix of `etcdctl lock <prefix>` (etcd's concurrency mutex), \
+                 1 to {MAX_NAME_BYTES} bytes"
+            ),
+        ));
+    }
+    Ok(resource.to_string())
+}
+
 /// The prefix of the lock's queue: `<resource>/`.
 pub(super) fn queue_prefix(key: &LockKey) -> Vec<u8> {
     format!("{}/", resource(key)).into_bytes()
 }
 
-/// The key of one holder or waiter: `<resource>/<lease id as 16 hex digits>`.
+/// The key of one holder or waiter: `<resource>/<lease id as 16 hex digits>`; for a foreign
+/// resource, the lease id in hex without leading zeros, as Go's `%x` in etcd's
+/// `concurrency.Mutex` writes it.
 pub(super) fn entry_key(key: &LockKey, lease: i64) -> Vec<u8> {
     let mut k = queue_prefix(key);
-    k.extend_from_slice(format!("{lease:016x}").as_bytes());
+    let id = match key.foreign_resource() {
+        Some(_) => format!("{lease:x}"),
+        None => format!("{lease:016x}"),
+    };
+    k.extend_from_slice(id.as_bytes());
     k
 }
 
@@ -74,6 +102,21 @@ mod tests {
         assert!(!entry_key(&key("n", "a/b"), 1).starts_with(&queue_prefix(&key("n", "a"))));
         let nul = key("n", "x\0y é");
         assert_eq!(resource(&nul).as_bytes(), "lockhog/n/x\0y é".as_bytes());
+    }
+
+    #[test]
+    fn a_foreign_prefix_is_etcds_mutex_layout() {
+        let k = LockKey::for_resource("app", parse_resource("jobs/nightly").unwrap()).unwrap();
+        assert_eq!(resource(&k), "jobs/nightly");
+        assert_eq!(queue_prefix(&k), b"jobs/nightly/");
+        assert_eq!(entry_key(&k, 0x1a2b), b"jobs/nightly/1a2b");
+        for bad in [String::new(), "p".repeat(MAX_NAME_BYTES + 1)] {
+            let err = parse_resource(&bad).unwrap_err().to_string();
+            assert!(
+                err.contains("the prefix of `etcdctl lock <prefix>`"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -32,6 +32,16 @@
 //! `<128 random bits in hex>/<pid>/<host>`. So `etcdctl get --prefix 'lockhog/NS/NAME/'` lists
 //! the holder (first by create revision) and the waiters in order.
 //!
+//! # Foreign resources
+//!
+//! [`Locker::lock_resource`](crate::Locker::lock_resource) takes the prefix that
+//! `etcdctl lock <prefix>` and etcd's Go `concurrency.NewMutex(session, prefix)` lock: each
+//! holder or waiter has the key `<prefix>/<lease id in hex>` (no leading zeros, as those
+//! write it), and the key with the lowest create revision holds the lock. lockhog queues
+//! there exactly as below, so it and those clients exclude each other, in FIFO order. The
+//! fencing token is our key's create revision, as for a named lock
+//! ([`Capabilities::resource_fencing`] is true). A prefix is 1 to 1024 bytes.
+//!
 //! # How it works
 //!
 //! - **Acquire**: grant a lease (the ttl rounded up to whole seconds; etcd raises it to its
@@ -235,13 +245,18 @@ impl Backend for EtcdBackend {
             cross_process: true,
             // Not built: a waiter would have to revoke a live holder's lease.
             steal_after: false,
-            resource_fencing: false,
             semaphore: true,
+            // A foreign prefix's holder key has a create revision like ours.
+            resource_fencing: true,
         }
     }
 
     fn resource(&self, key: &LockKey) -> String {
         keys::resource(key)
+    }
+
+    fn parse_resource(res: &str) -> Result<String> {
+        keys::parse_resource(res)
     }
 
     async fn try_acquire(

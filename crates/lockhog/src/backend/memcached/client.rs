@@ -159,27 +159,29 @@ impl Client {
     }
 
     /// An add that answers the stored item's CAS unique (`ms key <len> T<exptime> ME c`),
-    /// pipelined with `incr counter 1` in the same write: one round trip for a lock and its
-    /// fencing token (a token drawn for an add that found the key taken is skipped, which
-    /// only leaves a gap). Sent only while `called_off` is false (see
-    /// [`Client::exchange_all`]); `Ok(None)` when it was not sent.
+    /// pipelined with `incr counter 1` in the same write when there is a counter: one round
+    /// trip for a lock and its fencing token (a token drawn for an add that found the key
+    /// taken is skipped, which only leaves a gap). A foreign resource's add has no counter.
+    /// Sent only while `called_off` is false (see [`Client::exchange_all`]); `Ok(None)` when
+    /// it was not sent.
     pub(crate) async fn add_and_incr(
         &self,
         key: &str,
         value: &[u8],
         exptime: u64,
-        counter: &str,
+        counter: Option<&str>,
         called_off: &AtomicBool,
     ) -> io::Result<Option<Added>> {
         let mut req = format!("ms {key} {} T{exptime} ME c\r\n", value.len()).into_bytes();
         req.extend_from_slice(value);
-        req.extend_from_slice(format!("\r\nincr {counter} 1\r\n").as_bytes());
+        req.extend_from_slice(b"\r\n");
+        let mut expect = vec![Expect::Line];
+        if let Some(counter) = counter {
+            req.extend_from_slice(format!("incr {counter} 1\r\n").as_bytes());
+            expect.push(Expect::Line);
+        }
         let Some((replies, connects)) = self
-            .exchange_all(
-                &req,
-                &[Expect::Line, Expect::Line],
-                SendIf::NotCalledOff(called_off),
-            )
+            .exchange_all(&req, &expect, SendIf::NotCalledOff(called_off))
             .await?
         else {
             return Ok(None);
@@ -188,7 +190,7 @@ impl Client {
             Reply::Line(l) => Ok(l.as_str()),
             other => Err(bad(format!("unexpected answer: {other:?}"))),
         };
-        let (stored, counted) = (line(0)?, line(1)?);
+        let stored = line(0)?;
         let cas = match stored.split_once(' ') {
             Some(("HD", flags)) => Some(Unique {
                 cas: cas_flag(flags, "ms")?,
@@ -197,10 +199,11 @@ impl Client {
             Some(("NS", _)) => None,
             _ => return Err(bad(format!("unexpected answer to ms: {stored:?}"))),
         };
-        Ok(Some(Added {
-            cas,
-            token: incr_answer(counted)?,
-        }))
+        let token = match counter {
+            Some(_) => incr_answer(line(1)?)?,
+            None => None,
+        };
+        Ok(Some(Added { cas, token }))
     }
 
     /// Rewrites `key` with `value` and a new `exptime` if its CAS unique is still `cas`
@@ -331,7 +334,8 @@ pub(crate) struct Unique {
 pub(crate) struct Added {
     /// The stored item's CAS unique; `None` when the key existed (nothing stored).
     pub cas: Option<Unique>,
-    /// The counter after the increment; `None` when the counter does not exist.
+    /// The counter after the increment; `None` when the counter does not exist (or there was
+    /// none to increment).
     pub token: Option<u64>,
 }
 

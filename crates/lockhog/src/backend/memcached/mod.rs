@@ -19,6 +19,14 @@
 //! it). The item's value is the owner (`<128 random bits>/<pid>/<host>`), a newline and the
 //! name, so `status` can list names. The fencing counter is `NS:fence`.
 //!
+//! # Foreign resources
+//!
+//! [`Locker::lock_resource`](crate::Locker::lock_resource) takes a memcached key as another
+//! client `add`s it (1 to 250 bytes, no spaces or control characters: anything else is
+//! refused before a byte is sent). lockhog adds that very item, renews and releases it by
+//! CAS as below (never touching another client's item), writes no fencing counter, and the
+//! guard has no fencing token. The same weakness applies: an evicted item frees the lock.
+//!
 //! # How it works
 //!
 //! - **Acquire**: one round trip: `ms key <len> T<exptime> ME c` (an add: stored only when
@@ -126,6 +134,9 @@ fn namespace_part(namespace: &str) -> String {
 
 /// The memcached key of a lock.
 pub fn lock_key(key: &LockKey) -> String {
+    if let Some(item) = key.foreign_resource() {
+        return item.to_string();
+    }
     format!(
         "{}:lock:{}",
         namespace_part(key.namespace()),
@@ -135,6 +146,26 @@ pub fn lock_key(key: &LockKey) -> String {
 
 fn fence_key(namespace: &str) -> String {
     format!("{}:fence", namespace_part(namespace))
+}
+
+/// The longest memcached key, in bytes.
+pub const MAX_KEY_BYTES: usize = 250;
+
+/// A foreign resource on memcached: the key another client `add`s, as it is: 1 to
+/// [`MAX_KEY_BYTES`] bytes without spaces or control characters (what memcached accepts).
+fn parse_resource(resource: &str) -> Result<String> {
+    let fits = (1..=MAX_KEY_BYTES).contains(&resource.len())
+        && resource.bytes().all(|b| b > b' ' && b != 0x7f);
+    if !fits {
+        return Err(super::bad_resource(
+            resource,
+            &format!(
+                "a memcached key of 1 to {MAX_KEY_BYTES} bytes without spaces or control \
+                 characters"
+            ),
+        ));
+    }
+    Ok(resource.to_string())
 }
 
 /// Whole seconds that cover `ttl` whatever the server's clock tick.
@@ -221,6 +252,10 @@ impl Backend for MemcachedBackend {
         lock_key(key)
     }
 
+    fn parse_resource(res: &str) -> Result<String> {
+        parse_resource(res)
+    }
+
     async fn try_acquire(
         &self,
         key: &LockKey,
@@ -229,10 +264,15 @@ impl Backend for MemcachedBackend {
         let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
         let item = lock_key(key);
         let mut value = super::owner::new_owner();
-        value.push(b'\n');
-        value.extend_from_slice(key.name().as_str().as_bytes());
+        // The name lets `status` list lockhog's locks; a foreign key's name is the key itself,
+        // and it has no fencing counter (nothing is written beside the other client's key).
+        let named = key.foreign_resource().is_none();
+        if named {
+            value.push(b'\n');
+            value.extend_from_slice(key.name().as_str().as_bytes());
+        }
         let started = Instant::now();
-        let fence = fence_key(key.namespace());
+        let fence = named.then(|| fence_key(key.namespace()));
         let mut add = PendingAdd::start(&self.client, &item, &value, exptime(ttl), fence);
         let Some((unique, token)) = add
             .answer()
@@ -243,11 +283,13 @@ impl Backend for MemcachedBackend {
             return Ok(None);
         };
         let token = match token {
-            Some(token) => token,
-            None => self
-                .next_token(key.namespace())
-                .await
-                .map_err(|e| io_err("taking a fencing token", e))?,
+            Some(token) => Some(token),
+            None if named => Some(
+                self.next_token(key.namespace())
+                    .await
+                    .map_err(|e| io_err("taking a fencing token", e))?,
+            ),
+            None => None,
         };
         add.disarm();
         let known = KnownCas::new(unique);
@@ -272,7 +314,7 @@ impl Backend for MemcachedBackend {
                 renewal,
                 runtime: tokio::runtime::Handle::current(),
             },
-            token: Some(token),
+            token,
         }))
     }
 
@@ -362,5 +404,26 @@ mod tests {
         }
         assert_eq!(exptime(Duration::from_secs(1)), 2);
         assert_eq!(exptime(Duration::from_millis(1500)), 3);
+    }
+
+    #[test]
+    fn a_foreign_key_is_the_item_itself() {
+        let k = LockKey::for_resource("app", parse_resource("report:7").unwrap()).unwrap();
+        assert_eq!(lock_key(&k), "report:7");
+        assert!(parse_resource(&"k".repeat(MAX_KEY_BYTES)).is_ok());
+        for bad in [
+            String::new(),
+            "k".repeat(MAX_KEY_BYTES + 1),
+            "a b".into(),
+            "a\tb".into(),
+            "a\r\nset x".into(),
+            "a\u{7f}".into(),
+        ] {
+            let err = parse_resource(&bad).unwrap_err().to_string();
+            assert!(
+                err.contains("a memcached key of 1 to 250 bytes"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! The Redis keys of a lock, its release channel and its namespace's fencing counter (see
 //! [the module docs](super)): the same for `redis://` and on every `redlock://` node.
 
-use crate::name::{percent_encode, LockKey};
+use crate::backend::bad_resource;
+use crate::error::Result;
+use crate::name::{percent_encode, LockKey, MAX_NAME_BYTES};
 
 pub(crate) fn namespace_part(namespace: &str) -> String {
     percent_encode(namespace, |b| b != b'%' && b != b':')
@@ -13,9 +15,32 @@ fn key_with(key: &LockKey, kind: &str) -> Vec<u8> {
     k
 }
 
-/// The Redis key of a lock: `NS:lock:NAME`.
+/// The Redis key of a lock: `NS:lock:NAME`, or a foreign resource's key as it was given.
 pub(crate) fn lock_key(key: &LockKey) -> Vec<u8> {
-    key_with(key, "lock")
+    match key.foreign_resource() {
+        Some(res) => res.as_bytes().to_vec(),
+        None => key_with(key, "lock"),
+    }
+}
+
+/// The name of the asked-for key whose Redis key is `k` (a foreign resource's is the
+/// resource itself, under no namespace).
+pub(crate) fn given_name(keys: &[LockKey], k: &[u8]) -> Option<String> {
+    keys.iter()
+        .find(|key| lock_key(key) == k)
+        .map(|key| key.name().as_str().to_string())
+}
+
+/// A foreign resource on Redis: any key of 1 to [`MAX_NAME_BYTES`] bytes, taken verbatim
+/// (`report` for redis-py's `Lock("report")`, `lock:report` for python-redis-lock's).
+pub(crate) fn parse_resource(resource: &str) -> Result<String> {
+    if resource.is_empty() || resource.len() > MAX_NAME_BYTES {
+        return Err(bad_resource(
+            resource,
+            &format!("a Redis key of 1 to {MAX_NAME_BYTES} bytes, taken verbatim"),
+        ));
+    }
+    Ok(resource.to_string())
 }
 
 /// A lock's RESOURCE: its Redis key (under Redlock, the same key on every node).
@@ -23,9 +48,22 @@ pub(crate) fn resource(key: &LockKey) -> String {
     String::from_utf8_lossy(&lock_key(key)).into_owned()
 }
 
-/// The pub/sub channel a release of the lock is published on: `NS:released:NAME`.
+/// The pub/sub channel a release of the lock is published on: `NS:released:NAME`. Empty for
+/// a foreign resource: other programs publish nothing, so its waiters poll, and its release
+/// publishes nothing.
 pub(crate) fn release_channel(key: &LockKey) -> Vec<u8> {
-    key_with(key, "released")
+    match key.foreign_resource() {
+        Some(_) => Vec::new(),
+        None => key_with(key, "released"),
+    }
+}
+
+/// The namespace's fencing counter for a named lock; `None` for a foreign resource, which
+/// gets no token (nothing is written beside the other program's key).
+pub(crate) fn fence_of(key: &LockKey) -> Option<Vec<u8>> {
+    key.foreign_resource()
+        .is_none()
+        .then(|| fence_key(key.namespace()))
 }
 
 /// The namespace's fencing counter: `NS:fence`.
@@ -77,5 +115,18 @@ mod tests {
             Some("with\0nul")
         );
         assert_eq!(scan_pattern("a*b"), b"a\\*b:lock:*");
+    }
+
+    #[test]
+    fn a_foreign_key_is_verbatim_with_no_channel_or_counter() {
+        let k = LockKey::for_resource("app", parse_resource("lock:a b").unwrap()).unwrap();
+        assert_eq!(lock_key(&k), b"lock:a b");
+        assert!(release_channel(&k).is_empty());
+        assert_eq!(fence_of(&k), None);
+        assert_eq!(fence_of(&key("app", "x")), Some(b"app:fence".to_vec()));
+        for bad in [String::new(), "k".repeat(MAX_NAME_BYTES + 1)] {
+            let err = parse_resource(&bad).unwrap_err().to_string();
+            assert!(err.contains("a Redis key of 1 to 1024 bytes"), "{err}");
+        }
     }
 }

@@ -18,6 +18,16 @@
 //! it. Its value is the owner: `<128 random bits in hex>/<pid>/<host>`. Waiters are woken on
 //! the channel `NS:released:NAME`; fencing tokens come from the counter `NS:fence`.
 //!
+//! # Foreign resources
+//!
+//! [`Locker::lock_resource`](crate::Locker::lock_resource) takes any key of 1 to 1024 bytes,
+//! verbatim: `report` for redis-py's `Lock("report")`, `lock:report` for python-redis-lock's.
+//! It is held as those clients hold it (`SET key <owner> NX PX <ttl>`, renewed and released
+//! only while it holds our owner, as below), on a majority of nodes under `redlock://`.
+//! Nothing else is written: no fencing counter (the guard has no token) and no release
+//! message (waiters poll with the retry policy). A blocking python-redis-lock waiter sees
+//! lockhog's release at its next try, after its `expire` or `timeout` (give it one).
+//!
 //! # How it works
 //!
 //! - **Acquire** is one Lua script: `SET key owner NX PX ttl`, and when that succeeds, `INCR`
@@ -60,7 +70,8 @@ mod conn;
 mod keys;
 pub(crate) use self::conn::Conn;
 pub(crate) use self::keys::{
-    fence_key, lock_key, name_of, namespace_part, release_channel, resource, scan_pattern,
+    fence_of, given_name, lock_key, name_of, namespace_part, release_channel, resource,
+    scan_pattern,
 };
 use self::setup::client_url;
 pub(crate) use self::setup::{backend_err, client, conn_config, connect_checked, take_wake};
@@ -281,14 +292,12 @@ impl RedisBackend {
             channel: channel.clone(),
         };
         let started = Instant::now();
-        let (acquired, value): (i64, i64) = scripts::ACQUIRE
-            .key(&lock)
-            .key(fence_key(key.namespace()))
-            .arg(&owner)
-            .arg(ttl_ms(ttl))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| backend_err("acquiring a lock", e))?;
+        let fence = fence_of(key);
+        let (acquired, value): (i64, i64) =
+            scripts::acquire(&lock, fence.as_deref(), &owner, ttl_ms(ttl))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| backend_err("acquiring a lock", e))?;
         undo.disarm();
         if acquired != 1 {
             return Ok(Attempt::Busy(value));
@@ -313,7 +322,7 @@ impl RedisBackend {
                 renewal,
                 runtime: tokio::runtime::Handle::current(),
             },
-            token: Some(value as u64),
+            token: fence.is_some().then_some(value as u64),
         }))
     }
 }
@@ -349,6 +358,10 @@ impl Backend for RedisBackend {
 
     fn resource(&self, key: &LockKey) -> String {
         resource(key)
+    }
+
+    fn parse_resource(res: &str) -> Result<String> {
+        keys::parse_resource(res)
     }
 
     async fn try_acquire(
@@ -440,7 +453,7 @@ impl Backend for RedisBackend {
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| backend_err("reading a lock", e))?;
-            let name = name_of(namespace, &k);
+            let name = given_name(keys, &k).or_else(|| name_of(namespace, &k));
             let resource = String::from_utf8_lossy(&k).into_owned();
             out.push(match owner {
                 Some(owner) => {

@@ -13,7 +13,7 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Script, ScriptInvocation};
 
 /// Seeds (if missing) and increments the fencing counter `KEYS[2]`.
 const NEXT_TOKEN: &str = r"
@@ -40,15 +40,52 @@ return {{0, redis.call('PTTL', KEYS[1])}}
     ))
 });
 
+/// [`ACQUIRE`] for a foreign resource: the same `SET NX PX`, without a fencing counter (the
+/// key is another program's; nothing is written beside it). `KEYS[1]` the key; `ARGV[1]`
+/// owner, `ARGV[2]` ttl in ms. Returns `{1, 0}` when acquired, `{0, pttl}` when not.
+static ACQUIRE_FOREIGN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, 0}
+end
+return {0, redis.call('PTTL', KEYS[1])}
+",
+    )
+});
+
+/// The acquire of `lock` with `owner` for `ttl_ms`: [`ACQUIRE`] with the fencing counter
+/// `fence` for a named lock, [`ACQUIRE_FOREIGN`] without one for a foreign resource.
+pub(crate) fn acquire(
+    lock: &[u8],
+    fence: Option<&[u8]>,
+    owner: &[u8],
+    ttl_ms: u64,
+) -> ScriptInvocation<'static> {
+    let mut call = match fence {
+        Some(fence) => {
+            let mut call = ACQUIRE.key(lock);
+            call.key(fence);
+            call
+        }
+        None => ACQUIRE_FOREIGN.key(lock),
+    };
+    call.arg(owner).arg(ttl_ms);
+    call
+}
+
 /// `KEYS[1]` lock key; `ARGV[1]` owner, `ARGV[2]` release channel. Deletes the key only when
-/// it holds our owner token, and then publishes on the channel to wake waiters. Returns 1 when
-/// deleted, 0 when the key was not ours (gone, or another owner's).
+/// it holds our owner token, and then publishes on the channel to wake waiters (unless the
+/// channel is empty: a foreign resource's waiters poll). Returns 1 when deleted, 0 when the
+/// key was not ours (gone, or another owner's).
 pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], '')
+  if ARGV[2] ~= '' then
+    redis.call('PUBLISH', ARGV[2], '')
+  end
   return 1
 end
 return 0

@@ -67,7 +67,8 @@ impl Wakeups {
 
     /// Registers interest in `channel` and makes sure the connection is subscribed to it.
     /// Never fails: when pub/sub cannot be used the subscription is not [`live`] and the
-    /// waiter polls.
+    /// waiter polls. The empty channel (a foreign resource's: nobody publishes its releases)
+    /// is never subscribed.
     ///
     /// [`live`]: Subscription::live
     pub(crate) async fn subscribe(&self, channel: &[u8]) -> Subscription {
@@ -85,7 +86,7 @@ impl Wakeups {
             notify,
             live: false,
         };
-        if !self.0.enabled {
+        if !self.0.enabled || channel.is_empty() {
             return sub;
         }
         match self.0.ensure_subscribed(channel).await {

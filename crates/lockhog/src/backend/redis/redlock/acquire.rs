@@ -13,7 +13,7 @@ use super::quorum::{
 use super::{RedlockBackend, RedlockHeld};
 use crate::backend::lease::Renewal;
 use crate::backend::owner::new_owner;
-use crate::backend::redis::{fence_key, lock_key, release_channel, scripts, ttl_ms, ttl_of};
+use crate::backend::redis::{fence_of, lock_key, release_channel, scripts, ttl_ms, ttl_of};
 use crate::backend::{AcquireContext, Acquired};
 use crate::error::{Error, Result};
 use crate::name::LockKey;
@@ -69,7 +69,7 @@ impl RedlockBackend {
         let limit = node_timeout(ttl);
         let n = self.nodes.len();
         let lock = lock_key(key);
-        let fence = fence_key(key.namespace());
+        let fence = fence_of(key);
         let channel = release_channel(key);
         let owner = new_owner();
         let undo = Undo {
@@ -84,7 +84,7 @@ impl RedlockBackend {
         let votes: Vec<Result<(i64, i64)>> = script_on_all(
             &self.nodes,
             limit,
-            scripts::ACQUIRE.key(&lock).key(&fence).arg(&owner).arg(ms),
+            &scripts::acquire(&lock, fence.as_deref(), &owner, ms),
         )
         .await;
         let granted: Vec<u64> = votes
@@ -106,20 +106,28 @@ impl RedlockBackend {
 
         let mut won = None;
         if granted.len() >= quorum(n) {
-            let token = *granted.iter().max().expect("a majority is not empty");
-            let raised: Vec<Result<i64>> = script_on_all(
-                &self.nodes,
-                limit,
-                scripts::QUORUM_RAISE
-                    .key(&lock)
-                    .key(&fence)
-                    .arg(&owner)
-                    .arg(token),
-            )
-            .await;
-            let confirmed = raised.iter().filter(|r| matches!(r, Ok(1))).count();
+            let confirmed = match &fence {
+                // A foreign resource has no counter to raise: the majority's grants are the
+                // lock.
+                None => Some(None),
+                Some(fence) => {
+                    let token = *granted.iter().max().expect("a majority is not empty");
+                    let raised: Vec<Result<i64>> = script_on_all(
+                        &self.nodes,
+                        limit,
+                        scripts::QUORUM_RAISE
+                            .key(&lock)
+                            .key(fence)
+                            .arg(&owner)
+                            .arg(token),
+                    )
+                    .await;
+                    let raised_on = raised.iter().filter(|r| matches!(r, Ok(1))).count();
+                    (raised_on >= quorum(n)).then_some(Some(token))
+                }
+            };
             let valid_until = started + ttl.saturating_sub(drift(ttl));
-            if confirmed >= quorum(n) && Instant::now() < valid_until {
+            if let Some(token) = confirmed.filter(|_| Instant::now() < valid_until) {
                 won = Some((token, valid_until));
             }
         }
@@ -159,7 +167,7 @@ impl RedlockBackend {
                 renewal,
                 runtime: tokio::runtime::Handle::current(),
             },
-            token: Some(token),
+            token,
         }))
     }
 }

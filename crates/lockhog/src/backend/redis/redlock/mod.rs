@@ -208,6 +208,10 @@ impl Backend for RedlockBackend {
         resource(key)
     }
 
+    fn parse_resource(res: &str) -> Result<String> {
+        super::keys::parse_resource(res)
+    }
+
     async fn try_acquire(
         &self,
         key: &LockKey,

@@ -4,7 +4,7 @@ use redis::AsyncCommands;
 
 use super::quorum::{no_majority, on_all, quorum};
 use super::RedlockBackend;
-use crate::backend::redis::{lock_key, name_of, scan_pattern, CONNECT_TIMEOUT};
+use crate::backend::redis::{given_name, lock_key, name_of, scan_pattern, CONNECT_TIMEOUT};
 use crate::backend::{LockState, LockStatus};
 use crate::error::{Error, Result};
 use crate::name::LockKey;
@@ -84,7 +84,7 @@ pub(super) async fn status(
                 h
             })
         });
-        let name = name_of(namespace, &k);
+        let name = given_name(keys, &k).or_else(|| name_of(namespace, &k));
         let resource = String::from_utf8_lossy(&k).into_owned();
         match holder {
             Some(h) => out.push(LockStatus::new(name, resource, LockState::Held, Some(h))),
