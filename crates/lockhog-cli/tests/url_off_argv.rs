@@ -64,7 +64,7 @@ impl Role {
         .expect("create the role");
         let (scheme, rest) = admin_url.split_once("://").expect("scheme://");
         let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-        let encoded = lockhog::percent_encode(&password, |b| b.is_ascii_alphanumeric());
+        let encoded = lockhog::url::percent_encode(&password, |b| b.is_ascii_alphanumeric());
         let url = format!("{scheme}://{name}:{encoded}@{host}");
         Role {
             admin,
@@ -79,7 +79,7 @@ impl Role {
     fn forms(&self) -> Vec<String> {
         vec![
             self.password.clone(),
-            lockhog::percent_encode(&self.password, |b| b.is_ascii_alphanumeric()),
+            lockhog::url::percent_encode(&self.password, |b| b.is_ascii_alphanumeric()),
             self.url.clone(),
         ]
     }

@@ -120,7 +120,7 @@ pub use locker::{IntoLockRequest, Locker, URL_ENV};
 /// `#[lockhog::hogged(<hogger>)]`: hogs a lock around a `#[test]` or `#[tokio::test]` function
 /// (see [`hog::hogged`] and [`hog::async_hogged`]).
 pub use lockhog_macros::hogged;
-pub use name::{percent_decode, percent_encode, LockName, DEFAULT_NAMESPACE, MAX_NAME_BYTES};
+pub use name::{LockName, DEFAULT_NAMESPACE, MAX_NAME_BYTES};
 pub use options::{RetryPolicy, Wait};
 pub use request::LockRequest;
 pub use semaphore::SemaphoreRequest;

@@ -224,7 +224,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// # Examples
 ///
 /// ```
-/// let line = lockhog::percent_encode("50% off é", |b| b > b' ' && b != b'%' && b != 0x7f);
+/// let line = lockhog::url::percent_encode("50% off é", |b| b > b' ' && b != b'%' && b != 0x7f);
 /// assert_eq!(line, "50%25%20off%20é");
 /// ```
 pub fn percent_encode(text: &str, keep: impl Fn(u8) -> bool) -> String {

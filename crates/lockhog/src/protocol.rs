@@ -40,14 +40,14 @@ const NO_TOKEN: &str = "-";
 
 /// Percent-encodes `text` for one field of a plain line: each space, control character
 /// (bytes below 0x20, and 0x7f) and `%` becomes `%XX`; everything else, including non-ASCII
-/// text, is kept. [`crate::percent_decode`] gives the text back.
+/// text, is kept. [`crate::url::percent_decode`] gives the text back.
 pub fn encode_field(text: &str) -> String {
-    crate::percent_encode(text, |b| b > b' ' && b != b'%' && b != 0x7f)
+    crate::url::percent_encode(text, |b| b > b' ' && b != b'%' && b != 0x7f)
 }
 
 /// Decodes one field of a plain line.
 fn decode_field(what: &'static str, field: &str) -> Result<String, ParseLineError> {
-    crate::percent_decode(field).ok_or_else(|| ParseLineError::BadEscape {
+    crate::url::percent_decode(field).ok_or_else(|| ParseLineError::BadEscape {
         what,
         field: field.to_string(),
     })

@@ -1,10 +1,11 @@
-//! Backend URLs: the default one, splitting off the scheme and query, redacting passwords, and
+//! Backend URLs: the default one, splitting off the scheme and query, redacting passwords,
+//! percent-encoding (of user info and of the `hold` protocol's fields), and
 //! the duration syntax of their options (which the `lockhog` command line shares).
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::name::percent_decode;
+pub use crate::name::{percent_decode, percent_encode};
 use crate::secret::{decode_lossy, Secrets, MASK};
 
 /// A backend URL split into its parts, with the query's options still to be claimed.
@@ -401,7 +402,7 @@ mod tests {
                 assert_eq!(parsed.body(), format!("//app:{pw}@h1:1,h2:2/db"), "{url}");
                 assert!(!format!("{parsed:?}").contains(pw), "{parsed:?}");
                 // Encoded, too.
-                let enc = crate::name::percent_encode(pw, |b| b.is_ascii_alphanumeric());
+                let enc = percent_encode(pw, |b| b.is_ascii_alphanumeric());
                 let url = format!("{scheme}://app:{enc}@h/db");
                 assert_eq!(redact(&url), format!("{scheme}://app:***@h/db"));
             }

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use fuzz_support::{fuzz, PURE};
-use lockhog::{percent_decode, percent_encode, LockName, Locker, MAX_NAME_BYTES};
+use lockhog::url::{percent_decode, percent_encode};
+use lockhog::{LockName, Locker, MAX_NAME_BYTES};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 

@@ -4,7 +4,7 @@
 mod fuzz_support;
 
 use fuzz_support::{fuzz, PURE};
-use lockhog::percent_encode;
+use lockhog::url::percent_encode;
 use lockhog::url::{redact as redact_url, BackendUrl};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -315,7 +315,7 @@ fn arbitrary_passwords_never_survive_redaction() {
                 Err(e) => texts.push(format!("{e} {e:?}")),
             }
             for read in read.iter().filter(|r| !r.is_empty()) {
-                let decoded = lockhog::percent_decode(read).unwrap_or_else(|| read.clone());
+                let decoded = lockhog::url::percent_decode(read).unwrap_or_else(|| read.clone());
                 for form in [read.clone(), decoded, percent_encode(read, unreserved)] {
                     for text in &texts {
                         prop_assert!(!text.contains(&form), "{} in {}", form, text);

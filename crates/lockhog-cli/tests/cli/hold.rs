@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lockhog::percent_decode;
+use lockhog::url::percent_decode;
 
 use crate::support::{hold, lockhog_cmd, Locks, Proc, TIMEOUT};
 

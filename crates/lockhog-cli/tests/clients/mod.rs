@@ -49,7 +49,7 @@ pub struct Server {
 impl Server {
     pub fn parse(url: &str) -> Server {
         let parsed = lockhog::url::BackendUrl::parse(url).expect("a test server URL");
-        let decode = |s: &str| lockhog::percent_decode(s).expect("percent-encoding");
+        let decode = |s: &str| lockhog::url::percent_decode(s).expect("percent-encoding");
         let (user, password) = parsed.credentials().unwrap_or(("", None));
         let rest = parsed.authority_rest().expect("host in the URL");
         let (hostport, database) = rest.split_once('/').unwrap_or((rest, ""));

@@ -106,8 +106,8 @@ pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// wrote.
 #[track_caller]
 pub(crate) fn assert_no_secret(ran: &Ran, secret: &str) {
-    let encoded = lockhog::percent_encode(secret, |b| b.is_ascii_alphanumeric());
-    let unreserved = lockhog::percent_encode(secret, |b| {
+    let encoded = lockhog::url::percent_encode(secret, |b| b.is_ascii_alphanumeric());
+    let unreserved = lockhog::url::percent_encode(secret, |b| {
         b.is_ascii_alphanumeric() || b"-._~".contains(&b)
     });
     for form in [

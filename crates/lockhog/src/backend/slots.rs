@@ -5,7 +5,7 @@
 //! has everything the backend's lock has (crash release, lease renewal, lost notice, a
 //! fencing token per slot), and at most `N` callers hold one at once because each slot is
 //! exclusive. The count `N` itself is kept in the store by
-//! [`Backend::record_permits`](super::Backend::record_permits), so that a caller asking for a
+//! [`Backend::record_permits`], so that a caller asking for a
 //! different count is refused instead of using slots the others do not look at.
 //!
 //! Also here: the [`Permit`] a permit acquire returns.

@@ -73,7 +73,7 @@ pub async fn hold_protocol(t: &Target) {
         let line = holder.next_line("a `released` line");
         let want = format!(
             "released {}",
-            crate::percent_encode(name, |b| b > b' ' && b != b'%' && b != 0x7f)
+            crate::url::percent_encode(name, |b| b > b' ' && b != b'%' && b != 0x7f)
         );
         assert_eq!(line, want);
     }

@@ -304,7 +304,7 @@ async fn add_root_user(raw: &mut Client, user: &str, password: &str) {
 /// space in a temporary directory's path must be escaped to arrive intact.
 pub fn query_path(path: &Path) -> String {
     let path = path.to_str().expect("a UTF-8 temporary path");
-    lockhog::percent_encode(path, |b| {
+    lockhog::url::percent_encode(path, |b| {
         b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_')
     })
 }
