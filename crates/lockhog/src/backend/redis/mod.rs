@@ -68,6 +68,7 @@
 
 mod conn;
 mod keys;
+mod lease_key;
 pub(crate) use self::conn::Conn;
 pub(crate) use self::keys::{
     fence_of, given_name, lock_key, name_of, namespace_part, release_channel, resource,
@@ -87,8 +88,9 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use tokio::time::Instant;
 
+use self::lease_key::{release_key, KeyLease, Undo};
 use self::wake::{Subscription, Wakeups};
-use super::lease::{release_in_background, Lease, Renewal, RELEASE_ON_DROP_FAILED};
+use super::lease::{release_in_background, Renewal, RELEASE_ON_DROP_FAILED};
 use super::{
     AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
 };
@@ -169,80 +171,6 @@ impl std::fmt::Debug for RedisHeld {
         f.debug_struct("RedisHeld")
             .field("key", &String::from_utf8_lossy(&self.key))
             .finish_non_exhaustive()
-    }
-}
-
-/// The lease of one key on one server: renewed by compare-and-`PEXPIRE`.
-struct KeyLease {
-    conn: Conn,
-    key: Vec<u8>,
-    owner: Vec<u8>,
-    ttl: Duration,
-}
-
-impl Lease for KeyLease {
-    async fn renew(&self) -> Result<Option<Instant>> {
-        let started = Instant::now();
-        let mut conn = self.conn.clone();
-        let extended: i64 = scripts::EXTEND
-            .key(&self.key)
-            .arg(&self.owner)
-            .arg(ttl_ms(self.ttl))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| backend_err("renewing a lease", e))?;
-        Ok((extended == 1).then(|| started + self.ttl))
-    }
-}
-
-/// Compare-and-delete of `key` if it holds `owner`; true when deleted.
-async fn release_key(
-    conn: &mut Conn,
-    key: &[u8],
-    owner: &[u8],
-    channel: &[u8],
-) -> redis::RedisResult<bool> {
-    let deleted: i64 = scripts::RELEASE
-        .key(key)
-        .arg(owner)
-        .arg(channel)
-        .invoke_async(conn)
-        .await?;
-    Ok(deleted == 1)
-}
-
-/// Deletes our key in the background if the acquire that may have set it is dropped before
-/// its answer arrived. Commands on one connection run in order, so the delete runs after the
-/// `SET` it undoes.
-struct Undo {
-    conn: Option<Conn>,
-    key: Vec<u8>,
-    owner: Vec<u8>,
-    channel: Vec<u8>,
-}
-
-impl Undo {
-    fn disarm(mut self) {
-        self.conn = None;
-    }
-}
-
-impl Drop for Undo {
-    fn drop(&mut self) {
-        let Some(mut conn) = self.conn.take() else {
-            return;
-        };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return; // the lease expires
-        };
-        let (key, owner, channel) = (
-            std::mem::take(&mut self.key),
-            std::mem::take(&mut self.owner),
-            std::mem::take(&mut self.channel),
-        );
-        rt.spawn(async move {
-            let _ = release_key(&mut conn, &key, &owner, &channel).await;
-        });
     }
 }
 
