@@ -37,6 +37,8 @@ async fn cleanup_deletes_expired_rows_only() {
             if listed[0].state == LockState::Free {
                 break;
             }
+            // A deliberate pause between polls (bounded above): nothing announces an
+            // expiry, so there is no event to wait on.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })

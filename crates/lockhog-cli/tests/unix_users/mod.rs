@@ -58,6 +58,8 @@ fn account_tool(args: &[&str]) -> Output {
             return out;
         }
         last = Some(out);
+        // A deliberate pause: a back-off between retries of a tool that fails at once while
+        // another process edits /etc/passwd; no state of ours is being waited for.
         std::thread::sleep(Duration::from_millis(100));
     }
     last.expect("tried")
