@@ -67,6 +67,7 @@
 //! fencing, when that matters.
 
 mod conn;
+mod direct;
 mod keys;
 mod lease_key;
 pub(crate) use self::conn::Conn;
