@@ -23,6 +23,9 @@
 //! assert_eq!(n, 7);
 //! # Ok::<(), lockhog::Error>(())
 //! ```
+//!
+//! Counting semaphores ([`Locker::semaphore`]) and several locks at once
+//! ([`Locker::lock_all`]) work as their async counterparts do.
 
 use std::future::Future;
 use std::hash::Hash;
@@ -34,6 +37,12 @@ use crate::error::Result;
 use crate::guard::AcquireStats;
 use crate::name::LockName;
 use crate::options::{RetryPolicy, Wait};
+
+mod lock_all;
+mod semaphore;
+
+pub use lock_all::{LockAllGuard, LockAllRequest};
+pub use semaphore::SemaphoreRequest;
 
 fn block_on<F: Future>(f: F) -> F::Output {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -263,9 +272,7 @@ impl LockRequest {
     /// not run), and [`crate::Error::LostWhileHeld`] with `f`'s value when the lock was lost
     /// while `f` ran or its release failed.
     pub fn run<T: Send + 'static>(self, f: impl FnOnce() -> T) -> Result<T> {
-        let guard = self.acquire()?;
-        let out = f();
-        block_on(guard.0.release_after(out))
+        self.acquire()?.run(f)
     }
 }
 
@@ -309,5 +316,13 @@ impl LockGuard {
     /// The async guard inside.
     pub fn into_async(self) -> crate::LockGuard {
         self.0
+    }
+
+    /// Runs `f`, then releases: `f`'s value, or [`crate::Error::LostWhileHeld`] with it when
+    /// the lock was lost meanwhile or its release failed. A panic in `f` drops the guard,
+    /// which releases.
+    fn run<T: Send + 'static>(self, f: impl FnOnce() -> T) -> Result<T> {
+        let out = f();
+        block_on(self.0.release_after(out))
     }
 }
