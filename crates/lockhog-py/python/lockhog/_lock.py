@@ -20,6 +20,7 @@ from typing import (
     Sequence,
     Tuple,
     Type,
+    TYPE_CHECKING,
     TypeVar,
     Union,
     cast,
@@ -27,6 +28,11 @@ from typing import (
 
 from . import _lockhog
 from ._errors import NotAcquired
+from ._lock_all import LockAll, resolve_wait
+
+if TYPE_CHECKING:
+    # Semaphore is a Lock, so its module imports this one.
+    from ._semaphore import Semaphore
 
 __all__ = ["Locker", "Lock", "LockStatus", "CleanupReport", "Name", "URL_ENV"]
 
@@ -38,6 +44,8 @@ URL_ENV = "LOCKHOG_URL"
 Name = Union[str, bytes, int, Tuple[Any, ...]]
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: A ``Lock`` or a subclass (``Semaphore``): what entering it returns.
+L = TypeVar("L", bound="Lock")
 
 
 class LockStatus(NamedTuple):
@@ -118,7 +126,8 @@ class Locker:
     def capabilities(self) -> Dict[str, bool]:
         """What the backend guarantees: ``lease``, ``native_fencing``, ``lost_notice``,
         ``fair``, ``shared``, ``crash_release``, ``native_wait``, ``cross_process``,
-        ``resource_fencing`` (a lock of ``lock_resource`` gets a fencing token)."""
+        ``resource_fencing`` (a lock of ``lock_resource`` gets a fencing token),
+        ``semaphore`` (``semaphore()`` works)."""
         return self._native.capabilities()
 
     def lock(
@@ -138,6 +147,50 @@ class Locker:
         lock is acquired, before any I/O: ``InvalidName``, ``InvalidOption``.
         """
         return Lock(self, name, blocking=blocking, timeout=timeout, ttl=ttl, shared=shared)
+
+    def semaphore(
+        self,
+        name: Name,
+        permits: int,
+        *,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        ttl: Optional[float] = None,
+    ) -> Semaphore:
+        """One of the ``permits`` permits of the counting semaphore ``name``: at most
+        ``permits`` holders at once, across threads, processes and machines. Used like
+        ``lock()`` (``acquire``/``release``, ``with``, ``async with``, a decorator); each
+        holder gets a permit of its own, with its own ``fencing_token`` and ``resource``
+        (``name#permit-<i>``). One object may hold several permits at once, from several
+        threads, as a ``threading.Semaphore`` does.
+
+        The count is kept in the store: asking another ``permits`` for a name in use raises
+        ``InvalidOption`` when acquired, as does a backend without semaphores
+        (``capabilities()["semaphore"]``) or a count of 0 or over 1024.
+        """
+        from ._semaphore import Semaphore
+
+        return Semaphore(self, name, permits, blocking=blocking, timeout=timeout, ttl=ttl)
+
+    def lock_all(
+        self,
+        names: Sequence[Name],
+        *,
+        resources: Sequence[str] = (),
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        ttl: Optional[float] = None,
+    ) -> LockAll:
+        """All the locks ``names`` (and the ``resources`` other programs name, see
+        ``lock_resource``) at once: acquiring holds every one of them or none, within one
+        ``timeout`` for the whole set. They are taken in one order every caller shares, so
+        two callers taking overlapping sets cannot deadlock, and given back last first. Use
+        it like ``lock()``: ``acquire``/``release``, ``with``, ``async with``."""
+        if isinstance(names, (str, bytes)) or isinstance(resources, str):
+            raise TypeError("names and resources are sequences, not one str")
+        return LockAll(
+            self, list(names), list(resources), blocking=blocking, timeout=timeout, ttl=ttl
+        )
 
     def lock_resource(
         self,
@@ -217,6 +270,8 @@ class Lock:
         self._shared = shared
         # True when `name` is a resource another program names (`Locker.lock_resource`).
         self._by_resource = False
+        # A permit of a semaphore of this many permits (`Semaphore`), rather than the lock.
+        self._permits: Optional[int] = None
         # Guards taken through this object, newest last (several only when shared).
         self._held: List[_lockhog.NativeGuard] = []
         self._mutex = threading.Lock()
@@ -224,20 +279,14 @@ class Lock:
     def _wait(
         self, blocking: Optional[bool], timeout: Optional[float]
     ) -> Tuple[bool, Optional[float]]:
-        if blocking is None:
-            blocking = self._blocking
-        if timeout is None:
-            timeout = self._timeout
-        elif timeout == -1:
-            # threading.Lock's "wait forever".
-            timeout = None
-        return blocking, timeout
+        return resolve_wait(blocking, timeout, self._blocking, self._timeout)
 
     def _hog_twin(self) -> Lock:
         """A lock of the same name and options, not held: what a hog takes, so that this
         object stays as the caller left it."""
         twin = Lock(self._locker, self._name, ttl=self._ttl, shared=self._shared)
         twin._by_resource = self._by_resource
+        twin._permits = self._permits
         return twin
 
     def _hold_command(self, acquire_timeout: float) -> Tuple[List[str], Dict[str, str]]:
@@ -248,6 +297,8 @@ class Lock:
         if not self._locker.capabilities()["cross_process"]:
             raise ValueError(f"{self._locker.url!r} is not seen by other processes: hog it from a thread")
         args = ["hold", "-w", repr(acquire_timeout)]
+        if self._permits is not None:
+            args += ["--permits", str(self._permits)]
         if self._ttl is not None:
             args += ["--ttl", repr(self._ttl)]
         if self._by_resource:
@@ -274,7 +325,7 @@ class Lock:
     def _take(self, blocking: Optional[bool] = None, timeout: Optional[float] = None) -> None:
         blocking, timeout = self._wait(blocking, timeout)
         guard = self._locker._native.acquire(
-            self._name, blocking, timeout, self._ttl, self._shared, self._by_resource
+            self._name, blocking, timeout, self._ttl, self._shared, self._by_resource, self._permits
         )
         self._push(guard)
 
@@ -283,7 +334,7 @@ class Lock:
     ) -> None:
         blocking, timeout = self._wait(blocking, timeout)
         guard = await self._locker._native.acquire_async(
-            self._name, blocking, timeout, self._ttl, self._shared, self._by_resource
+            self._name, blocking, timeout, self._ttl, self._shared, self._by_resource, self._permits
         )
         self._push(guard)
 
@@ -381,7 +432,7 @@ class Lock:
         """``wait_lost`` for asyncio (no timeout: use ``asyncio.wait_for``)."""
         return await self._current().wait_lost_async()
 
-    def __enter__(self) -> Lock:
+    def __enter__(self: L) -> L:
         self._take()
         return self
 
@@ -393,7 +444,7 @@ class Lock:
     ) -> None:
         self.release()
 
-    async def __aenter__(self) -> Lock:
+    async def __aenter__(self: L) -> L:
         await self._take_async()
         return self
 
@@ -428,3 +479,4 @@ class Lock:
     def __repr__(self) -> str:
         state = "held" if self.held else "not held"
         return f"<lockhog.Lock {self.name!r} on {self._locker.url!r}, {state}>"
+
