@@ -3,7 +3,6 @@ Ctrl-C leaving nothing held, overlapping sets in opposite orders never deadlocki
 
 from __future__ import annotations
 
-import _thread
 import asyncio
 import threading
 from typing import List
@@ -11,7 +10,7 @@ from typing import List
 import pytest
 
 import lockhog
-from conftest import BOUND, main_thread_waiting_in_lockhog, wait_until
+from conftest import BOUND, interrupt_main_once_waiting
 
 
 def test_all_or_none_when_one_is_held_elsewhere(any_url: str, name: str) -> None:
@@ -119,12 +118,7 @@ def test_ctrl_c_interrupts_a_wait_and_leaves_nothing_held(file_url: str, name: s
     held = locker.lock(max(names, key=locker.resource))
     assert held.acquire()
 
-    def interrupt() -> None:
-        wait_until(main_thread_waiting_in_lockhog, "the main thread's wait")
-        _thread.interrupt_main()
-
-    t = threading.Thread(target=interrupt)
-    t.start()
+    t = interrupt_main_once_waiting()
     waiter = locker.lock_all(names)
     with pytest.raises(KeyboardInterrupt):
         waiter.acquire(timeout=BOUND)

@@ -3,7 +3,6 @@ in the store; try, timeout, ``with``, asyncio and Ctrl-C as with ``Locker.lock``
 
 from __future__ import annotations
 
-import _thread
 import asyncio
 import threading
 from typing import List
@@ -11,7 +10,7 @@ from typing import List
 import pytest
 
 import lockhog
-from conftest import BOUND, main_thread_waiting_in_lockhog, wait_until
+from conftest import BOUND, interrupt_main_once_waiting
 
 PERMITS = 3
 
@@ -158,12 +157,7 @@ def test_ctrl_c_interrupts_a_wait_and_leaves_nothing_held(file_url: str, name: s
     holder = locker.semaphore(name, 1)
     assert holder.acquire()
 
-    def interrupt() -> None:
-        wait_until(main_thread_waiting_in_lockhog, "the main thread's wait")
-        _thread.interrupt_main()
-
-    t = threading.Thread(target=interrupt)
-    t.start()
+    t = interrupt_main_once_waiting()
     waiter = locker.semaphore(name, 1)
     with pytest.raises(KeyboardInterrupt):
         waiter.acquire(timeout=BOUND)

@@ -38,6 +38,48 @@ use crate::guard::AcquireStats;
 use crate::name::LockName;
 use crate::options::{RetryPolicy, Wait};
 
+/// The acquire methods of a blocking request wrapping the async request `crate::$async`: each
+/// runs the async one to completion on this module's runtime and wraps its guard in `$guard`.
+macro_rules! acquire_methods {
+    ($async:literal, $guard:ident) => {
+        /// One attempt.
+        ///
+        /// # Errors
+        ///
+        #[doc = concat!("As [`crate::", $async, "::try_acquire`].")]
+        pub fn try_acquire(self) -> Result<$guard> {
+            block_on(self.0.try_acquire()).map($guard)
+        }
+
+        /// Waits at most `bound`.
+        ///
+        /// # Errors
+        ///
+        #[doc = concat!("As [`crate::", $async, "::wait_for`].")]
+        pub fn wait_for(self, bound: Duration) -> Result<$guard> {
+            block_on(self.0.wait_for(bound)).map($guard)
+        }
+
+        /// Waits until acquired.
+        ///
+        /// # Errors
+        ///
+        #[doc = concat!("As [`crate::", $async, "::wait`].")]
+        pub fn wait(self) -> Result<$guard> {
+            block_on(self.0.wait()).map($guard)
+        }
+
+        /// Acquires as configured (by default, waiting until acquired).
+        ///
+        /// # Errors
+        ///
+        #[doc = concat!("As [`crate::", $async, "::acquire`].")]
+        pub fn acquire(self) -> Result<$guard> {
+            block_on(self.0.acquire()).map($guard)
+        }
+    };
+}
+
 mod lock_all;
 mod semaphore;
 
@@ -227,41 +269,7 @@ impl LockRequest {
         LockRequest(self.0.waiting(wait))
     }
 
-    /// One attempt.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::LockRequest::try_acquire`].
-    pub fn try_acquire(self) -> Result<LockGuard> {
-        block_on(self.0.try_acquire()).map(LockGuard)
-    }
-
-    /// Waits at most `bound`.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::LockRequest::wait_for`].
-    pub fn wait_for(self, bound: Duration) -> Result<LockGuard> {
-        block_on(self.0.wait_for(bound)).map(LockGuard)
-    }
-
-    /// Waits until acquired.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::LockRequest::wait`].
-    pub fn wait(self) -> Result<LockGuard> {
-        block_on(self.0.wait()).map(LockGuard)
-    }
-
-    /// Acquires as configured.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::LockRequest::acquire`].
-    pub fn acquire(self) -> Result<LockGuard> {
-        block_on(self.0.acquire()).map(LockGuard)
-    }
+    acquire_methods!("LockRequest", LockGuard);
 
     /// Runs `f` while holding the lock, then releases it (also when `f` panics). When the lock
     /// is not acquired, `f` does not run.

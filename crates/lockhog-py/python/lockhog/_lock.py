@@ -6,9 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import threading
 import urllib.parse
-from types import TracebackType
 from typing import (
     Any,
     Awaitable,
@@ -18,17 +16,16 @@ from typing import (
     NamedTuple,
     Optional,
     Sequence,
-    Tuple,
-    Type,
     TYPE_CHECKING,
+    Tuple,
     TypeVar,
     Union,
     cast,
 )
 
 from . import _lockhog
-from ._errors import NotAcquired
-from ._lock_all import LockAll, resolve_wait
+from ._acquirable import Acquirable
+from ._lock_all import LockAll
 
 if TYPE_CHECKING:
     # Semaphore is a Lock, so its module imports this one.
@@ -44,8 +41,6 @@ URL_ENV = "LOCKHOG_URL"
 Name = Union[str, bytes, int, Tuple[Any, ...]]
 
 F = TypeVar("F", bound=Callable[..., Any])
-#: A ``Lock`` or a subclass (``Semaphore``): what entering it returns.
-L = TypeVar("L", bound="Lock")
 
 
 class LockStatus(NamedTuple):
@@ -241,7 +236,7 @@ class Locker:
         return f"Locker({self.url!r}, namespace={self.namespace!r})"
 
 
-class Lock:
+class Lock(Acquirable[_lockhog.NativeGuard]):
     """One lock of a ``Locker``, by name or by resource (``lock_resource``): use it with
     ``with`` / ``async with``, as a decorator, or with ``acquire()`` / ``release()``.
 
@@ -262,24 +257,15 @@ class Lock:
         ttl: Optional[float] = None,
         shared: bool = False,
     ) -> None:
+        super().__init__(blocking, timeout)
         self._locker = locker
         self._name = name
-        self._blocking = blocking
-        self._timeout = timeout
         self._ttl = ttl
         self._shared = shared
         # True when `name` is a resource another program names (`Locker.lock_resource`).
         self._by_resource = False
         # A permit of a semaphore of this many permits (`Semaphore`), rather than the lock.
         self._permits: Optional[int] = None
-        # Guards taken through this object, newest last (several only when shared).
-        self._held: List[_lockhog.NativeGuard] = []
-        self._mutex = threading.Lock()
-
-    def _wait(
-        self, blocking: Optional[bool], timeout: Optional[float]
-    ) -> Tuple[bool, Optional[float]]:
-        return resolve_wait(blocking, timeout, self._blocking, self._timeout)
 
     def _hog_twin(self) -> Lock:
         """A lock of the same name and options, not held: what a hog takes, so that this
@@ -306,22 +292,6 @@ class Lock:
             return [*args, "--resource=" + self.name], {URL_ENV: self._locker._child_url()}
         return [*args, "--", self.name], {URL_ENV: self._locker._child_url()}
 
-    def _push(self, guard: _lockhog.NativeGuard) -> None:
-        with self._mutex:
-            self._held.append(guard)
-
-    def _pop(self) -> _lockhog.NativeGuard:
-        with self._mutex:
-            if not self._held:
-                raise RuntimeError("release of a lock that is not held")
-            return self._held.pop()
-
-    def _current(self) -> _lockhog.NativeGuard:
-        with self._mutex:
-            if not self._held:
-                raise RuntimeError("the lock is not held")
-            return self._held[-1]
-
     def _take(self, blocking: Optional[bool] = None, timeout: Optional[float] = None) -> None:
         blocking, timeout = self._wait(blocking, timeout)
         guard = self._locker._native.acquire(
@@ -337,31 +307,6 @@ class Lock:
             self._name, blocking, timeout, self._ttl, self._shared, self._by_resource, self._permits
         )
         self._push(guard)
-
-    def acquire(self, blocking: Optional[bool] = None, timeout: Optional[float] = None) -> bool:
-        """Takes the lock: ``True`` once held, ``False`` when someone else holds it and
-        ``blocking`` is false or ``timeout`` seconds passed (``-1``: wait forever). Arguments
-        left out take the values given to ``Locker.lock``.
-
-        Waits with the GIL released; Ctrl-C interrupts it with ``KeyboardInterrupt`` and
-        nothing stays held. Raises ``InvalidName``, ``InvalidOption``, ``BackendError``.
-        """
-        try:
-            self._take(blocking, timeout)
-        except NotAcquired:
-            return False
-        return True
-
-    async def acquire_async(
-        self, blocking: Optional[bool] = None, timeout: Optional[float] = None
-    ) -> bool:
-        """``acquire`` for asyncio: waits without blocking the event loop. Cancelling the
-        task cancels the wait, and nothing stays held."""
-        try:
-            await self._take_async(blocking, timeout)
-        except NotAcquired:
-            return False
-        return True
 
     def release(self) -> bool:
         """Releases the lock: ``True`` when it was still ours up to the release, ``False``
@@ -379,12 +324,6 @@ class Lock:
         """The lock's name (``sha256:…`` for a hashed key; the resource for a lock of
         ``lock_resource``)."""
         return _lockhog.hashed_name(self._name)
-
-    @property
-    def held(self) -> bool:
-        """True while this object holds the lock."""
-        with self._mutex:
-            return bool(self._held)
 
     @property
     def fencing_token(self) -> Optional[int]:
@@ -431,30 +370,6 @@ class Lock:
     async def wait_lost_async(self) -> Optional[str]:
         """``wait_lost`` for asyncio (no timeout: use ``asyncio.wait_for``)."""
         return await self._current().wait_lost_async()
-
-    def __enter__(self: L) -> L:
-        self._take()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.release()
-
-    async def __aenter__(self: L) -> L:
-        await self._take_async()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        await self.release_async()
 
     def __call__(self, func: F) -> F:
         """Decorates ``func`` (a function or a coroutine function) to run holding the lock;

@@ -66,41 +66,7 @@ impl LockAllRequest {
         LockAllRequest(self.0.waiting(wait))
     }
 
-    /// One attempt on each lock.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::LockAllRequest::acquire`].
-    pub fn try_acquire(self) -> Result<LockAllGuard> {
-        block_on(self.0.try_acquire()).map(LockAllGuard)
-    }
-
-    /// Waits at most `bound`, for all the locks together.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::LockAllRequest::acquire`].
-    pub fn wait_for(self, bound: Duration) -> Result<LockAllGuard> {
-        block_on(self.0.wait_for(bound)).map(LockAllGuard)
-    }
-
-    /// Waits until every lock is held.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::LockAllRequest::acquire`].
-    pub fn wait(self) -> Result<LockAllGuard> {
-        block_on(self.0.wait()).map(LockAllGuard)
-    }
-
-    /// Acquires as configured (by default, waiting until every lock is held).
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::LockAllRequest::acquire`].
-    pub fn acquire(self) -> Result<LockAllGuard> {
-        block_on(self.0.acquire()).map(LockAllGuard)
-    }
+    acquire_methods!("LockAllRequest", LockAllGuard);
 }
 
 /// Several held locks; see [`crate::LockAllGuard`]. Released together by

@@ -59,41 +59,7 @@ impl SemaphoreRequest {
         SemaphoreRequest(self.0.waiting(wait))
     }
 
-    /// One attempt.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::SemaphoreRequest::try_acquire`].
-    pub fn try_acquire(self) -> Result<LockGuard> {
-        block_on(self.0.try_acquire()).map(LockGuard)
-    }
-
-    /// Waits at most `bound` for a permit.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::SemaphoreRequest::wait_for`].
-    pub fn wait_for(self, bound: Duration) -> Result<LockGuard> {
-        block_on(self.0.wait_for(bound)).map(LockGuard)
-    }
-
-    /// Waits until a permit is acquired.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::SemaphoreRequest::wait`].
-    pub fn wait(self) -> Result<LockGuard> {
-        block_on(self.0.wait()).map(LockGuard)
-    }
-
-    /// Acquires as configured (by default, waiting until acquired).
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::SemaphoreRequest::acquire`].
-    pub fn acquire(self) -> Result<LockGuard> {
-        block_on(self.0.acquire()).map(LockGuard)
-    }
+    acquire_methods!("SemaphoreRequest", LockGuard);
 
     /// Runs `f` while holding a permit, then releases it (also when `f` panics); when no
     /// permit is acquired, `f` does not run.
