@@ -10,6 +10,7 @@ from typing import List
 import pytest
 
 import lockhog
+from lockhog.hog import HogFrom, hog_lock
 from conftest import BOUND, interrupt_main_once_waiting
 
 PERMITS = 3
@@ -167,3 +168,15 @@ def test_ctrl_c_interrupts_a_wait_and_leaves_nothing_held(file_url: str, name: s
     probe = locker.semaphore(name, 1)
     assert probe.acquire(blocking=False), "the interrupted wait kept the permit"
     assert probe.release()
+
+
+@pytest.mark.parametrize("from_", [HogFrom.THREAD, HogFrom.PROCESS])
+def test_a_hogged_semaphore_holds_one_permit(file_url: str, name: str, from_: HogFrom) -> None:
+    locker = lockhog.Locker(file_url)
+    with hog_lock(locker.semaphore(name, 2), from_=from_):
+        one = locker.semaphore(name, 2)
+        assert one.acquire(blocking=False), "the hog took more than one permit"
+        assert not locker.semaphore(name, 2).acquire(blocking=False), "the hog took no permit"
+        assert one.release()
+    both = [locker.semaphore(name, 2) for _ in range(2)]
+    assert all(s.acquire(blocking=False) for s in both), "the hog kept its permit"
