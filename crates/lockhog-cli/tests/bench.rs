@@ -11,8 +11,22 @@ fn bench(args: &[&str]) -> Output {
 }
 
 fn bench_on(url: &str, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_lockhog"))
-        .args(["bench", "-b", url])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockhog"));
+    cmd.args(["bench", "-b", url]);
+    run_bench(cmd, args)
+}
+
+/// `lockhog bench` on a server whose URL (with its password) goes in the environment, never
+/// on the command line.
+#[cfg(feature = "postgres")]
+fn bench_env(url: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockhog"));
+    cmd.arg("bench").env("LOCKHOG_URL", url);
+    run_bench(cmd, args)
+}
+
+fn run_bench(mut cmd: Command, args: &[&str]) -> Output {
+    let out = cmd
         .args(args)
         .env_remove("RUST_LOG")
         .output()
@@ -89,16 +103,30 @@ fn json_report_has_every_figure_with_sane_values() {
 #[test]
 fn semaphore_phase_on_a_backend_with_semaphores() {
     let report = one_json_object(&bench(&["--duration", "1", "--json"]));
-    assert_eq!(report["semaphore_clients"], 16, "{report}");
-    assert_eq!(report["semaphore_permits"], 4, "{report}");
-    assert!(number(&report, "semaphore_cycles_per_s") > 0.0, "{report}");
-    assert!(
-        number(&report, "semaphore_max_wait_ms") >= number(&report, "semaphore_median_wait_ms"),
-        "{report}"
-    );
+    assert_semaphore_phase(&report);
     let text = bench(&["--duration", "0.5"]);
     let text = String::from_utf8(text.stdout).expect("UTF-8");
     assert!(text.contains("semaphore:"), "{text}");
+}
+
+/// PostgreSQL has semaphores (slot advisory locks): its bench has the phase too.
+#[cfg(feature = "postgres")]
+#[test]
+fn semaphore_phase_on_postgres() {
+    let target = lockhog::testkit::Target::from_env("LOCKHOG_TEST_POSTGRES_URL");
+    let Some(url) = target.url() else { return };
+    let out = bench_env(url, &["--duration", "0.5", "--json"]);
+    assert_semaphore_phase(&one_json_object(&out));
+}
+
+fn assert_semaphore_phase(report: &Value) {
+    assert_eq!(report["semaphore_clients"], 16, "{report}");
+    assert_eq!(report["semaphore_permits"], 4, "{report}");
+    assert!(number(report, "semaphore_cycles_per_s") > 0.0, "{report}");
+    assert!(
+        number(report, "semaphore_max_wait_ms") >= number(report, "semaphore_median_wait_ms"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -3,12 +3,58 @@
 //! away; another N is refused before its command runs.
 //!
 //! Commands are `sh -c` scripts that print their permit and `ready`, then block reading
-//! stdin; every wait is on a line or an exit, bounded by the support module's TIMEOUT.
+//! stdin; every wait is on a line or an exit, bounded by the support module's TIMEOUT. The
+//! same cases run on a lock directory and on PostgreSQL (`LOCKHOG_TEST_POSTGRES_URL`), whose
+//! URL goes in the environment, never on the command line.
 
 #[allow(dead_code)] // helpers for the other test files too
 mod support;
 
-use support::{Locks, Proc};
+use std::process::Command;
+
+use support::{lockhog_cmd, server, Finished, Locks, Proc};
+
+/// Where the semaphores live: a fresh lock directory, or a server's URL.
+enum Store {
+    Dir(Locks),
+    Server(String),
+}
+
+impl Store {
+    /// The stores of this build that these tests run on; a server whose URL is unset is
+    /// skipped (a failure under `CI=true`).
+    fn all() -> Vec<Store> {
+        let mut stores = vec![Store::Dir(Locks::new())];
+        if cfg!(feature = "postgres") {
+            stores.extend(server("LOCKHOG_TEST_POSTGRES_URL").map(Store::Server));
+        }
+        stores
+    }
+
+    /// `lockhog <sub> <args…>` on this store.
+    fn cmd(&self, sub: &str, args: &[&str]) -> Command {
+        match self {
+            Store::Dir(locks) => locks.cmd(sub, args),
+            Store::Server(url) => {
+                let mut cmd = lockhog_cmd();
+                cmd.env("LOCKHOG_URL", url).arg(sub).args(args);
+                cmd
+            }
+        }
+    }
+
+    fn run(&self, sub: &str, args: &[&str]) -> Finished {
+        Proc::spawn(self.cmd(sub, args), &format!("lockhog {sub} {args:?}")).finish()
+    }
+
+    /// `what`, made unique on a shared server so that runs never meet.
+    fn name(&self, what: &str) -> String {
+        match self {
+            Store::Dir(_) => what.to_string(),
+            Store::Server(_) => format!("run-permits-{what}-{}", std::process::id()),
+        }
+    }
+}
 
 /// Prints the permit's resource and token, then `ready`, then waits for a line and exits 0.
 const SCRIPT: &str = r#"echo "resource=$LOCKHOG_RESOURCE"
@@ -23,8 +69,8 @@ struct Running {
     token: u64,
 }
 
-fn start(locks: &Locks, args: &[&str], name: &str) -> Running {
-    let mut cmd = locks.cmd("run", args);
+fn start(store: &Store, args: &[&str], name: &str) -> Running {
+    let mut cmd = store.cmd("run", args);
     cmd.args([name, "--", "sh", "-c", SCRIPT]);
     let mut proc = Proc::spawn(cmd, &format!("lockhog run {args:?} {name}"));
     let resource = proc.line();
@@ -53,19 +99,22 @@ fn finish(mut run: Running) {
 
 #[test]
 fn at_most_n_commands_run_at_once_and_the_next_takes_a_freed_permit() {
-    let locks = Locks::new();
-    let first = start(&locks, &["--permits", "2"], "encoders");
-    let second = start(&locks, &["--permits", "2"], "encoders");
+    for store in Store::all() {
+        at_most_n_commands_run_at_once(&store);
+    }
+}
+
+fn at_most_n_commands_run_at_once(store: &Store) {
+    let name = store.name("encoders");
+    let first = start(store, &["--permits", "2"], &name);
+    let second = start(store, &["--permits", "2"], &name);
     assert_ne!(
         first.resource, second.resource,
         "two commands on one permit"
     );
 
     // Both permits are out: a third command is turned away and does not run.
-    let third = locks.run(
-        "run",
-        &["-n", "--permits", "2", "encoders", "--", "echo", "ran"],
-    );
+    let third = store.run("run", &["-n", "--permits", "2", &name, "--", "echo", "ran"]);
     third.assert_code(1);
     assert!(
         third.stdout.is_empty(),
@@ -74,8 +123,8 @@ fn at_most_n_commands_run_at_once_and_the_next_takes_a_freed_permit() {
     );
 
     // A waiting third command starts on the permit the first gives back.
-    let mut cmd = locks.cmd("run", &["--permits", "2"]);
-    cmd.args(["encoders", "--", "sh", "-c", SCRIPT]);
+    let mut cmd = store.cmd("run", &["--permits", "2"]);
+    cmd.args([&name, "--", "sh", "-c", SCRIPT]);
     let mut waiter = Proc::spawn(cmd, "lockhog run --permits 2 encoders (waiting)");
     let (freed, freed_token) = (first.resource.clone(), first.token);
     finish(first);
@@ -99,10 +148,16 @@ fn at_most_n_commands_run_at_once_and_the_next_takes_a_freed_permit() {
 
 #[test]
 fn another_permit_count_is_refused_before_its_command_runs() {
-    let locks = Locks::new();
-    let holder = start(&locks, &["--permits", "2"], "renders");
+    for store in Store::all() {
+        another_permit_count_is_refused(&store);
+    }
+}
+
+fn another_permit_count_is_refused(store: &Store) {
+    let name = store.name("renders");
+    let holder = start(store, &["--permits", "2"], &name);
     for other in ["1", "3"] {
-        let run = locks.run("run", &["--permits", other, "renders", "--", "echo", "ran"]);
+        let run = store.run("run", &["--permits", other, &name, "--", "echo", "ran"]);
         run.assert_code(2);
         assert!(run.stdout.is_empty(), "the command ran: {:?}", run.stdout);
         assert!(
@@ -112,7 +167,7 @@ fn another_permit_count_is_refused_before_its_command_runs() {
         );
     }
     finish(holder);
-    let zero = locks.run("run", &["--permits", "0", "renders", "--", "echo", "ran"]);
+    let zero = store.run("run", &["--permits", "0", &name, "--", "echo", "ran"]);
     zero.assert_code(2);
     assert!(zero.stdout.is_empty());
 }

@@ -7,6 +7,7 @@ use crate::errors::to_py;
 use crate::guard::NativeGuard;
 use crate::names::Name;
 use crate::wait::{block_on, seconds};
+use lockhog::Wait;
 
 /// A connection to one lock store (see `lockhog.Locker`).
 #[pyclass(module = "lockhog._lockhog", frozen)]
@@ -23,35 +24,62 @@ enum Target {
 /// How one acquire should go, checked before any I/O.
 struct Request {
     target: Target,
-    blocking: bool,
-    timeout: Option<f64>,
+    wait: Wait,
     ttl: Option<f64>,
     shared: bool,
+    /// A permit of a semaphore of this many permits, rather than the lock itself.
+    permits: Option<u32>,
+}
+
+/// What one acquire takes, built: a lock, or one permit of a semaphore.
+enum Built {
+    Lock(lockhog::LockRequest),
+    Permit(lockhog::SemaphoreRequest),
+}
+
+/// How to wait, from Python's `blocking` and `timeout` (as `threading.Lock.acquire` takes
+/// them).
+fn wait_of(blocking: bool, timeout: Option<f64>) -> lockhog::Result<Wait> {
+    match (blocking, timeout) {
+        (false, None) => Ok(Wait::No),
+        (false, Some(_)) => Err(lockhog::Error::InvalidOption {
+            reason: "a timeout makes no sense for a non-blocking acquire".into(),
+        }),
+        (true, Some(t)) => Ok(Wait::For(seconds(t, "timeout")?)),
+        (true, None) => Ok(Wait::Forever),
+    }
 }
 
 impl Request {
-    fn build(self, locker: &lockhog::Locker) -> lockhog::Result<lockhog::LockRequest> {
-        let mut req = match &self.target {
-            Target::Name(name) => name.request(locker),
-            Target::Resource(res) => locker.lock_resource(res),
-        };
-        req = match (self.blocking, self.timeout) {
-            (false, None) => req.no_wait(),
-            (false, Some(_)) => {
-                return Err(lockhog::Error::InvalidOption {
-                    reason: "a timeout makes no sense for a non-blocking acquire".into(),
-                })
+    fn build(self, locker: &lockhog::Locker) -> lockhog::Result<Built> {
+        let ttl = self.ttl.map(|t| seconds(t, "ttl")).transpose()?;
+        match (self.permits, &self.target) {
+            (None, target) => {
+                let mut req = match target {
+                    Target::Name(name) => name.request(locker),
+                    Target::Resource(res) => locker.lock_resource(res),
+                };
+                req = req.waiting(self.wait);
+                if let Some(ttl) = ttl {
+                    req = req.ttl(ttl);
+                }
+                if self.shared {
+                    req = req.shared();
+                }
+                Ok(Built::Lock(req))
             }
-            (true, Some(t)) => req.wait_at_most(seconds(t, "timeout")?),
-            (true, None) => req,
-        };
-        if let Some(ttl) = self.ttl {
-            req = req.ttl(seconds(ttl, "ttl")?);
+            (Some(permits), Target::Name(name)) if !self.shared => {
+                let mut req = locker.semaphore(name.to_name(), permits);
+                req = req.waiting(self.wait);
+                if let Some(ttl) = ttl {
+                    req = req.ttl(ttl);
+                }
+                Ok(Built::Permit(req))
+            }
+            (Some(_), _) => Err(lockhog::Error::InvalidOption {
+                reason: "a semaphore is taken by name, and has no shared mode".into(),
+            }),
         }
-        if self.shared {
-            req = req.shared();
-        }
-        Ok(req)
     }
 }
 
@@ -67,14 +95,30 @@ async fn open(url: Option<String>, namespace: Option<String>) -> PyResult<Native
     locker.map(|inner| NativeLocker { inner }).map_err(to_py)
 }
 
-async fn acquire(req: lockhog::Result<lockhog::LockRequest>) -> PyResult<NativeGuard> {
-    let guard = req.map_err(to_py)?.acquire().await.map_err(to_py)?;
-    Ok(NativeGuard::start(guard))
+async fn acquire(req: lockhog::Result<Built>) -> PyResult<NativeGuard> {
+    let guard = match req.map_err(to_py)? {
+        Built::Lock(req) => req.acquire().await,
+        Built::Permit(req) => req.acquire().await,
+    };
+    Ok(NativeGuard::start(guard.map_err(to_py)?))
+}
+
+/// Every lock of `req`, all or none, each handed to a guard task of its own; in the order
+/// they were taken, which Python releases in reverse.
+async fn acquire_all(req: lockhog::Result<lockhog::LockAllRequest>) -> PyResult<Vec<NativeGuard>> {
+    let all = req.map_err(to_py)?.acquire().await.map_err(to_py)?;
+    Ok(all
+        .into_guards()
+        .into_iter()
+        .map(NativeGuard::start)
+        .collect())
 }
 
 impl NativeLocker {
-    /// The request for `name` (a resource when `resource`); a name of the wrong type fails
-    /// here, bad values when awaited.
+    /// The request for `name` (a resource when `resource`, a permit when `permits`); a name
+    /// of the wrong type fails here, bad values when awaited.
+    // The arguments are Python's keywords, one each.
+    #[allow(clippy::too_many_arguments)]
     fn request(
         &self,
         name: &Bound<'_, PyAny>,
@@ -83,20 +127,48 @@ impl NativeLocker {
         ttl: Option<f64>,
         shared: bool,
         resource: bool,
-    ) -> PyResult<lockhog::Result<lockhog::LockRequest>> {
+        permits: Option<u32>,
+    ) -> PyResult<lockhog::Result<Built>> {
         let target = if resource {
             Target::Resource(name.extract()?)
         } else {
             Target::Name(Name::extract(name)?)
         };
-        let req = Request {
-            target,
-            blocking,
-            timeout,
-            ttl,
-            shared,
-        };
-        Ok(req.build(&self.inner))
+        let built = wait_of(blocking, timeout).and_then(|wait| {
+            let req = Request {
+                target,
+                wait,
+                ttl,
+                shared,
+                permits,
+            };
+            req.build(&self.inner)
+        });
+        Ok(built)
+    }
+
+    /// The request for all of `names` and `resources` at once; a name of the wrong type fails
+    /// here, bad values when awaited.
+    fn request_all(
+        &self,
+        names: &Bound<'_, PyAny>,
+        resources: Vec<String>,
+        blocking: bool,
+        timeout: Option<f64>,
+        ttl: Option<f64>,
+    ) -> PyResult<lockhog::Result<lockhog::LockAllRequest>> {
+        let names = names
+            .try_iter()?
+            .map(|n| Name::extract(&n?).map(|n| n.to_name()))
+            .collect::<PyResult<Vec<String>>>()?;
+        Ok(wait_of(blocking, timeout).and_then(|wait| {
+            let mut req = self.inner.lock_all(names).and_resources(resources);
+            req = req.waiting(wait);
+            if let Some(ttl) = ttl {
+                req = req.ttl(seconds(ttl, "ttl")?);
+            }
+            Ok(req)
+        }))
     }
 }
 
@@ -146,6 +218,7 @@ impl NativeLocker {
             ("native_wait", c.native_wait),
             ("cross_process", c.cross_process),
             ("resource_fencing", c.resource_fencing),
+            ("semaphore", c.semaphore),
         ] {
             d.set_item(k, v)?;
         }
@@ -156,7 +229,7 @@ impl NativeLocker {
     /// released, Ctrl-C honoured).
     // The arguments are Python's keywords, one each.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (name, blocking=true, timeout=None, ttl=None, shared=false, resource=false))]
+    #[pyo3(signature = (name, blocking=true, timeout=None, ttl=None, shared=false, resource=false, permits=None))]
     fn acquire(
         &self,
         py: Python<'_>,
@@ -166,8 +239,9 @@ impl NativeLocker {
         ttl: Option<f64>,
         shared: bool,
         resource: bool,
+        permits: Option<u32>,
     ) -> PyResult<NativeGuard> {
-        let req = self.request(name, blocking, timeout, ttl, shared, resource)?;
+        let req = self.request(name, blocking, timeout, ttl, shared, resource, permits)?;
         block_on(py, acquire(req))?
     }
 
@@ -175,7 +249,7 @@ impl NativeLocker {
     /// loop; cancelling the awaitable cancels the acquire.
     // The arguments are Python's keywords, one each.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (name, blocking=true, timeout=None, ttl=None, shared=false, resource=false))]
+    #[pyo3(signature = (name, blocking=true, timeout=None, ttl=None, shared=false, resource=false, permits=None))]
     fn acquire_async<'py>(
         &self,
         py: Python<'py>,
@@ -185,9 +259,42 @@ impl NativeLocker {
         ttl: Option<f64>,
         shared: bool,
         resource: bool,
+        permits: Option<u32>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let req = self.request(name, blocking, timeout, ttl, shared, resource)?;
+        let req = self.request(name, blocking, timeout, ttl, shared, resource, permits)?;
         pyo3_async_runtimes::tokio::future_into_py(py, acquire(req))
+    }
+
+    /// Takes every lock of `names` and `resources`, all or none, within one wait (blocking,
+    /// the GIL released, Ctrl-C honoured): their guards, in the order they were taken.
+    #[pyo3(signature = (names, resources=Vec::new(), blocking=true, timeout=None, ttl=None))]
+    fn acquire_all(
+        &self,
+        py: Python<'_>,
+        names: &Bound<'_, PyAny>,
+        resources: Vec<String>,
+        blocking: bool,
+        timeout: Option<f64>,
+        ttl: Option<f64>,
+    ) -> PyResult<Vec<NativeGuard>> {
+        let req = self.request_all(names, resources, blocking, timeout, ttl)?;
+        block_on(py, acquire_all(req))?
+    }
+
+    /// `acquire_all` without blocking the event loop; cancelling the awaitable cancels it and
+    /// gives back what was taken.
+    #[pyo3(signature = (names, resources=Vec::new(), blocking=true, timeout=None, ttl=None))]
+    fn acquire_all_async<'py>(
+        &self,
+        py: Python<'py>,
+        names: &Bound<'py, PyAny>,
+        resources: Vec<String>,
+        blocking: bool,
+        timeout: Option<f64>,
+        ttl: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req = self.request_all(names, resources, blocking, timeout, ttl)?;
+        pyo3_async_runtimes::tokio::future_into_py(py, acquire_all(req))
     }
 
     /// The backend's resource for `name`.

@@ -62,6 +62,14 @@ impl Name {
         key(value).map(Name::Hashed)
     }
 
+    /// The lock's name: the `str` as given, `sha256:<digest>` for a hashed key.
+    pub(crate) fn to_name(&self) -> String {
+        match self {
+            Name::Plain(s) => s.clone(),
+            Name::Hashed(k) => lockhog::LockName::from_hash(k).as_str().to_owned(),
+        }
+    }
+
     /// The request for this name on `locker`.
     pub(crate) fn request(&self, locker: &lockhog::Locker) -> lockhog::LockRequest {
         match self {
@@ -95,8 +103,5 @@ fn key(value: &Bound<'_, PyAny>) -> PyResult<Key> {
 /// is).
 #[pyfunction]
 pub(crate) fn hashed_name(key: &Bound<'_, PyAny>) -> PyResult<String> {
-    Ok(match Name::extract(key)? {
-        Name::Plain(s) => s,
-        Name::Hashed(k) => lockhog::LockName::from_hash(&k).as_str().to_owned(),
-    })
+    Ok(Name::extract(key)?.to_name())
 }

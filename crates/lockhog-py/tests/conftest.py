@@ -7,6 +7,7 @@ must never pass by skipping.
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
@@ -79,6 +80,19 @@ def main_thread_waiting_in_lockhog() -> bool:
     frame is one of lockhog's, which call into Rust)."""
     frame = sys._current_frames().get(threading.main_thread().ident or 0)
     return frame is not None and frame.f_code.co_name == "_take"
+
+
+def interrupt_main_once_waiting(interrupt: Callable[[], None] = _thread.interrupt_main) -> threading.Thread:
+    """Starts a thread that calls ``interrupt`` (Ctrl-C's ``KeyboardInterrupt`` in the main
+    thread by default) once the main thread is inside a blocking lockhog call."""
+
+    def run() -> None:
+        wait_until(main_thread_waiting_in_lockhog, "the main thread's wait")
+        interrupt()
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ during a wait; a killed holder."""
 
 from __future__ import annotations
 
-import _thread
 import asyncio
 import os
 import signal
@@ -15,7 +14,7 @@ from typing import List
 import pytest
 
 import lockhog
-from conftest import BOUND, main_thread_waiting_in_lockhog, server_url, wait_until
+from conftest import BOUND, interrupt_main_once_waiting, main_thread_waiting_in_lockhog, server_url, wait_until
 
 
 def test_threads_take_turns(any_url: str, name: str) -> None:
@@ -73,12 +72,7 @@ def test_ctrl_c_interrupts_a_wait_and_leaves_nothing_held(mem: lockhog.Locker, n
     holder = mem.lock(name)
     assert holder.acquire()
 
-    def interrupt() -> None:
-        wait_until(main_thread_waiting_in_lockhog, "the main thread's wait")
-        _thread.interrupt_main()
-
-    t = threading.Thread(target=interrupt)
-    t.start()
+    t = interrupt_main_once_waiting()
     waiter = mem.lock(name)
     with pytest.raises(KeyboardInterrupt):
         waiter.acquire(timeout=BOUND)
@@ -97,12 +91,7 @@ def test_sigint_interrupts_a_wait_on_a_server(name: str) -> None:
     holder = locker.lock(name)
     assert holder.acquire()
 
-    def interrupt() -> None:
-        wait_until(main_thread_waiting_in_lockhog, "the main thread's wait")
-        os.kill(os.getpid(), signal.SIGINT)
-
-    t = threading.Thread(target=interrupt)
-    t.start()
+    t = interrupt_main_once_waiting(lambda: os.kill(os.getpid(), signal.SIGINT))
     with pytest.raises(KeyboardInterrupt):
         locker.lock(name).acquire(timeout=BOUND)
     t.join(BOUND)

@@ -52,6 +52,29 @@ def errors() -> str:
     return decorated(1)
 
 
+def semaphore_and_lock_all_use(locker: lockhog.Locker) -> List[Optional[int]]:
+    sem: lockhog.Semaphore = locker.semaphore("encoders", 4, timeout=5.0)
+    with sem as permit:
+        where: str = permit.resource
+        count: int = permit.permits
+        del where, count
+    both: lockhog.LockAll = locker.lock_all(["from", ("invoice", 42)], resources=["/run/a.pid"])
+    if both.acquire(timeout=1.0):
+        names: List[str] = both.names
+        del names
+        both.release()
+    with locker.lock_all(["a", "b"], timeout=1.0) as held:
+        return held.fencing_tokens
+
+
+async def async_semaphore_use(locker: lockhog.Locker) -> bool:
+    async with locker.semaphore("encoders", 4):
+        pass
+    async with locker.lock_all(["a", "b"]) as held:
+        lost: bool = held.lost
+    return lost
+
+
 def resource_use(locker: lockhog.Locker) -> Optional[int]:
     pid_file: lockhog.Lock = locker.lock_resource("/run/app.pid", blocking=False, ttl=None)
     with pid_file as held:

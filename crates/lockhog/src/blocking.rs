@@ -23,6 +23,9 @@
 //! assert_eq!(n, 7);
 //! # Ok::<(), lockhog::Error>(())
 //! ```
+//!
+//! Counting semaphores ([`Locker::semaphore`]) and several locks at once
+//! ([`Locker::lock_all`]) work as their async counterparts do.
 
 use std::future::Future;
 use std::hash::Hash;
@@ -34,6 +37,54 @@ use crate::error::Result;
 use crate::guard::AcquireStats;
 use crate::name::LockName;
 use crate::options::{RetryPolicy, Wait};
+
+/// The acquire methods of a blocking request wrapping the async request `crate::$async`: each
+/// runs the async one to completion on this module's runtime and wraps its guard in `$guard`.
+macro_rules! acquire_methods {
+    ($async:literal, $guard:ident) => {
+        /// One attempt.
+        ///
+        /// # Errors
+        ///
+        #[doc = concat!("As [`crate::", $async, "::try_acquire`].")]
+        pub fn try_acquire(self) -> Result<$guard> {
+            block_on(self.0.try_acquire()).map($guard)
+        }
+
+        /// Waits at most `bound`.
+        ///
+        /// # Errors
+        ///
+        #[doc = concat!("As [`crate::", $async, "::wait_for`].")]
+        pub fn wait_for(self, bound: Duration) -> Result<$guard> {
+            block_on(self.0.wait_for(bound)).map($guard)
+        }
+
+        /// Waits until acquired.
+        ///
+        /// # Errors
+        ///
+        #[doc = concat!("As [`crate::", $async, "::wait`].")]
+        pub fn wait(self) -> Result<$guard> {
+            block_on(self.0.wait()).map($guard)
+        }
+
+        /// Acquires as configured (by default, waiting until acquired).
+        ///
+        /// # Errors
+        ///
+        #[doc = concat!("As [`crate::", $async, "::acquire`].")]
+        pub fn acquire(self) -> Result<$guard> {
+            block_on(self.0.acquire()).map($guard)
+        }
+    };
+}
+
+mod lock_all;
+mod semaphore;
+
+pub use lock_all::{LockAllGuard, LockAllRequest};
+pub use semaphore::SemaphoreRequest;
 
 fn block_on<F: Future>(f: F) -> F::Output {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -218,41 +269,7 @@ impl LockRequest {
         LockRequest(self.0.waiting(wait))
     }
 
-    /// One attempt.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::LockRequest::try_acquire`].
-    pub fn try_acquire(self) -> Result<LockGuard> {
-        block_on(self.0.try_acquire()).map(LockGuard)
-    }
-
-    /// Waits at most `bound`.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::LockRequest::wait_for`].
-    pub fn wait_for(self, bound: Duration) -> Result<LockGuard> {
-        block_on(self.0.wait_for(bound)).map(LockGuard)
-    }
-
-    /// Waits until acquired.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::LockRequest::wait`].
-    pub fn wait(self) -> Result<LockGuard> {
-        block_on(self.0.wait()).map(LockGuard)
-    }
-
-    /// Acquires as configured.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::LockRequest::acquire`].
-    pub fn acquire(self) -> Result<LockGuard> {
-        block_on(self.0.acquire()).map(LockGuard)
-    }
+    acquire_methods!("LockRequest", LockGuard);
 
     /// Runs `f` while holding the lock, then releases it (also when `f` panics). When the lock
     /// is not acquired, `f` does not run.
@@ -263,9 +280,7 @@ impl LockRequest {
     /// not run), and [`crate::Error::LostWhileHeld`] with `f`'s value when the lock was lost
     /// while `f` ran or its release failed.
     pub fn run<T: Send + 'static>(self, f: impl FnOnce() -> T) -> Result<T> {
-        let guard = self.acquire()?;
-        let out = f();
-        block_on(guard.0.release_after(out))
+        self.acquire()?.run(f)
     }
 }
 
@@ -309,5 +324,13 @@ impl LockGuard {
     /// The async guard inside.
     pub fn into_async(self) -> crate::LockGuard {
         self.0
+    }
+
+    /// Runs `f`, then releases: `f`'s value, or [`crate::Error::LostWhileHeld`] with it when
+    /// the lock was lost meanwhile or its release failed. A panic in `f` drops the guard,
+    /// which releases.
+    fn run<T: Send + 'static>(self, f: impl FnOnce() -> T) -> Result<T> {
+        let out = f();
+        block_on(self.0.release_after(out))
     }
 }

@@ -285,6 +285,13 @@ impl LockAllGuard {
         .await
     }
 
+    /// The guards themselves, in the order the locks were taken, for a caller that keeps them
+    /// apart (each is then released on its own; give them back last first to keep the
+    /// reverse order).
+    pub fn into_guards(mut self) -> Vec<LockGuard> {
+        std::mem::take(&mut self.guards)
+    }
+
     /// Releases every lock, in the reverse order of acquisition. `Ok(true)` when every one was
     /// still ours; `Ok(false)` when any had been lost.
     ///

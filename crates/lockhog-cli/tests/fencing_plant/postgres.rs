@@ -240,3 +240,72 @@ fn sequence_made_by_earlier_versions_keeps_counting() {
     let count = "SELECT count(*) FROM pg_class WHERE relname = 'lockhog_fencing'";
     assert_eq!(p.value(count), "1");
 }
+
+/// `lockhog run --permits 2 -n sem -- echo ran` as the victim.
+fn run_permits(p: &Plant) -> super::Finished {
+    let mut cmd = super::lockhog_cmd();
+    cmd.env("LOCKHOG_URL", url_as(&p.base, &p.victim, VICTIM_PW, &p.db))
+        .args(["run", "--permits", "2", "-n", "sem", "--", "echo", "ran"]);
+    let ran = super::Proc::spawn(cmd, "lockhog run --permits 2 sem").finish();
+    assert!(
+        !ran.stderr.contains(VICTIM_PW) && !ran.stdout.iter().any(|l| l.contains(VICTIM_PW)),
+        "the password was printed: {ran:#?}"
+    );
+    ran
+}
+
+/// The semaphore counts are kept like the fencing sequence: a planted table, or the victim's
+/// own once another role may write to it, is refused before any count is written or any
+/// command runs; another role could otherwise raise a count and admit more holders.
+#[test]
+fn planted_or_writable_semaphore_table_is_refused() {
+    let Some(p) = Plant::new("pg_sem") else {
+        return;
+    };
+    let attacker = &p.attacker;
+    p.attacker(
+        "CREATE TABLE public.lockhog_semaphores (namespace bytea, name bytea, permits int, \
+           PRIMARY KEY (namespace, name)); \
+         GRANT ALL ON public.lockhog_semaphores TO PUBLIC",
+    );
+    let refused = |ran: &super::Finished, needles: &[&str]| {
+        assert_refused(ran, needles);
+        assert!(ran.stdout.is_empty(), "the command ran: {ran:#?}");
+    };
+    refused(
+        &run_permits(&p),
+        &["public.lockhog_semaphores", attacker, "owned by"],
+    );
+    let rows = "SELECT count(*) FROM public.lockhog_semaphores";
+    assert_eq!(
+        p.value(rows),
+        "0",
+        "a count was written to the planted table"
+    );
+
+    // Without the plant, lockhog creates its own and records the count.
+    p.admin("DROP TABLE public.lockhog_semaphores");
+    let ran = run_permits(&p);
+    ran.assert_code(0);
+    assert_eq!(ran.stdout, ["ran"]);
+    let owner = "SELECT pg_get_userbyid(relowner) FROM pg_class \
+                 WHERE relname = 'lockhog_semaphores'";
+    assert_eq!(p.value(owner), p.victim);
+    assert_eq!(
+        p.value("SELECT permits FROM public.lockhog_semaphores"),
+        "2"
+    );
+
+    // Its own table, once the attacker may change counts in it, is refused too.
+    p.victim(&format!(
+        "GRANT UPDATE ON public.lockhog_semaphores TO \"{attacker}\""
+    ));
+    refused(
+        &run_permits(&p),
+        &["public.lockhog_semaphores", "UPDATE", attacker],
+    );
+    p.victim(&format!(
+        "REVOKE UPDATE ON public.lockhog_semaphores FROM \"{attacker}\""
+    ));
+    assert_eq!(run_permits(&p).stdout, ["ran"]);
+}

@@ -26,6 +26,10 @@ Blocking waits release the GIL and Ctrl-C interrupts them (nothing stays held). 
 ``LockhogError``, with ``NotAcquired`` (``Contended``, ``TimedOut``), ``BackendError``, and
 ``InvalidName``/``InvalidUrl``/``InvalidOption`` (also ``ValueError``).
 
+``locker.semaphore(name, permits)`` is one of ``permits`` permits (at most that many holders
+at once), used like a lock; ``locker.lock_all([names])`` takes several locks, all or none,
+within one timeout.
+
 ``locker.lock_resource(resource)`` is the lock another program takes, by its resource
 (``/run/app.pid``, ``advisory:42``, a MySQL ``GET_LOCK`` name): hog it in a test and the code
 under test finds its own lock held.
@@ -54,12 +58,16 @@ from ._errors import (
     TimedOut,
 )
 from ._lock import URL_ENV, CleanupReport, Lock, Locker, LockStatus, Name
+from ._lock_all import LockAll
 from ._lockhog import default_url as _default_url
 from ._lockhog import hashed_name as _hashed_name
+from ._semaphore import Semaphore
 
 __all__ = [
     "Locker",
     "Lock",
+    "Semaphore",
+    "LockAll",
     "LockStatus",
     "CleanupReport",
     "Name",

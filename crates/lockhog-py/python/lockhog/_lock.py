@@ -6,9 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import threading
 import urllib.parse
-from types import TracebackType
 from typing import (
     Any,
     Awaitable,
@@ -18,15 +16,20 @@ from typing import (
     NamedTuple,
     Optional,
     Sequence,
+    TYPE_CHECKING,
     Tuple,
-    Type,
     TypeVar,
     Union,
     cast,
 )
 
 from . import _lockhog
-from ._errors import NotAcquired
+from ._acquirable import Acquirable
+from ._lock_all import LockAll
+
+if TYPE_CHECKING:
+    # Semaphore is a Lock, so its module imports this one.
+    from ._semaphore import Semaphore
 
 __all__ = ["Locker", "Lock", "LockStatus", "CleanupReport", "Name", "URL_ENV"]
 
@@ -118,7 +121,8 @@ class Locker:
     def capabilities(self) -> Dict[str, bool]:
         """What the backend guarantees: ``lease``, ``native_fencing``, ``lost_notice``,
         ``fair``, ``shared``, ``crash_release``, ``native_wait``, ``cross_process``,
-        ``resource_fencing`` (a lock of ``lock_resource`` gets a fencing token)."""
+        ``resource_fencing`` (a lock of ``lock_resource`` gets a fencing token),
+        ``semaphore`` (``semaphore()`` works)."""
         return self._native.capabilities()
 
     def lock(
@@ -138,6 +142,50 @@ class Locker:
         lock is acquired, before any I/O: ``InvalidName``, ``InvalidOption``.
         """
         return Lock(self, name, blocking=blocking, timeout=timeout, ttl=ttl, shared=shared)
+
+    def semaphore(
+        self,
+        name: Name,
+        permits: int,
+        *,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        ttl: Optional[float] = None,
+    ) -> Semaphore:
+        """One of the ``permits`` permits of the counting semaphore ``name``: at most
+        ``permits`` holders at once, across threads, processes and machines. Used like
+        ``lock()`` (``acquire``/``release``, ``with``, ``async with``, a decorator); each
+        holder gets a permit of its own, with its own ``fencing_token`` and ``resource``
+        (``name#permit-<i>``). One object may hold several permits at once, from several
+        threads, as a ``threading.Semaphore`` does.
+
+        The count is kept in the store: asking another ``permits`` for a name in use raises
+        ``InvalidOption`` when acquired, as does a backend without semaphores
+        (``capabilities()["semaphore"]``) or a count of 0 or over 1024.
+        """
+        from ._semaphore import Semaphore
+
+        return Semaphore(self, name, permits, blocking=blocking, timeout=timeout, ttl=ttl)
+
+    def lock_all(
+        self,
+        names: Sequence[Name],
+        *,
+        resources: Sequence[str] = (),
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        ttl: Optional[float] = None,
+    ) -> LockAll:
+        """All the locks ``names`` (and the ``resources`` other programs name, see
+        ``lock_resource``) at once: acquiring holds every one of them or none, within one
+        ``timeout`` for the whole set. They are taken in one order every caller shares, so
+        two callers taking overlapping sets cannot deadlock, and given back last first. Use
+        it like ``lock()``: ``acquire``/``release``, ``with``, ``async with``."""
+        if isinstance(names, (str, bytes)) or isinstance(resources, str):
+            raise TypeError("names and resources are sequences, not one str")
+        return LockAll(
+            self, list(names), list(resources), blocking=blocking, timeout=timeout, ttl=ttl
+        )
 
     def lock_resource(
         self,
@@ -188,7 +236,7 @@ class Locker:
         return f"Locker({self.url!r}, namespace={self.namespace!r})"
 
 
-class Lock:
+class Lock(Acquirable[_lockhog.NativeGuard]):
     """One lock of a ``Locker``, by name or by resource (``lock_resource``): use it with
     ``with`` / ``async with``, as a decorator, or with ``acquire()`` / ``release()``.
 
@@ -209,35 +257,22 @@ class Lock:
         ttl: Optional[float] = None,
         shared: bool = False,
     ) -> None:
+        super().__init__(blocking, timeout)
         self._locker = locker
         self._name = name
-        self._blocking = blocking
-        self._timeout = timeout
         self._ttl = ttl
         self._shared = shared
         # True when `name` is a resource another program names (`Locker.lock_resource`).
         self._by_resource = False
-        # Guards taken through this object, newest last (several only when shared).
-        self._held: List[_lockhog.NativeGuard] = []
-        self._mutex = threading.Lock()
-
-    def _wait(
-        self, blocking: Optional[bool], timeout: Optional[float]
-    ) -> Tuple[bool, Optional[float]]:
-        if blocking is None:
-            blocking = self._blocking
-        if timeout is None:
-            timeout = self._timeout
-        elif timeout == -1:
-            # threading.Lock's "wait forever".
-            timeout = None
-        return blocking, timeout
+        # A permit of a semaphore of this many permits (`Semaphore`), rather than the lock.
+        self._permits: Optional[int] = None
 
     def _hog_twin(self) -> Lock:
         """A lock of the same name and options, not held: what a hog takes, so that this
         object stays as the caller left it."""
         twin = Lock(self._locker, self._name, ttl=self._ttl, shared=self._shared)
         twin._by_resource = self._by_resource
+        twin._permits = self._permits
         return twin
 
     def _hold_command(self, acquire_timeout: float) -> Tuple[List[str], Dict[str, str]]:
@@ -248,6 +283,8 @@ class Lock:
         if not self._locker.capabilities()["cross_process"]:
             raise ValueError(f"{self._locker.url!r} is not seen by other processes: hog it from a thread")
         args = ["hold", "-w", repr(acquire_timeout)]
+        if self._permits is not None:
+            args += ["--permits", str(self._permits)]
         if self._ttl is not None:
             args += ["--ttl", repr(self._ttl)]
         if self._by_resource:
@@ -255,26 +292,10 @@ class Lock:
             return [*args, "--resource=" + self.name], {URL_ENV: self._locker._child_url()}
         return [*args, "--", self.name], {URL_ENV: self._locker._child_url()}
 
-    def _push(self, guard: _lockhog.NativeGuard) -> None:
-        with self._mutex:
-            self._held.append(guard)
-
-    def _pop(self) -> _lockhog.NativeGuard:
-        with self._mutex:
-            if not self._held:
-                raise RuntimeError("release of a lock that is not held")
-            return self._held.pop()
-
-    def _current(self) -> _lockhog.NativeGuard:
-        with self._mutex:
-            if not self._held:
-                raise RuntimeError("the lock is not held")
-            return self._held[-1]
-
     def _take(self, blocking: Optional[bool] = None, timeout: Optional[float] = None) -> None:
         blocking, timeout = self._wait(blocking, timeout)
         guard = self._locker._native.acquire(
-            self._name, blocking, timeout, self._ttl, self._shared, self._by_resource
+            self._name, blocking, timeout, self._ttl, self._shared, self._by_resource, self._permits
         )
         self._push(guard)
 
@@ -283,34 +304,9 @@ class Lock:
     ) -> None:
         blocking, timeout = self._wait(blocking, timeout)
         guard = await self._locker._native.acquire_async(
-            self._name, blocking, timeout, self._ttl, self._shared, self._by_resource
+            self._name, blocking, timeout, self._ttl, self._shared, self._by_resource, self._permits
         )
         self._push(guard)
-
-    def acquire(self, blocking: Optional[bool] = None, timeout: Optional[float] = None) -> bool:
-        """Takes the lock: ``True`` once held, ``False`` when someone else holds it and
-        ``blocking`` is false or ``timeout`` seconds passed (``-1``: wait forever). Arguments
-        left out take the values given to ``Locker.lock``.
-
-        Waits with the GIL released; Ctrl-C interrupts it with ``KeyboardInterrupt`` and
-        nothing stays held. Raises ``InvalidName``, ``InvalidOption``, ``BackendError``.
-        """
-        try:
-            self._take(blocking, timeout)
-        except NotAcquired:
-            return False
-        return True
-
-    async def acquire_async(
-        self, blocking: Optional[bool] = None, timeout: Optional[float] = None
-    ) -> bool:
-        """``acquire`` for asyncio: waits without blocking the event loop. Cancelling the
-        task cancels the wait, and nothing stays held."""
-        try:
-            await self._take_async(blocking, timeout)
-        except NotAcquired:
-            return False
-        return True
 
     def release(self) -> bool:
         """Releases the lock: ``True`` when it was still ours up to the release, ``False``
@@ -328,12 +324,6 @@ class Lock:
         """The lock's name (``sha256:…`` for a hashed key; the resource for a lock of
         ``lock_resource``)."""
         return _lockhog.hashed_name(self._name)
-
-    @property
-    def held(self) -> bool:
-        """True while this object holds the lock."""
-        with self._mutex:
-            return bool(self._held)
 
     @property
     def fencing_token(self) -> Optional[int]:
@@ -381,30 +371,6 @@ class Lock:
         """``wait_lost`` for asyncio (no timeout: use ``asyncio.wait_for``)."""
         return await self._current().wait_lost_async()
 
-    def __enter__(self) -> Lock:
-        self._take()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.release()
-
-    async def __aenter__(self) -> Lock:
-        await self._take_async()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        await self.release_async()
-
     def __call__(self, func: F) -> F:
         """Decorates ``func`` (a function or a coroutine function) to run holding the lock;
         when the lock is not acquired it raises ``Contended``/``TimedOut`` and ``func`` does
@@ -428,3 +394,4 @@ class Lock:
     def __repr__(self) -> str:
         state = "held" if self.held else "not held"
         return f"<lockhog.Lock {self.name!r} on {self._locker.url!r}, {state}>"
+

@@ -37,7 +37,16 @@ class NativeLocker:
         ttl: Optional[float] = None,
         shared: bool = False,
         resource: bool = False,
+        permits: Optional[int] = None,
     ) -> NativeGuard: ...
+    def acquire_all(
+        self,
+        names: Sequence[_Key],
+        resources: Sequence[str] = (),
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        ttl: Optional[float] = None,
+    ) -> list[NativeGuard]: ...
     def acquire_async(
         self,
         name: _Key,
@@ -46,7 +55,16 @@ class NativeLocker:
         ttl: Optional[float] = None,
         shared: bool = False,
         resource: bool = False,
+        permits: Optional[int] = None,
     ) -> Awaitable[NativeGuard]: ...
+    def acquire_all_async(
+        self,
+        names: Sequence[_Key],
+        resources: Sequence[str] = (),
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        ttl: Optional[float] = None,
+    ) -> Awaitable[list[NativeGuard]]: ...
     def resource(self, name: str) -> str: ...
     def check_resource(self, resource: str) -> str: ...
     def status(

@@ -128,6 +128,7 @@ pub(super) fn parse(url: &mut BackendUrl) -> Result<Settings> {
         redacted: url.redacted().to_string(),
         secrets,
         fencing: Default::default(),
+        semaphores: Default::default(),
     };
     Ok(Settings {
         connector,

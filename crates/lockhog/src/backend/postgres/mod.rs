@@ -85,6 +85,19 @@
 //! [`LockRequest::shared`] takes `pg_advisory_lock_shared`: any number of shared holders at
 //! once, across processes, none while an exclusive holder has it.
 //!
+//! # Semaphores
+//!
+//! [`Locker::semaphore`] works as on the other slot backends: permit `i` of semaphore `name`
+//! is the ordinary advisory lock of the name `name#permit-i` (its own key, fencing token and
+//! lost notice, released when the holder's session ends), and two guards of one process are
+//! two permits, as the in-process arbitration keeps them apart like any two locks. The count
+//! is one row of the table `lockhog_semaphores` (columns `namespace`, `name` as bytes, and
+//! `permits`), created on first use next to the fencing sequence and checked the same way: a
+//! table that a role outside lockhog's own owns or may write to is refused, as such a role
+//! could raise a count under its users. A caller asking another count for a name is refused
+//! with [`Error::InvalidOption`]; to change a count, `DELETE` its row while nobody holds a
+//! permit.
+//!
 //! # PgBouncer
 //!
 //! Session locks need a session: behind PgBouncer in transaction or statement pooling mode
@@ -136,6 +149,8 @@
 //!   `tls-server-end-point`) when the server offers `SCRAM-SHA-256-PLUS`.
 //!
 //! [`Error::Backend`]: crate::Error::Backend
+//! [`Error::InvalidOption`]: crate::Error::InvalidOption
+//! [`Locker::semaphore`]: crate::Locker::semaphore
 //! [`LockGuard::lost`]: crate::LockGuard::lost
 //! [`LockRequest::shared`]: crate::LockRequest::shared
 
@@ -145,7 +160,9 @@ mod fencing;
 mod held;
 mod key;
 mod local;
+mod owned;
 mod pool;
+mod semaphore;
 mod status;
 mod tls;
 mod xact;
@@ -293,7 +310,8 @@ impl Backend for PostgresBackend {
             // A live session's lock cannot be taken from it.
             steal_after: false,
             resource_fencing: false,
-            semaphore: false,
+            // Slot locks (see `slots`), their count in the `lockhog_semaphores` table.
+            semaphore: true,
         }
     }
 
@@ -338,6 +356,10 @@ impl Backend for PostgresBackend {
             return Ok(None);
         }
         self.wait_on_server(&req, permit, ctx, deadline).await
+    }
+
+    async fn record_permits(&self, key: &LockKey, permits: u32) -> Result<()> {
+        self.record_permits_in_table(key, permits).await
     }
 
     async fn release(&self, held: PostgresHeld) -> Result<bool> {

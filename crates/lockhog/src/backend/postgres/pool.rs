@@ -15,6 +15,7 @@ use tokio_postgres::{Client, Config, Statement};
 
 use super::fencing::{self, Sequence};
 use super::key::Advisory;
+use super::owned::Checked;
 use super::tls::MakeRustls;
 use super::{pg_error, SCHEME};
 use crate::backend::session_pool::{self, open_within, Connect, Pooled, SessionPool};
@@ -200,6 +201,8 @@ pub(crate) struct Connector {
     pub secrets: Secrets,
     /// The fencing sequence, found and checked by the first connection.
     pub fencing: OnceLock<Sequence>,
+    /// The semaphore table, found (or created) and checked by the first semaphore.
+    pub semaphores: OnceLock<Checked>,
 }
 
 impl std::fmt::Debug for Connector {
