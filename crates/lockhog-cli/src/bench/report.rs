@@ -36,7 +36,8 @@ fn ms(d: Option<Duration>) -> Value {
     d.map_or(Value::Null, |d| json!(round(millis(d), 3)))
 }
 
-fn round(v: f64, digits: i32) -> f64 {
+/// `v` rounded to `digits` decimals.
+pub(super) fn round(v: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (v * f).round() / f
 }
