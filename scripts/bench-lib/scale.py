@@ -160,6 +160,12 @@ def backend_chart(svg_dir, backend, run):
     return f"bench/scale-{backend}.svg"
 
 
+def secs(runs):
+    """The time per point, as a sentence, when the runs agree on one."""
+    each = {r.get("duration_s") for r in runs.values() if "duration_s" in r}
+    return f"Each point ran {each.pop():g} s. " if len(each) == 1 else ""
+
+
 def scale_section(runs_dir, json_path, svg_dir):
     """Writes JSON_PATH and the charts; returns the Markdown lines of the "Scaling" section
     (empty when nothing was measured)."""
@@ -175,8 +181,8 @@ def scale_section(runs_dir, json_path, svg_dir):
          "cycles/s and p99 wait for N clients, each its own locker and connections, on M locks; "
          "and the p50/p99 of one more acquire+release while the same process holds K locks "
          "(acquired first, 64 at a time, held through the measurement). A point the backend or "
-         "this machine could not take is listed with its reason. Raw figures: "
-         "`bench/scale.json`.\n"]
+         "this machine could not take is listed with its reason. "
+         f"{secs(runs)}Raw figures: `bench/scale.json`.\n"]
     for backend, run in runs.items():
         L.append(f"### {backend}\n")
         if "contended" not in run:

@@ -28,11 +28,13 @@ pub struct Report {
     pub semaphore: Option<Contended>,
 }
 
-fn us(d: Option<Duration>) -> Value {
+/// Microseconds with one decimal, `null` for none.
+pub(super) fn us(d: Option<Duration>) -> Value {
     d.map_or(Value::Null, |d| json!(round(micros(d), 1)))
 }
 
-fn ms(d: Option<Duration>) -> Value {
+/// Milliseconds with three decimals, `null` for none.
+pub(super) fn ms(d: Option<Duration>) -> Value {
     d.map_or(Value::Null, |d| json!(round(millis(d), 3)))
 }
 

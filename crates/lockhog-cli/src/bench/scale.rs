@@ -111,7 +111,9 @@ async fn held_curve(
         progress.phase(&format!("acquiring {size} locks to hold"), Duration::ZERO);
         let started = Instant::now();
         let from = held.len();
-        if let Err(why) = acquire_many(locker, &mut held, from..size, args.scale_fill_limit).await {
+        let fill_limit = args.scale_fill_limit;
+        if let Err(why) = acquire_many(locker, &mut held, HELD_PREFIX, from..size, fill_limit).await
+        {
             points.push(HeldPoint::failed(
                 size,
                 format!("held {} of {size}: {why}", held.len()),
@@ -138,10 +140,12 @@ async fn held_curve(
     points
 }
 
-/// Acquires the locks numbered `range` into `held`, [`IN_FLIGHT`] at a time, within `limit`.
+/// Acquires the locks `{prefix}{i}` for `i` in `range` into `held`, [`IN_FLIGHT`] at a time,
+/// within `limit`.
 pub(super) async fn acquire_many(
     locker: &Locker,
     held: &mut Vec<LockGuard>,
+    prefix: &str,
     range: std::ops::Range<usize>,
     limit: Duration,
 ) -> Result<(), String> {
@@ -152,7 +156,7 @@ pub(super) async fn acquire_many(
     loop {
         while next < range.end && tasks.len() < IN_FLIGHT {
             let l = locker.clone();
-            let name = held_name(next);
+            let name = format!("{prefix}{next}");
             tasks.spawn(async move { l.lock(name).wait_for(BOUND).await });
             next += 1;
         }
@@ -177,10 +181,8 @@ pub(super) async fn acquire_many(
     }
 }
 
-/// The name of the `i`-th held lock.
-pub(super) fn held_name(i: usize) -> String {
-    format!("{NAME_PREFIX}/held-{i}")
-}
+/// The names of the held locks, before their number.
+const HELD_PREFIX: &str = "lockhog-bench/held-";
 
 /// Releases every guard, [`IN_FLIGHT`] at a time; a failed release is left to the store's
 /// own expiry (the bench reports figures, not releases).
@@ -216,5 +218,5 @@ fn raise_nofile() -> (u64, u64) {
             }
         }
     }
-    (lim.rlim_cur as u64, lim.rlim_max as u64)
+    (lim.rlim_cur, lim.rlim_max)
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::report::round;
+use super::report::{ms, round, us};
 use super::stats::{micros, millis};
 use super::workloads::{Contended, Uncontended};
 
@@ -54,14 +54,6 @@ pub struct ScaleReport {
     pub held: Vec<HeldPoint>,
 }
 
-fn opt_us(d: Option<Duration>) -> Value {
-    d.map_or(Value::Null, |d| json!(round(micros(d), 1)))
-}
-
-fn opt_ms(d: Option<Duration>) -> Value {
-    d.map_or(Value::Null, |d| json!(round(millis(d), 3)))
-}
-
 impl ScaleReport {
     /// `{mode: "scale", backend, scheme, version, duration_s, nofile_soft, nofile_hard,
     /// contended: [{clients, locks, cycles, cycles_per_s, p50_wait_ms, p99_wait_ms,
@@ -78,9 +70,9 @@ impl ScaleReport {
                     "locks": p.locks,
                     "cycles": c.map(|c| c.cycles),
                     "cycles_per_s": c.map(|c| round(c.rate(), 1)),
-                    "p50_wait_ms": opt_ms(c.and_then(|c| c.waits.p50())),
-                    "p99_wait_ms": opt_ms(c.and_then(|c| c.waits.p99())),
-                    "max_wait_ms": opt_ms(c.and_then(|c| c.waits.max())),
+                    "p50_wait_ms": ms(c.and_then(|c| c.waits.p50())),
+                    "p99_wait_ms": ms(c.and_then(|c| c.waits.p99())),
+                    "max_wait_ms": ms(c.and_then(|c| c.waits.max())),
                     "error": p.outcome.as_ref().err(),
                 })
             })
@@ -95,8 +87,8 @@ impl ScaleReport {
                     "fill_s": u.map(|_| round(p.fill.as_secs_f64(), 3)),
                     "lost": u.map(|_| p.lost),
                     "cycles": u.map(|u| u.cycles),
-                    "p50_us": opt_us(u.and_then(|u| u.cycle.p50())),
-                    "p99_us": opt_us(u.and_then(|u| u.cycle.p99())),
+                    "p50_us": us(u.and_then(|u| u.cycle.p50())),
+                    "p99_us": us(u.and_then(|u| u.cycle.p99())),
                     "error": p.outcome.as_ref().err(),
                 })
             })

@@ -13,7 +13,7 @@ use lockhog::{LockState, Locker};
 use serde_json::{json, Value};
 
 use super::plan::{scheme_of, BenchArgs};
-use super::scale::{acquire_many, held_name, release_many};
+use super::scale::{acquire_many, release_many};
 use crate::exit::{Failure, UNAVAILABLE};
 
 /// Growth allowed from the first sample to the last: resident memory may grow by
@@ -22,6 +22,10 @@ use crate::exit::{Failure, UNAVAILABLE};
 pub const RSS_GROWTH: f64 = 0.25;
 pub const RSS_SLACK_KIB: u64 = 16 * 1024;
 pub const FD_SLACK: usize = 8;
+
+/// The names of the held locks, before their number: apart from the bench's own, so that a
+/// soak and a bench can run on one backend at once.
+const HELD_PREFIX: &str = "lockhog-soak/held-";
 
 /// Names asked in one `status` call at the end.
 const STATUS_CHUNK: usize = 500;
@@ -92,7 +96,9 @@ pub async fn run(url: &str, args: &BenchArgs) -> Result<SoakReport, Failure> {
     let n = args.soak_held as usize;
     let started = Instant::now();
     let mut held = Vec::with_capacity(n);
-    if let Err(why) = acquire_many(&locker, &mut held, 0..n, args.scale_fill_limit).await {
+    if let Err(why) =
+        acquire_many(&locker, &mut held, HELD_PREFIX, 0..n, args.scale_fill_limit).await
+    {
         let count = held.len();
         release_many(held).await;
         return Err(Failure::new(
@@ -117,7 +123,7 @@ pub async fn run(url: &str, args: &BenchArgs) -> Result<SoakReport, Failure> {
             break;
         }
     }
-    let names: Vec<String> = (0..n).map(held_name).collect();
+    let names: Vec<String> = (0..n).map(|i| format!("{HELD_PREFIX}{i}")).collect();
     let (not_held, status_error) = match still_held(url, &names).await {
         Ok(missing) => (missing, None),
         Err(e) => (0, Some(e)),
