@@ -255,11 +255,12 @@ fn scale_reports_a_held_size_beyond_the_descriptor_limit() {
 #[test]
 fn soak_holds_and_samples_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
-    // A short lease, so that several renewals of every held lock happen within the soak.
-    let url = format!("sqlite://{}/soak.db?ttl=0.3", dir.path().display());
+    // A lease short enough that every held lock is renewed twice within the soak (every
+    // ttl/3), long enough that a busy machine's stall of a second does not lose it.
+    let url = format!("sqlite://{}/soak.db?ttl=3", dir.path().display());
     let out = Command::new(env!("CARGO_BIN_EXE_lockhog"))
         .args(["bench", "-b", &url, "--soak", "--soak-held", "50"])
-        .args(["--duration", "1", "--soak-sample", "0.4", "--json"])
+        .args(["--duration", "2.5", "--soak-sample", "1", "--json"])
         .env_remove("RUST_LOG")
         .output()
         .expect("run lockhog bench --soak");
@@ -271,7 +272,7 @@ fn soak_holds_and_samples_on_sqlite() {
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["not_held"], 0, "{report}");
     let samples = report["samples"].as_array().expect("samples");
-    // At the start, at 0.4 s and 0.8 s, and at the end.
+    // At the start, at 1 s and 2 s, and at the end.
     assert_eq!(samples.len(), 4, "{report}");
     for s in samples {
         assert!(number(s, "rss_kib") > 0.0, "{s}");

@@ -214,7 +214,7 @@ impl SoakReport {
             .samples
             .iter()
             .map(|u| {
-                json!({"at_s": u.at.as_secs_f64().round(), "rss_kib": u.rss_kib, "fds": u.fds,
+                json!({"at_s": super::report::round(u.at.as_secs_f64(), 1), "rss_kib": u.rss_kib, "fds": u.fds,
                        "sockets": u.sockets, "lost": u.lost})
             })
             .collect();
