@@ -38,12 +38,10 @@ use std::time::Duration;
 
 use crate::args::BackendArgs;
 use crate::exit::{Failure, Outcome, SUCCESS};
-use plan::{phases, scheme_of, Progress};
+use plan::{phases, scheme_of, Progress, NAME_PREFIX};
 pub use plan::{BenchArgs, BENCH_EXAMPLES};
 use report::Report;
 use workloads::{SEMAPHORE_CLIENTS, SEMAPHORE_PERMITS};
-
-const NAME_PREFIX: &str = "lockhog-bench";
 
 pub async fn run(args: BenchArgs) -> Outcome {
     let progress = Progress(std::io::stderr().is_terminal());

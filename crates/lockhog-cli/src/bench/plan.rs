@@ -7,6 +7,9 @@ use clap::Args;
 
 use crate::args::BackendArgs;
 
+/// What every lock name of a bench starts with.
+pub const NAME_PREFIX: &str = "lockhog-bench";
+
 /// `lockhog bench`'s options.
 #[derive(Debug, Args)]
 pub struct BenchArgs {

@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 use lockhog::{LockGuard, Locker};
 use tokio::task::JoinSet;
 
-use super::plan::{BenchArgs, Progress};
+use super::plan::{BenchArgs, Progress, NAME_PREFIX};
 use super::scale_report::{ContendedPoint, HeldPoint, ScaleReport};
 use super::workloads::{self, BOUND};
-use super::NAME_PREFIX;
 use crate::exit::Failure;
 
 /// Acquires (and releases) of a held set in flight at once: enough to hide a network round
