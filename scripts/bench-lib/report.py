@@ -3,8 +3,9 @@
     python3 report.py RUNS_DIR RESULTS_JSON BENCHMARKS_MD SVG_DIR
 
 RUNS_DIR holds one JSON object per file, named BACKEND--IMPL--ROUND.json (IMPL: lockhog,
-floor, pgbench, peer-NAME), plus _meta_start.json, _meta_end.json and _notes.txt. Figures of
-several rounds are reduced to their median. The plots are plain SVG written here (no plotting
+floor, pgbench, peer-NAME), plus _meta_start.json, _meta_end.json and _notes.txt, and the
+scaling curves in RUNS_DIR/scale (see scale.py, which writes scale.json beside
+RESULTS_JSON). Figures of several rounds are reduced to their median. The plots are plain SVG written here (no plotting
 library, no fonts needed to make them).
 """
 
@@ -410,6 +411,10 @@ for b in results["backends"]:
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from python_table import table as python_table  # noqa: E402
+from scale import scale_section  # noqa: E402
+
+L.extend(scale_section(os.path.join(runs_dir, "scale"),
+                       os.path.join(os.path.dirname(results_path) or ".", "scale.json"), svg_dir))
 
 L.append("## Python\n")
 L.append("lockhog's Python package (the wheel, a release build) against the Python lock "
@@ -439,6 +444,7 @@ L.append("```sh\nscripts/bench                                  # everything, ~1
          "BENCH_BACKENDS=\"file redis\" BENCH_PEERS=0 scripts/bench\n"
          "scripts/bench-python                           # the Python table alone\n"
          "lockhog bench -b postgres://… --json           # one backend, by hand\n"
-         "lockhog bench -b postgres://… --floor          # its floor\n```")
+         "lockhog bench -b postgres://… --floor          # its floor\n"
+         "lockhog bench -b redis://… --scale --duration 1  # its scaling curves\n```")
 with open(md_path, "w") as f:
     f.write("\n".join(L) + "\n")

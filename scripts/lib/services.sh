@@ -233,9 +233,13 @@ svc_postgres_start() {
     chown "$user:" "$dir/data/pg_hba.conf"
     local tls=$LH_TMP/postgres-tls
     pg_make_certs "$tls" "$user"
+    # `lockhog bench --scale` runs 256 clients, each with a session connection and one
+    # waiting in the server's lock wait, beside the test suite's own; and holds 100k advisory
+    # locks in one process, which the shared lock table (max_locks_per_transaction ×
+    # max_connections slots) must fit.
     "${as[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -h 127.0.0.1 -k "$dir" \
         -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-        -c max_connections=300 -c shared_buffers=32MB \
+        -c max_connections=600 -c max_locks_per_transaction=256 -c shared_buffers=32MB \
         -c ssl=on -c "ssl_cert_file=$tls/server.crt" -c "ssl_key_file=$tls/server.key" \
         >"$dir/server.log" 2>&1 </dev/null &
     local pid=$!
@@ -301,7 +305,10 @@ svc_memcached_start() {
     mkdir -p "$dir"
     port=$(free_ports 1)
     ((EUID == 0)) && as_nobody=(-u nobody)
-    memcached -l 127.0.0.1 -p "$port" -U 0 "${as_nobody[@]}" >"$dir/server.log" 2>&1 </dev/null &
+    # -c: room for `lockhog bench --scale`'s 256 clients (each a client of a few connections)
+    # beside the test suite's own; the default is 1024.
+    memcached -l 127.0.0.1 -p "$port" -U 0 -c 4096 "${as_nobody[@]}" >"$dir/server.log" 2>&1 \
+        </dev/null &
     local pid=$!
     svc_pid memcached "$pid"
     wait_ready memcached "$pid" "$dir/server.log" tcp_chat "$port" 'version\r\n' 'VERSION' ||
@@ -429,11 +436,13 @@ GRANT ALL ON *.* TO 'lockhog'@'127.0.0.1' WITH GRANT OPTION;
 GRANT ALL ON *.* TO 'lockhog'@'localhost' WITH GRANT OPTION;
 EOF
     chown "$user:" "$dir/init.sql"
+    # max-connections: room for `lockhog bench --scale`'s 256 clients (a session connection
+    # and a waiting one each) beside the test suite's own.
     "$server" --no-defaults --datadir="$dir/data" --user="$user" \
         --bind-address=127.0.0.1 --port="$port" --socket="$dir/mysqld.sock" \
         --pid-file="$dir/mysqld.pid" --init-file="$dir/init.sql" \
         --skip-log-bin --innodb-flush-log-at-trx-commit=0 --innodb-buffer-pool-size=64M \
-        --max-connections=300 \
+        --max-connections=600 \
         >"$dir/server.log" 2>&1 </dev/null &
     local pid=$!
     svc_pid mysql "$pid"

@@ -187,3 +187,127 @@ fn bad_options_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:#?}");
     }
 }
+
+/// `--scale` with a tiny grid: one entry per clients × locks point and per held size, each with
+/// sane figures, on a backend with descriptors per held lock (file) and one without (mem).
+#[test]
+fn scale_reports_every_point_of_a_tiny_grid() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = format!("file://{}", dir.path().display());
+    for url in [file.as_str(), "mem:"] {
+        let grid = [
+            "--scale",
+            "--duration",
+            "0.2",
+            "--scale-clients",
+            "1,2",
+            "--scale-locks",
+            "1,3",
+            "--scale-held",
+            "10,4",
+            "--json",
+        ];
+        let report = one_json_object(&bench_on(url, &grid));
+        assert_eq!(report["mode"], "scale", "{report}");
+        let points = report["contended"].as_array().expect("contended array");
+        let grid: Vec<(u64, u64)> = points
+            .iter()
+            .map(|p| (p["locks"].as_u64().unwrap(), p["clients"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(grid, [(1, 1), (1, 2), (3, 1), (3, 2)], "{report}");
+        for p in points {
+            assert_eq!(p["error"], Value::Null, "{p}");
+            assert!(number(p, "cycles_per_s") > 0.0, "{p}");
+            assert!(number(p, "p99_wait_ms") >= number(p, "p50_wait_ms"), "{p}");
+            assert!(number(p, "max_wait_ms") >= number(p, "p99_wait_ms"), "{p}");
+        }
+        let held = report["held"].as_array().expect("held array");
+        let sizes: Vec<u64> = held.iter().map(|p| p["held"].as_u64().unwrap()).collect();
+        assert_eq!(sizes, [4, 10], "ascending: {report}");
+        for p in held {
+            assert_eq!(p["error"], Value::Null, "{p}");
+            assert_eq!(p["lost"], 0, "{p}");
+            assert!(number(p, "cycles") >= 20.0, "{p}");
+            assert!(number(p, "p50_us") > 0.0, "{p}");
+            assert!(number(p, "p99_us") >= number(p, "p50_us"), "{p}");
+        }
+        let is_file = url.starts_with("file:");
+        assert_eq!(report["nofile_soft"].is_u64(), is_file, "{report}");
+    }
+    // The held locks are released at the end: each can be taken again at once.
+    let out = Command::new(env!("CARGO_BIN_EXE_lockhog"))
+        .args([
+            "run",
+            "-n",
+            "-b",
+            &file,
+            "lockhog-bench/held-9",
+            "--",
+            "true",
+        ])
+        .output()
+        .expect("run lockhog run");
+    assert!(out.status.success(), "{out:#?}");
+}
+
+/// A held size the machine cannot take is reported with its reason, and the larger sizes are
+/// not tried, rather than the run failing: here a descriptor limit below what the file
+/// backend needs.
+#[test]
+fn scale_reports_a_held_size_beyond_the_descriptor_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("file://{}", dir.path().display());
+    // prlimit(1) lowers both limits for the child, so the bench cannot raise them back.
+    let out = Command::new("prlimit")
+        .args(["--nofile=400:400", env!("CARGO_BIN_EXE_lockhog")])
+        .args(["bench", "-b", &url, "--scale", "--duration", "0.2"])
+        .args(["--scale-clients", "1", "--scale-locks", "1"])
+        .args(["--scale-held", "10,1000,2000", "--json"])
+        .output()
+        .expect("run prlimit lockhog bench");
+    assert!(out.status.success(), "{out:#?}");
+    let report = one_json_object(&out);
+    assert_eq!(report["nofile_soft"], 400, "{report}");
+    let held = &report["held"];
+    assert_eq!(held[0]["error"], Value::Null, "{report}");
+    let why = held[1]["error"].as_str().expect("an error for 1000");
+    assert!(why.contains("RLIMIT_NOFILE is 400"), "{why}");
+    assert_eq!(held[1]["p50_us"], Value::Null, "{report}");
+    let why = held[2]["error"].as_str().expect("an error for 2000");
+    assert!(why.starts_with("not tried"), "{why}");
+}
+
+/// `--soak` on a lease backend that needs no server (SQLite): the held set survives its
+/// renewals, the samples come with every figure, and the verdict is ok.
+#[cfg(feature = "sqlite")]
+#[test]
+fn soak_holds_and_samples_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A lease short enough that every held lock is renewed twice within the soak (every
+    // ttl/3), long enough that a busy machine's stall of a second does not lose it.
+    let url = format!("sqlite://{}/soak.db?ttl=3", dir.path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_lockhog"))
+        .args(["bench", "-b", &url, "--soak", "--soak-held", "50"])
+        .args(["--duration", "2.5", "--soak-sample", "1", "--json"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run lockhog bench --soak");
+    assert!(out.status.success(), "{out:#?}");
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8");
+    let report: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(report["mode"], "soak", "{report}");
+    assert_eq!(report["held"], 50, "{report}");
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["not_held"], 0, "{report}");
+    let samples = report["samples"].as_array().expect("samples");
+    // At the start, at 1 s and 2 s, and at the end.
+    assert_eq!(samples.len(), 4, "{report}");
+    for s in samples {
+        assert!(number(s, "rss_kib") > 0.0, "{s}");
+        assert!(number(s, "fds") > 0.0, "{s}");
+        assert_eq!(s["lost"], 0, "{s}");
+    }
+    // Each sample also goes to stderr, for the person watching a half-hour run.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("soak: ").count(), 4, "{stderr}");
+}

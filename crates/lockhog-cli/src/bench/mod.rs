@@ -18,11 +18,18 @@
 //! with the backend's own commands on a bare client, without lockhog: what any lock built on
 //! that protocol must pay (see [`floor`]). `scripts/bench` runs both and compares them.
 //!
+//! `--scale` measures how those costs grow with clients, locks and locks held (see [`scale`]);
+//! `--soak` holds many locks for a long time and checks nothing leaks or is lost (see
+//! [`soak`], run by `scripts/soak`).
+//!
 //! Progress goes to stderr only when it is a terminal; the report goes to stdout.
 
 mod floor;
 mod plan;
 mod report;
+mod scale;
+mod scale_report;
+mod soak;
 mod stats;
 mod workloads;
 
@@ -31,12 +38,10 @@ use std::time::Duration;
 
 use crate::args::BackendArgs;
 use crate::exit::{Failure, Outcome, SUCCESS};
-use plan::{phases, scheme_of, Progress};
+use plan::{phases, scheme_of, Progress, NAME_PREFIX};
 pub use plan::{BenchArgs, BENCH_EXAMPLES};
 use report::Report;
 use workloads::{SEMAPHORE_CLIENTS, SEMAPHORE_PERMITS};
-
-const NAME_PREFIX: &str = "lockhog-bench";
 
 pub async fn run(args: BenchArgs) -> Outcome {
     let progress = Progress(std::io::stderr().is_terminal());
@@ -47,21 +52,34 @@ pub async fn run(args: BenchArgs) -> Outcome {
             _ => lockhog::default_url(),
         },
     };
-    let report = if args.floor {
-        floor::run(&url, &args, &progress).await?
+    let mut verdict = Ok(SUCCESS);
+    let (json, text) = if args.scale {
+        let report = scale::run(&url, &args, &progress).await?;
+        (report.to_json(), report.to_text())
+    } else if args.soak {
+        let report = soak::run(&url, &args).await?;
+        let problems = report.problems();
+        if !problems.is_empty() {
+            verdict = Err(Failure::new(
+                1,
+                format!("soak failed: {}", problems.join("; ")),
+            ));
+        }
+        (report.to_json(), report.to_text())
     } else {
-        measure(&url, &args, &progress).await?
+        let report = if args.floor {
+            floor::run(&url, &args, &progress).await?
+        } else {
+            measure(&url, &args, &progress).await?
+        };
+        (report.to_json(), report.to_text())
     };
+    let text = if args.json { format!("{json}\n") } else { text };
     let mut out = std::io::stdout().lock();
-    let text = if args.json {
-        format!("{}\n", report.to_json())
-    } else {
-        report.to_text()
-    };
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| Failure::new(crate::exit::UNAVAILABLE, format!("cannot write: {e}")))?;
-    Ok(SUCCESS)
+    verdict
 }
 
 async fn measure(url: &str, args: &BenchArgs, progress: &Progress) -> Result<Report, Failure> {

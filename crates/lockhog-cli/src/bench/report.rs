@@ -28,15 +28,18 @@ pub struct Report {
     pub semaphore: Option<Contended>,
 }
 
-fn us(d: Option<Duration>) -> Value {
+/// Microseconds with one decimal, `null` for none.
+pub(super) fn us(d: Option<Duration>) -> Value {
     d.map_or(Value::Null, |d| json!(round(micros(d), 1)))
 }
 
-fn ms(d: Option<Duration>) -> Value {
+/// Milliseconds with three decimals, `null` for none.
+pub(super) fn ms(d: Option<Duration>) -> Value {
     d.map_or(Value::Null, |d| json!(round(millis(d), 3)))
 }
 
-fn round(v: f64, digits: i32) -> f64 {
+/// `v` rounded to `digits` decimals.
+pub(super) fn round(v: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (v * f).round() / f
 }
