@@ -63,7 +63,7 @@ use tokio::time::Instant;
 
 use self::client::Client;
 use self::item::{release_item, ItemLease, KnownCas, PendingAdd};
-use super::lease::{release_in_background, Renewal, RELEASE_ON_DROP_FAILED};
+use super::lease::{release_in_background, steal_after_of, Renewal, RELEASE_ON_DROP_FAILED};
 use super::{
     AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
 };
@@ -173,6 +173,24 @@ fn exptime(ttl: Duration) -> u64 {
     ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0) + 1
 }
 
+/// A lock item's value: the owner, when it was acquired (ms since the epoch, by the acquirer's
+/// clock) and the name, as `<owner> <ms>\n<name>` for a named lock; a foreign key's value is
+/// the owner alone.
+fn split_value(value: &[u8]) -> (&[u8], Option<u64>, Option<&[u8]>) {
+    let (first, name) = match value.iter().position(|&b| b == b'\n') {
+        Some(at) => (&value[..at], Some(&value[at + 1..])),
+        None => (value, None),
+    };
+    let at = first.iter().rposition(|&b| b == b' ').and_then(|sp| {
+        let ms = std::str::from_utf8(&first[sp + 1..]).ok()?.parse().ok()?;
+        Some((sp, ms))
+    });
+    match at {
+        Some((sp, ms)) => (&first[..sp], Some(ms), name),
+        None => (first, None, name),
+    }
+}
+
 fn now_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -215,6 +233,26 @@ impl MemcachedBackend {
         })
     }
 
+    /// The CAS unique of `item` when it is a lockhog holder's that acquired longer ago than
+    /// `steal_after` (by the acquirer's clock, written in the value); `None` otherwise.
+    async fn stale(&self, item: &str, steal_after: Option<Duration>) -> Result<Option<u64>> {
+        let Some(limit) = steal_after else {
+            return Ok(None);
+        };
+        let Some(held) = self
+            .client
+            .get(item)
+            .await
+            .map_err(|e| io_err("reading a lock", e))?
+        else {
+            return Ok(None); // released meanwhile: the next attempt adds it
+        };
+        let at = split_value(&held.value).1;
+        let stale =
+            at.is_some_and(|at| at.saturating_add(limit.as_millis() as u64) <= now_micros() / 1000);
+        Ok(stale.then_some(held.cas))
+    }
+
     async fn next_token(&self, namespace: &str) -> std::io::Result<u64> {
         let fence = fence_key(namespace);
         loop {
@@ -244,6 +282,7 @@ impl Backend for MemcachedBackend {
             lost_notice: true,
             crash_release: true,
             cross_process: true,
+            steal_after: true,
             ..Capabilities::default()
         }
     }
@@ -263,22 +302,47 @@ impl Backend for MemcachedBackend {
     ) -> Result<Option<Acquired<MemcachedHeld>>> {
         let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
         let item = lock_key(key);
-        let mut value = super::owner::new_owner();
-        // The name lets `status` list lockhog's locks; a foreign key's name is the key itself,
+        // The name lets `status` list lockhog's locks, and the time of the acquire lets a
+        // later `steal_after` judge the holder's age; a foreign key's value is only the owner,
         // and it has no fencing counter (nothing is written beside the other client's key).
         let named = key.foreign_resource().is_none();
+        let steal_after = steal_after_of(&ctx.options, ttl, !named)?;
+        let mut value = super::owner::new_owner();
         if named {
-            value.push(b'\n');
+            value.extend_from_slice(format!(" {}\n", now_micros() / 1000).as_bytes());
             value.extend_from_slice(key.name().as_str().as_bytes());
         }
         let started = Instant::now();
         let fence = named.then(|| fence_key(key.namespace()));
-        let mut add = PendingAdd::start(&self.client, &item, &value, exptime(ttl), fence);
-        let Some((unique, token)) = add
+        let start = |over| {
+            PendingAdd::start(
+                &self.client,
+                &item,
+                &value,
+                exptime(ttl),
+                over,
+                fence.clone(),
+            )
+        };
+        let mut add = start(None);
+        let mut answer = add
             .answer()
             .await
-            .map_err(|e| io_err("acquiring a lock", e))?
-        else {
+            .map_err(|e| io_err("acquiring a lock", e))?;
+        if answer.is_none() {
+            add.disarm();
+            // Held: taken over by compare-and-set when its holder acquired longer ago than
+            // steal_after, so that of two stealers only one replaces the item it read.
+            let Some(over) = self.stale(&item, steal_after).await? else {
+                return Ok(None);
+            };
+            add = start(Some(over));
+            answer = add
+                .answer()
+                .await
+                .map_err(|e| io_err("taking over a lock", e))?;
+        }
+        let Some((unique, token)) = answer else {
             add.disarm();
             return Ok(None);
         };
@@ -359,10 +423,7 @@ impl Backend for MemcachedBackend {
             let given = keys.get(i).map(|k| k.name().to_string());
             match got {
                 Some(it) => {
-                    let (owner, name) = match it.value.iter().position(|&b| b == b'\n') {
-                        Some(at) => (&it.value[..at], Some(&it.value[at + 1..])),
-                        None => (&it.value[..], None),
-                    };
+                    let (owner, _, name) = split_value(&it.value);
                     let name =
                         given.or_else(|| name.and_then(|n| String::from_utf8(n.to_vec()).ok()));
                     let mut holder = super::owner::describe_owner(owner);

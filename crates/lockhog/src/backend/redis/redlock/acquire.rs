@@ -11,9 +11,11 @@ use super::quorum::{
     drift, no_majority, node_timeout, quorum, release_all, script_on_all, Node, QuorumLease,
 };
 use super::{RedlockBackend, RedlockHeld};
+use crate::backend::lease::steal_after_of;
 use crate::backend::lease::Renewal;
 use crate::backend::owner::new_owner;
-use crate::backend::redis::{fence_of, lock_key, release_channel, scripts, ttl_ms, ttl_of};
+use crate::backend::redis::scripts::{self, Ask};
+use crate::backend::redis::{fence_of, lock_key, release_channel, since_key, ttl_of};
 use crate::backend::{AcquireContext, Acquired};
 use crate::error::{Error, Result};
 use crate::name::LockKey;
@@ -66,6 +68,7 @@ pub(super) enum Attempt {
 impl RedlockBackend {
     pub(super) async fn attempt(&self, key: &LockKey, ctx: &AcquireContext) -> Result<Attempt> {
         let ttl = ttl_of(ctx);
+        let steal_after = steal_after_of(&ctx.options, ttl, key.foreign_resource().is_some())?;
         let limit = node_timeout(ttl);
         let n = self.nodes.len();
         let lock = lock_key(key);
@@ -80,11 +83,18 @@ impl RedlockBackend {
             limit,
         };
         let started = Instant::now();
-        let ms = ttl_ms(ttl);
         let votes: Vec<Result<(i64, i64)>> = script_on_all(
             &self.nodes,
             limit,
-            &scripts::acquire(&lock, fence.as_deref(), &owner, ms),
+            &scripts::acquire(
+                key,
+                &Ask {
+                    owner: &owner,
+                    ttl,
+                    steal_after,
+                    waiter: &[],
+                },
+            ),
         )
         .await;
         let granted: Vec<u64> = votes
@@ -151,6 +161,7 @@ impl RedlockBackend {
             QuorumLease {
                 nodes: self.nodes.clone(),
                 key: lock.clone(),
+                since: since_key(key),
                 owner: owner.clone(),
                 ttl,
             },

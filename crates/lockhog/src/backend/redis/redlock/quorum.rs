@@ -14,7 +14,7 @@ use super::SCHEME;
 use crate::backend::lease::Lease;
 use crate::backend::redis::conn::Conn;
 use crate::backend::redis::wake::Wakeups;
-use crate::backend::redis::{backend_err, scripts, ttl_ms};
+use crate::backend::redis::{backend_err, scripts};
 use crate::error::{Error, Result};
 
 pub(super) struct Node {
@@ -106,6 +106,8 @@ pub(super) async fn release_all(
 pub(super) struct QuorumLease {
     pub(super) nodes: Arc<[Node]>,
     pub(super) key: Vec<u8>,
+    /// The lock's acquisition time on each node, for a named lock.
+    pub(super) since: Option<Vec<u8>>,
     pub(super) owner: Vec<u8>,
     pub(super) ttl: Duration,
 }
@@ -113,11 +115,10 @@ pub(super) struct QuorumLease {
 impl Lease for QuorumLease {
     async fn renew(&self) -> Result<Option<Instant>> {
         let started = Instant::now();
-        let ms = ttl_ms(self.ttl);
         let results: Vec<Result<i64>> = script_on_all(
             &self.nodes,
             node_timeout(self.ttl),
-            scripts::EXTEND.key(&self.key).arg(&self.owner).arg(ms),
+            &scripts::extend(&self.key, self.since.as_deref(), &self.owner, self.ttl),
         )
         .await;
         let n = self.nodes.len();
