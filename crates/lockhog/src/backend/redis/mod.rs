@@ -316,6 +316,7 @@ impl Backend for RedisBackend {
         Capabilities {
             semaphore: true,
             shared: true,
+            shared_writer_priority: true,
             ..capabilities()
         }
     }
