@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use lockhog::{Error, LockState, Locker};
 use redis::AsyncCommands;
+use futures_util::StreamExt;
 use redis_support::{bounded, in_fresh_namespace, raw, unique, BOUND};
 
 /// Set in the child process: the URL and the name it holds shared.
@@ -153,4 +154,37 @@ async fn a_writer_that_gives_up_lets_readers_in_again() {
     let second = a.lock(&name).shared().try_acquire().await.unwrap();
     assert!(first.release().await.unwrap());
     assert!(second.release().await.unwrap());
+}
+
+/// The release of the last reader publishes on the lock's channel (a waiting writer wakes),
+/// the release of a reader that leaves others holding does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_readers_release_wakes_writers() {
+    let url = redis_url!();
+    let locker = Locker::connect(&url).await.unwrap();
+    let name = unique("shared-wake");
+    let (r1, r2) = (
+        locker.lock(&name).shared().try_acquire().await.unwrap(),
+        locker.lock(&name).shared().try_acquire().await.unwrap(),
+    );
+    let channel = format!("lockhog:released:{name}");
+    let mut listener = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    listener.subscribe(&channel).await.unwrap();
+    let mut conn = raw(&url).await;
+    assert!(r1.release().await.unwrap());
+    // A marker published after the first release: it must be the first message.
+    let _: i64 = conn.publish(&channel, "marker").await.unwrap();
+    assert!(r2.release().await.unwrap());
+    let mut messages = listener.on_message();
+    let mut payloads = Vec::new();
+    for _ in 0..2 {
+        let m = bounded("a message", messages.next()).await.unwrap();
+        payloads.push(m.get_payload::<String>().unwrap());
+    }
+    // The reader's release that left another holding published nothing; the last one did.
+    assert_eq!(payloads, ["marker", ""]);
 }
