@@ -11,9 +11,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use lockhog::{Error, LockState, Locker};
 use redis::AsyncCommands;
-use futures_util::StreamExt;
 use redis_support::{bounded, in_fresh_namespace, raw, unique, BOUND};
 
 /// Set in the child process: the URL and the name it holds shared.
@@ -45,7 +45,13 @@ async fn killed_reader_releases_at_lease_expiry() {
     let locker = Locker::connect(&url).await.unwrap();
     let name = unique("shared-killed");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_reader", "--nocapture", "--quiet"])
+        .args([
+            "--ignored",
+            "--exact",
+            "child_reader",
+            "--nocapture",
+            "--quiet",
+        ])
         .env(CHILD_ENV, format!("{url} {name}"))
         .stdout(Stdio::piped())
         .spawn()
@@ -97,7 +103,10 @@ async fn status_lists_shared_holders() {
     for g in [r1, r2, w] {
         assert!(g.release().await.unwrap());
     }
-    assert_eq!(locker.status(&["read"]).await.unwrap()[0].state, LockState::Free);
+    assert_eq!(
+        locker.status(&["read"]).await.unwrap()[0].state,
+        LockState::Free
+    );
     assert!(locker.status(&[]).await.unwrap().is_empty());
 }
 

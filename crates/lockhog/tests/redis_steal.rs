@@ -142,7 +142,7 @@ async fn a_since_key_of_another_owner_is_no_reason_to_steal() {
 
 /// Renewals keep the `since` key as long as the lock key: after more renewals than fit in
 /// one ttl, it is still there, unchanged, so a holder renewing past many ttls can still be
-/// taken over once steal_after has passed.
+/// taken over once steal_after has passed; the release deletes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_keeps_the_acquisition_time() {
     let url = redis_url!();
@@ -180,6 +180,9 @@ async fn renewal_keeps_the_acquisition_time() {
         "the acquisition time was not kept by the renewals"
     );
     assert!(g.release().await.unwrap());
+    // The release takes it away with the lock key.
+    let left: Option<String> = conn.get(&since).await.unwrap();
+    assert_eq!(left, None, "the release left the acquisition time behind");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,9 +31,7 @@ impl Hold {
         let call = if self.shared {
             shared::release(&self.key, &self.owner, &self.channel)
         } else {
-            let mut call = scripts::RELEASE.key(&self.key);
-            call.arg(&self.owner).arg(&self.channel);
-            call
+            scripts::release(&self.key, self.since.as_deref(), &self.owner, &self.channel)
         };
         let released: i64 = call.invoke_async(conn).await?;
         Ok(released == 1)

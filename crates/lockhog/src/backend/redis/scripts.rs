@@ -154,15 +154,19 @@ pub(crate) fn waiter_lease(ttl: Duration) -> Duration {
     ttl.min(Duration::from_secs(3))
 }
 
-/// `KEYS[1]` lock key; `ARGV[1]` owner, `ARGV[2]` release channel. Deletes the key only when
-/// it holds our owner token, and then publishes on the channel to wake waiters (unless the
-/// channel is empty: a foreign resource's waiters poll). Returns 1 when deleted, 0 when the
-/// key was not ours (gone, or another owner's).
-pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+/// `KEYS[1]` lock key, `KEYS[2]` (for a named lock) its acquisition time; `ARGV[1]` owner,
+/// `ARGV[2]` release channel. Deletes the key (and its acquisition time) only when it holds
+/// our owner token, and then publishes on the channel to wake waiters (unless the channel is
+/// empty: a foreign resource's waiters poll). Returns 1 when deleted, 0 when the key was not
+/// ours (gone, or another owner's).
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  if KEYS[2] then
+    redis.call('DEL', KEYS[2])
+  end
   if ARGV[2] ~= '' then
     redis.call('PUBLISH', ARGV[2], '')
   end
@@ -172,6 +176,22 @@ return 0
 ",
     )
 });
+
+/// The release of `lock` (with its acquisition time `since`, for a named lock) held by
+/// `owner`, publishing on `channel`: [`RELEASE`].
+pub(crate) fn release(
+    lock: &[u8],
+    since: Option<&[u8]>,
+    owner: &[u8],
+    channel: &[u8],
+) -> ScriptInvocation<'static> {
+    let mut call = RELEASE.key(lock);
+    if let Some(since) = since {
+        call.key(since);
+    }
+    call.arg(owner).arg(channel);
+    call
+}
 
 /// `KEYS[1]` lock key, `KEYS[2]` (for a named lock) its acquisition time; `ARGV[1]` owner,
 /// `ARGV[2]` ttl in ms. Extends the key, and the acquisition time with it, only when the key

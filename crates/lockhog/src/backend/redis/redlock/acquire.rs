@@ -24,6 +24,7 @@ use crate::name::LockKey;
 struct Undo {
     nodes: Option<Arc<[Node]>>,
     key: Vec<u8>,
+    since: Option<Vec<u8>>,
     owner: Vec<u8>,
     channel: Vec<u8>,
     limit: Duration,
@@ -43,14 +44,15 @@ impl Drop for Undo {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (key, owner, channel, limit) = (
+        let (key, since, owner, channel, limit) = (
             std::mem::take(&mut self.key),
+            self.since.take(),
             std::mem::take(&mut self.owner),
             std::mem::take(&mut self.channel),
             self.limit,
         );
         rt.spawn(async move {
-            release_all(&nodes, &key, &owner, &channel, limit).await;
+            release_all(&nodes, &key, since.as_deref(), &owner, &channel, limit).await;
         });
     }
 }
@@ -75,9 +77,11 @@ impl RedlockBackend {
         let fence = fence_of(key);
         let channel = release_channel(key);
         let owner = new_owner();
+        let since = since_key(key);
         let undo = Undo {
             nodes: Some(self.nodes.clone()),
             key: lock.clone(),
+            since: since.clone(),
             owner: owner.clone(),
             channel: channel.clone(),
             limit,
@@ -145,7 +149,8 @@ impl RedlockBackend {
         let Some((token, valid_until)) = won else {
             // Give back what we got, and wait for it, so our own leftovers do not block us.
             if !granted.is_empty() {
-                release_all(&self.nodes, &lock, &owner, &channel, limit).await;
+                let since = since.as_deref();
+                release_all(&self.nodes, &lock, since, &owner, &channel, limit).await;
             }
             undo.disarm();
             if n - errors.len() < quorum(n) {
@@ -161,7 +166,7 @@ impl RedlockBackend {
             QuorumLease {
                 nodes: self.nodes.clone(),
                 key: lock.clone(),
-                since: since_key(key),
+                since: since.clone(),
                 owner: owner.clone(),
                 ttl,
             },
@@ -173,6 +178,7 @@ impl RedlockBackend {
             held: RedlockHeld {
                 nodes: self.nodes.clone(),
                 key: lock,
+                since,
                 channel,
                 owner,
                 renewal,

@@ -97,6 +97,7 @@ impl std::fmt::Debug for RedlockBackend {
 pub struct RedlockHeld {
     nodes: Arc<[Node]>,
     key: Vec<u8>,
+    since: Option<Vec<u8>>,
     channel: Vec<u8>,
     owner: Vec<u8>,
     renewal: Renewal,
@@ -116,7 +117,8 @@ impl RedlockHeld {
     /// node.
     async fn release_everywhere(&self) -> Vec<Result<i64>> {
         let (key, owner, channel) = (&self.key, &self.owner, &self.channel);
-        release_all(&self.nodes, key, owner, channel, CONNECT_TIMEOUT).await
+        let since = self.since.as_deref();
+        release_all(&self.nodes, key, since, owner, channel, CONNECT_TIMEOUT).await
     }
 }
 

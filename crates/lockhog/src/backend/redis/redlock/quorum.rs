@@ -88,19 +88,17 @@ pub(super) fn no_majority(what: &str, errors: &[&Error], n: usize) -> Error {
     )
 }
 
+/// Deletes `key` (and its acquisition time `since`) on every node where it holds `owner`,
+/// publishing on `channel`; one result per node.
 pub(super) async fn release_all(
     nodes: &[Node],
     key: &[u8],
+    since: Option<&[u8]>,
     owner: &[u8],
     channel: &[u8],
     limit: Duration,
 ) -> Vec<Result<i64>> {
-    script_on_all(
-        nodes,
-        limit,
-        scripts::RELEASE.key(key).arg(owner).arg(channel),
-    )
-    .await
+    script_on_all(nodes, limit, &scripts::release(key, since, owner, channel)).await
 }
 
 pub(super) struct QuorumLease {
