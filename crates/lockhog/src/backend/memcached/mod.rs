@@ -16,8 +16,10 @@
 //! key `NS:lock:<SHA-256 of the name, hex>`, with `NS` the namespace with every byte outside
 //! printable ASCII, and `%` and `:`, percent-encoded (or `sha256-<hex>` of it when that is
 //! over 100 bytes). That key is the RESOURCE `hold` and `status` print (`mg <key> v` shows
-//! it). The item's value is the owner (`<128 random bits>/<pid>/<host>`), a newline and the
-//! name, so `status` can list names. The fencing counter is `NS:fence`.
+//! it). The item's value is the owner (`<128 random bits>/<pid>/<host>`), a space, the time
+//! of the acquire (ms since the epoch, by the acquirer's clock), a newline and the name, so
+//! `status` can list names and `steal_after` can judge a holder's age. The fencing counter is
+//! `NS:fence`.
 //!
 //! # Foreign resources
 //!
@@ -44,6 +46,12 @@
 //! - **Expiry** has whole-second granularity in memcached: the item is stored with
 //!   `ceil(ttl) + 1` seconds, so a lease lasts at least its ttl and at most about two seconds
 //!   more; a holder that dies frees the lock within that.
+//! - **steal_after**: an acquire that finds the item taken reads it (`mg … v c`) and, when
+//!   its value says it was acquired longer ago than the request's `steal_after`, replaces it
+//!   by compare-and-set with the unique it read (`ms … C<cas>`, pipelined with the fencing
+//!   `incr`): of two stealers only one matches. The old holder's next renewal finds the item
+//!   changed and reports the lock lost. The age is judged across the clients' clocks. A
+//!   foreign item has no acquisition time: refused there. No shared locks.
 //! - **Waiting** polls with the caller's retry policy (memcached cannot notify).
 //! - **Fencing tokens**: `incr NS:fence 1`; a missing counter is created (with `add`, so two
 //!   clients cannot both create it) at the current time in microseconds, so that one lost to

@@ -16,7 +16,10 @@
 //! binary safe: spaces, quotes, NUL all stay as they are). That key is the RESOURCE that
 //! `lockhog hold` and `status` print, so `redis-cli GET 'lockhog:lock:nightly-report'` finds
 //! it. Its value is the owner: `<128 random bits in hex>/<pid>/<host>`. Waiters are woken on
-//! the channel `NS:released:NAME`; fencing tokens come from the counter `NS:fence`.
+//! the channel `NS:released:NAME`; fencing tokens come from the counter `NS:fence`. Beside
+//! the key live `NS:since:NAME` (when the holder acquired, for `steal_after`),
+//! `NS:readers:NAME` (the shared holders) and `NS:waiting:NAME` (writers waiting behind
+//! them), each only while it has something to say (see `scripts.rs` and `shared.rs`).
 //!
 //! # Foreign resources
 //!
@@ -53,6 +56,13 @@
 //!   persistence restarts and loses it, tokens still do not go back (unless the server's clock
 //!   went back, or more than a million tokens a second were handed out on average). With
 //!   persistence (AOF `appendfsync always`) the counter survives as written.
+//! - **steal_after**: the acquire script writes `NS:since:NAME` = `<server ms> <owner>` with
+//!   the key's lease (renewals extend it, the release deletes it), and takes over, in the same
+//!   script, a key whose holder that names acquired longer ago than the request's
+//!   `steal_after` by the server's clock. The old holder's next renewal finds another owner
+//!   and reports the lock lost. A foreign key has no acquisition time: refused there.
+//! - **Shared locks**: see `shared.rs` (readers in a sorted set scored by their leases; a
+//!   waiting writer keeps new readers out).
 //! - **Semaphores**: a semaphore's N permits are the slot locks `NAME#permit-0` … (each an
 //!   ordinary lease above), and its count is the key `NS:permits:NAME` (see `semaphore.rs`).
 //! - **Cancel safety**: an acquire dropped after its script was sent may have taken the lock;
@@ -362,7 +372,9 @@ impl Backend for RedisBackend {
             attempt = attempt.saturating_add(1);
             let pttl = match self.attempt(key, ctx, waiter).await? {
                 Attempt::Acquired(a) => {
-                    announced.map(Announcement::disarm);
+                    if let Some(a) = announced {
+                        a.disarm();
+                    }
                     return Ok(Some(a));
                 }
                 Attempt::Busy(pttl) => pttl,
@@ -444,6 +456,7 @@ mod tests {
 
     #[test]
     fn owners_are_unique_and_describe_their_holder() {
+        use crate::backend::owner::describe_owner;
         let (a, b) = (new_owner(), new_owner());
         assert_ne!(a, b);
         let d = describe_owner(&a);

@@ -25,6 +25,9 @@ async fn scan(conn: &mut Conn, namespace: &str, kind: &str) -> Result<Vec<Vec<u8
     Ok(found)
 }
 
+/// A lock to look at: its key, its readers set (none for a foreign key) and its name.
+type Look = (Vec<u8>, Option<Vec<u8>>, Option<String>);
+
 /// The status of the asked-for `keys`, or of every held lock of the namespace when `keys` is
 /// empty.
 pub(super) async fn status(
@@ -32,8 +35,7 @@ pub(super) async fn status(
     namespace: &str,
     keys: &[LockKey],
 ) -> Result<Vec<LockStatus>> {
-    // (lock key, readers key) of each lock to look at, and its name.
-    let locks: Vec<(Vec<u8>, Option<Vec<u8>>, Option<String>)> = if keys.is_empty() {
+    let locks: Vec<Look> = if keys.is_empty() {
         let (lock_prefix, readers_prefix) =
             (prefix(namespace, "lock"), prefix(namespace, "readers"));
         let held = scan(conn, namespace, "lock").await?;

@@ -19,7 +19,9 @@
 //! Otherwise the attempt undoes itself on every node (compare-and-delete) and counts as not
 //! acquired; waiters retry after a jittered backoff, or at once when a release is published on
 //! any node. Renewal extends the key on every node and keeps the lock while a majority
-//! confirms; release deletes it on every node.
+//! confirms; release deletes it on every node. `steal_after` is judged on each node by the
+//! single-node script (the node's clock, the holder's `since` key there), so a takeover needs
+//! a majority of nodes where the holder is old enough. Shared locks are refused.
 //!
 //! # When nodes are down
 //!
