@@ -7,11 +7,10 @@
 
 mod memcached_support;
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lockhog::{Error, Locker};
-use memcached_support::{bounded, raw, unique};
+use memcached_support::{lockers, one_stealer_wins, raw, unique};
 
 const TTL: Duration = Duration::from_secs(1);
 
@@ -35,37 +34,14 @@ fn plant_holder(url: &str, resource: &str, name: &str, acquired_ms_ago: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_of_racing_stealers_wins() {
     let url = memcached_url!();
-    let mut lockers = Vec::new();
-    for _ in 0..4 {
-        lockers.push(Locker::connect(&url).await.unwrap());
-    }
+    let lockers = lockers::<4>(&url).await;
     for round in 0..5 {
         let name = unique(&format!("mc-steal-race-{round}"));
         let g = lockers[0].lock(&name).try_acquire().await.unwrap();
         let resource = g.resource().to_string();
         assert!(g.release().await.unwrap());
         plant_holder(&url, &resource, &name, 60_000);
-        let start = Arc::new(tokio::sync::Barrier::new(lockers.len()));
-        let racers: Vec<_> = lockers
-            .iter()
-            .map(|l| {
-                let (l, name, start) = (l.clone(), name.clone(), start.clone());
-                tokio::spawn(async move {
-                    start.wait().await;
-                    l.lock(&name).ttl(TTL).steal_after(TTL).try_acquire().await
-                })
-            })
-            .collect();
-        let mut won = Vec::new();
-        for r in racers {
-            match bounded("a stealer", r).await.unwrap() {
-                Ok(g) => won.push(g),
-                Err(Error::Contended { .. }) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert_eq!(won.len(), 1, "round {round}: {} stealers won", won.len());
-        let g = won.pop().unwrap();
+        let g = one_stealer_wins(&lockers, &name, TTL).await;
         assert!(g.release().await.unwrap(), "the winner was stolen from");
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lockhog::{Error, LockState, Locker};
 use redis::AsyncCommands;
-use redis_support::{bounded, in_fresh_namespace, raw, unique, BOUND};
+use redis_support::{bounded, in_fresh_namespace, listen, lockers, raw, unique, BOUND};
 
 /// Set in the child process: the URL and the name it holds shared.
 const CHILD_ENV: &str = "LOCKHOG_TEST_REDIS_SHARED_CHILD";
@@ -132,10 +132,7 @@ async fn a_reader_whose_entry_vanished_is_told() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_gives_up_lets_readers_in_again() {
     let url = redis_url!();
-    let (a, b) = (
-        Locker::connect(&url).await.unwrap(),
-        Locker::connect(&url).await.unwrap(),
-    );
+    let [a, b] = lockers(&url).await;
     let name = unique("shared-withdrawn");
     let first = a.lock(&name).shared().try_acquire().await.unwrap();
     let mut conn = raw(&url).await;
@@ -177,12 +174,7 @@ async fn the_last_readers_release_wakes_writers() {
         locker.lock(&name).shared().try_acquire().await.unwrap(),
     );
     let channel = format!("lockhog:released:{name}");
-    let mut listener = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_async_pubsub()
-        .await
-        .unwrap();
-    listener.subscribe(&channel).await.unwrap();
+    let mut listener = listen(&url, &channel).await;
     let mut conn = raw(&url).await;
     assert!(r1.release().await.unwrap());
     // A marker published after the first release: it must be the first message.

@@ -7,12 +7,11 @@
 
 mod redis_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use lockhog::{Error, Locker};
 use redis::AsyncCommands;
-use redis_support::{bounded, raw, redlock_nodes, unique};
+use redis_support::{bounded, lockers, one_stealer_wins, raw, redlock_nodes, unique};
 
 const TTL: Duration = Duration::from_secs(1);
 
@@ -62,37 +61,11 @@ async fn plant_holder(url: &str, name: &str, since_owner: &str) {
 /// Four lockers race to take over one stale holder at the same moment: exactly one wins,
 /// the others find the winner (fresh) in the way. Five rounds.
 async fn one_of_racing_stealers_wins(url: &str) {
-    let lockers: Vec<Locker> = {
-        let mut v = Vec::new();
-        for _ in 0..4 {
-            v.push(Locker::connect(url).await.unwrap());
-        }
-        v
-    };
+    let lockers = lockers::<4>(url).await;
     for round in 0..5 {
         let name = unique(&format!("steal-race-{round}"));
         plant_holder(url, &name, "planted/1/elsewhere").await;
-        let start = Arc::new(tokio::sync::Barrier::new(lockers.len()));
-        let racers: Vec<_> = lockers
-            .iter()
-            .map(|l| {
-                let (l, name, start) = (l.clone(), name.clone(), start.clone());
-                tokio::spawn(async move {
-                    start.wait().await;
-                    l.lock(&name).ttl(TTL).steal_after(TTL).try_acquire().await
-                })
-            })
-            .collect();
-        let mut won = Vec::new();
-        for r in racers {
-            match bounded("a stealer", r).await.unwrap() {
-                Ok(g) => won.push(g),
-                Err(Error::Contended { .. }) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert_eq!(won.len(), 1, "round {round}: {} stealers won", won.len());
-        let g = won.pop().unwrap();
+        let g = one_stealer_wins(&lockers, &name, TTL).await;
         assert!(g.fencing_token().is_some());
         assert!(g.release().await.unwrap(), "the winner was stolen from");
     }
