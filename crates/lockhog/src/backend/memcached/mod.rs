@@ -476,6 +476,24 @@ mod tests {
     }
 
     #[test]
+    fn values_carry_owner_acquisition_time_and_name() {
+        assert_eq!(
+            split_value(b"ab/1/h 1700000000000\nname\nwith newline"),
+            (
+                &b"ab/1/h"[..],
+                Some(1_700_000_000_000),
+                Some(&b"name\nwith newline"[..])
+            )
+        );
+        // A foreign key's value, and a value without a time (never judged stale).
+        assert_eq!(split_value(b"ab/1/h"), (&b"ab/1/h"[..], None, None));
+        assert_eq!(
+            split_value(b"ab/1/h\nname"),
+            (&b"ab/1/h"[..], None, Some(&b"name"[..]))
+        );
+    }
+
+    #[test]
     fn a_foreign_key_is_the_item_itself() {
         let k = LockKey::for_resource("app", parse_resource("report:7").unwrap()).unwrap();
         assert_eq!(lock_key(&k), "report:7");

@@ -151,6 +151,15 @@ mod tests {
             Some("with\0nul")
         );
         assert_eq!(scan_pattern("a*b"), b"a\\*b:lock:*");
+        assert_eq!(scan_pattern_of("a", "readers"), b"a:readers:*");
+        let k = key("app", "x y");
+        assert_eq!(since_key(&k).unwrap(), b"app:since:x y");
+        assert_eq!(readers_key(&k), b"app:readers:x y");
+        assert_eq!(waiting_key(&k), b"app:waiting:x y");
+        assert_eq!(
+            name_of_kind("app", "readers", b"app:readers:x y").as_deref(),
+            Some("x y")
+        );
     }
 
     #[test]
@@ -159,6 +168,7 @@ mod tests {
         assert_eq!(lock_key(&k), b"lock:a b");
         assert!(release_channel(&k).is_empty());
         assert_eq!(fence_of(&k), None);
+        assert_eq!(since_key(&k), None);
         assert_eq!(fence_of(&key("app", "x")), Some(b"app:fence".to_vec()));
         for bad in [String::new(), "k".repeat(MAX_NAME_BYTES + 1)] {
             let err = parse_resource(&bad).unwrap_err().to_string();
