@@ -1,6 +1,6 @@
 //! `rediss://` against a TLS-only `redis-server` of this test's own, with a CA made here by
 //! `openssl`: locks work (waiters woken over TLS pub/sub too), a foreign key excludes
-//! redis-cli over TLS, and a server whose certificate the CA did not sign is refused as a
+//! redis-cli over TLS, `steal_after` and shared locks pass their conformance checks, and a server whose certificate the CA did not sign is refused as a
 //! backend error.
 
 #![cfg(feature = "redis")]
@@ -189,6 +189,16 @@ async fn rediss_with_a_private_ca() {
     assert_eq!(set_nx(), "");
     assert!(held.release().await.unwrap());
     assert_eq!(set_nx(), "OK");
+
+    // steal_after and shared locks, as the conformance suite checks them, over TLS too.
+    #[cfg(feature = "testkit")]
+    {
+        use lockhog::testkit::{self, Target};
+        let t = Target::new(url.as_str());
+        testkit::steal_after_takes_over_a_live_holder(&t).await;
+        testkit::shared_readers_coexist_writer_excludes(&t).await;
+        testkit::shared_waiting_writer_is_not_starved(&t).await;
+    }
 
     // A CA that did not sign the server's certificate: refused, as a backend error.
     assert!(make_certs(dir.path(), "other-"));

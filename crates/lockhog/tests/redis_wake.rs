@@ -7,7 +7,7 @@ mod redis_support;
 
 use futures_util::StreamExt;
 use lockhog::Locker;
-use redis_support::{bounded, raw, subscribers, unique};
+use redis_support::{bounded, listen, raw, subscribers, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_subscribes_and_is_woken_by_the_release() {
@@ -36,12 +36,7 @@ async fn a_waiter_subscribes_and_is_woken_by_the_release() {
     .await;
 
     // Someone else listening on the channel sees the release published.
-    let mut listener = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_async_pubsub()
-        .await
-        .unwrap();
-    listener.subscribe(&channel).await.unwrap();
+    let mut listener = listen(&url, &channel).await;
     assert!(held.release().await.unwrap());
     bounded("the release message", listener.on_message().next())
         .await

@@ -139,3 +139,34 @@ async fn renew_loop<L: Lease>(lease: L, ttl: Duration, mut valid_until: Instant,
         }
     }
 }
+
+/// The request's `steal_after` for a lease of `ttl`, checked: refused on a `foreign` resource
+/// (another program's key carries no acquisition time to compare with) and when shorter than
+/// the ttl (a live holder's lock would be taken before a dead holder's lease could run out).
+#[cfg_attr(not(any(feature = "redis", feature = "memcached")), allow(dead_code))]
+pub(crate) fn steal_after_of(
+    options: &crate::options::AcquireOptions,
+    ttl: Duration,
+    foreign: bool,
+) -> Result<Option<Duration>> {
+    let Some(limit) = options.steal_after else {
+        return Ok(None);
+    };
+    if foreign {
+        return Err(crate::Error::InvalidOption {
+            reason: "steal_after needs the time the holder acquired, which another program's \
+                     key (a foreign resource) does not carry"
+                .into(),
+        });
+    }
+    if limit < ttl {
+        return Err(crate::Error::InvalidOption {
+            reason: format!(
+                "steal_after ({limit:?}) is shorter than the lease ttl ({ttl:?}): a live \
+                 holder's lock would be taken before a dead holder's lease could run out; give \
+                 a steal_after of at least the ttl, or a shorter ttl"
+            ),
+        });
+    }
+    Ok(Some(limit))
+}

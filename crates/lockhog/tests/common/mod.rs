@@ -88,6 +88,34 @@ pub async fn lockers<const N: usize>(url: &str) -> [Locker; N] {
     }
 }
 
+/// Every locker of `lockers` tries at the same moment to take `name` over with `steal_after`
+/// (and a lease of the same length): exactly one must win (a stale holder was planted), the
+/// others find the winner in the way. Returns the winner.
+pub async fn one_stealer_wins(lockers: &[Locker], name: &str, steal_after: Duration) -> LockGuard {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(lockers.len()));
+    let racers: Vec<_> = lockers
+        .iter()
+        .map(|l| {
+            let (l, name, start) = (l.clone(), name.to_string(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let request = l.lock(&name).ttl(steal_after).steal_after(steal_after);
+                request.try_acquire().await
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for r in racers {
+        match bounded("a stealer", r).await.unwrap() {
+            Ok(g) => won.push(g),
+            Err(Error::Contended { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "{} stealers won", won.len());
+    won.pop().unwrap()
+}
+
 /// One uncontended cycle: `try_acquire` then `release`, both unwrapped; returns what the
 /// release said (`true`: it was still ours).
 pub async fn cycle(locker: &Locker, name: &str) -> bool {

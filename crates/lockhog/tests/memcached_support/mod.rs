@@ -12,7 +12,8 @@ use std::net::TcpStream;
 // Each test file uses some of these (as with `dead_code` above).
 #[allow(unused_imports)]
 pub use common::{
-    assert_free, bounded, env_url, in_fresh_namespace, lockers, taken_after_foreign, unique, BOUND,
+    assert_free, bounded, env_url, in_fresh_namespace, lockers, one_stealer_wins,
+    taken_after_foreign, unique, BOUND,
 };
 
 /// Returns from the test when the server is missing (outside CI; a failure under CI=true).

@@ -9,8 +9,8 @@ mod common;
 // Each test file uses some of these (as with `dead_code` above).
 #[allow(unused_imports)]
 pub use common::{
-    assert_free, bounded, cycle, in_fresh_namespace, lockers, percentile, spawn_timed_wait,
-    taken_after_foreign, unique, with_option, BOUND,
+    assert_free, bounded, cycle, in_fresh_namespace, lockers, one_stealer_wins, percentile,
+    spawn_timed_wait, taken_after_foreign, unique, with_option, BOUND,
 };
 
 /// `LOCKHOG_TEST_REDIS_URL`, or `None` (with the skip reason printed; a failure under CI=true).
@@ -41,6 +41,17 @@ pub async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
+}
+
+/// A pub/sub connection of our own, subscribed to `channel`: to see what is published.
+pub async fn listen(url: &str, channel: &str) -> redis::aio::PubSub {
+    let mut listener = redis::Client::open(url)
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    listener.subscribe(channel).await.unwrap();
+    listener
 }
 
 /// The subscribers of `channel` (`PUBSUB NUMSUB`).

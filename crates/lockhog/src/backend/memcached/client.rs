@@ -158,8 +158,9 @@ impl Client {
         incr_answer(&line)
     }
 
-    /// An add that answers the stored item's CAS unique (`ms key <len> T<exptime> ME c`),
-    /// pipelined with `incr counter 1` in the same write when there is a counter: one round
+    /// An add that answers the stored item's CAS unique (`ms key <len> T<exptime> ME c`) —
+    /// or, with `over`, a compare-and-set that replaces only the item whose unique is still
+    /// `over` (`ms key <len> T<exptime> C<over> c`: a steal) — pipelined with `incr counter 1` in the same write when there is a counter: one round
     /// trip for a lock and its fencing token (a token drawn for an add that found the key
     /// taken is skipped, which only leaves a gap). A foreign resource's add has no counter.
     /// Sent only while `called_off` is false (see [`Client::exchange_all`]); `Ok(None)` when
@@ -169,10 +170,12 @@ impl Client {
         key: &str,
         value: &[u8],
         exptime: u64,
+        over: Option<u64>,
         counter: Option<&str>,
         called_off: &AtomicBool,
     ) -> io::Result<Option<Added>> {
-        let mut req = format!("ms {key} {} T{exptime} ME c\r\n", value.len()).into_bytes();
+        let mode = over.map_or_else(|| "ME".to_string(), |cas| format!("C{cas}"));
+        let mut req = format!("ms {key} {} T{exptime} {mode} c\r\n", value.len()).into_bytes();
         req.extend_from_slice(value);
         req.extend_from_slice(b"\r\n");
         let mut expect = vec![Expect::Line];
@@ -191,12 +194,13 @@ impl Client {
             other => Err(bad(format!("unexpected answer: {other:?}"))),
         };
         let stored = line(0)?;
-        let cas = match stored.split_once(' ') {
-            Some(("HD", flags)) => Some(Unique {
+        let cas = match stored.split_once(' ').unwrap_or((stored, "")) {
+            ("HD", flags) => Some(Unique {
                 cas: cas_flag(flags, "ms")?,
                 connects,
             }),
-            Some(("NS", _)) => None,
+            // Not stored: the key exists (an add), or changed or went (a compare-and-set).
+            ("NS" | "EX" | "NF", _) => None,
             _ => return Err(bad(format!("unexpected answer to ms: {stored:?}"))),
         };
         let token = match counter {

@@ -125,7 +125,8 @@ impl Lease for ItemLease {
     }
 }
 
-/// The add of an acquire (pipelined with its fencing token's increment, for a named lock), run in a task of its
+/// The add of an acquire (or the compare-and-set of a steal, replacing the item whose CAS
+/// unique is `over`), pipelined with its fencing token's increment for a named lock, run in a task of its
 /// own so that it completes even when the acquire is dropped: the answer of a dropped
 /// exchange is never read, and the request could land after any cleanup sent on another
 /// connection. An add not yet sent when the acquire goes is never sent. Whoever drops this
@@ -149,6 +150,7 @@ impl PendingAdd {
         key: &str,
         value: &[u8],
         exptime: u64,
+        over: Option<u64>,
         counter: Option<String>,
     ) -> Self {
         let called_off = Arc::new(AtomicBool::new(false));
@@ -157,7 +159,7 @@ impl PendingAdd {
             let called_off = called_off.clone();
             async move {
                 client
-                    .add_and_incr(&key, &value, exptime, counter.as_deref(), &called_off)
+                    .add_and_incr(&key, &value, exptime, over, counter.as_deref(), &called_off)
                     .await
             }
         });

@@ -16,8 +16,10 @@
 //! key `NS:lock:<SHA-256 of the name, hex>`, with `NS` the namespace with every byte outside
 //! printable ASCII, and `%` and `:`, percent-encoded (or `sha256-<hex>` of it when that is
 //! over 100 bytes). That key is the RESOURCE `hold` and `status` print (`mg <key> v` shows
-//! it). The item's value is the owner (`<128 random bits>/<pid>/<host>`), a newline and the
-//! name, so `status` can list names. The fencing counter is `NS:fence`.
+//! it). The item's value is the owner (`<128 random bits>/<pid>/<host>`), a space, the time
+//! of the acquire (ms since the epoch, by the acquirer's clock), a newline and the name, so
+//! `status` can list names and `steal_after` can judge a holder's age. The fencing counter is
+//! `NS:fence`.
 //!
 //! # Foreign resources
 //!
@@ -44,6 +46,12 @@
 //! - **Expiry** has whole-second granularity in memcached: the item is stored with
 //!   `ceil(ttl) + 1` seconds, so a lease lasts at least its ttl and at most about two seconds
 //!   more; a holder that dies frees the lock within that.
+//! - **steal_after**: an acquire that finds the item taken reads it (`mg … v c`) and, when
+//!   its value says it was acquired longer ago than the request's `steal_after`, replaces it
+//!   by compare-and-set with the unique it read (`ms … C<cas>`, pipelined with the fencing
+//!   `incr`): of two stealers only one matches. The old holder's next renewal finds the item
+//!   changed and reports the lock lost. The age is judged across the clients' clocks. A
+//!   foreign item has no acquisition time: refused there. No shared locks.
 //! - **Waiting** polls with the caller's retry policy (memcached cannot notify).
 //! - **Fencing tokens**: `incr NS:fence 1`; a missing counter is created (with `add`, so two
 //!   clients cannot both create it) at the current time in microseconds, so that one lost to
@@ -53,6 +61,7 @@
 
 mod client;
 mod item;
+mod steal;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -63,7 +72,8 @@ use tokio::time::Instant;
 
 use self::client::Client;
 use self::item::{release_item, ItemLease, KnownCas, PendingAdd};
-use super::lease::{release_in_background, Renewal, RELEASE_ON_DROP_FAILED};
+use self::steal::split_value;
+use super::lease::{release_in_background, steal_after_of, Renewal, RELEASE_ON_DROP_FAILED};
 use super::{
     AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
 };
@@ -244,6 +254,7 @@ impl Backend for MemcachedBackend {
             lost_notice: true,
             crash_release: true,
             cross_process: true,
+            steal_after: true,
             ..Capabilities::default()
         }
     }
@@ -263,22 +274,47 @@ impl Backend for MemcachedBackend {
     ) -> Result<Option<Acquired<MemcachedHeld>>> {
         let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
         let item = lock_key(key);
-        let mut value = super::owner::new_owner();
-        // The name lets `status` list lockhog's locks; a foreign key's name is the key itself,
+        // The name lets `status` list lockhog's locks, and the time of the acquire lets a
+        // later `steal_after` judge the holder's age; a foreign key's value is only the owner,
         // and it has no fencing counter (nothing is written beside the other client's key).
         let named = key.foreign_resource().is_none();
+        let steal_after = steal_after_of(&ctx.options, ttl, !named)?;
+        let mut value = super::owner::new_owner();
         if named {
-            value.push(b'\n');
+            value.extend_from_slice(format!(" {}\n", now_micros() / 1000).as_bytes());
             value.extend_from_slice(key.name().as_str().as_bytes());
         }
         let started = Instant::now();
         let fence = named.then(|| fence_key(key.namespace()));
-        let mut add = PendingAdd::start(&self.client, &item, &value, exptime(ttl), fence);
-        let Some((unique, token)) = add
+        let start = |over| {
+            PendingAdd::start(
+                &self.client,
+                &item,
+                &value,
+                exptime(ttl),
+                over,
+                fence.clone(),
+            )
+        };
+        let mut add = start(None);
+        let mut answer = add
             .answer()
             .await
-            .map_err(|e| io_err("acquiring a lock", e))?
-        else {
+            .map_err(|e| io_err("acquiring a lock", e))?;
+        if answer.is_none() {
+            add.disarm();
+            // Held: taken over by compare-and-set when its holder acquired longer ago than
+            // steal_after, so that of two stealers only one replaces the item it read.
+            let Some(over) = self.stale(&item, steal_after).await? else {
+                return Ok(None);
+            };
+            add = start(Some(over));
+            answer = add
+                .answer()
+                .await
+                .map_err(|e| io_err("taking over a lock", e))?;
+        }
+        let Some((unique, token)) = answer else {
             add.disarm();
             return Ok(None);
         };
@@ -359,10 +395,7 @@ impl Backend for MemcachedBackend {
             let given = keys.get(i).map(|k| k.name().to_string());
             match got {
                 Some(it) => {
-                    let (owner, name) = match it.value.iter().position(|&b| b == b'\n') {
-                        Some(at) => (&it.value[..at], Some(&it.value[at + 1..])),
-                        None => (&it.value[..], None),
-                    };
+                    let (owner, _, name) = split_value(&it.value);
                     let name =
                         given.or_else(|| name.and_then(|n| String::from_utf8(n.to_vec()).ok()));
                     let mut holder = super::owner::describe_owner(owner);

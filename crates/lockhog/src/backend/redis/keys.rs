@@ -66,6 +66,28 @@ pub(crate) fn fence_of(key: &LockKey) -> Option<Vec<u8>> {
         .then(|| fence_key(key.namespace()))
 }
 
+/// The companion key of a named lock that says when its holder acquired it:
+/// `NS:since:NAME`, holding `<server ms> <owner>` (the owner, so that a stale companion of an
+/// earlier holder never counts for a later one), with the lock key's expiry. `None` for a
+/// foreign resource, whose acquisition time nobody records.
+pub(crate) fn since_key(key: &LockKey) -> Option<Vec<u8>> {
+    key.foreign_resource()
+        .is_none()
+        .then(|| key_with(key, "since"))
+}
+
+/// The sorted set of a lock's shared holders: `NS:readers:NAME`, each member an owner scored
+/// by its lease's expiry in server milliseconds.
+pub(crate) fn readers_key(key: &LockKey) -> Vec<u8> {
+    key_with(key, "readers")
+}
+
+/// The sorted set of a lock's waiting writers: `NS:waiting:NAME`, each member a waiter id
+/// scored by the expiry of its announcement; new readers stay out while it is not empty.
+pub(crate) fn waiting_key(key: &LockKey) -> Vec<u8> {
+    key_with(key, "waiting")
+}
+
 /// The namespace's fencing counter: `NS:fence`.
 pub(crate) fn fence_key(namespace: &str) -> Vec<u8> {
     format!("{}:fence", namespace_part(namespace)).into_bytes()
@@ -73,6 +95,11 @@ pub(crate) fn fence_key(namespace: &str) -> Vec<u8> {
 
 /// The `SCAN MATCH` pattern of every lock key of the namespace.
 pub(crate) fn scan_pattern(namespace: &str) -> Vec<u8> {
+    scan_pattern_of(namespace, "lock")
+}
+
+/// The `SCAN MATCH` pattern of every key of `kind` (`lock`, `readers`) of the namespace.
+pub(crate) fn scan_pattern_of(namespace: &str, kind: &str) -> Vec<u8> {
     let mut p = String::new();
     for c in namespace_part(namespace).chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {
@@ -80,13 +107,22 @@ pub(crate) fn scan_pattern(namespace: &str) -> Vec<u8> {
         }
         p.push(c);
     }
-    format!("{p}:lock:*").into_bytes()
+    format!("{p}:{kind}:*").into_bytes()
 }
 
 /// The lock name of a key of `namespace`, when it is one.
 pub(crate) fn name_of(namespace: &str, key: &[u8]) -> Option<String> {
-    let prefix = format!("{}:lock:", namespace_part(namespace));
-    let name = key.strip_prefix(prefix.as_bytes())?;
+    name_of_kind(namespace, "lock", key)
+}
+
+/// What every key of `kind` (`lock`, `readers`) of `namespace` starts with: `NS:kind:`.
+pub(crate) fn prefix(namespace: &str, kind: &str) -> Vec<u8> {
+    format!("{}:{kind}:", namespace_part(namespace)).into_bytes()
+}
+
+/// The lock name of a key of `kind` (`lock`, `readers`) of `namespace`, when it is one.
+pub(crate) fn name_of_kind(namespace: &str, kind: &str, key: &[u8]) -> Option<String> {
+    let name = key.strip_prefix(&prefix(namespace, kind)[..])?;
     String::from_utf8(name.to_vec()).ok()
 }
 
@@ -115,6 +151,15 @@ mod tests {
             Some("with\0nul")
         );
         assert_eq!(scan_pattern("a*b"), b"a\\*b:lock:*");
+        assert_eq!(scan_pattern_of("a", "readers"), b"a:readers:*");
+        let k = key("app", "x y");
+        assert_eq!(since_key(&k).unwrap(), b"app:since:x y");
+        assert_eq!(readers_key(&k), b"app:readers:x y");
+        assert_eq!(waiting_key(&k), b"app:waiting:x y");
+        assert_eq!(
+            name_of_kind("app", "readers", b"app:readers:x y").as_deref(),
+            Some("x y")
+        );
     }
 
     #[test]
@@ -123,6 +168,7 @@ mod tests {
         assert_eq!(lock_key(&k), b"lock:a b");
         assert!(release_channel(&k).is_empty());
         assert_eq!(fence_of(&k), None);
+        assert_eq!(since_key(&k), None);
         assert_eq!(fence_of(&key("app", "x")), Some(b"app:fence".to_vec()));
         for bad in [String::new(), "k".repeat(MAX_NAME_BYTES + 1)] {
             let err = parse_resource(&bad).unwrap_err().to_string();

@@ -1,20 +1,47 @@
-//! What a held Redis key owns besides its connection: the lease renewed by
-//! compare-and-`PEXPIRE`, the compare-and-delete release, and the undo of an acquire dropped
-//! before its answer arrived.
+//! What a held Redis lock owns besides its connection: the lease renewed by a
+//! compare-and-extend script, the compare-and-delete release, and the undo of an acquire
+//! dropped before its answer arrived — for an exclusive holder (the lock key) and a shared
+//! one (its member of the lock's readers set) alike.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{backend_err, scripts, ttl_ms, Conn};
+use super::{backend_err, scripts, shared, Conn};
 use crate::backend::lease::Lease;
 use crate::error::Result;
 
-/// The lease of one key on one server: renewed by compare-and-`PEXPIRE`.
+/// Where one acquisition lives on the server: the lock key with our owner value (exclusive),
+/// or our owner as a member of the lock's readers set (shared).
+#[derive(Clone)]
+pub(super) struct Hold {
+    /// The lock key, or the readers set when `shared`.
+    pub(super) key: Vec<u8>,
+    /// The lock's acquisition-time key, for an exclusive holder of a named lock.
+    pub(super) since: Option<Vec<u8>>,
+    pub(super) owner: Vec<u8>,
+    /// The release channel (empty for a foreign resource: nobody listens).
+    pub(super) channel: Vec<u8>,
+    pub(super) shared: bool,
+}
+
+impl Hold {
+    /// Gives the acquisition back if it is still ours; true when it was.
+    pub(super) async fn release(&self, conn: &mut Conn) -> redis::RedisResult<bool> {
+        let call = if self.shared {
+            shared::release(&self.key, &self.owner, &self.channel)
+        } else {
+            scripts::release(&self.key, self.since.as_deref(), &self.owner, &self.channel)
+        };
+        let released: i64 = call.invoke_async(conn).await?;
+        Ok(released == 1)
+    }
+}
+
+/// The lease of one acquisition on one server, renewed while it is still ours.
 pub(super) struct KeyLease {
     pub(super) conn: Conn,
-    pub(super) key: Vec<u8>,
-    pub(super) owner: Vec<u8>,
+    pub(super) hold: Hold,
     pub(super) ttl: Duration,
 }
 
@@ -22,10 +49,13 @@ impl Lease for KeyLease {
     async fn renew(&self) -> Result<Option<Instant>> {
         let started = Instant::now();
         let mut conn = self.conn.clone();
-        let extended: i64 = scripts::EXTEND
-            .key(&self.key)
-            .arg(&self.owner)
-            .arg(ttl_ms(self.ttl))
+        let h = &self.hold;
+        let call = if h.shared {
+            shared::extend(&h.key, &h.owner, self.ttl)
+        } else {
+            scripts::extend(&h.key, h.since.as_deref(), &h.owner, self.ttl)
+        };
+        let extended: i64 = call
             .invoke_async(&mut conn)
             .await
             .map_err(|e| backend_err("renewing a lease", e))?;
@@ -33,30 +63,12 @@ impl Lease for KeyLease {
     }
 }
 
-/// Compare-and-delete of `key` if it holds `owner`; true when deleted.
-pub(super) async fn release_key(
-    conn: &mut Conn,
-    key: &[u8],
-    owner: &[u8],
-    channel: &[u8],
-) -> redis::RedisResult<bool> {
-    let deleted: i64 = scripts::RELEASE
-        .key(key)
-        .arg(owner)
-        .arg(channel)
-        .invoke_async(conn)
-        .await?;
-    Ok(deleted == 1)
-}
-
-/// Deletes our key in the background if the acquire that may have set it is dropped before
-/// its answer arrived. Commands on one connection run in order, so the delete runs after the
-/// `SET` it undoes.
+/// Gives back in the background what an acquire dropped before its answer arrived may have
+/// taken. Commands on one connection run in order, so the release runs after the acquire it
+/// undoes.
 pub(super) struct Undo {
     pub(super) conn: Option<Conn>,
-    pub(super) key: Vec<u8>,
-    pub(super) owner: Vec<u8>,
-    pub(super) channel: Vec<u8>,
+    pub(super) hold: Hold,
 }
 
 impl Undo {
@@ -73,13 +85,9 @@ impl Drop for Undo {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return; // the lease expires
         };
-        let (key, owner, channel) = (
-            std::mem::take(&mut self.key),
-            std::mem::take(&mut self.owner),
-            std::mem::take(&mut self.channel),
-        );
+        let hold = self.hold.clone();
         rt.spawn(async move {
-            let _ = release_key(&mut conn, &key, &owner, &channel).await;
+            let _ = hold.release(&mut conn).await;
         });
     }
 }

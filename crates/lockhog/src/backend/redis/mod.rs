@@ -16,7 +16,10 @@
 //! binary safe: spaces, quotes, NUL all stay as they are). That key is the RESOURCE that
 //! `lockhog hold` and `status` print, so `redis-cli GET 'lockhog:lock:nightly-report'` finds
 //! it. Its value is the owner: `<128 random bits in hex>/<pid>/<host>`. Waiters are woken on
-//! the channel `NS:released:NAME`; fencing tokens come from the counter `NS:fence`.
+//! the channel `NS:released:NAME`; fencing tokens come from the counter `NS:fence`. Beside
+//! the key live `NS:since:NAME` (when the holder acquired, for `steal_after`),
+//! `NS:readers:NAME` (the shared holders) and `NS:waiting:NAME` (writers waiting behind
+//! them), each only while it has something to say (see `scripts.rs` and `shared.rs`).
 //!
 //! # Foreign resources
 //!
@@ -53,6 +56,13 @@
 //!   persistence restarts and loses it, tokens still do not go back (unless the server's clock
 //!   went back, or more than a million tokens a second were handed out on average). With
 //!   persistence (AOF `appendfsync always`) the counter survives as written.
+//! - **steal_after**: the acquire script writes `NS:since:NAME` = `<server ms> <owner>` with
+//!   the key's lease (renewals extend it, the release deletes it), and takes over, in the same
+//!   script, a key whose holder that names acquired longer ago than the request's
+//!   `steal_after` by the server's clock. The old holder's next renewal finds another owner
+//!   and reports the lock lost. A foreign key has no acquisition time: refused there.
+//! - **Shared locks**: see `shared.rs` (readers in a sorted set scored by their leases; a
+//!   waiting writer keeps new readers out).
 //! - **Semaphores**: a semaphore's N permits are the slot locks `NAME#permit-0` … (each an
 //!   ordinary lease above), and its count is the key `NS:permits:NAME` (see `semaphore.rs`).
 //! - **Cancel safety**: an acquire dropped after its script was sent may have taken the lock;
@@ -72,31 +82,33 @@ mod keys;
 mod lease_key;
 pub(crate) use self::conn::Conn;
 pub(crate) use self::keys::{
-    fence_of, given_name, lock_key, name_of, namespace_part, release_channel, resource,
-    scan_pattern,
+    fence_key, fence_of, given_name, lock_key, name_of, namespace_part, release_channel, resource,
+    scan_pattern, since_key,
 };
 use self::setup::client_url;
 pub(crate) use self::setup::{backend_err, client, conn_config, connect_checked, take_wake};
 pub mod redlock;
-mod scripts;
+pub(crate) mod scripts;
 mod semaphore;
 mod setup;
+mod shared;
+mod status;
 mod wake;
 
 use std::future::Future;
 use std::time::Duration;
 
-use redis::AsyncCommands;
 use tokio::time::Instant;
 
-use self::lease_key::{release_key, KeyLease, Undo};
+use self::keys::readers_key;
+use self::lease_key::{Hold, KeyLease, Undo};
+use self::scripts::Ask;
+use self::shared::Announcement;
 use self::wake::{Subscription, Wakeups};
-use super::lease::{release_in_background, Renewal, RELEASE_ON_DROP_FAILED};
-use super::{
-    AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockState, LockStatus,
-};
-use crate::backend::owner::{describe_owner, new_owner};
-use crate::error::Result;
+use super::lease::{release_in_background, steal_after_of, Renewal, RELEASE_ON_DROP_FAILED};
+use super::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockStatus};
+use crate::backend::owner::new_owner;
+use crate::error::{Error, Result};
 use crate::name::LockKey;
 use crate::url::BackendUrl;
 
@@ -130,6 +142,7 @@ fn capabilities() -> Capabilities {
         crash_release: true,
         native_wait: true,
         cross_process: true,
+        steal_after: true,
         ..Capabilities::default()
     }
 }
@@ -157,12 +170,11 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
-/// A held Redis lock: the key, our owner value, the connection and the renewal task.
+/// A held Redis lock: where it lives (the lock key, or our member of its readers), the
+/// connection and the renewal task.
 pub struct RedisHeld {
     conn: Conn,
-    key: Vec<u8>,
-    channel: Vec<u8>,
-    owner: Vec<u8>,
+    hold: Hold,
     renewal: Renewal,
     runtime: tokio::runtime::Handle,
 }
@@ -170,14 +182,15 @@ pub struct RedisHeld {
 impl std::fmt::Debug for RedisHeld {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisHeld")
-            .field("key", &String::from_utf8_lossy(&self.key))
+            .field("key", &String::from_utf8_lossy(&self.hold.key))
+            .field("shared", &self.hold.shared)
             .finish_non_exhaustive()
     }
 }
 
 enum Attempt {
     Acquired(Acquired<RedisHeld>),
-    /// Held by someone else, whose key has this `PTTL` (-1: no expiry, -2: gone meanwhile).
+    /// Held by someone else; how long until it may be free, in ms (-1: unknown).
     Busy(i64),
 }
 
@@ -208,25 +221,60 @@ impl RedisBackend {
         })
     }
 
-    async fn attempt(&self, key: &LockKey, ctx: &AcquireContext) -> Result<Attempt> {
+    /// One attempt, shared or exclusive as `ctx` asks; an exclusive one by a waiting writer
+    /// announces `waiter` while the lock is busy (see `shared.rs`).
+    async fn attempt(&self, key: &LockKey, ctx: &AcquireContext, waiter: &[u8]) -> Result<Attempt> {
         let ttl = ttl_of(ctx);
-        let lock = lock_key(key);
-        let channel = release_channel(key);
+        let shared = ctx.options.shared;
+        let steal_after = steal_after_of(&ctx.options, ttl, key.foreign_resource().is_some())?;
+        if shared && steal_after.is_some() {
+            return Err(Error::InvalidOption {
+                reason: "steal_after takes a lock over from an exclusive holder; a shared \
+                         request cannot ask for it on redis"
+                    .into(),
+            });
+        }
+        if shared && key.foreign_resource().is_some() {
+            return Err(Error::InvalidOption {
+                reason: "another program's Redis key (a foreign resource) has no shared holders"
+                    .into(),
+            });
+        }
         let owner = new_owner();
+        let hold = Hold {
+            key: if shared {
+                readers_key(key)
+            } else {
+                lock_key(key)
+            },
+            since: if shared { None } else { since_key(key) },
+            owner: owner.clone(),
+            channel: release_channel(key),
+            shared,
+        };
+        let call = if shared {
+            shared::acquire(key, &owner, ttl)
+        } else {
+            scripts::acquire(
+                key,
+                &Ask {
+                    owner: &owner,
+                    ttl,
+                    steal_after,
+                    waiter,
+                },
+            )
+        };
         let mut conn = self.conn.clone();
         let undo = Undo {
             conn: Some(conn.clone()),
-            key: lock.clone(),
-            owner: owner.clone(),
-            channel: channel.clone(),
+            hold: hold.clone(),
         };
         let started = Instant::now();
-        let fence = fence_of(key);
-        let (acquired, value): (i64, i64) =
-            scripts::acquire(&lock, fence.as_deref(), &owner, ttl_ms(ttl))
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| backend_err("acquiring a lock", e))?;
+        let (acquired, value): (i64, i64) = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| backend_err("acquiring a lock", e))?;
         undo.disarm();
         if acquired != 1 {
             return Ok(Attempt::Busy(value));
@@ -234,8 +282,7 @@ impl RedisBackend {
         let renewal = Renewal::spawn(
             KeyLease {
                 conn: conn.clone(),
-                key: lock.clone(),
-                owner: owner.clone(),
+                hold: hold.clone(),
                 ttl,
             },
             ttl,
@@ -245,13 +292,11 @@ impl RedisBackend {
         Ok(Attempt::Acquired(Acquired {
             held: RedisHeld {
                 conn,
-                key: lock,
-                channel,
-                owner,
+                hold,
                 renewal,
                 runtime: tokio::runtime::Handle::current(),
             },
-            token: fence.is_some().then_some(value as u64),
+            token: fence_of(key).is_some().then_some(value as u64),
         }))
     }
 }
@@ -281,6 +326,8 @@ impl Backend for RedisBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             semaphore: true,
+            shared: true,
+            shared_writer_priority: true,
             ..capabilities()
         }
     }
@@ -298,7 +345,7 @@ impl Backend for RedisBackend {
         key: &LockKey,
         ctx: &AcquireContext,
     ) -> Result<Option<Acquired<RedisHeld>>> {
-        match self.attempt(key, ctx).await? {
+        match self.attempt(key, ctx, &[]).await? {
             Attempt::Acquired(a) => Ok(Some(a)),
             Attempt::Busy(_) => Ok(None),
         }
@@ -311,7 +358,12 @@ impl Backend for RedisBackend {
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<RedisHeld>>> {
         // Subscribe before the first attempt, so that a release after it is not missed.
-        let sub = self.wakeups.subscribe(&release_channel(key)).await;
+        let channel = release_channel(key);
+        let sub = self.wakeups.subscribe(&channel).await;
+        // A writer waiting for a named lock keeps new readers out while it waits.
+        let announced = (!ctx.options.shared && key.foreign_resource().is_none())
+            .then(|| Announcement::new(self.conn.clone(), key, &channel));
+        let waiter = announced.as_ref().map_or(&[][..], |a| &a.waiter[..]);
         let mut attempt = 0u32;
         loop {
             let notified = sub.notified();
@@ -319,14 +371,27 @@ impl Backend for RedisBackend {
             notified.as_mut().enable();
             ctx.note_attempt();
             attempt = attempt.saturating_add(1);
-            let pttl = match self.attempt(key, ctx).await? {
-                Attempt::Acquired(a) => return Ok(Some(a)),
+            let pttl = match self.attempt(key, ctx, waiter).await? {
+                Attempt::Acquired(a) => {
+                    if let Some(a) = announced {
+                        a.disarm();
+                    }
+                    return Ok(Some(a));
+                }
                 Attempt::Busy(pttl) => pttl,
             };
             let now = Instant::now();
-            let mut wake = now + next_poll(pttl, &sub, ctx, attempt);
+            let mut pause = next_poll(pttl, &sub, ctx, attempt);
+            if announced.is_some() {
+                // Re-announce before the announcement runs out.
+                pause = pause.min(scripts::waiter_lease(ttl_of(ctx)) / 3);
+            }
+            let mut wake = now + pause;
             if let Some(deadline) = deadline {
                 if now >= deadline {
+                    if let Some(a) = announced {
+                        a.withdraw().await;
+                    }
                     return Ok(None);
                 }
                 wake = wake.min(deadline);
@@ -344,7 +409,8 @@ impl Backend for RedisBackend {
 
     async fn release(&self, mut held: RedisHeld) -> Result<bool> {
         held.renewal.stop();
-        release_key(&mut held.conn, &held.key, &held.owner, &held.channel)
+        held.hold
+            .release(&mut held.conn)
             .await
             .map_err(|e| backend_err("releasing a lock", e))
     }
@@ -353,52 +419,12 @@ impl Backend for RedisBackend {
         held.renewal.stop();
         let runtime = held.runtime.clone();
         release_in_background(&runtime, RELEASE_ON_DROP_FAILED, async move {
-            release_key(&mut held.conn, &held.key, &held.owner, &held.channel).await
+            held.hold.release(&mut held.conn).await
         });
     }
 
     async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
-        let mut conn = self.conn.clone();
-        let names: Vec<Vec<u8>> = if keys.is_empty() {
-            let mut found = Vec::new();
-            let mut iter: redis::AsyncIter<Vec<u8>> = conn
-                .scan_match(scan_pattern(namespace))
-                .await
-                .map_err(|e| backend_err("listing locks", e))?;
-            while let Some(item) = iter.next_item().await {
-                found.push(item.map_err(|e| backend_err("listing locks", e))?);
-            }
-            found.sort();
-            found.dedup();
-            found
-        } else {
-            keys.iter().map(lock_key).collect()
-        };
-        let mut out = Vec::with_capacity(names.len());
-        for k in names {
-            let mut pipe = redis::pipe();
-            pipe.get(&k).cmd("PTTL").arg(&k);
-            let (owner, pttl): (Option<Vec<u8>>, i64) = pipe
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| backend_err("reading a lock", e))?;
-            let name = given_name(keys, &k).or_else(|| name_of(namespace, &k));
-            let resource = String::from_utf8_lossy(&k).into_owned();
-            out.push(match owner {
-                Some(owner) => {
-                    let mut holder = describe_owner(&owner);
-                    if pttl >= 0 {
-                        holder.push_str(&format!(" ttl {pttl}ms"));
-                    }
-                    LockStatus::new(name, resource, LockState::Held, Some(holder))
-                }
-                None => LockStatus::new(name, resource, LockState::Free, None),
-            });
-        }
-        if keys.is_empty() {
-            out.retain(|s| s.state == LockState::Held);
-        }
-        Ok(out)
+        status::status(&mut self.conn.clone(), namespace, keys).await
     }
 
     async fn cleanup(&self, namespace: &str) -> Result<CleanupReport> {
@@ -431,6 +457,7 @@ mod tests {
 
     #[test]
     fn owners_are_unique_and_describe_their_holder() {
+        use crate::backend::owner::describe_owner;
         let (a, b) = (new_owner(), new_owner());
         assert_ne!(a, b);
         let d = describe_owner(&a);

@@ -12,11 +12,16 @@
 //! replicate scripts by their effects, which allows `TIME` before a write.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use redis::{Script, ScriptInvocation};
 
+use super::keys::{readers_key, since_key, waiting_key};
+use super::{fence_of, lock_key, ttl_ms};
+use crate::name::LockKey;
+
 /// Seeds (if missing) and increments the fencing counter `KEYS[2]`.
-const NEXT_TOKEN: &str = r"
+pub(super) const NEXT_TOKEN: &str = r"
 local function next_token(counter)
   if redis.call('EXISTS', counter) == 0 then
     local t = redis.call('TIME')
@@ -26,16 +31,73 @@ local function next_token(counter)
 end
 ";
 
-/// `KEYS[1]` lock key, `KEYS[2]` fencing counter; `ARGV[1]` owner, `ARGV[2]` ttl in ms.
-/// Returns `{1, token}` when acquired, `{0, pttl}` (the holder's remaining ttl, -1 without
-/// expiry, -2 when it vanished meanwhile) when not.
+/// The server's clock in milliseconds, and the expiry of a sorted set scored by expiries
+/// (leases, announcements) set to that of its last member, so the set goes when all of them
+/// ran out.
+pub(super) const CLOCK: &str = r"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function expire_with_last(key, now)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if last[1] then
+    redis.call('PEXPIRE', key, math.max(1, tonumber(last[2]) - now))
+  end
+end
+";
+
+/// `KEYS[1]` lock key, `KEYS[2]` fencing counter, `KEYS[3]` the lock's acquisition time
+/// (`since`), `KEYS[4]` its shared holders, `KEYS[5]` its waiting writers; `ARGV[1]` owner,
+/// `ARGV[2]` ttl in ms, `ARGV[3]` steal_after in ms (0: never), `ARGV[4]` the waiter id to
+/// announce while the lock is busy ('': none), `ARGV[5]` that announcement's lease in ms.
+///
+/// The lock is free when no shared holder's lease is live and the key is missing, or held
+/// longer than steal_after by the holder that `since` names. Returns `{1, token}` when
+/// acquired, `{0, ms}` when not, `ms` being how long until the lock may be free (the earliest
+/// shared lease, the key's `PTTL`, or the time until its holder can be stolen from; -1 when
+/// unknown).
 pub(crate) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"{NEXT_TOKEN}
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {{1, next_token(KEYS[2])}}
+        r"{NEXT_TOKEN}{CLOCK}
+local now = now_ms()
+local wait = nil
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+local reader = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+if reader[1] then
+  wait = tonumber(reader[2]) - now
+else
+  local holder = redis.call('GET', KEYS[1])
+  if holder then
+    wait = redis.call('PTTL', KEYS[1])
+    local steal = tonumber(ARGV[3])
+    local since = redis.call('GET', KEYS[3])
+    if steal > 0 and since then
+      local at, of = string.match(since, '^(%d+) (.*)$')
+      if of == holder then
+        local stale_in = tonumber(at) + steal - now
+        if stale_in <= 0 then
+          wait = nil
+        elseif wait < 0 or stale_in < wait then
+          wait = stale_in
+        end
+      end
+    end
+  end
 end
-return {{0, redis.call('PTTL', KEYS[1])}}
+if wait then
+  if ARGV[4] ~= '' then
+    redis.call('ZADD', KEYS[5], now + tonumber(ARGV[5]), ARGV[4])
+    expire_with_last(KEYS[5], now)
+  end
+  return {{0, wait}}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[3], string.format('%.0f', now) .. ' ' .. ARGV[1], 'PX', ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('ZREM', KEYS[5], ARGV[4])
+end
+return {{1, next_token(KEYS[2])}}
 "
     ))
 });
@@ -54,35 +116,57 @@ return {0, redis.call('PTTL', KEYS[1])}
     )
 });
 
-/// The acquire of `lock` with `owner` for `ttl_ms`: [`ACQUIRE`] with the fencing counter
-/// `fence` for a named lock, [`ACQUIRE_FOREIGN`] without one for a foreign resource.
-pub(crate) fn acquire(
-    lock: &[u8],
-    fence: Option<&[u8]>,
-    owner: &[u8],
-    ttl_ms: u64,
-) -> ScriptInvocation<'static> {
-    let mut call = match fence {
-        Some(fence) => {
-            let mut call = ACQUIRE.key(lock);
-            call.key(fence);
-            call
-        }
-        None => ACQUIRE_FOREIGN.key(lock),
+/// What an exclusive acquire asks besides the key: the owner to write, the lease, the
+/// `steal_after` limit, and the id under which a waiting writer announces itself (empty: it
+/// does not).
+pub(crate) struct Ask<'a> {
+    pub owner: &'a [u8],
+    pub ttl: Duration,
+    pub steal_after: Option<Duration>,
+    pub waiter: &'a [u8],
+}
+
+/// The acquire of `key` as `ask` says: [`ACQUIRE`] for a named lock, [`ACQUIRE_FOREIGN`]
+/// (which has no acquisition time, shared holders or waiters) for a foreign resource.
+pub(crate) fn acquire(key: &LockKey, ask: &Ask<'_>) -> ScriptInvocation<'static> {
+    let lock = lock_key(key);
+    let (Some(fence), Some(since)) = (fence_of(key), since_key(key)) else {
+        let mut call = ACQUIRE_FOREIGN.key(lock);
+        call.arg(ask.owner).arg(ttl_ms(ask.ttl));
+        return call;
     };
-    call.arg(owner).arg(ttl_ms);
+    let mut call = ACQUIRE.key(lock);
+    call.key(fence)
+        .key(since)
+        .key(readers_key(key))
+        .key(waiting_key(key));
+    call.arg(ask.owner)
+        .arg(ttl_ms(ask.ttl))
+        .arg(ask.steal_after.map_or(0, ttl_ms))
+        .arg(ask.waiter)
+        .arg(ttl_ms(waiter_lease(ask.ttl)));
     call
 }
 
-/// `KEYS[1]` lock key; `ARGV[1]` owner, `ARGV[2]` release channel. Deletes the key only when
-/// it holds our owner token, and then publishes on the channel to wake waiters (unless the
-/// channel is empty: a foreign resource's waiters poll). Returns 1 when deleted, 0 when the
-/// key was not ours (gone, or another owner's).
-pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+/// How long a waiting writer's announcement keeps new shared holders out unless renewed: a
+/// waiter that died stops blocking them after this. Its wait re-announces within a third.
+pub(crate) fn waiter_lease(ttl: Duration) -> Duration {
+    ttl.min(Duration::from_secs(3))
+}
+
+/// `KEYS[1]` lock key, `KEYS[2]` (for a named lock) its acquisition time; `ARGV[1]` owner,
+/// `ARGV[2]` release channel. Deletes the key (and its acquisition time) only when it holds
+/// our owner token, and then publishes on the channel to wake waiters (unless the channel is
+/// empty: a foreign resource's waiters poll). Returns 1 when deleted, 0 when the key was not
+/// ours (gone, or another owner's).
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  if KEYS[2] then
+    redis.call('DEL', KEYS[2])
+  end
   if ARGV[2] ~= '' then
     redis.call('PUBLISH', ARGV[2], '')
   end
@@ -93,18 +177,54 @@ return 0
     )
 });
 
-/// `KEYS[1]` lock key; `ARGV[1]` owner, `ARGV[2]` ttl in ms. Extends the key only when it holds
-/// our owner token; never creates it. Returns 1 when extended, 0 otherwise.
-pub(crate) static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+/// The release of `lock` (with its acquisition time `since`, for a named lock) held by
+/// `owner`, publishing on `channel`: [`RELEASE`].
+pub(crate) fn release(
+    lock: &[u8],
+    since: Option<&[u8]>,
+    owner: &[u8],
+    channel: &[u8],
+) -> ScriptInvocation<'static> {
+    let mut call = RELEASE.key(lock);
+    if let Some(since) = since {
+        call.key(since);
+    }
+    call.arg(owner).arg(channel);
+    call
+}
+
+/// `KEYS[1]` lock key, `KEYS[2]` (for a named lock) its acquisition time; `ARGV[1]` owner,
+/// `ARGV[2]` ttl in ms. Extends the key, and the acquisition time with it, only when the key
+/// holds our owner token; never creates either. Returns 1 when extended, 0 otherwise.
+static EXTEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if KEYS[2] then
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  end
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 ",
     )
 });
+
+/// The renewal of `lock` (with its acquisition time `since`, for a named lock) held by
+/// `owner`, for `ttl` more: [`EXTEND`].
+pub(crate) fn extend(
+    lock: &[u8],
+    since: Option<&[u8]>,
+    owner: &[u8],
+    ttl: Duration,
+) -> ScriptInvocation<'static> {
+    let mut call = EXTEND.key(lock);
+    if let Some(since) = since {
+        call.key(since);
+    }
+    call.arg(owner).arg(ttl_ms(ttl));
+    call
+}
 
 /// Redlock's second phase on one node (the first is [`ACQUIRE`] on every node): `KEYS[1]` lock key, `KEYS[2]` fencing counter;
 /// `ARGV[1]` owner, `ARGV[2]` the token chosen (the largest of the majority). While the node

@@ -11,9 +11,11 @@ use super::quorum::{
     drift, no_majority, node_timeout, quorum, release_all, script_on_all, Node, QuorumLease,
 };
 use super::{RedlockBackend, RedlockHeld};
+use crate::backend::lease::steal_after_of;
 use crate::backend::lease::Renewal;
 use crate::backend::owner::new_owner;
-use crate::backend::redis::{fence_of, lock_key, release_channel, scripts, ttl_ms, ttl_of};
+use crate::backend::redis::scripts::{self, Ask};
+use crate::backend::redis::{fence_of, lock_key, release_channel, since_key, ttl_of};
 use crate::backend::{AcquireContext, Acquired};
 use crate::error::{Error, Result};
 use crate::name::LockKey;
@@ -22,6 +24,7 @@ use crate::name::LockKey;
 struct Undo {
     nodes: Option<Arc<[Node]>>,
     key: Vec<u8>,
+    since: Option<Vec<u8>>,
     owner: Vec<u8>,
     channel: Vec<u8>,
     limit: Duration,
@@ -41,14 +44,15 @@ impl Drop for Undo {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (key, owner, channel, limit) = (
+        let (key, since, owner, channel, limit) = (
             std::mem::take(&mut self.key),
+            self.since.take(),
             std::mem::take(&mut self.owner),
             std::mem::take(&mut self.channel),
             self.limit,
         );
         rt.spawn(async move {
-            release_all(&nodes, &key, &owner, &channel, limit).await;
+            release_all(&nodes, &key, since.as_deref(), &owner, &channel, limit).await;
         });
     }
 }
@@ -66,25 +70,35 @@ pub(super) enum Attempt {
 impl RedlockBackend {
     pub(super) async fn attempt(&self, key: &LockKey, ctx: &AcquireContext) -> Result<Attempt> {
         let ttl = ttl_of(ctx);
+        let steal_after = steal_after_of(&ctx.options, ttl, key.foreign_resource().is_some())?;
         let limit = node_timeout(ttl);
         let n = self.nodes.len();
         let lock = lock_key(key);
         let fence = fence_of(key);
         let channel = release_channel(key);
         let owner = new_owner();
+        let since = since_key(key);
         let undo = Undo {
             nodes: Some(self.nodes.clone()),
             key: lock.clone(),
+            since: since.clone(),
             owner: owner.clone(),
             channel: channel.clone(),
             limit,
         };
         let started = Instant::now();
-        let ms = ttl_ms(ttl);
         let votes: Vec<Result<(i64, i64)>> = script_on_all(
             &self.nodes,
             limit,
-            &scripts::acquire(&lock, fence.as_deref(), &owner, ms),
+            &scripts::acquire(
+                key,
+                &Ask {
+                    owner: &owner,
+                    ttl,
+                    steal_after,
+                    waiter: &[],
+                },
+            ),
         )
         .await;
         let granted: Vec<u64> = votes
@@ -135,7 +149,8 @@ impl RedlockBackend {
         let Some((token, valid_until)) = won else {
             // Give back what we got, and wait for it, so our own leftovers do not block us.
             if !granted.is_empty() {
-                release_all(&self.nodes, &lock, &owner, &channel, limit).await;
+                let since = since.as_deref();
+                release_all(&self.nodes, &lock, since, &owner, &channel, limit).await;
             }
             undo.disarm();
             if n - errors.len() < quorum(n) {
@@ -151,6 +166,7 @@ impl RedlockBackend {
             QuorumLease {
                 nodes: self.nodes.clone(),
                 key: lock.clone(),
+                since: since.clone(),
                 owner: owner.clone(),
                 ttl,
             },
@@ -162,6 +178,7 @@ impl RedlockBackend {
             held: RedlockHeld {
                 nodes: self.nodes.clone(),
                 key: lock,
+                since,
                 channel,
                 owner,
                 renewal,

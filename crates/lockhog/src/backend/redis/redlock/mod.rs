@@ -19,7 +19,9 @@
 //! Otherwise the attempt undoes itself on every node (compare-and-delete) and counts as not
 //! acquired; waiters retry after a jittered backoff, or at once when a release is published on
 //! any node. Renewal extends the key on every node and keeps the lock while a majority
-//! confirms; release deletes it on every node.
+//! confirms; release deletes it on every node. `steal_after` is judged on each node by the
+//! single-node script (the node's clock, the holder's `since` key there), so a takeover needs
+//! a majority of nodes where the holder is old enough. Shared locks are refused.
 //!
 //! # When nodes are down
 //!
@@ -97,6 +99,7 @@ impl std::fmt::Debug for RedlockBackend {
 pub struct RedlockHeld {
     nodes: Arc<[Node]>,
     key: Vec<u8>,
+    since: Option<Vec<u8>>,
     channel: Vec<u8>,
     owner: Vec<u8>,
     renewal: Renewal,
@@ -116,7 +119,8 @@ impl RedlockHeld {
     /// node.
     async fn release_everywhere(&self) -> Vec<Result<i64>> {
         let (key, owner, channel) = (&self.key, &self.owner, &self.channel);
-        release_all(&self.nodes, key, owner, channel, CONNECT_TIMEOUT).await
+        let since = self.since.as_deref();
+        release_all(&self.nodes, key, since, owner, channel, CONNECT_TIMEOUT).await
     }
 }
 

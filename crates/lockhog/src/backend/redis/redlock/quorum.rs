@@ -14,7 +14,7 @@ use super::SCHEME;
 use crate::backend::lease::Lease;
 use crate::backend::redis::conn::Conn;
 use crate::backend::redis::wake::Wakeups;
-use crate::backend::redis::{backend_err, scripts, ttl_ms};
+use crate::backend::redis::{backend_err, scripts};
 use crate::error::{Error, Result};
 
 pub(super) struct Node {
@@ -88,24 +88,24 @@ pub(super) fn no_majority(what: &str, errors: &[&Error], n: usize) -> Error {
     )
 }
 
+/// Deletes `key` (and its acquisition time `since`) on every node where it holds `owner`,
+/// publishing on `channel`; one result per node.
 pub(super) async fn release_all(
     nodes: &[Node],
     key: &[u8],
+    since: Option<&[u8]>,
     owner: &[u8],
     channel: &[u8],
     limit: Duration,
 ) -> Vec<Result<i64>> {
-    script_on_all(
-        nodes,
-        limit,
-        scripts::RELEASE.key(key).arg(owner).arg(channel),
-    )
-    .await
+    script_on_all(nodes, limit, &scripts::release(key, since, owner, channel)).await
 }
 
 pub(super) struct QuorumLease {
     pub(super) nodes: Arc<[Node]>,
     pub(super) key: Vec<u8>,
+    /// The lock's acquisition time on each node, for a named lock.
+    pub(super) since: Option<Vec<u8>>,
     pub(super) owner: Vec<u8>,
     pub(super) ttl: Duration,
 }
@@ -113,11 +113,10 @@ pub(super) struct QuorumLease {
 impl Lease for QuorumLease {
     async fn renew(&self) -> Result<Option<Instant>> {
         let started = Instant::now();
-        let ms = ttl_ms(self.ttl);
         let results: Vec<Result<i64>> = script_on_all(
             &self.nodes,
             node_timeout(self.ttl),
-            scripts::EXTEND.key(&self.key).arg(&self.owner).arg(ms),
+            &scripts::extend(&self.key, self.since.as_deref(), &self.owner, self.ttl),
         )
         .await;
         let n = self.nodes.len();
