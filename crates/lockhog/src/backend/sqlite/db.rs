@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -21,8 +21,11 @@ pub(super) const SCHEME: &str = "sqlite";
 /// EXCLUSIVE` in the `sqlite3` shell, a stuck process) makes a statement wait this long.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connections kept open between operations; more may exist while many run at once.
-const MAX_IDLE: usize = 8;
+/// The most connections one backend has open at once. A burst (every lease of a process
+/// renewed in the same second, thousands of guards dropped together) waits for a free
+/// connection instead of opening one per operation, so descriptors and memory stay flat; the
+/// process's writes are serialised by [`Db::writer`] anyway.
+pub(super) const MAX_CONNECTIONS: usize = 8;
 
 /// How hard a commit waits for the disk (`?synchronous=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,8 +81,19 @@ impl From<Error> for Failure {
 pub(super) struct Db {
     path: PathBuf,
     sync: Sync,
-    idle: Mutex<Vec<Connection>>,
+    pool: Mutex<Pool>,
+    /// Signalled when a connection goes back to the pool or is closed.
+    returned: Condvar,
+    /// Bounds the operations on tokio's blocking pool at once, so a burst queues here rather
+    /// than occupying a blocking thread each while it waits for a connection.
+    running: Arc<tokio::sync::Semaphore>,
     shared: Arc<Shared>,
+}
+
+/// The connections not in use, and how many are open in all (in use or not).
+struct Pool {
+    idle: Vec<Connection>,
+    open: usize,
 }
 
 /// What every backend of this process on the same file shares.
@@ -166,7 +180,12 @@ impl Db {
         Ok(Db {
             sync,
             shared: shared(&path),
-            idle: Mutex::new(vec![conn]),
+            pool: Mutex::new(Pool {
+                idle: vec![conn],
+                open: 1,
+            }),
+            returned: Condvar::new(),
+            running: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
             path,
         })
     }
@@ -198,25 +217,63 @@ impl Db {
         doing: &str,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, Failure> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut conn = match idle {
+        let mut conn = match self.take_conn() {
             Some(c) => c,
             // The file exists now: never create it again (a deleted database is an error,
             // not a silently empty lock table).
-            None => {
-                connect(&self.path, false, self.sync).map_err(|e| describe(&self.path, doing, e))?
-            }
+            None => match connect(&self.path, false, self.sync) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.put_back(None);
+                    return Err(describe(&self.path, doing, e));
+                }
+            },
         };
         let out = f(&mut conn);
         // A connection left inside a transaction (an error half-way) is closed, which rolls
         // the transaction back; others go back to the pool.
-        if conn.is_autocommit() {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < MAX_IDLE {
-                idle.push(conn);
-            }
-        }
+        self.put_back(conn.is_autocommit().then_some(conn));
         out.map_err(|e| describe(&self.path, doing, e))
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle connection, or `None` with a place reserved to open one; waits while
+    /// [`MAX_CONNECTIONS`] are open and all in use. Blocking.
+    fn take_conn(&self) -> Option<Connection> {
+        let mut pool = self.pool();
+        loop {
+            if let Some(c) = pool.idle.pop() {
+                return Some(c);
+            }
+            if pool.open < MAX_CONNECTIONS {
+                pool.open += 1;
+                return None;
+            }
+            pool = self
+                .returned
+                .wait(pool)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Gives a connection back, or (`None`) the place of one that was closed or never opened.
+    fn put_back(&self, conn: Option<Connection>) {
+        let mut pool = self.pool();
+        match conn {
+            Some(c) => pool.idle.push(c),
+            None => pool.open -= 1,
+        }
+        drop(pool);
+        self.returned.notify_one();
+    }
+
+    /// How many connections are open now (for tests of the bound).
+    #[cfg(test)]
+    pub(super) fn open_connections(&self) -> usize {
+        self.pool().open
     }
 
     /// [`Db::call`] for an operation that writes, in this process's writer queue.
@@ -254,7 +311,14 @@ impl Db {
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let db = self.clone();
-        match tokio::task::spawn_blocking(move || db.with_conn(doing, f)).await {
+        // Held until the operation ends, even when this future is dropped first.
+        let running = self.running.clone().acquire_owned().await;
+        match tokio::task::spawn_blocking(move || {
+            let _running = running;
+            db.with_conn(doing, f)
+        })
+        .await
+        {
             Ok(out) => out,
             Err(e) => Err(Failure::from(Error::backend(
                 SCHEME,
@@ -332,5 +396,101 @@ pub(super) fn describe(path: &Path, doing: &str, e: rusqlite::Error) -> Failure 
             message,
             source: Some(Box::new(e)),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    use super::{Db, Sync, MAX_CONNECTIONS};
+
+    /// Counts operations inside the database and holds them there until released one by one.
+    #[derive(Default)]
+    struct Gate {
+        inside: AtomicUsize,
+        most_inside: AtomicUsize,
+        done: AtomicUsize,
+        released: Mutex<usize>,
+        moved: Condvar,
+    }
+
+    impl Gate {
+        /// Lets every held operation out, so that a failed check ends the test instead of
+        /// leaving blocking threads the runtime would wait for.
+        fn open_all(&self) {
+            *self.released.lock().unwrap_or_else(|p| p.into_inner()) = usize::MAX / 2;
+            self.moved.notify_all();
+        }
+    }
+
+    fn wait_until(what: &str, f: impl Fn() -> bool) {
+        let until = Instant::now() + Duration::from_secs(30);
+        while !f() {
+            assert!(Instant::now() < until, "waited 30 s for {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    /// A burst of operations (every lease renewed at once) never has more than
+    /// `MAX_CONNECTIONS` connections open nor more operations inside at once: the rest queue.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_queues_for_a_bounded_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path().join("locks.db"), Sync::Full).unwrap());
+        let gate = Arc::new(Gate::default());
+        let burst = 4 * MAX_CONNECTIONS;
+        let calls: Vec<_> = (0..burst)
+            .map(|_| {
+                let (db, gate) = (db.clone(), gate.clone());
+                tokio::spawn(async move {
+                    db.call("testing", move |c| {
+                        let now = gate.inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        gate.most_inside.fetch_max(now, Ordering::SeqCst);
+                        let mut released = gate.released.lock().unwrap();
+                        while *released == 0 {
+                            released = gate.moved.wait(released).unwrap();
+                        }
+                        *released -= 1;
+                        drop(released);
+                        gate.inside.fetch_sub(1, Ordering::SeqCst);
+                        gate.done.fetch_add(1, Ordering::SeqCst);
+                        c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let checker = {
+            let (db, gate) = (db.clone(), gate.clone());
+            tokio::task::spawn_blocking(move || {
+                struct OpenOnDrop(Arc<Gate>);
+                impl Drop for OpenOnDrop {
+                    fn drop(&mut self) {
+                        self.0.open_all();
+                    }
+                }
+                let _open = OpenOnDrop(gate.clone());
+                for finished in 0..burst {
+                    let inside = || gate.inside.load(Ordering::SeqCst);
+                    let expected = MAX_CONNECTIONS.min(burst - finished);
+                    wait_until("the pool to fill", || inside() >= expected);
+                    assert!(db.open_connections() <= MAX_CONNECTIONS);
+                    *gate.released.lock().unwrap() += 1;
+                    gate.moved.notify_all();
+                    wait_until("one to finish", || {
+                        gate.done.load(Ordering::SeqCst) > finished
+                    });
+                }
+            })
+        };
+        checker.await.unwrap();
+        for call in calls {
+            assert_eq!(call.await.unwrap().unwrap(), 1);
+        }
+        assert_eq!(gate.most_inside.load(Ordering::SeqCst), MAX_CONNECTIONS);
+        assert!(db.open_connections() <= MAX_CONNECTIONS);
     }
 }
