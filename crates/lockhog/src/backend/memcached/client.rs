@@ -3,23 +3,25 @@
 //! answers the CAS unique), `mg` (get with CAS and ttl) and `md` (delete with a CAS check),
 //! over a few tokio TCP connections.
 //!
-//! Each command takes a connection out of its slot for its whole exchange and puts it back
-//! only after reading the full answer: a command dropped half-way (a cancelled future) drops
-//! its connection instead of leaving an unread answer for the next command.
+//! Each command holds one of [`POOL`] slots for its whole exchange, and puts the slot's
+//! connection back only after reading the full answer: a command dropped half-way (a
+//! cancelled future) drops its connection instead of leaving an unread answer for the next
+//! command. When every slot is busy a command waits for one, so a burst (thousands of leases
+//! renewed together) never opens more than [`POOL`] connections.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::sync::Mutex;
 use tokio::time::timeout;
 
 /// How long connecting, or one command's exchange, may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections per client.
-const POOL: usize = 4;
+/// Connections per client, at most.
+pub(crate) const POOL: usize = 4;
 
 type Conn = BufReader<TcpStream>;
 
@@ -90,8 +92,13 @@ impl Client {
         expects: &[Expect],
         send_if: SendIf<'_>,
     ) -> io::Result<Option<(Vec<Reply>, u64)>> {
-        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % POOL];
-        let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let free = (0..POOL).find_map(|i| self.slots[(first + i) % POOL].try_lock().ok());
+        let mut slot = match free {
+            Some(slot) => slot,
+            None => self.slots[first % POOL].lock().await,
+        };
+        let taken = slot.take();
         let work = async {
             let mut conn = match taken {
                 Some(c) => c,
@@ -121,7 +128,7 @@ impl Client {
         let (conn, out) = timeout(IO_TIMEOUT, work)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer in time"))??;
-        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn);
+        *slot = Some(conn);
         Ok(out)
     }
 
@@ -427,4 +434,40 @@ async fn read_line(c: &mut Conn) -> io::Result<String> {
         return Err(io::Error::other(line));
     }
     Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{Client, POOL};
+
+    /// A burst of commands at once (every lease renewed together) opens at most [`POOL`]
+    /// connections: the rest wait for a slot.
+    #[tokio::test]
+    async fn a_burst_opens_at_most_the_pools_connections() {
+        let Ok(url) = std::env::var("LOCKHOG_TEST_MEMCACHED_URL") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "LOCKHOG_TEST_MEMCACHED_URL is not set (start the servers with scripts/test)"
+            );
+            return;
+        };
+        let addr = url.trim_start_matches("memcached://").trim_end_matches('/');
+        let client = Arc::new(Client::new(addr.to_string()));
+        let burst: Vec<_> = (0..64)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move { client.version().await })
+            })
+            .collect();
+        for call in burst {
+            call.await.unwrap().unwrap();
+        }
+        let opened = client.connects.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            opened <= POOL as u64,
+            "{opened} connections for a burst of 64"
+        );
+    }
 }

@@ -252,10 +252,7 @@ impl Db {
                 pool.open += 1;
                 return None;
             }
-            pool = self
-                .returned
-                .wait(pool)
-                .unwrap_or_else(|p| p.into_inner());
+            pool = self.returned.wait(pool).unwrap_or_else(|p| p.into_inner());
         }
     }
 
