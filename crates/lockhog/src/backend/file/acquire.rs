@@ -105,7 +105,7 @@ impl FileBackend {
                 path,
                 _permit: permit,
             };
-            return self.granted(tree, key, held).map(Some);
+            return self.granted(tree, key, ctx, held).map(Some);
         }
         let thread_path = path.clone();
         let waited = wait::wait_on_thread(
@@ -135,7 +135,7 @@ impl FileBackend {
                 for _ in 0..attempts {
                     ctx.note_attempt();
                 }
-                self.granted(tree, key, held).map(Some)
+                self.granted(tree, key, ctx, held).map(Some)
             }
             None => Ok(None),
         }

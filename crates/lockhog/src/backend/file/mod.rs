@@ -200,9 +200,15 @@ impl FileBackend {
     }
 
     /// The lock of `key` just taken, with its next fencing token; none for a foreign file,
-    /// whose content is never touched.
-    fn granted(&self, tree: &Tree, key: &LockKey, held: FileHeld) -> Result<Acquired<FileHeld>> {
-        if key.foreign_resource().is_some() {
+    /// whose content is never touched, nor for a request that opted out of fencing.
+    fn granted(
+        &self,
+        tree: &Tree,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        held: FileHeld,
+    ) -> Result<Acquired<FileHeld>> {
+        if key.foreign_resource().is_some() || !ctx.options.fencing {
             return Ok(Acquired { held, token: None });
         }
         Ok(Acquired {
@@ -328,14 +334,14 @@ impl Backend for FileBackend {
     async fn try_acquire(
         &self,
         key: &LockKey,
-        _: &AcquireContext,
+        ctx: &AcquireContext,
     ) -> Result<Option<Acquired<FileHeld>>> {
         let mut tries = 0;
         loop {
             let tree = self.tree();
             let target = self.target(&tree, key)?;
             let attempt = match self.try_lock_target(&target, true) {
-                Ok(Some((held, _))) => self.granted(&tree, key, held).map(Some),
+                Ok(Some((held, _))) => self.granted(&tree, key, ctx, held).map(Some),
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
             };

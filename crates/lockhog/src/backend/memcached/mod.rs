@@ -272,7 +272,9 @@ impl Backend for MemcachedBackend {
             value.extend_from_slice(key.name().as_str().as_bytes());
         }
         let started = Instant::now();
-        let fence = named.then(|| fence_key(key.namespace()));
+        // No counter for a foreign key, nor for a request that opted out of fencing.
+        let fenced = named && ctx.options.fencing;
+        let fence = fenced.then(|| fence_key(key.namespace()));
         let mut add = PendingAdd::start(&self.client, &item, &value, exptime(ttl), fence);
         let Some((unique, token)) = add
             .answer()
@@ -284,7 +286,7 @@ impl Backend for MemcachedBackend {
         };
         let token = match token {
             Some(token) => Some(token),
-            None if named => Some(
+            None if fenced => Some(
                 self.next_token(key.namespace())
                     .await
                     .map_err(|e| io_err("taking a fencing token", e))?,

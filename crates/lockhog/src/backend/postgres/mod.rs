@@ -293,6 +293,7 @@ impl Backend for PostgresBackend {
             // A live session's lock cannot be taken from it.
             steal_after: false,
             resource_fencing: false,
+            free_fencing: false,
             semaphore: false,
         }
     }

@@ -220,7 +220,7 @@ impl RedisBackend {
             channel: channel.clone(),
         };
         let started = Instant::now();
-        let fence = fence_of(key);
+        let fence = fence_of(key).filter(|_| ctx.options.fencing);
         let (acquired, value): (i64, i64) =
             scripts::acquire(&lock, fence.as_deref(), &owner, ttl_ms(ttl))
                 .invoke_async(&mut conn)
