@@ -56,7 +56,10 @@ fn check_unfenced(g: &LockGuard, free: bool, last: &mut u64, how: &str) {
     match g.fencing_token() {
         None => assert!(!free, "{how}: no token, though the backend's token is free"),
         Some(t) => {
-            assert!(free, "{how}: token {t} for an acquire that opted out of fencing");
+            assert!(
+                free,
+                "{how}: token {t} for an acquire that opted out of fencing"
+            );
             assert!(t > *last, "{how}: token {t} after {last}");
             *last = t;
         }

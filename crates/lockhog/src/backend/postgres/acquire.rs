@@ -153,9 +153,10 @@ impl PostgresBackend {
             let _busy = conn.busy();
             let packed = key.packed();
             let params: [Param; 1] = [&packed];
-            let query = conn
-                .client
-                .query_one(&conn.stmts.of(key).try_lock[req.fenced as usize][shared as usize], &params);
+            let query = conn.client.query_one(
+                &conn.stmts.of(key).try_lock[req.fenced as usize][shared as usize],
+                &params,
+            );
             after_first_poll(query, || attempt.sent = true).await
         };
         attempt.sent = false;
@@ -211,8 +212,10 @@ impl PostgresBackend {
             tokio::join!(
                 conn.client
                     .query_one(&conn.stmts.set_lock_timeout, &timeout),
-                conn.client
-                    .query_one(&conn.stmts.of(key).lock[req.fenced as usize][shared as usize], &params),
+                conn.client.query_one(
+                    &conn.stmts.of(key).lock[req.fenced as usize][shared as usize],
+                    &params
+                ),
             )
         };
         let both = after_first_poll(both, || guard.running = true);

@@ -88,7 +88,11 @@ impl Keyed {
         let next = format!("pg_catalog.nextval({seq}::pg_catalog.regclass)");
         // An unfenced acquire (opted out, or a foreign resource) skips the sequence.
         let sql = |f: &str, fenced: bool| {
-            let then = if fenced { next.as_str() } else { "0::pg_catalog.int8" };
+            let then = if fenced {
+                next.as_str()
+            } else {
+                "0::pg_catalog.int8"
+            };
             format!("SELECT CASE WHEN {f} THEN {then} END")
         };
         let try_x = format!("pg_catalog.pg_try_advisory_lock({args})");
@@ -101,9 +105,8 @@ impl Keyed {
         let unlock_x = format!("SELECT pg_catalog.pg_advisory_unlock({args})");
         let unlock_s = format!("SELECT pg_catalog.pg_advisory_unlock_shared({args})");
         // [fenced][exclusive, shared] × [try, wait]: made before the join, which borrows them.
-        let texts = [false, true].map(|fenced| {
-            [&try_x, &try_s, &lock_x, &lock_s].map(|f| sql(f, fenced))
-        });
+        let texts =
+            [false, true].map(|fenced| [&try_x, &try_s, &lock_x, &lock_s].map(|f| sql(f, fenced)));
         let [[utx, uts, ulx, uls], [tx, ts, lx, ls]] = &texts;
         let (tx, ts, lx, ls, ux, us, utx, uts, ulx, uls) = tokio::join!(
             client.prepare(tx),

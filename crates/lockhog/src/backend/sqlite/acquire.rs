@@ -319,9 +319,7 @@ pub(super) fn attempt(
             runtime,
             armed: true,
         },
-        token: a
-            .fenced
-            .then(|| u64::try_from(token).unwrap_or(0)),
+        token: a.fenced.then(|| u64::try_from(token).unwrap_or(0)),
     })
 }
 
