@@ -11,12 +11,13 @@ fn url(dir: &Path, query: &str) -> String {
     format!("file://{}{query}", dir.display())
 }
 
-/// How many descriptors of this process are open on `path`.
+/// How many descriptors of this process are open on `path`, or on a file removed from it.
 fn fds_on(path: &Path) -> usize {
+    let removed = PathBuf::from(format!("{} (deleted)", path.display()));
     std::fs::read_dir("/proc/self/fd")
         .expect("/proc/self/fd")
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|target| target == path)
+        .filter(|target| target == path || *target == removed)
         .count()
 }
 
@@ -99,6 +100,7 @@ async fn a_kept_descriptor_of_a_removed_file_is_not_taken_for_the_lock() {
         Err(Error::Contended { .. }) => {}
         other => panic!("the lock is held on the new file, got {other:?}"),
     }
+    assert_eq!(fds_on(&path), 1, "the descriptor of the removed file was closed");
     assert!(holder.release().await.unwrap());
     let (_, again) = cycle(&ours, "moved").await;
     assert!(again > token, "{again:?} after {token:?}");
