@@ -44,7 +44,9 @@
 //! - **Expiry** has whole-second granularity in memcached: the item is stored with
 //!   `ceil(ttl) + 1` seconds, so a lease lasts at least its ttl and at most about two seconds
 //!   more; a holder that dies frees the lock within that.
-//! - **Waiting** polls with the caller's retry policy (memcached cannot notify).
+//! - **Waiting** polls with the caller's retry policy (memcached cannot notify), except that a
+//!   release made by this process wakes the waiters of this process on that lock at once
+//!   (see `wake.rs`): waiters in other processes wait for their next poll.
 //! - **Fencing tokens**: `incr NS:fence 1`; a missing counter is created (with `add`, so two
 //!   clients cannot both create it) at the current time in microseconds, so that one lost to
 //!   eviction or a restart starts again above the tokens handed out before (unless the client's
@@ -53,6 +55,7 @@
 
 mod client;
 mod item;
+mod wake;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -320,18 +323,55 @@ impl Backend for MemcachedBackend {
         }))
     }
 
+    async fn wait_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Acquired<MemcachedHeld>>> {
+        let interest = wake::Interest::new(self.client.addr(), &lock_key(key));
+        let retry = ctx.options.retry;
+        let mut made = 0u32;
+        loop {
+            // Armed before the attempt: a release between its answer and the wait wakes it.
+            let notified = interest.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            ctx.note_attempt();
+            made = made.saturating_add(1);
+            if let Some(acquired) = self.try_acquire(key, ctx).await? {
+                return Ok(Some(acquired));
+            }
+            let mut wake = Instant::now() + retry.delay(made);
+            if let Some(deadline) = deadline {
+                if Instant::now() >= deadline {
+                    return Ok(None);
+                }
+                wake = wake.min(deadline);
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
     async fn release(&self, mut held: MemcachedHeld) -> Result<bool> {
         held.renewal.stop();
-        release_item(&held.client, &held.key, &held.value, &held.known)
+        let released = release_item(&held.client, &held.key, &held.value, &held.known)
             .await
-            .map_err(|e| io_err("releasing a lock", e))
+            .map_err(|e| io_err("releasing a lock", e));
+        wake::released(held.client.addr(), &held.key);
+        released
     }
 
     fn release_on_drop(&self, mut held: MemcachedHeld) {
         held.renewal.stop();
         let runtime = held.runtime.clone();
         release_in_background(&runtime, RELEASE_ON_DROP_FAILED, async move {
-            release_item(&held.client, &held.key, &held.value, &held.known).await
+            let released = release_item(&held.client, &held.key, &held.value, &held.known).await;
+            wake::released(held.client.addr(), &held.key);
+            released
         });
     }
 
