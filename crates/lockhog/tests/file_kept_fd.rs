@@ -100,7 +100,11 @@ async fn a_kept_descriptor_of_a_removed_file_is_not_taken_for_the_lock() {
         Err(Error::Contended { .. }) => {}
         other => panic!("the lock is held on the new file, got {other:?}"),
     }
-    assert_eq!(fds_on(&path), 1, "the descriptor of the removed file was closed");
+    assert_eq!(
+        fds_on(&path),
+        1,
+        "the descriptor of the removed file was closed"
+    );
     assert!(holder.release().await.unwrap());
     let (_, again) = cycle(&ours, "moved").await;
     assert!(again > token, "{again:?} after {token:?}");

@@ -15,6 +15,9 @@
 //!   removed or replaced meanwhile is opened (and checked) again, so a long-lived process
 //!   locks where everyone arriving later does (see `tree.rs`). Its counters go with it: a
 //!   removed directory starts its tokens over.
+//! - **Kept descriptors**: in flock mode the descriptor of a released lock stays open
+//!   (unlocked) for the next acquire of the same name by this locker, which then locks it and
+//!   checks its path, without an open or a close (see `cache.rs`).
 //! - **Waiting** happens in the kernel on a helper thread (see `wait.rs`): a waiter wakes the
 //!   moment the holder's descriptor closes.
 //! - **Fencing tokens** come from a counter inside each lock file, bumped by the holder right

@@ -45,7 +45,7 @@
 //!   `ceil(ttl) + 1` seconds, so a lease lasts at least its ttl and at most about two seconds
 //!   more; a holder that dies frees the lock within that.
 //! - **Waiting** polls with the caller's retry policy (memcached cannot notify), except that a
-//!   release made by this process wakes the waiters of this process on that lock at once
+//!   release made by this process wakes a waiter of this process on that lock at once
 //!   (see `wake.rs`): waiters in other processes wait for their next poll.
 //! - **Fencing tokens**: `incr NS:fence 1`; a missing counter is created (with `add`, so two
 //!   clients cannot both create it) at the current time in microseconds, so that one lost to

@@ -5,6 +5,9 @@
 //!
 //! A waiter registers its interest before each attempt and arms its notification before
 //! sending it, so a release that lands between a failed attempt and the wait is never missed.
+//! A release wakes one waiter, not all: one item can go to one holder, and a herd of failed
+//! `add`s would only slow the server (the others wake at their next poll, or at the next
+//! release).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -57,13 +60,13 @@ impl Drop for Interest {
     }
 }
 
-/// Wakes the waiters of this process on `item` of `addr`: its holder here just released it.
+/// Wakes a waiter of this process on `item` of `addr`: its holder here just released it.
 pub(super) fn released(addr: &str, item: &str) {
     let table = table();
     if table.is_empty() {
         return;
     }
     if let Some((notify, _)) = table.get(&(addr.to_string(), item.to_string())) {
-        notify.notify_waiters();
+        notify.notify_one();
     }
 }
