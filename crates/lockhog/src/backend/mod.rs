@@ -420,6 +420,21 @@ pub trait Backend: Send + Sync + 'static {
 pub(crate) async fn poll<A, F, Fut>(
     ctx: &AcquireContext,
     deadline: Option<Instant>,
+    attempt: F,
+) -> Result<Option<A>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<A>>>,
+{
+    poll_or_woken(ctx, deadline, None, attempt).await
+}
+
+/// [`poll`], and also attempting again as soon as `wake` is notified (armed before each
+/// attempt, so a notification between its answer and the wait is not missed).
+pub(crate) async fn poll_or_woken<A, F, Fut>(
+    ctx: &AcquireContext,
+    deadline: Option<Instant>,
+    wake: Option<&tokio::sync::Notify>,
     mut attempt: F,
 ) -> Result<Option<A>>
 where
@@ -429,6 +444,10 @@ where
     let retry = ctx.options.retry;
     let mut made = 0u32;
     loop {
+        let mut notified = wake.map(|n| Box::pin(n.notified()));
+        if let Some(n) = &mut notified {
+            n.as_mut().enable();
+        }
         ctx.note_attempt();
         made = made.saturating_add(1);
         if let Some(acquired) = attempt().await? {
@@ -444,7 +463,15 @@ where
             }
             wake = wake.min(deadline);
         }
-        tokio::time::sleep_until(wake).await;
+        match notified {
+            Some(notified) => {
+                tokio::select! {
+                    () = notified => {}
+                    () = tokio::time::sleep_until(wake) => {}
+                }
+            }
+            None => tokio::time::sleep_until(wake).await,
+        }
     }
 }
 

@@ -330,30 +330,10 @@ impl Backend for MemcachedBackend {
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<MemcachedHeld>>> {
         let interest = wake::Interest::new(self.client.addr(), &lock_key(key));
-        let retry = ctx.options.retry;
-        let mut made = 0u32;
-        loop {
-            // Armed before the attempt: a release between its answer and the wait wakes it.
-            let notified = interest.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            ctx.note_attempt();
-            made = made.saturating_add(1);
-            if let Some(acquired) = self.try_acquire(key, ctx).await? {
-                return Ok(Some(acquired));
-            }
-            let mut wake = Instant::now() + retry.delay(made);
-            if let Some(deadline) = deadline {
-                if Instant::now() >= deadline {
-                    return Ok(None);
-                }
-                wake = wake.min(deadline);
-            }
-            tokio::select! {
-                () = &mut notified => {}
-                () = tokio::time::sleep_until(wake) => {}
-            }
-        }
+        super::poll_or_woken(ctx, deadline, Some(interest.notify()), || {
+            self.try_acquire(key, ctx)
+        })
+        .await
     }
 
     async fn release(&self, mut held: MemcachedHeld) -> Result<bool> {

@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
-use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 /// The waiters of this process per (server, item), and the notification they wait on.
@@ -42,9 +41,9 @@ impl Interest {
         Interest { key, notify }
     }
 
-    /// The next wake-up: call [`Notified::enable`] on it before the attempt it follows.
-    pub(super) fn notified(&self) -> Notified<'_> {
-        self.notify.notified()
+    /// What a release notifies.
+    pub(super) fn notify(&self) -> &Notify {
+        &self.notify
     }
 }
 
