@@ -73,7 +73,8 @@ COMMAND runs only while the lock is held:
     gets SIGKILL at once, as the lock goes with lockhog's connection or lease. Not with warn.
 COMMAND's environment gets LOCKHOG_NAME, LOCKHOG_RESOURCE and LOCKHOG_FENCING_TOKEN (pass the
 token to what the lock protects, which refuses a token lower than the highest it has seen).
-With --resource on a store that keeps no counter for it, LOCKHOG_FENCING_TOKEN is unset.
+With --resource on a store that keeps no counter for it, or a backend URL with ?fencing=off
+(no token drawn, so nothing downstream can fence), LOCKHOG_FENCING_TOKEN is unset.
 
 Exit status: that of COMMAND (128+N when killed by signal N; 127 not found, 126 not
 executable); 75 when the lock was lost while COMMAND ran (not with --on-lost warn, which

@@ -140,6 +140,17 @@ fn floor_measures_raw_flock() {
     assert!(number(&report, "handoff_p99_us") >= number(&report, "handoff_p50_us"));
     assert_eq!(report["contended_cycles_per_s"], Value::Null, "{report}");
     assert_eq!(report["semaphore_cycles_per_s"], Value::Null, "{report}");
+    // Beside it, the named-lock floor: open by name + flock + unlock + close.
+    assert!(
+        number(&report, "named_floor_cycles_per_s") > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["named_floor_commands"]
+            .as_str()
+            .is_some_and(|c| c.contains("O_CREAT")),
+        "{report}"
+    );
 }
 
 /// The etcd floor: the calls etcd's own concurrency mutex makes, on a bare client.

@@ -264,6 +264,10 @@ impl LockRequest {
     pub fn fair(self) -> Self {
         LockRequest(self.0.fair())
     }
+    /// See [`crate::LockRequest::no_fencing`].
+    pub fn no_fencing(self) -> Self {
+        LockRequest(self.0.no_fencing())
+    }
     /// See [`crate::LockRequest::waiting`].
     pub fn waiting(self, wait: Wait) -> Self {
         LockRequest(self.0.waiting(wait))

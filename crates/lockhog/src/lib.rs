@@ -81,7 +81,9 @@
 //! | `sqlite:///abs/path.db` | a lock table with leases in an embedded database | `sqlite` |
 //! | `etcd://h1:p1[,h2:p2…]`, `etcds://…` | lease + key ordered by create revision (FIFO); `etcds://` over TLS (`?ca=`, `cert=`/`key=`) | `etcd` |
 //!
-//! Query options `namespace=` and `ttl=` apply to every backend. Each backend's module says
+//! Query options `namespace=`, `ttl=` and `fencing=on|off` apply to every backend
+//! (`fencing=off` takes every lock without a fencing token, as [`LockRequest::no_fencing`]
+//! does, saving the store's counter on each acquire). Each backend's module says
 //! how it maps names to its resources, how it wakes waiters and where its fencing tokens come
 //! from; [`Locker::capabilities`] says what it guarantees.
 //!

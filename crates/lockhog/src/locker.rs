@@ -11,7 +11,7 @@ use crate::name::{LockKey, LockName, DEFAULT_NAMESPACE};
 use crate::options::{validate_ttl, RetryPolicy};
 use crate::request::LockRequest;
 use crate::semaphore::SemaphoreRequest;
-use crate::url::{default_url, parse_duration, BackendUrl};
+use crate::url::{default_url, parse_duration, parse_fencing, BackendUrl};
 
 /// The environment variable [`Locker::from_env`] reads.
 pub const URL_ENV: &str = "LOCKHOG_URL";
@@ -66,6 +66,8 @@ pub struct Locker {
     namespace: String,
     ttl: Option<Duration>,
     retry: RetryPolicy,
+    /// False with `?fencing=off`: every request is [`LockRequest::no_fencing`].
+    fencing: bool,
     url: Arc<str>,
 }
 
@@ -80,14 +82,15 @@ impl std::fmt::Debug for Locker {
 
 impl Locker {
     /// Connects to the backend named by `url` (see the table in the crate docs). Query options
-    /// `namespace` and `ttl` apply to every backend; others are the backend's own, and an
-    /// option nobody knows is an error.
+    /// `namespace`, `ttl` and `fencing=on|off` (`off` makes every request
+    /// [`LockRequest::no_fencing`]) apply to every backend; others are the backend's own, and
+    /// an option nobody knows is an error.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidUrl`] for an unknown scheme, a backend not in this build or a malformed
-    /// URL; [`Error::Backend`] when the store cannot be reached or used (an unwritable
-    /// directory, a refused connection).
+    /// URL; [`Error::InvalidOption`] for a bad `ttl` or `fencing`; [`Error::Backend`] when the
+    /// store cannot be reached or used (an unwritable directory, a refused connection).
     pub async fn connect(url: &str) -> Result<Locker> {
         let mut parsed = BackendUrl::parse(url)?;
         let namespace = match parsed.take_option("namespace") {
@@ -98,6 +101,9 @@ impl Locker {
             .take_option("ttl")
             .map(|t| parse_duration(&t).and_then(validate_ttl))
             .transpose()?;
+        let fencing = parsed
+            .take_option("fencing")
+            .map_or(Ok(true), |v| parse_fencing(&v))?;
         // Whatever a backend or its client library says on the way is scrubbed of the URL's
         // passwords, source chain included.
         let secrets = parsed.secrets().clone();
@@ -109,6 +115,7 @@ impl Locker {
             namespace,
             ttl,
             retry: RetryPolicy::default(),
+            fencing,
             url: parsed.redacted().into(),
         })
     }
@@ -162,6 +169,7 @@ impl Locker {
             namespace: DEFAULT_NAMESPACE.to_string(),
             ttl: None,
             retry: RetryPolicy::default(),
+            fencing: true,
             url: url.into(),
         }
     }
@@ -202,6 +210,7 @@ impl Locker {
             LockName::new(name.as_ref()).map(|n| self.key(n)),
             self.ttl,
             self.retry,
+            self.fencing,
         )
     }
 
@@ -239,6 +248,7 @@ impl Locker {
             self.resource_key(resource.as_ref()),
             self.ttl,
             self.retry,
+            self.fencing,
         )
     }
 
@@ -282,6 +292,7 @@ impl Locker {
             Ok(self.key(LockName::from_hash(value))),
             self.ttl,
             self.retry,
+            self.fencing,
         )
     }
 

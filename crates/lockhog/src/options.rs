@@ -186,6 +186,11 @@ pub struct AcquireOptions {
     /// holder lives. Only asked of backends whose
     /// [`Capabilities::steal_after`](crate::Capabilities::steal_after) is true.
     pub steal_after: Option<Duration>,
+    /// Draw a fencing token (true unless the caller opted out with
+    /// [`LockRequest::no_fencing`](crate::LockRequest::no_fencing) or `?fencing=off`). When
+    /// false the backend skips its counter and returns no token, unless the token comes free
+    /// with the lock ([`Capabilities::free_fencing`](crate::Capabilities::free_fencing)).
+    pub fencing: bool,
 }
 
 /// `ttl`, refused when zero: a lease must outlive its own renewal.

@@ -32,6 +32,7 @@ pub struct LockRequest {
     fair: bool,
     max_hold: Option<Duration>,
     steal_after: Option<Duration>,
+    fencing: bool,
     /// Set for a permit of a semaphore (see [`crate::SemaphoreRequest`]).
     pub(crate) permits: Option<u32>,
 }
@@ -48,6 +49,7 @@ impl std::fmt::Debug for LockRequest {
             .field("fair", &self.fair)
             .field("max_hold", &self.max_hold)
             .field("steal_after", &self.steal_after)
+            .field("fencing", &self.fencing)
             .field("permits", &self.permits)
             .finish()
     }
@@ -55,12 +57,13 @@ impl std::fmt::Debug for LockRequest {
 
 impl LockRequest {
     /// A request for `key` (a name in its namespace, or a foreign resource) that waits
-    /// forever, with the locker's ttl and retry policy.
+    /// forever, with the locker's ttl, retry policy and fencing.
     pub(crate) fn new(
         backend: Arc<dyn DynBackend>,
         key: Result<LockKey>,
         ttl: Option<Duration>,
         retry: RetryPolicy,
+        fencing: bool,
     ) -> Self {
         LockRequest {
             backend,
@@ -72,8 +75,34 @@ impl LockRequest {
             fair: false,
             max_hold: None,
             steal_after: None,
+            fencing,
             permits: None,
         }
+    }
+
+    /// Takes the lock without a fencing token: the backend skips its counter (a `nextval`, a
+    /// sequence, an `INCR`, a write to the lock file), which saves a round trip or a write on
+    /// every acquire, and [`LockGuard::fencing_token`] is `None`. What is lost: with no token
+    /// to pass on, a holder that stalled past its lease (or whose lock was taken over) cannot
+    /// be turned away by what the lock protects; use it where the lock only avoids duplicate
+    /// work. Tokens given to fenced acquires of the same name stay strictly increasing. On
+    /// backends whose token comes free with the lock (etcd's revision, see
+    /// [`Capabilities::free_fencing`](crate::Capabilities::free_fencing)) the token is kept.
+    /// A locker made from a URL with `?fencing=off` opts every request out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let locker = lockhog::Locker::connect("mem:").await?;
+    /// let guard = locker.lock("cache-warmup").no_fencing().try_acquire().await?;
+    /// assert_eq!(guard.fencing_token(), None);
+    /// # Ok::<(), lockhog::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn no_fencing(mut self) -> Self {
+        self.fencing = false;
+        self
     }
 
     /// Asks for a shared (reader) lock: any number of shared holders at once, none while an
@@ -257,6 +286,7 @@ impl LockRequest {
                 shared: self.shared,
                 fair: self.fair,
                 steal_after: self.steal_after,
+                fencing: self.fencing,
             },
             lost.clone(),
         );
@@ -317,9 +347,9 @@ impl LockRequest {
                 },
             });
         };
-        if acquired.token.is_none() && key.foreign_resource().is_none() {
-            // The contract every backend keeps for its own names; a guard without a token
-            // would silently unfence the caller.
+        if acquired.token.is_none() && key.foreign_resource().is_none() && self.fencing {
+            // The contract every backend keeps for its own names unless the caller opted
+            // out; a guard without a token would silently unfence the caller.
             drop(backend.clone().release(acquired.held).await);
             return Err(Error::backend(
                 backend.scheme(),

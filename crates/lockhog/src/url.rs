@@ -305,6 +305,25 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// The value of the URL option `fencing`: `on` (the default) or `off` (no fencing tokens; see
+/// [`LockRequest::no_fencing`](crate::LockRequest::no_fencing)).
+///
+/// # Errors
+///
+/// [`Error::InvalidOption`] for any other value.
+pub(crate) fn parse_fencing(text: &str) -> Result<bool> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(Error::InvalidOption {
+            reason: format!(
+                "fencing is `on` or `off`, not {text:?} (MySQL's counter kind is \
+                 `fencing_counter=sequence|table`)"
+            ),
+        }),
+    }
+}
+
 /// Replaces the password in `scheme://user:password@host…` and any `password=` query option
 /// with `***`.
 ///

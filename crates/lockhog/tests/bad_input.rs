@@ -144,3 +144,27 @@ async fn unsupported_modes_are_refused_not_ignored() {
     assert!(mem.capabilities().fair);
     mem.lock("fair-ok").fair().try_acquire().await.unwrap();
 }
+
+#[tokio::test]
+async fn fencing_is_on_or_off_and_nothing_else() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("locks");
+    for bad in ["maybe", "OFF", "0", "false", "", "sequence", "table"] {
+        let url = format!("file://{}?fencing={bad}", dir.display());
+        match connect_err(&url).await {
+            Error::InvalidOption { reason } => {
+                assert!(reason.contains("`on` or `off`"), "{bad:?}: {reason}")
+            }
+            e => panic!("{bad:?}: expected InvalidOption, got {e}"),
+        }
+        assert!(!dir.exists(), "{bad:?}: the lock directory was created");
+        let e = connect_err(&format!("mem:?fencing={bad}")).await;
+        assert!(matches!(e, Error::InvalidOption { .. }), "{bad:?}: {e}");
+    }
+    for (value, token) in [("on", true), ("off", false)] {
+        let url = format!("file://{}?fencing={value}", dir.display());
+        let locker = Locker::connect(&url).await.unwrap();
+        let guard = locker.lock("job").try_acquire().await.unwrap();
+        assert_eq!(guard.fencing_token().is_some(), token, "fencing={value}");
+    }
+}

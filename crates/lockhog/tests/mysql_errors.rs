@@ -86,7 +86,7 @@ async fn malformed_urls_are_invalid_before_any_io() {
         format!("mysql://u:{secret}@127.0.0.1:1/db?bogus=1"),
         format!("mysql://u:{secret}@127.0.0.1:99999/db"),
         format!("mysql://u:{secret}@127.0.0.1:1/db?connections=0"),
-        format!("mysql://u:{secret}@127.0.0.1:1/db?fencing=clock"),
+        format!("mysql://u:{secret}@127.0.0.1:1/db?fencing_counter=clock"),
     ] {
         match Locker::connect(&url).await {
             Err(e @ Error::InvalidUrl { .. }) => {

@@ -1,5 +1,5 @@
 //! Fencing tokens strictly increase across holders, lockers and names, from the counter in
-//! the URL's database: a MariaDB sequence by default, a one-row table with `?fencing=table`
+//! the URL's database: a MariaDB sequence by default, a one-row table with `?fencing_counter=table`
 //! (what MySQL gets). A counter that exists is used whatever the URL prefers.
 
 #![cfg(feature = "mysql")]
@@ -81,7 +81,7 @@ async fn a_table_counter_and_then_a_sequence_preference_share_it(url: &str) {
         .await
         .unwrap();
 
-    let table_url = in_database(url, &db, "?fencing=table");
+    let table_url = in_database(url, &db, "?fencing_counter=table");
     let lockers = [
         Locker::connect(&table_url).await.unwrap(),
         Locker::connect(&table_url).await.unwrap(),

@@ -75,7 +75,7 @@ impl Backend for MapBackend {
     async fn try_acquire(
         &self,
         key: &LockKey,
-        _ctx: &AcquireContext,
+        ctx: &AcquireContext,
     ) -> Result<Option<Acquired<MapHeld>>> {
         let key = key_of(key);
         let mut store = self.store();
@@ -92,7 +92,9 @@ impl Backend for MapBackend {
                 key,
                 token,
             },
-            token: Some(token),
+            // The number is also this map's owner check; a request that opted out of fencing
+            // gets no token.
+            token: ctx.options.fencing.then_some(token),
         }))
     }
 

@@ -146,5 +146,6 @@ async fn measure(url: &str, args: &BenchArgs, progress: &Progress) -> Result<Rep
         handoff: Some(handoff),
         contended: Some(contended),
         semaphore,
+        named_floor: None,
     })
 }

@@ -26,6 +26,9 @@ pub struct Report {
     pub contended: Option<Contended>,
     /// The semaphore phase, on backends with semaphores.
     pub semaphore: Option<Contended>,
+    /// A second floor with what it ran: for `file`, the named-lock floor (open by name, lock,
+    /// unlock, close), beside the open-descriptor one.
+    pub named_floor: Option<(&'static str, Uncontended)>,
 }
 
 /// Microseconds with one decimal, `null` for none.
@@ -117,6 +120,16 @@ impl Report {
             "semaphore_max_wait_ms".into(),
             ms(s.and_then(|s| s.waits.max())),
         );
+        let n = self.named_floor.as_ref();
+        o.insert("named_floor_commands".into(), json!(n.map(|n| n.0)));
+        o.insert(
+            "named_floor_cycles_per_s".into(),
+            json!(n.map(|n| round(n.1.rate(), 1))),
+        );
+        o.insert(
+            "named_floor_p50_us".into(),
+            us(n.and_then(|n| n.1.cycle.p50())),
+        );
         Value::Object(o)
     }
 
@@ -142,6 +155,13 @@ impl Report {
                 u.cycles,
                 fmt_us(u.cycle.p50()),
                 fmt_us(u.cycle.p99())
+            );
+        }
+        if let Some((commands, n)) = &self.named_floor {
+            out += &format!(
+                "  named floor:  {:.0} cycles/s, cycle p50 {} ({commands})\n",
+                n.rate(),
+                fmt_us(n.cycle.p50()),
             );
         }
         if let Some(h) = &self.handoff {
@@ -205,11 +225,13 @@ mod tests {
             handoff: None,
             contended: None,
             semaphore: None,
+            named_floor: None,
         };
         let j = r.to_json();
         assert_eq!(j["uncontended_p50_us"], Value::Null);
         assert_eq!(j["handoff_p50_us"], Value::Null);
         assert_eq!(j["semaphore_cycles_per_s"], Value::Null);
+        assert_eq!(j["named_floor_cycles_per_s"], Value::Null);
         assert_eq!(j["uncontended_cycles_per_s"], json!(0.0));
         assert!(r.to_text().contains("uncontended"));
     }

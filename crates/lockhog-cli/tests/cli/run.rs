@@ -134,3 +134,28 @@ fn a_signal_while_waiting_for_the_lock_ends_run_without_running_the_command() {
     h.proc.send("release");
     assert!(h.proc.wait().success());
 }
+
+#[test]
+fn run_with_fencing_off_leaves_the_fencing_token_unset() {
+    let off = Locks::with_query("?fencing=off");
+    let fenced = format!("file://{}", off.path().display());
+    // The lock is still a lock (a fenced `run` of the same name is refused meanwhile), and a
+    // token in our own environment does not leak into the command's.
+    let script = r#"echo "token=${LOCKHOG_FENCING_TOKEN-unset}"; "$BIN" run -b "$FENCED" -n job -- true; echo "fenced=$?""#;
+    let mut cmd = off.cmd("run", &["job", "--", "sh", "-c", script]);
+    cmd.env("LOCKHOG_FENCING_TOKEN", "999")
+        .env("BIN", bin())
+        .env("FENCED", &fenced);
+    let out = Proc::spawn(cmd, "run with fencing=off").finish();
+    out.assert_code(0);
+    assert_eq!(out.stdout, ["token=unset", "fenced=1"], "{out:#?}");
+
+    // The same directory without the option: a token.
+    let mut cmd = crate::support::lockhog_cmd();
+    cmd.args(["run", "-b", &fenced, "job", "--", "sh", "-c"])
+        .arg(r#"echo "token=${LOCKHOG_FENCING_TOKEN-unset}""#);
+    let out = Proc::spawn(cmd, "run fenced").finish();
+    out.assert_code(0);
+    let token = out.stdout[0].strip_prefix("token=").unwrap_or_default();
+    assert!(token.parse::<u64>().is_ok_and(|t| t > 0), "{out:#?}");
+}

@@ -54,10 +54,10 @@ impl MemBackend {
         Ok(MemBackend(()))
     }
 
-    fn granted(permit: NamedPermit<LockKey>) -> Acquired<MemHeld> {
+    fn granted(permit: NamedPermit<LockKey>, fencing: bool) -> Acquired<MemHeld> {
         Acquired {
             held: MemHeld { _permit: permit },
-            token: Some(TOKENS.fetch_add(1, Ordering::Relaxed) + 1),
+            token: fencing.then(|| TOKENS.fetch_add(1, Ordering::Relaxed) + 1),
         }
     }
 }
@@ -85,9 +85,10 @@ impl Backend for MemBackend {
     async fn try_acquire(
         &self,
         key: &LockKey,
-        _: &AcquireContext,
+        ctx: &AcquireContext,
     ) -> Result<Option<Acquired<MemHeld>>> {
-        Ok(TABLE.try_acquire(key).map(Self::granted))
+        let fencing = ctx.options.fencing;
+        Ok(TABLE.try_acquire(key).map(|p| Self::granted(p, fencing)))
     }
 
     async fn wait_acquire(
@@ -97,7 +98,11 @@ impl Backend for MemBackend {
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<MemHeld>>> {
         ctx.note_attempt();
-        Ok(TABLE.acquire(key, deadline).await.map(Self::granted))
+        let fencing = ctx.options.fencing;
+        Ok(TABLE
+            .acquire(key, deadline)
+            .await
+            .map(|p| Self::granted(p, fencing)))
     }
 
     async fn record_permits(&self, key: &LockKey, permits: u32) -> Result<()> {

@@ -16,7 +16,9 @@
 //!   waiter on release (a blocking call, a notification) and say so in
 //!   [`Capabilities::native_wait`].
 //! - Every successful acquire of a named key returns a fencing token strictly greater than
-//!   that of every earlier holder of the same key on the same store. A foreign resource (see
+//!   that of every earlier holder of the same key on the same store, unless the request opted
+//!   out ([`AcquireOptions::fencing`] false): then it skips its counter and returns `None`
+//!   (or the token anyway, when it costs nothing: [`Capabilities::free_fencing`]). A foreign resource (see
 //!   below) returns one only when the store itself numbers its holders.
 //! - Futures must be cancel safe: dropping one at any await point leaves nothing held.
 //! - `release_on_drop` runs inside `Drop` and must not block: spawn the work on a runtime
@@ -175,6 +177,11 @@ pub struct Capabilities {
     /// the store. When false, [`LockGuard::fencing_token`](crate::LockGuard::fencing_token) is
     /// `None` for such locks: lockhog never makes one up.
     pub resource_fencing: bool,
+    /// The fencing token comes with the lock itself at no extra cost (etcd's revision of the
+    /// waiter's key), so a request made with
+    /// [`LockRequest::no_fencing`](crate::LockRequest::no_fencing) still gets one. When false,
+    /// such a request skips the store's counter and gets no token.
+    pub free_fencing: bool,
 }
 
 /// What a successful acquire returns to the library.
@@ -183,8 +190,9 @@ pub struct Acquired<H> {
     /// The backend's per-acquisition state, handed back to `release`.
     pub held: H,
     /// The fencing token: strictly greater than every earlier holder's of the same key.
-    /// Always `Some` for a named key; for a foreign resource, `Some` only when the store
-    /// numbers its holders itself.
+    /// Always `Some` for a named key unless the request opted out
+    /// ([`AcquireOptions::fencing`] false: then `None`, unless the token comes free); for a
+    /// foreign resource, `Some` only when the store numbers its holders itself.
     pub token: Option<u64>,
 }
 
@@ -415,6 +423,21 @@ pub trait Backend: Send + Sync + 'static {
 pub(crate) async fn poll<A, F, Fut>(
     ctx: &AcquireContext,
     deadline: Option<Instant>,
+    attempt: F,
+) -> Result<Option<A>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<A>>>,
+{
+    poll_or_woken(ctx, deadline, None, attempt).await
+}
+
+/// [`poll`], and also attempting again as soon as `wake` is notified (armed before each
+/// attempt, so a notification between its answer and the wait is not missed).
+pub(crate) async fn poll_or_woken<A, F, Fut>(
+    ctx: &AcquireContext,
+    deadline: Option<Instant>,
+    wake: Option<&tokio::sync::Notify>,
     mut attempt: F,
 ) -> Result<Option<A>>
 where
@@ -424,6 +447,10 @@ where
     let retry = ctx.options.retry;
     let mut made = 0u32;
     loop {
+        let mut notified = wake.map(|n| Box::pin(n.notified()));
+        if let Some(n) = &mut notified {
+            n.as_mut().enable();
+        }
         ctx.note_attempt();
         made = made.saturating_add(1);
         if let Some(acquired) = attempt().await? {
@@ -439,7 +466,15 @@ where
             }
             wake = wake.min(deadline);
         }
-        tokio::time::sleep_until(wake).await;
+        match notified {
+            Some(notified) => {
+                tokio::select! {
+                    () = notified => {}
+                    () = tokio::time::sleep_until(wake) => {}
+                }
+            }
+            None => tokio::time::sleep_until(wake).await,
+        }
     }
 }
 

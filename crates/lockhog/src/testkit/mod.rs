@@ -2,9 +2,9 @@
 //!
 //! Written once, run against each backend with two independent lockers (two connections), it
 //! checks what [`Locker`] promises: mutual exclusion, try/wait/timeout outcomes, release by
-//! Drop, fencing tokens, lease expiry, crash release through a killed `lockhog hold`, the
-//! `hold` stdin protocol, names at the limits, namespaces, cancel safety, counting
-//! semaphores and shared (reader) locks.
+//! Drop, fencing tokens (and opting out of them), lease expiry, crash release through a
+//! killed `lockhog hold`, the `hold` stdin protocol, names at the limits, namespaces, cancel
+//! safety, counting semaphores and shared (reader) locks.
 //!
 //! A backend adds one line to a test file; [`conformance_suite!`](crate::conformance_suite)
 //! expands to one `#[tokio::test]` per check:
@@ -29,6 +29,7 @@
 mod attempts;
 mod cancel;
 mod checks;
+mod fencing_opt_out;
 mod limits;
 mod lock_all;
 mod process;
@@ -40,6 +41,7 @@ mod shared;
 pub use attempts::*;
 pub use cancel::*;
 pub use checks::*;
+pub use fencing_opt_out::*;
 pub use limits::*;
 pub use lock_all::*;
 pub use process::HoldProcess;
@@ -311,6 +313,7 @@ macro_rules! conformance_suite {
                 release_reports_ownership,
                 fencing_tokens_increase,
                 fencing_tokens_survive_cleanup,
+                fencing_can_be_opted_out,
                 lease_expires_when_not_renewed,
                 killed_holder_releases,
                 abandoned_holder,

@@ -3,7 +3,9 @@
 //! What any lock on that protocol must pay, from the same machine and in the same run as
 //! lockhog's figures:
 //! - `file`: `flock(LOCK_EX|LOCK_NB)` + `flock(LOCK_UN)` on one open descriptor; handoff to a
-//!   thread blocked in `flock(LOCK_EX)` on a second descriptor of the same file;
+//!   thread blocked in `flock(LOCK_EX)` on a second descriptor of the same file. Beside it,
+//!   the *named-lock* floor: `open(O_CREAT)` + `flock` + unlock + `close` of the file by its
+//!   path, what a lock taken by name must do at least once (reported as `named_floor_*`);
 //! - `redis`: `SET key token NX PX 30000` + `EVALSHA` of a compare-and-delete script, written
 //!   and read as raw RESP on one blocking socket (what `redis-benchmark` does; no client
 //!   library);
@@ -37,6 +39,16 @@ pub async fn run(url: &str, args: &BenchArgs, progress: &Progress) -> Result<Rep
     // Options of lockhog's own (namespace=, ttl=, …) mean nothing to a bare client.
     let bare = url.split_once('?').map_or(url, |(u, _)| u).to_string();
     progress.phase("floor: uncontended cycles, then handoff", u_run + h_run);
+    let named = match scheme.as_str() {
+        "file" => {
+            let bare = bare.clone();
+            let named = tokio::task::spawn_blocking(move || raw::file_named(&bare, u_run))
+                .await
+                .map_err(|e| fail("the measuring thread", e))??;
+            Some((raw::FILE_NAMED, named))
+        }
+        _ => None,
+    };
     let (commands, uncontended, handoff) = match scheme.as_str() {
         "file" => blocking(move || raw::file(&bare, u_run, h_run)).await?,
         "redis" => blocking(move || raw::redis(&bare, u_run)).await?,
@@ -68,6 +80,7 @@ pub async fn run(url: &str, args: &BenchArgs, progress: &Progress) -> Result<Rep
         handoff,
         contended: None,
         semaphore: None,
+        named_floor: named,
     })
 }
 

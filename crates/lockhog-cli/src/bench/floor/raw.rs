@@ -6,6 +6,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use super::measure::{cycles, fail, thread_handoff, Measured, KEY};
+use crate::bench::workloads::Uncontended;
 use crate::exit::{Failure, USAGE};
 
 fn host_port(url: &str, default_port: u16) -> String {
@@ -63,6 +64,39 @@ pub fn file(url: &str, u_run: Duration, h_run: Duration) -> Result<Measured, Fai
         uncontended,
         Some(handoff),
     ))
+}
+
+/// What the named-lock floor of `file` runs per cycle.
+pub const FILE_NAMED: &str =
+    "open(O_RDWR|O_CREAT) + flock(LOCK_EX|LOCK_NB) + flock(LOCK_UN) + close, by name";
+
+/// The named-lock floor of `file`: what taking a lock by its name must do at least once (open
+/// the file, creating it if missing; lock; unlock; close), back to back on one name.
+pub fn file_named(url: &str, run: Duration) -> Result<Uncontended, Failure> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = url.strip_prefix("file://").unwrap_or(url);
+    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+    let path = std::path::Path::new(dir).join(format!("{KEY}-named.lock"));
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| fail(&path.display().to_string(), e))?;
+    let check = |r: libc::c_int| {
+        if r >= 0 {
+            Ok(r)
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    cycles(run, || {
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC;
+        // SAFETY: a NUL-terminated path; the descriptor is closed below on every path.
+        let fd = check(unsafe { libc::open(c_path.as_ptr(), flags, 0o600) })?;
+        // SAFETY: flock and close on the descriptor just opened.
+        let locked = check(unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) })
+            .and_then(|_| check(unsafe { libc::flock(fd, libc::LOCK_UN) }));
+        check(unsafe { libc::close(fd) })?;
+        locked.map(drop)
+    })
+    .map_err(|e| fail("open + flock", e))
 }
 
 // ---------------------------------------------------------------------------------------------

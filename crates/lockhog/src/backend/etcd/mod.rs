@@ -249,6 +249,8 @@ impl Backend for EtcdBackend {
             semaphore: true,
             // A foreign prefix's holder key has a create revision like ours.
             resource_fencing: true,
+            // The token is the revision of the waiter's own key: no counter to skip.
+            free_fencing: true,
         }
     }
 

@@ -3,17 +3,44 @@
 
 use std::fs::File;
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::cache::{self, FdCache, LockFile};
 use super::dir::{FileId, Moved};
 use super::mode::LockMode;
 use super::tree::Tree;
-use super::{wait, FileBackend, FileHeld, Target, RECORD_LOCK_HOLDERS};
+use super::{wait, FileBackend, FileHeld, Permit, Target, RECORD_LOCK_HOLDERS};
 use crate::backend::{AcquireContext, Acquired};
 use crate::error::Result;
 use crate::name::LockKey;
+
+/// The held lock of a file just locked (opened when [`cache::forks`] said `opened_at`); its
+/// descriptor goes to `cache` on release when `keep` names the lock it was taken for.
+fn held(
+    (file, id): (File, FileId),
+    path: &Path,
+    opened_at: Option<u64>,
+    cache: Option<&Arc<FdCache>>,
+    keep: Option<&LockKey>,
+    permit: Permit,
+) -> io::Result<FileHeld> {
+    let lock = LockFile {
+        file,
+        id,
+        path: cache::c_path(path)?,
+        opened_at,
+    };
+    let back = match (cache, keep) {
+        (Some(cache), Some(key)) if key.foreign_resource().is_none() => {
+            Some((cache.clone(), key.clone()))
+        }
+        _ => None,
+    };
+    Ok(FileHeld::new(lock, back, permit))
+}
 
 /// Opens, locks and checks the lock file: `Ok(None)` when someone else holds it. An acquirer
 /// that locked a file `cleanup` removed meanwhile starts over on a new one; one whose
@@ -48,12 +75,24 @@ pub(super) fn lock_file(
 }
 
 impl FileBackend {
+    /// One attempt on the descriptor this locker kept for `key` (see `cache.rs`): `None` when
+    /// there is none to use (the caller opens the file), `Some(None)` when someone holds it.
+    pub(super) fn try_kept(&self, key: &LockKey) -> Option<Option<FileHeld>> {
+        if key.foreign_resource().is_some() {
+            return None;
+        }
+        let mode = self.mode;
+        cache::try_kept(self.cache.as_ref()?, key, |f| mode.try_lock(f))
+    }
+
     /// Takes the lock of `target` if it is free: `None` when someone holds it (or, unless
-    /// `create`, when there is no lock file).
+    /// `create`, when there is no lock file). The descriptor is kept on release when `keep`
+    /// names the lock being acquired.
     pub(super) fn try_lock_target(
         &self,
         target: &Target,
         create: bool,
+        keep: Option<&LockKey>,
     ) -> Result<Option<(FileHeld, FileId)>> {
         let path = target.path();
         let permit = match self.mode {
@@ -64,18 +103,19 @@ impl FileBackend {
             },
         };
         let mode = self.mode;
+        let opened_at = cache::forks();
         let locked = lock_file(target, create, |f| mode.try_lock(f))
+            .and_then(|locked| {
+                locked
+                    .map(|(file, id)| {
+                        let cache = self.cache.as_ref();
+                        let held = held((file, id), &path, opened_at, cache, keep, permit)?;
+                        Ok((held, id))
+                    })
+                    .transpose()
+            })
             .map_err(|e| self.io_error("cannot lock", &path, e))?;
-        Ok(locked.map(|(file, id)| {
-            (
-                FileHeld {
-                    file,
-                    path,
-                    _permit: permit,
-                },
-                id,
-            )
-        }))
+        Ok(locked)
     }
 
     /// One wait for `key` in the lock directory `tree`.
@@ -86,9 +126,13 @@ impl FileBackend {
         ctx: &AcquireContext,
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<FileHeld>>> {
+        ctx.note_attempt();
+        // The kept descriptor if it is free; held or not, the wait below is on a new one.
+        if let Some(Some(held)) = self.try_kept(key) {
+            return self.granted(tree, key, ctx, held).map(Some);
+        }
         let target = self.target(tree, key)?;
         let path = target.path();
-        ctx.note_attempt();
         let permit = match self.mode {
             LockMode::Flock => None,
             LockMode::Fcntl => match RECORD_LOCK_HOLDERS.acquire(&path, deadline).await {
@@ -97,33 +141,43 @@ impl FileBackend {
             },
         };
         let mode = self.mode;
+        let opened_at = cache::forks();
         let first = lock_file(&target, true, |f| mode.try_lock(f))
             .map_err(|e| self.io_error("cannot lock", &path, e))?;
-        if let Some((file, _)) = first {
-            let held = FileHeld {
-                file,
-                path,
-                _permit: permit,
-            };
-            return self.granted(tree, key, held).map(Some);
+        if let Some(locked) = first {
+            let held = held(
+                locked,
+                &path,
+                opened_at,
+                self.cache.as_ref(),
+                Some(key),
+                permit,
+            )
+            .map_err(|e| self.io_error("cannot lock", &path, e))?;
+            return self.granted(tree, key, ctx, held).map(Some);
         }
         let thread_path = path.clone();
+        let (cache, keep) = (self.cache.clone(), key.clone());
         let waited = wait::wait_on_thread(
             move |cancelled| {
                 let attempts = std::cell::Cell::new(0);
+                let opened_at = cache::forks();
                 let locked = lock_file(&target, true, |f| {
                     attempts.set(attempts.get() + 1);
                     mode.lock_blocking(f, cancelled).map(|()| true)
                 })?;
-                let (file, _) = locked.expect("a blocking lock is always taken");
+                let locked = locked.expect("a blocking lock is always taken");
                 // The permit moves into the guard; on any early return it is dropped after
-                // `file`, so no other holder in this process is unlocked by this descriptor's
-                // close.
-                let held = FileHeld {
-                    file,
-                    path: thread_path,
-                    _permit: permit,
-                };
+                // the file, so no other holder in this process is unlocked by this
+                // descriptor's close.
+                let held = held(
+                    locked,
+                    &thread_path,
+                    opened_at,
+                    cache.as_ref(),
+                    Some(&keep),
+                    permit,
+                )?;
                 Ok((held, attempts.get()))
             },
             deadline,
@@ -135,7 +189,7 @@ impl FileBackend {
                 for _ in 0..attempts {
                     ctx.note_attempt();
                 }
-                self.granted(tree, key, held).map(Some)
+                self.granted(tree, key, ctx, held).map(Some)
             }
             None => Ok(None),
         }

@@ -364,18 +364,7 @@ impl Dir {
     pub(super) fn still_linked(&self, name: &str, id: FileId) -> io::Result<bool> {
         let full = CString::new(self.path.join(name).as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
-        match lstat_at(libc::AT_FDCWD, &full) {
-            Ok(now) => Ok((now.st_dev, now.st_ino) == id),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
+        linked_at(&full, id)
     }
 
     /// (device, inode) of the regular file at `name`, `None` when there is none.
@@ -424,6 +413,23 @@ impl Dir {
         unsafe { libc::closedir(stream) };
         names.sort();
         Ok(names)
+    }
+}
+
+/// True when `id` is the file linked at the full path `full` (never following a symlink):
+/// [`Dir::still_linked`] for a path already made.
+pub(super) fn linked_at(full: &CStr, id: FileId) -> io::Result<bool> {
+    match lstat_at(libc::AT_FDCWD, full) {
+        Ok(now) => Ok((now.st_dev, now.st_ino) == id),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -15,6 +15,9 @@
 //!   removed or replaced meanwhile is opened (and checked) again, so a long-lived process
 //!   locks where everyone arriving later does (see `tree.rs`). Its counters go with it: a
 //!   removed directory starts its tokens over.
+//! - **Kept descriptors**: in flock mode the descriptor of a released lock stays open
+//!   (unlocked) for the next acquire of the same name by this locker, which then locks it and
+//!   checks its path, without an open or a close (see `cache.rs`).
 //! - **Waiting** happens in the kernel on a helper thread (see `wait.rs`): a waiter wakes the
 //!   moment the holder's descriptor closes.
 //! - **Fencing tokens** come from a counter inside each lock file, bumped by the holder right
@@ -36,6 +39,7 @@
 //!   check, so do not run `cleanup` while shell scripts wait on the same files.
 
 mod acquire;
+mod cache;
 mod dir;
 mod fencing;
 mod foreign;
@@ -50,10 +54,12 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 
 use tokio::time::Instant;
 
+use self::cache::{FdCache, LockFile};
 use self::dir::{Dir, Moved, Trust};
 use self::mode::LockMode;
 use self::names::{file_name, is_lock_file_name, name_of, SUFFIX};
@@ -96,24 +102,58 @@ pub struct FileBackend {
     /// The directory as opened: replaced whole when its path names another directory.
     tree: RwLock<Arc<Tree>>,
     mode: LockMode,
+    /// Descriptors of released locks kept for the next acquire of the same name (flock mode
+    /// only; see `cache.rs`).
+    cache: Option<Arc<FdCache>>,
 }
 
-/// A held file lock: the open, locked file. Closing it releases the lock.
+/// A held file lock: the open, locked file. Unlocking (and closing) it releases the lock.
 #[derive(Debug)]
 pub struct FileHeld {
-    // Field order matters: the file closes (unlocking) before the in-process permit goes.
-    file: File,
-    path: PathBuf,
+    /// `Some` until dropped.
+    lock: Option<LockFile>,
+    /// Where the descriptor goes once unlocked, to be locked again by the next acquire of
+    /// the same name; `None`: closed.
+    back: Option<(Arc<FdCache>, LockKey)>,
+    /// Lent to another process (`run`'s command): never kept.
+    inherited: AtomicBool,
+    // Dropped after `drop` closed the file: no other holder in this process is unlocked by
+    // this descriptor's close.
     _permit: Permit,
+}
+
+impl FileHeld {
+    fn new(lock: LockFile, back: Option<(Arc<FdCache>, LockKey)>, permit: Permit) -> FileHeld {
+        FileHeld {
+            lock: Some(lock),
+            back,
+            inherited: AtomicBool::new(false),
+            _permit: permit,
+        }
+    }
+
+    fn lock_file(&self) -> &LockFile {
+        self.lock.as_ref().expect("held until dropped")
+    }
+
+    fn file(&self) -> &File {
+        &self.lock_file().file
+    }
 }
 
 impl Drop for FileHeld {
     fn drop(&mut self) {
+        let Some(lock) = self.lock.take() else { return };
         // A process forked by any thread of ours shares this open file description until it
         // execs (or for its whole life if it never does), and with it the flock: closing our
         // descriptor alone would leave the lock held by that copy. Unlocking the description
         // frees it at once. (A no-op in fcntl mode, whose locks a child does not inherit.)
-        let _ = self.file.unlock();
+        let unlocked = lock.file.unlock().is_ok();
+        if let Some((cache, key)) = self.back.take() {
+            if unlocked && !*self.inherited.get_mut() {
+                cache.put(key, lock);
+            }
+        }
     }
 }
 
@@ -178,6 +218,7 @@ impl FileBackend {
             trust,
             tree: RwLock::new(Arc::new(tree)),
             mode,
+            cache: (mode == LockMode::Flock).then(Arc::default),
         })
     }
 
@@ -200,14 +241,24 @@ impl FileBackend {
     }
 
     /// The lock of `key` just taken, with its next fencing token; none for a foreign file,
-    /// whose content is never touched.
-    fn granted(&self, tree: &Tree, key: &LockKey, held: FileHeld) -> Result<Acquired<FileHeld>> {
-        if key.foreign_resource().is_some() {
+    /// whose content is never touched, nor for a request that opted out of fencing.
+    fn granted(
+        &self,
+        tree: &Tree,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        held: FileHeld,
+    ) -> Result<Acquired<FileHeld>> {
+        if key.foreign_resource().is_some() || !ctx.options.fencing {
             return Ok(Acquired { held, token: None });
         }
         Ok(Acquired {
-            token: Some(tree.floor.next_token(&held.file).map_err(|e| {
-                self.io_error("cannot update the fencing counter of", &held.path, e)
+            token: Some(tree.floor.next_token(held.file()).map_err(|e| {
+                self.io_error(
+                    "cannot update the fencing counter of",
+                    held.lock_file().path(),
+                    e,
+                )
             })?),
             held,
         })
@@ -249,7 +300,7 @@ impl FileBackend {
             name: name.to_string(),
         };
         let path = target.path();
-        let held = match self.try_lock_target(&target, false) {
+        let held = match self.try_lock_target(&target, false, None) {
             Ok(Some((held, id))) => (held, id),
             Ok(None) => return Ok(false),
             Err(e) => {
@@ -259,7 +310,7 @@ impl FileBackend {
         };
         let (held, id) = held;
         // A lock file holds nothing or a counter; anything else is not ours to remove.
-        let counter = match tree.floor.counter_of(&held.file) {
+        let counter = match tree.floor.counter_of(held.file()) {
             Ok(c) => c,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 tracing::warn!(path = %path.display(), "cleanup: keeping a file that is not a lock file");
@@ -328,14 +379,19 @@ impl Backend for FileBackend {
     async fn try_acquire(
         &self,
         key: &LockKey,
-        _: &AcquireContext,
+        ctx: &AcquireContext,
     ) -> Result<Option<Acquired<FileHeld>>> {
         let mut tries = 0;
         loop {
             let tree = self.tree();
+            if let Some(kept) = self.try_kept(key) {
+                return kept
+                    .map(|held| self.granted(&tree, key, ctx, held))
+                    .transpose();
+            }
             let target = self.target(&tree, key)?;
-            let attempt = match self.try_lock_target(&target, true) {
-                Ok(Some((held, _))) => self.granted(&tree, key, held).map(Some),
+            let attempt = match self.try_lock_target(&target, true, Some(key)) {
+                Ok(Some((held, _))) => self.granted(&tree, key, ctx, held).map(Some),
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
             };
@@ -373,8 +429,9 @@ impl Backend for FileBackend {
 
     fn inheritable_fd<'h>(&self, held: &'h FileHeld) -> Option<BorrowedFd<'h>> {
         // A record lock belongs to the process and is never inherited: only a flock travels
-        // with a copy of its descriptor.
-        (self.mode == LockMode::Flock).then(|| held.file.as_fd())
+        // with a copy of its descriptor, which another process then shares: not to be kept.
+        held.inherited.store(true, Ordering::Relaxed);
+        (self.mode == LockMode::Flock).then(|| held.file().as_fd())
     }
 
     async fn release(&self, held: FileHeld) -> Result<bool> {
@@ -428,6 +485,10 @@ impl Backend for FileBackend {
     }
 
     async fn cleanup(&self, namespace: &str) -> Result<CleanupReport> {
+        // Our own kept descriptors go first: cleanup may remove their files.
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
         let mut report = CleanupReport::default();
         let tree = self.fresh_tree()?;
         let Some(dir) = self.dir(&tree, namespace, false)? else {

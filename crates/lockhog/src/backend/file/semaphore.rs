@@ -42,13 +42,13 @@ impl FileBackend {
                     return compare(key, recorded, permits);
                 }
             }
-            match self.try_lock_target(&target, true) {
+            match self.try_lock_target(&target, true, None) {
                 Ok(Some((held, _))) => {
                     let io_error =
                         |e: io::Error| self.io_error("cannot record the count in", &path, e);
-                    return match fencing::read(&held.file).map_err(io_error)? {
+                    return match fencing::read(held.file()).map_err(io_error)? {
                         Some(recorded) => compare(key, recorded, permits),
-                        None => fencing::write(&held.file, permits.into()).map_err(io_error),
+                        None => fencing::write(held.file(), permits.into()).map_err(io_error),
                     };
                 }
                 Ok(None) => {

@@ -52,7 +52,9 @@
 //!   `incr`): of two stealers only one matches. The old holder's next renewal finds the item
 //!   changed and reports the lock lost. The age is judged across the clients' clocks. A
 //!   foreign item has no acquisition time: refused there. No shared locks.
-//! - **Waiting** polls with the caller's retry policy (memcached cannot notify).
+//! - **Waiting** polls with the caller's retry policy (memcached cannot notify), except that a
+//!   release made by this process wakes a waiter of this process on that lock at once
+//!   (see `wake.rs`): waiters in other processes wait for their next poll.
 //! - **Fencing tokens**: `incr NS:fence 1`; a missing counter is created (with `add`, so two
 //!   clients cannot both create it) at the current time in microseconds, so that one lost to
 //!   eviction or a restart starts again above the tokens handed out before (unless the client's
@@ -62,6 +64,7 @@
 mod client;
 mod item;
 mod steal;
+mod wake;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -285,7 +288,9 @@ impl Backend for MemcachedBackend {
             value.extend_from_slice(key.name().as_str().as_bytes());
         }
         let started = Instant::now();
-        let fence = named.then(|| fence_key(key.namespace()));
+        // No counter for a foreign key, nor for a request that opted out of fencing.
+        let fenced = named && ctx.options.fencing;
+        let fence = fenced.then(|| fence_key(key.namespace()));
         let start = |over| {
             PendingAdd::start(
                 &self.client,
@@ -320,7 +325,7 @@ impl Backend for MemcachedBackend {
         };
         let token = match token {
             Some(token) => Some(token),
-            None if named => Some(
+            None if fenced => Some(
                 self.next_token(key.namespace())
                     .await
                     .map_err(|e| io_err("taking a fencing token", e))?,
@@ -354,18 +359,35 @@ impl Backend for MemcachedBackend {
         }))
     }
 
+    async fn wait_acquire(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Acquired<MemcachedHeld>>> {
+        let interest = wake::Interest::new(self.client.addr(), &lock_key(key));
+        super::poll_or_woken(ctx, deadline, Some(interest.notify()), || {
+            self.try_acquire(key, ctx)
+        })
+        .await
+    }
+
     async fn release(&self, mut held: MemcachedHeld) -> Result<bool> {
         held.renewal.stop();
-        release_item(&held.client, &held.key, &held.value, &held.known)
+        let released = release_item(&held.client, &held.key, &held.value, &held.known)
             .await
-            .map_err(|e| io_err("releasing a lock", e))
+            .map_err(|e| io_err("releasing a lock", e));
+        wake::released(held.client.addr(), &held.key);
+        released
     }
 
     fn release_on_drop(&self, mut held: MemcachedHeld) {
         held.renewal.stop();
         let runtime = held.runtime.clone();
         release_in_background(&runtime, RELEASE_ON_DROP_FAILED, async move {
-            release_item(&held.client, &held.key, &held.value, &held.known).await
+            let released = release_item(&held.client, &held.key, &held.value, &held.known).await;
+            wake::released(held.client.addr(), &held.key);
+            released
         });
     }
 

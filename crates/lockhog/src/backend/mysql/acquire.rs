@@ -27,6 +27,11 @@ enum Outcome {
     Dead(String),
 }
 
+/// Whether an acquire draws a fencing token: a named lock whose request did not opt out.
+fn fenced(key: &LockKey, ctx: &AcquireContext) -> bool {
+    ctx.options.fencing && key.foreign_resource().is_none()
+}
+
 impl MysqlBackend {
     fn failed(&self, doing: &str, message: &str) -> Error {
         let c = &self.pool.connector;
@@ -51,9 +56,10 @@ impl MysqlBackend {
         }
         let outcome = match rx.await {
             Ok(Ok(LockReply::Got(claim))) => {
-                // lockhog's counter does not number the other program's holders of a
-                // foreign lock: no token for it.
-                let token = key.foreign_resource().is_none().then_some(claim.token);
+                // An unfenced command (a foreign lock, whose other holders lockhog's counter
+                // does not number, or a request that opted out) drew no token: 0. A drawn
+                // one is always above 0.
+                let token = (claim.token > 0).then_some(claim.token);
                 let (registration, permit) = claim.take();
                 Outcome::Got(Acquired {
                     held: MysqlHeld {
@@ -101,12 +107,14 @@ impl MysqlBackend {
             };
             let session = self.pool.session().await?;
             let lost = ctx.lost.clone();
+            let fenced = fenced(key, ctx);
             let sent = self
                 .lock_on(key, id, &session, None, |reply| LockCmd {
                     lock: id.1.clone(),
                     timeout: Timeout::Try,
                     permit: p,
                     lost,
+                    fenced,
                     close_if_abandoned: false,
                     reply,
                 })
@@ -155,11 +163,13 @@ impl MysqlBackend {
             session: Some(session.clone()),
         };
         let lost = ctx.lost.clone();
+        let fenced = fenced(key, ctx);
         let wait = self.lock_on(key, id, &session, Some(slot), |reply| LockCmd {
             lock: id.1.clone(),
             timeout,
             permit,
             lost,
+            fenced,
             close_if_abandoned: true,
             reply,
         });

@@ -110,11 +110,11 @@ impl Connector {
             Some("false") => false,
             Some(_) => return Err(url.invalid("prefer_socket is `true` or `false`")),
         };
-        let fencing = match url.take_option("fencing").as_deref() {
+        let fencing = match url.take_option("fencing_counter").as_deref() {
             None => None,
             Some("sequence") => Some(FencingKind::Sequence),
             Some("table") => Some(FencingKind::Table),
-            Some(_) => return Err(url.invalid("fencing is `sequence` or `table`")),
+            Some(_) => return Err(url.invalid("fencing_counter is `sequence` or `table`")),
         };
 
         let opts = OptsBuilder::default()
@@ -287,7 +287,7 @@ mod tests {
             "mysql://u:p@h:3306/",
             "mysql:h/db",
             "mysql://u:secret@h/db?bogus=1",
-            "mysql://u:secret@h/db?fencing=maybe",
+            "mysql://u:secret@h/db?fencing_counter=maybe",
         ] {
             let mut u = BackendUrl::parse(bad).unwrap();
             // As the registry does: the backend takes its options, then the rest are refused.

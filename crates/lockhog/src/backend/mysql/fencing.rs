@@ -52,7 +52,7 @@ async fn existing(conn: &mut Conn) -> Result<Option<Found>, mysql_async::Error> 
 }
 
 /// Finds the fencing counter in the URL's database, creating it when missing: a sequence on
-/// MariaDB 10.3 and later (unless `?fencing=table`), a one-row InnoDB table elsewhere. An
+/// MariaDB 10.3 and later (unless `?fencing_counter=table`), a one-row InnoDB table elsewhere. An
 /// existing counter is used as it is, whatever its kind, so every client of one database
 /// draws from the same counter — once it has passed the checks of the module docs.
 pub(crate) async fn ensure(

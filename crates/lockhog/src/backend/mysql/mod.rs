@@ -73,7 +73,7 @@
 //!
 //! - on MariaDB 10.3 and later a `SEQUENCE` (`CACHE 1000`), drawn with `NEXTVAL` in the very
 //!   statement that takes the lock — no extra round trip and no transaction commit;
-//! - elsewhere (MySQL, older MariaDB, or `?fencing=table` when the counter is created) a
+//! - elsewhere (MySQL, older MariaDB, or `?fencing_counter=table` when the counter is created) a
 //!   one-row InnoDB table, bumped right after the lock is taken with
 //!   `UPDATE lockhog_fencing SET value = LAST_INSERT_ID(value + 1) WHERE id = 1` — the new
 //!   value comes back in the OK packet, so this is one more round trip and one commit.
@@ -120,7 +120,7 @@
 //!
 //! `mysql://user:password@host:port/database?…`, the database being where the fencing
 //! counter lives. Options: `connections=N`, `max_waiters=N`, `connect_timeout=SECS`
-//! (default 10), `lost_check=SECS` (default 1), `fencing=sequence|table` (which counter to
+//! (default 10), `lost_check=SECS` (default 1), `fencing_counter=sequence|table` (which counter to
 //! create when the database has none), `prefer_socket=true|false` (default true: on a
 //! loopback address, reconnect through the server's Unix socket when it can be reached, as
 //! mysql_async does). Any other option is refused. No TLS in this build.
@@ -350,6 +350,7 @@ impl Backend for MysqlBackend {
             // A live session's lock cannot be taken from it.
             steal_after: false,
             resource_fencing: false,
+            free_fencing: false,
             semaphore: true,
         }
     }

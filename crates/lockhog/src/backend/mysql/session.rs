@@ -121,6 +121,8 @@ pub(crate) struct LockCmd {
     pub timeout: Timeout,
     pub permit: Permit,
     pub lost: LostSender,
+    /// Draw a fencing token (a named lock whose request did not opt out).
+    pub fenced: bool,
     /// Close the connection when the sender went away (a waiter's connection: a cancelled
     /// wait may have been interrupted by `KILL`, so the session is not reused).
     pub close_if_abandoned: bool,
@@ -324,17 +326,23 @@ impl Actor {
         sql::release_lock(&mut self.conn, lock).await
     }
 
-    async fn get_lock(&mut self, lock: &str, timeout: Timeout) -> Result<Option<u64>, Failure> {
-        sql::get_lock(&mut self.conn, self.fencing, lock, timeout).await
+    async fn get_lock(
+        &mut self,
+        lock: &str,
+        timeout: Timeout,
+        fenced: bool,
+    ) -> Result<Option<u64>, Failure> {
+        let fencing = fenced.then_some(self.fencing);
+        sql::get_lock(&mut self.conn, fencing, lock, timeout).await
     }
 
     async fn lock(&mut self, c: LockCmd) -> Result<bool, String> {
-        let mut outcome = self.get_lock(&c.lock, c.timeout).await;
+        let mut outcome = self.get_lock(&c.lock, c.timeout, c.fenced).await;
         while let (Ok(None), Timeout::Forever) = (&outcome, c.timeout) {
             if c.reply.is_closed() {
                 break;
             }
-            outcome = self.get_lock(&c.lock, c.timeout).await;
+            outcome = self.get_lock(&c.lock, c.timeout, c.fenced).await;
         }
         let fatal = match &outcome {
             Err(Failure::Dead(m)) => Some(m.clone()),

@@ -23,11 +23,11 @@ pub(crate) fn classify(e: &mysql_async::Error) -> Failure {
     }
 }
 
-/// `GET_LOCK`, and the fencing token once it is held. `Ok(None)`: held elsewhere (or the
-/// wait ran out).
+/// `GET_LOCK`, and the fencing token once it is held (0 when `fencing` is `None`: an unfenced
+/// acquire draws none). `Ok(None)`: held elsewhere (or the wait ran out).
 pub(crate) async fn get_lock(
     conn: &mut Conn,
-    fencing: Fencing,
+    fencing: Option<Fencing>,
     lock: &str,
     timeout: Timeout,
 ) -> Result<Option<u64>, Failure> {
@@ -35,6 +35,9 @@ pub(crate) async fn get_lock(
         Timeout::Try => 0.0,
         Timeout::For(d) => d.as_secs_f64(),
         Timeout::Forever => FOREVER_CHUNK,
+    };
+    let Some(fencing) = fencing else {
+        return Ok(plain_get_lock(conn, lock, secs).await?.then_some(0));
     };
     match fencing {
         Fencing::Sequence => {
@@ -59,18 +62,8 @@ pub(crate) async fn get_lock(
             }
         }
         Fencing::Table => {
-            let got: Option<Option<i64>> = conn
-                .exec_first("SELECT GET_LOCK(?, ?)", (lock, secs))
-                .await
-                .map_err(|e| classify(&e))?;
-            match got.flatten() {
-                Some(1) => {}
-                Some(_) => return Ok(None),
-                None => {
-                    return Err(Failure::Server(
-                        "GET_LOCK returned NULL (the wait was interrupted)".into(),
-                    ))
-                }
+            if !plain_get_lock(conn, lock, secs).await? {
+                return Ok(None);
             }
             let bumped = conn
                 .exec_drop(
@@ -99,6 +92,21 @@ pub(crate) async fn get_lock(
                 }
             }
         }
+    }
+}
+
+/// `GET_LOCK` alone: true when held.
+async fn plain_get_lock(conn: &mut Conn, lock: &str, secs: f64) -> Result<bool, Failure> {
+    let got: Option<Option<i64>> = conn
+        .exec_first("SELECT GET_LOCK(?, ?)", (lock, secs))
+        .await
+        .map_err(|e| classify(&e))?;
+    match got.flatten() {
+        Some(1) => Ok(true),
+        Some(_) => Ok(false),
+        None => Err(Failure::Server(
+            "GET_LOCK returned NULL (the wait was interrupted)".into(),
+        )),
     }
 }
 

@@ -30,6 +30,8 @@ pub(super) struct Request<'a> {
     pub(super) lock: &'a LockKey,
     pub(super) key: Advisory,
     pub(super) shared: bool,
+    /// Draw a fencing token: a named lock whose request did not opt out.
+    pub(super) fenced: bool,
     pub(super) lost: &'a LostSender,
 }
 
@@ -39,6 +41,7 @@ impl<'a> Request<'a> {
             lock,
             key: Advisory::of(lock),
             shared: ctx.options.shared,
+            fenced: ctx.options.fencing && lock.foreign_resource().is_none(),
             lost: &ctx.lost,
         }
     }
@@ -150,9 +153,10 @@ impl PostgresBackend {
             let _busy = conn.busy();
             let packed = key.packed();
             let params: [Param; 1] = [&packed];
-            let query = conn
-                .client
-                .query_one(&conn.stmts.of(key).try_lock[shared as usize], &params);
+            let query = conn.client.query_one(
+                &conn.stmts.of(key).try_lock[req.fenced as usize][shared as usize],
+                &params,
+            );
             after_first_poll(query, || attempt.sent = true).await
         };
         attempt.sent = false;
@@ -208,8 +212,10 @@ impl PostgresBackend {
             tokio::join!(
                 conn.client
                     .query_one(&conn.stmts.set_lock_timeout, &timeout),
-                conn.client
-                    .query_one(&conn.stmts.of(key).lock[shared as usize], &params),
+                conn.client.query_one(
+                    &conn.stmts.of(key).lock[req.fenced as usize][shared as usize],
+                    &params
+                ),
             )
         };
         let both = after_first_poll(both, || guard.running = true);

@@ -60,7 +60,8 @@ impl Drop for PostgresHeld {
 impl PostgresBackend {
     /// The lock of `req` is held on `conn`: registers its lost notice and its name, and turns
     /// the fencing sequence's value into its token (none for a foreign resource: lockhog's
-    /// sequence does not number the other program's holders).
+    /// sequence does not number the other program's holders; none when the request opted
+    /// out, whose statement skipped the sequence).
     pub(super) fn held(
         &self,
         req: &Request<'_>,
@@ -86,7 +87,7 @@ impl PostgresBackend {
                 _permit: permit,
             }),
         };
-        if lock.foreign_resource().is_some() {
+        if !req.fenced {
             return Ok(Acquired { held, token: None });
         }
         // Dropping `held` on an error path releases the lock.

@@ -324,6 +324,7 @@ impl Backend for PostgresBackend {
             resource_fencing: false,
             // Slot locks (see `slots`), their count in the `lockhog_semaphores` table.
             semaphore: true,
+            free_fencing: false,
         }
     }
 

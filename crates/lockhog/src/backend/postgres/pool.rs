@@ -24,12 +24,13 @@ use crate::error::{Error, Result};
 use crate::secret::Secrets;
 
 /// The statements of one key space, each `[exclusive, shared]`, binding the key as one
-/// bigint `$1` ([`Advisory::packed`]).
+/// bigint `$1` ([`Advisory::packed`]); the locking ones also by `[unfenced, fenced]`.
 pub(crate) struct Keyed {
-    /// `pg_try_advisory_lock` and, only when it succeeds, the next fencing token.
-    pub try_lock: [Statement; 2],
-    /// `pg_advisory_lock` and then the next fencing token.
-    pub lock: [Statement; 2],
+    /// `pg_try_advisory_lock` and, only when it succeeds, the next fencing token (0 when
+    /// unfenced, NULL when not acquired).
+    pub try_lock: [[Statement; 2]; 2],
+    /// `pg_advisory_lock` and then the next fencing token (0 when unfenced).
+    pub lock: [[Statement; 2]; 2],
     /// `pg_advisory_unlock`: true when the lock was held by this session.
     pub unlock: [Statement; 2],
 }
@@ -85,29 +86,44 @@ impl Keyed {
         seq: u32,
         args: &str,
     ) -> std::result::Result<Keyed, tokio_postgres::Error> {
-        let sql = |f: &str| {
-            format!("SELECT CASE WHEN {f} THEN pg_catalog.nextval({seq}::pg_catalog.regclass) END")
+        let next = format!("pg_catalog.nextval({seq}::pg_catalog.regclass)");
+        // An unfenced acquire (opted out, or a foreign resource) skips the sequence.
+        let sql = |f: &str, fenced: bool| {
+            let then = if fenced {
+                next.as_str()
+            } else {
+                "0::pg_catalog.int8"
+            };
+            format!("SELECT CASE WHEN {f} THEN {then} END")
         };
-        let try_x = sql(&format!("pg_catalog.pg_try_advisory_lock({args})"));
-        let try_s = sql(&format!("pg_catalog.pg_try_advisory_lock_shared({args})"));
+        let try_x = format!("pg_catalog.pg_try_advisory_lock({args})");
+        let try_s = format!("pg_catalog.pg_try_advisory_lock_shared({args})");
         // void cast to text is '': the CASE makes nextval run only once the lock is held, so a
         // waiter's token is drawn after every earlier holder's.
         let held = "::pg_catalog.text OPERATOR(pg_catalog.=) ''";
-        let lock_x = sql(&format!("pg_catalog.pg_advisory_lock({args}){held}"));
-        let lock_s = sql(&format!("pg_catalog.pg_advisory_lock_shared({args}){held}"));
+        let lock_x = format!("pg_catalog.pg_advisory_lock({args}){held}");
+        let lock_s = format!("pg_catalog.pg_advisory_lock_shared({args}){held}");
         let unlock_x = format!("SELECT pg_catalog.pg_advisory_unlock({args})");
         let unlock_s = format!("SELECT pg_catalog.pg_advisory_unlock_shared({args})");
-        let (tx, ts, lx, ls, ux, us) = tokio::join!(
-            client.prepare(&try_x),
-            client.prepare(&try_s),
-            client.prepare(&lock_x),
-            client.prepare(&lock_s),
+        // [fenced][exclusive, shared] × [try, wait]: made before the join, which borrows them.
+        let texts =
+            [false, true].map(|fenced| [&try_x, &try_s, &lock_x, &lock_s].map(|f| sql(f, fenced)));
+        let [[utx, uts, ulx, uls], [tx, ts, lx, ls]] = &texts;
+        let (tx, ts, lx, ls, ux, us, utx, uts, ulx, uls) = tokio::join!(
+            client.prepare(tx),
+            client.prepare(ts),
+            client.prepare(lx),
+            client.prepare(ls),
             client.prepare(&unlock_x),
             client.prepare(&unlock_s),
+            client.prepare(utx),
+            client.prepare(uts),
+            client.prepare(ulx),
+            client.prepare(uls),
         );
         Ok(Keyed {
-            try_lock: [tx?, ts?],
-            lock: [lx?, ls?],
+            try_lock: [[utx?, uts?], [tx?, ts?]],
+            lock: [[ulx?, uls?], [lx?, ls?]],
             unlock: [ux?, us?],
         })
     }

@@ -253,7 +253,7 @@ impl RedisBackend {
             shared,
         };
         let call = if shared {
-            shared::acquire(key, &owner, ttl)
+            shared::acquire(key, &owner, ttl, ctx.options.fencing)
         } else {
             scripts::acquire(
                 key,
@@ -262,6 +262,7 @@ impl RedisBackend {
                     ttl,
                     steal_after,
                     waiter,
+                    fenced: ctx.options.fencing,
                 },
             )
         };
@@ -296,7 +297,8 @@ impl RedisBackend {
                 renewal,
                 runtime: tokio::runtime::Handle::current(),
             },
-            token: fence_of(key).is_some().then_some(value as u64),
+            // No token for a foreign key, nor for a request that opted out of fencing.
+            token: (fence_of(key).is_some() && ctx.options.fencing).then_some(value as u64),
         }))
     }
 }

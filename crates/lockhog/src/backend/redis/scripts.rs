@@ -50,7 +50,8 @@ end
 /// `KEYS[1]` lock key, `KEYS[2]` fencing counter, `KEYS[3]` the lock's acquisition time
 /// (`since`), `KEYS[4]` its shared holders, `KEYS[5]` its waiting writers; `ARGV[1]` owner,
 /// `ARGV[2]` ttl in ms, `ARGV[3]` steal_after in ms (0: never), `ARGV[4]` the waiter id to
-/// announce while the lock is busy ('': none), `ARGV[5]` that announcement's lease in ms.
+/// announce while the lock is busy ('': none), `ARGV[5]` that announcement's lease in ms,
+/// `ARGV[6]` '1' to draw a fencing token ('0': the request opted out, and the token is 0).
 ///
 /// The lock is free when no shared holder's lease is live and the key is missing, or held
 /// longer than steal_after by the holder that `since` names. Returns `{1, token}` when
@@ -97,6 +98,9 @@ redis.call('SET', KEYS[3], string.format('%.0f', now) .. ' ' .. ARGV[1], 'PX', A
 if ARGV[4] ~= '' then
   redis.call('ZREM', KEYS[5], ARGV[4])
 end
+if ARGV[6] == '0' then
+  return {{1, 0}}
+end
 return {{1, next_token(KEYS[2])}}
 "
     ))
@@ -124,6 +128,8 @@ pub(crate) struct Ask<'a> {
     pub ttl: Duration,
     pub steal_after: Option<Duration>,
     pub waiter: &'a [u8],
+    /// Draw a fencing token (false: the request opted out of fencing).
+    pub fenced: bool,
 }
 
 /// The acquire of `key` as `ask` says: [`ACQUIRE`] for a named lock, [`ACQUIRE_FOREIGN`]
@@ -144,7 +150,8 @@ pub(crate) fn acquire(key: &LockKey, ask: &Ask<'_>) -> ScriptInvocation<'static>
         .arg(ttl_ms(ask.ttl))
         .arg(ask.steal_after.map_or(0, ttl_ms))
         .arg(ask.waiter)
-        .arg(ttl_ms(waiter_lease(ask.ttl)));
+        .arg(ttl_ms(waiter_lease(ask.ttl)))
+        .arg(if ask.fenced { "1" } else { "0" });
     call
 }
 

@@ -31,7 +31,8 @@ use super::{fence_key, lock_key, ttl_ms, Conn};
 use crate::name::LockKey;
 
 /// `KEYS[1]` lock key, `KEYS[2]` fencing counter, `KEYS[3]` readers, `KEYS[4]` waiting
-/// writers; `ARGV[1]` owner, `ARGV[2]` ttl in ms. Returns `{1, token}` when we joined the
+/// writers; `ARGV[1]` owner, `ARGV[2]` ttl in ms, `ARGV[3]` '1' to draw a fencing token ('0':
+/// opted out, token 0). Returns `{1, token}` when we joined the
 /// readers, `{0, ms}` when not (`ms`: the writer's `PTTL`, or how long until the first
 /// waiting writer's announcement runs out).
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
@@ -50,6 +51,9 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
 expire_with_last(KEYS[3], now)
+if ARGV[3] == '0' then
+  return {{1, 0}}
+end
 return {{1, next_token(KEYS[2])}}
 "
     ))
@@ -111,12 +115,19 @@ return 0
 });
 
 /// A reader's attempt at the named lock `key` with `owner` for `ttl`: [`ACQUIRE`].
-pub(super) fn acquire(key: &LockKey, owner: &[u8], ttl: Duration) -> ScriptInvocation<'static> {
+pub(super) fn acquire(
+    key: &LockKey,
+    owner: &[u8],
+    ttl: Duration,
+    fenced: bool,
+) -> ScriptInvocation<'static> {
     let mut call = ACQUIRE.key(lock_key(key));
     call.key(fence_key(key.namespace()))
         .key(readers_key(key))
         .key(waiting_key(key));
-    call.arg(owner).arg(ttl_ms(ttl));
+    call.arg(owner)
+        .arg(ttl_ms(ttl))
+        .arg(if fenced { "1" } else { "0" });
     call
 }
 

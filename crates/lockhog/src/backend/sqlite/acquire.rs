@@ -132,6 +132,8 @@ pub(super) struct Attempt {
     pub(super) ttl: Duration,
     /// A lock acquired longer ago than this counts as free, even if its lease is renewed.
     pub(super) steal_after: Option<Duration>,
+    /// Draw a fencing token (false when the request opted out: the row's token is then 0).
+    pub(super) fenced: bool,
     pub(super) queue: Queue,
     pub(super) interest: Interest,
 }
@@ -179,7 +181,7 @@ pub(super) enum Queue {
 pub(super) enum Outcome {
     Acquired {
         claim: Claim,
-        token: u64,
+        token: Option<u64>,
     },
     Busy {
         /// A ticket this attempt took (a first one, or a new one after ours ran out).
@@ -294,12 +296,15 @@ pub(super) fn attempt(
     if let Some(id) = mine {
         leave_queue(&tx, &a.row, id)?;
     }
-    let token: i64 = tx
-        .prepare_cached(
+    let token: i64 = if a.fenced {
+        tx.prepare_cached(
             "INSERT INTO lockhog_fencing (id, value) VALUES (1, 1) \
              ON CONFLICT (id) DO UPDATE SET value = value + 1 RETURNING value",
         )?
-        .query_row([], |r| r.get(0))?;
+        .query_row([], |r| r.get(0))?
+    } else {
+        0
+    };
     tx.prepare_cached(
         "INSERT OR REPLACE INTO lockhog_locks \
          (namespace, name, owner, token, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -314,7 +319,7 @@ pub(super) fn attempt(
             runtime,
             armed: true,
         },
-        token: u64::try_from(token).unwrap_or(0),
+        token: a.fenced.then(|| u64::try_from(token).unwrap_or(0)),
     })
 }
 

@@ -239,6 +239,7 @@ impl SqliteBackend {
             owner,
             ttl,
             steal_after,
+            fenced: ctx.options.fencing,
             queue,
             interest: Interest::default(),
         };
@@ -264,7 +265,7 @@ impl SqliteBackend {
     fn held(
         &self,
         claim: Claim,
-        token: u64,
+        token: Option<u64>,
         started: Instant,
         ctx: &AcquireContext,
     ) -> Acquired<SqliteHeld> {
@@ -280,7 +281,7 @@ impl SqliteBackend {
                 renewal: Renewal::spawn(lease, ttl, started + ttl, ctx.lost.clone()),
                 claim,
             },
-            token: Some(token),
+            token,
         }
     }
 }

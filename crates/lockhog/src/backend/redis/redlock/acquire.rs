@@ -74,7 +74,7 @@ impl RedlockBackend {
         let limit = node_timeout(ttl);
         let n = self.nodes.len();
         let lock = lock_key(key);
-        let fence = fence_of(key);
+        let fence = fence_of(key).filter(|_| ctx.options.fencing);
         let channel = release_channel(key);
         let owner = new_owner();
         let since = since_key(key);
@@ -97,6 +97,7 @@ impl RedlockBackend {
                     ttl,
                     steal_after,
                     waiter: &[],
+                    fenced: fence.is_some(),
                 },
             ),
         )
