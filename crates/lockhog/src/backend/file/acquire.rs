@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -10,7 +11,7 @@ use tokio::time::Instant;
 use super::dir::{FileId, Moved};
 use super::mode::LockMode;
 use super::tree::Tree;
-use super::{wait, FileBackend, FileHeld, Target, RECORD_LOCK_HOLDERS};
+use super::{wait, FileBackend, FileHeld, Permit, Target, RECORD_LOCK_HOLDERS};
 use crate::backend::{AcquireContext, Acquired};
 use crate::error::Result;
 use crate::name::LockKey;
@@ -48,34 +49,38 @@ pub(super) fn lock_file(
 }
 
 impl FileBackend {
-    /// Takes the lock of `target` if it is free: `None` when someone holds it (or, unless
-    /// `create`, when there is no lock file).
+    /// Takes the lock of `target` (`shared` or not) if it is free: `None` when someone holds
+    /// it (or, unless `create`, when there is no lock file).
     pub(super) fn try_lock_target(
         &self,
         target: &Target,
         create: bool,
+        shared: bool,
     ) -> Result<Option<(FileHeld, FileId)>> {
         let path = target.path();
         let permit = match self.mode {
             LockMode::Flock => None,
-            LockMode::Fcntl => match RECORD_LOCK_HOLDERS.try_acquire(&path) {
-                Some(p) => Some(p),
-                None => return Ok(None),
-            },
+            LockMode::Fcntl => {
+                let permits = RECORD_LOCK_HOLDERS.permits(shared);
+                match RECORD_LOCK_HOLDERS.try_acquire_many(&path, permits) {
+                    Some(p) => Some(p),
+                    None => return Ok(None),
+                }
+            }
         };
         let mode = self.mode;
-        let locked = lock_file(target, create, |f| mode.try_lock(f))
+        let locked = lock_file(target, create, |f| mode.try_lock(f, shared))
             .map_err(|e| self.io_error("cannot lock", &path, e))?;
-        Ok(locked.map(|(file, id)| {
-            (
-                FileHeld {
-                    file,
-                    path,
-                    _permit: permit,
-                },
-                id,
-            )
-        }))
+        Ok(locked.map(|(file, id)| (self.held(file, path, shared, permit), id)))
+    }
+
+    fn held(&self, file: File, path: PathBuf, shared: bool, permit: Permit) -> FileHeld {
+        FileHeld {
+            file,
+            path,
+            reader_record: shared && self.mode == LockMode::Fcntl,
+            _permit: permit,
+        }
     }
 
     /// One wait for `key` in the lock directory `tree`.
@@ -88,32 +93,32 @@ impl FileBackend {
     ) -> Result<Option<Acquired<FileHeld>>> {
         let target = self.target(tree, key)?;
         let path = target.path();
+        let shared = ctx.options.shared;
         ctx.note_attempt();
         let permit = match self.mode {
             LockMode::Flock => None,
-            LockMode::Fcntl => match RECORD_LOCK_HOLDERS.acquire(&path, deadline).await {
-                Some(p) => Some(p),
-                None => return Ok(None),
-            },
+            LockMode::Fcntl => {
+                let permits = RECORD_LOCK_HOLDERS.permits(shared);
+                match RECORD_LOCK_HOLDERS.acquire_many(&path, permits, deadline).await {
+                    Some(p) => Some(p),
+                    None => return Ok(None),
+                }
+            }
         };
         let mode = self.mode;
-        let first = lock_file(&target, true, |f| mode.try_lock(f))
+        let first = lock_file(&target, true, |f| mode.try_lock(f, shared))
             .map_err(|e| self.io_error("cannot lock", &path, e))?;
         if let Some((file, _)) = first {
-            let held = FileHeld {
-                file,
-                path,
-                _permit: permit,
-            };
-            return self.granted(tree, key, held).map(Some);
+            let held = self.held(file, path, shared, permit);
+            return self.granted(tree, key, held, shared).await.map(Some);
         }
-        let thread_path = path.clone();
+        let (thread_path, reader_record) = (path.clone(), shared && mode == LockMode::Fcntl);
         let waited = wait::wait_on_thread(
             move |cancelled| {
                 let attempts = std::cell::Cell::new(0);
                 let locked = lock_file(&target, true, |f| {
                     attempts.set(attempts.get() + 1);
-                    mode.lock_blocking(f, cancelled).map(|()| true)
+                    mode.lock_blocking(f, shared, cancelled).map(|()| true)
                 })?;
                 let (file, _) = locked.expect("a blocking lock is always taken");
                 // The permit moves into the guard; on any early return it is dropped after
@@ -122,6 +127,7 @@ impl FileBackend {
                 let held = FileHeld {
                     file,
                     path: thread_path,
+                    reader_record,
                     _permit: permit,
                 };
                 Ok((held, attempts.get()))
@@ -135,7 +141,7 @@ impl FileBackend {
                 for _ in 0..attempts {
                     ctx.note_attempt();
                 }
-                self.granted(tree, key, held).map(Some)
+                self.granted(tree, key, held, shared).await.map(Some)
             }
             None => Ok(None),
         }

@@ -26,6 +26,18 @@
 //!   `foreign.rs`); such a lock has no fencing token.
 //! - **Semaphores**: one lock file per permit, and the count in one more (see
 //!   `semaphore.rs`).
+//! - **Shared locks** ([`LockRequest::shared`](crate::LockRequest::shared)): `flock(LOCK_SH)`,
+//!   or in `?mode=fcntl` an `F_RDLCK` record lock (an open-file-description lock, so that each
+//!   reader's lock is its own; other processes see an ordinary POSIX read lock). They
+//!   conflict with `flock -x`/`fcntl.lockf(LOCK_EX)` users of the same file and coexist with
+//!   `flock -s`/`LOCK_SH` ones. Readers get fencing tokens too, bumped one at a time under a
+//!   latch (see `fencing.rs`), so every token of a name — a reader's or a writer's — is
+//!   greater than all earlier ones. **No writer priority**: the kernel grants a reader while
+//!   a writer waits (Linux queues neither `flock` nor record-lock waiters ahead of new
+//!   readers), so a steady stream of overlapping readers can keep a writer waiting for as
+//!   long as it lasts. Within one process in `?mode=fcntl`, readers and writers pass an
+//!   in-process FIFO table first, so there a waiting writer does hold back the readers of the
+//!   same process that come after it; in flock mode there is no such table.
 //! - **Crash release**: the kernel drops a `flock` when the last descriptor closes, so a killed
 //!   holder frees its locks at once.
 //! - **Cleanup** removes only lockhog's own lock files (a regular file with a name of our
@@ -79,10 +91,14 @@ pub(crate) const ROW: super::row::BackendRow =
     });
 
 /// In-process arbitration for POSIX record locks, which the kernel grants to the process as a
-/// whole: one holder per lock file path in this process at a time, and nobody in this
-/// process opens (and so, on close, unlocks) a file another guard of it holds.
+/// whole: one exclusive holder per lock file path in this process at a time, or any number of
+/// shared ones (each takes one of its many permits), in FIFO order; and nobody in this process
+/// opens (and so, on close, unlocks) a file another exclusive guard of it holds.
 static RECORD_LOCK_HOLDERS: LazyLock<NamedSemaphores<PathBuf>> =
-    LazyLock::new(NamedSemaphores::new);
+    LazyLock::new(|| NamedSemaphores::with_capacity(READER_PERMITS));
+
+/// Permits per record-lock path: a shared holder takes one, an exclusive one all.
+const READER_PERMITS: u32 = 1 << 20;
 
 /// This process's claim on a record-lock path (`None` in flock mode, which needs none).
 type Permit = Option<NamedPermit<PathBuf>>;
@@ -104,16 +120,23 @@ pub struct FileHeld {
     // Field order matters: the file closes (unlocking) before the in-process permit goes.
     file: File,
     path: PathBuf,
+    /// A shared record lock (fcntl mode), which belongs to the open file description.
+    reader_record: bool,
     _permit: Permit,
 }
 
 impl Drop for FileHeld {
     fn drop(&mut self) {
         // A process forked by any thread of ours shares this open file description until it
-        // execs (or for its whole life if it never does), and with it the flock: closing our
-        // descriptor alone would leave the lock held by that copy. Unlocking the description
-        // frees it at once. (A no-op in fcntl mode, whose locks a child does not inherit.)
-        let _ = self.file.unlock();
+        // execs (or for its whole life if it never does), and with it the flock or the
+        // reader's open-file-description lock: closing our descriptor alone would leave the
+        // lock held by that copy. Unlocking the description frees it at once. (Exclusive
+        // record locks belong to the process, and a child does not inherit them.)
+        if self.reader_record {
+            mode::unlock_reader(&self.file);
+        } else {
+            let _ = self.file.unlock();
+        }
     }
 }
 
@@ -199,16 +222,29 @@ impl FileBackend {
         Error::backend_io(SCHEME, format!("{doing} {}", path.display()), e)
     }
 
-    /// The lock of `key` just taken, with its next fencing token; none for a foreign file,
-    /// whose content is never touched.
-    fn granted(&self, tree: &Tree, key: &LockKey, held: FileHeld) -> Result<Acquired<FileHeld>> {
+    /// The lock of `key` just taken (`shared` or not), with its next fencing token; none for
+    /// a foreign file, whose content is never touched.
+    async fn granted(
+        &self,
+        tree: &Tree,
+        key: &LockKey,
+        held: FileHeld,
+        shared: bool,
+    ) -> Result<Acquired<FileHeld>> {
         if key.foreign_resource().is_some() {
             return Ok(Acquired { held, token: None });
         }
+        let token = if shared {
+            tree.floor.next_token_shared(&held.file).await
+        } else {
+            tree.floor.next_token(&held.file)
+        };
         Ok(Acquired {
-            token: Some(tree.floor.next_token(&held.file).map_err(|e| {
-                self.io_error("cannot update the fencing counter of", &held.path, e)
-            })?),
+            token: Some(
+                token.map_err(|e| {
+                    self.io_error("cannot update the fencing counter of", &held.path, e)
+                })?,
+            ),
             held,
         })
     }
@@ -222,9 +258,8 @@ impl FileBackend {
         let Some(id) = dir.and_then(|d| d.regular_file(name)) else {
             return (LockState::Free, None);
         };
-        match held.holder(id) {
-            Some(Some(pid)) => (LockState::Held, Some(format!("pid {pid}"))),
-            Some(None) => (LockState::Held, None),
+        match held.holders(id) {
+            Some(holders) => (LockState::Held, holders),
             None if held.is_complete() => (LockState::Free, None),
             None => (LockState::Unknown, None),
         }
@@ -249,7 +284,7 @@ impl FileBackend {
             name: name.to_string(),
         };
         let path = target.path();
-        let held = match self.try_lock_target(&target, false) {
+        let held = match self.try_lock_target(&target, false, false) {
             Ok(Some((held, id))) => (held, id),
             Ok(None) => return Ok(false),
             Err(e) => {
@@ -310,6 +345,10 @@ impl Backend for FileBackend {
             native_wait: true,
             cross_process: true,
             semaphore: true,
+            shared: true,
+            // Neither flock nor POSIX record locks queue a waiting writer ahead of new readers
+            // ("Shared locks" in the module docs).
+            shared_writer_priority: false,
             ..Capabilities::default()
         }
     }
@@ -328,14 +367,15 @@ impl Backend for FileBackend {
     async fn try_acquire(
         &self,
         key: &LockKey,
-        _: &AcquireContext,
+        ctx: &AcquireContext,
     ) -> Result<Option<Acquired<FileHeld>>> {
+        let shared = ctx.options.shared;
         let mut tries = 0;
         loop {
             let tree = self.tree();
             let target = self.target(&tree, key)?;
-            let attempt = match self.try_lock_target(&target, true) {
-                Ok(Some((held, _))) => self.granted(&tree, key, held).map(Some),
+            let attempt = match self.try_lock_target(&target, true, shared) {
+                Ok(Some((held, _))) => self.granted(&tree, key, held, shared).await.map(Some),
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
             };
