@@ -99,7 +99,10 @@ impl FileBackend {
             LockMode::Flock => None,
             LockMode::Fcntl => {
                 let permits = RECORD_LOCK_HOLDERS.permits(shared);
-                match RECORD_LOCK_HOLDERS.acquire_many(&path, permits, deadline).await {
+                match RECORD_LOCK_HOLDERS
+                    .acquire_many(&path, permits, deadline)
+                    .await
+                {
                     Some(p) => Some(p),
                     None => return Ok(None),
                 }

@@ -240,11 +240,9 @@ impl FileBackend {
             tree.floor.next_token(&held.file)
         };
         Ok(Acquired {
-            token: Some(
-                token.map_err(|e| {
-                    self.io_error("cannot update the fencing counter of", &held.path, e)
-                })?,
-            ),
+            token: Some(token.map_err(|e| {
+                self.io_error("cannot update the fencing counter of", &held.path, e)
+            })?),
             held,
         })
     }

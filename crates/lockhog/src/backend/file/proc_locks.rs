@@ -167,7 +167,13 @@ mod tests {
                     5: OFDLCK ADVISORY  READ  -1 08:11:6 0 4611686018427387903\n\
                     garbage\n";
         let held = parse(text);
-        let one = |kind, pid| vec![Granted { kind, pid, read: false }];
+        let one = |kind, pid| {
+            vec![Granted {
+                kind,
+                pid,
+                read: false,
+            }]
+        };
         assert_eq!(
             held.get(&(0, 0x2d, 1234)),
             Some(&one(Kind::Flock, Some(4242)))
