@@ -129,3 +129,54 @@ fn shared_is_refused_where_the_backend_has_no_shared_locks() {
         .finish()
         .assert_code(2);
 }
+
+/// `status` names every shared holder: `pid N shared` for each `flock -s` holder; in fcntl
+/// mode, whose readers' locks the kernel lists without a pid, `shared` for each.
+#[test]
+fn status_names_every_shared_holder() {
+    for (query, pids) in [("", true), ("?mode=fcntl", false)] {
+        let locks = support::Locks::with_query(query);
+        let holds = [
+            locks.hold(&["--shared", "s"], 1),
+            locks.hold(&["--shared", "s"], 1),
+        ];
+        let status = locks.run("status", &["--json", "s"]);
+        status.assert_code(0);
+        let line = &status.stdout[0];
+        assert!(line.contains(r#""state":"held""#), "{query}: {line}");
+        for h in &holds {
+            let want = if pids {
+                format!("pid {} shared", h.proc.pid)
+            } else {
+                "shared; shared".to_string()
+            };
+            assert!(line.contains(&want), "{query}: {want:?} not in {line}");
+        }
+        for mut h in holds {
+            h.proc.send("release");
+            assert!(h.proc.finish().status.success());
+        }
+    }
+}
+
+/// MySQL refuses `--shared` with exit 2 and says why: its named locks are exclusive only.
+#[test]
+fn mysql_refuses_shared_and_says_why() {
+    let Some(url) = support::server("LOCKHOG_TEST_MYSQL_URL") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let mut cmd = lockhog_cmd();
+    cmd.env("LOCKHOG_URL", url)
+        .args(["run", "--shared", "x", "--", "touch"])
+        .arg(&marker);
+    let refused = Proc::spawn(cmd, "lockhog run --shared on mysql").finish();
+    refused.assert_code(2);
+    assert!(
+        refused.stderr.contains("exclusive only"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!marker.exists(), "the command ran");
+}
