@@ -82,6 +82,7 @@
 mod acquire;
 mod db;
 mod lease;
+mod readers;
 mod schema;
 mod semaphore;
 mod status;
@@ -233,9 +234,22 @@ impl SqliteBackend {
         // The request's own, else the URL's.
         let steal_after = ctx.options.steal_after.or(self.steal_after);
         self.check_steal_after(steal_after, ttl)?;
+        if ctx.options.shared && ctx.options.fair {
+            return Err(Error::InvalidOption {
+                reason: "the sqlite backend has no fair (FIFO) shared locks: readers never \
+                         queue, they wait behind every queued writer"
+                    .into(),
+            }
+            .into());
+        }
         let owner = String::from_utf8_lossy(&new_owner()).into_owned();
+        let row = if ctx.options.shared {
+            Row::reader(key)
+        } else {
+            Row::of(key)
+        };
         let a = Attempt {
-            row: Row::of(key),
+            row,
             owner,
             ttl,
             steal_after,
@@ -302,6 +316,10 @@ impl Backend for SqliteBackend {
             cross_process: true,
             steal_after: true,
             semaphore: true,
+            shared: true,
+            // A writer that waits behind readers queues, and readers never overtake a queued
+            // waiter (see `readers.rs`).
+            shared_writer_priority: true,
             ..Capabilities::default()
         }
     }
