@@ -180,3 +180,12 @@ fn mysql_refuses_shared_and_says_why() {
     );
     assert!(!marker.exists(), "the command ran");
 }
+
+#[test]
+fn shared_runs_overlap_and_a_plain_run_waits_for_them_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    shared_runs_overlap_and_a_plain_run_waits(&format!(
+        "sqlite://{}/locks.db",
+        dir.path().display()
+    ));
+}
