@@ -66,6 +66,9 @@
 //!   waiter that died or gave up is forgotten, so a dead waiter holds the queue up for at
 //!   most that long. Unfair requests never overtake queued fair waiters, but they do not
 //!   queue themselves: they take the lock once no fair waiter is queued.
+//! - **Shared (reader) locks**: a leased row per reader in `lockhog_readers`, renewed,
+//!   released and expiring as a holder's row; a writer that waits behind readers queues, so
+//!   later readers wait for it (writer priority). See `readers.rs`.
 //! - **Cancel safety**: an attempt runs on the blocking pool and outlives an acquire that is
 //!   dropped; if the acquire was dropped before the attempt began to commit, the attempt
 //!   takes nothing, and a row or ticket it committed meanwhile is given back in the
