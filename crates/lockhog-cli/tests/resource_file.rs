@@ -141,34 +141,41 @@ fn flock1_and_lockhog_keep_each_other_out_of_a_pid_file() {
     assert_untouched(&pid, &before);
 }
 
-#[test]
-fn python_flock_and_lockf_against_lockhog_both_ways() {
+/// Runs `check` with each of Python's locks (`flock` in flock mode, `lockf` in fcntl mode),
+/// a lock directory in that mode and a pid file, and asserts the file was left untouched.
+fn with_each_python_lock(check: impl Fn(&str, &Locks, &Path)) {
     let Some(()) = have("python3") else { return };
     for (kind, query) in [("flock", ""), ("lockf", "?mode=fcntl")] {
         let locks = Locks::with_query(query);
         let pid = locks.path().join(format!("{kind}.pid"));
         let before = pid_file(&pid);
+        check(kind, &locks, &pid);
+        assert_untouched(&pid, &before);
+    }
+}
 
-        let mut python = python_hold(kind, &pid);
-        try_hold(&locks, &pid).assert_code(1);
+#[test]
+fn python_flock_and_lockf_against_lockhog_both_ways() {
+    with_each_python_lock(|kind, locks, pid| {
+        let mut python = python_hold(kind, pid);
+        try_hold(locks, pid).assert_code(1);
         python.close_stdin();
         assert!(python.wait().success(), "{kind}");
-        try_hold(&locks, &pid).assert_code(0);
+        try_hold(locks, pid).assert_code(0);
 
-        let held = hold_resource(&locks, &pid);
+        let held = hold_resource(locks, pid);
         assert_eq!(
-            python_try(kind, &pid),
+            python_try(kind, pid),
             1,
             "{kind}: python got a lock lockhog holds"
         );
         release(held);
         assert_eq!(
-            python_try(kind, &pid),
+            python_try(kind, pid),
             0,
             "{kind}: not free after the release"
         );
-        assert_untouched(&pid, &before);
-    }
+    });
 }
 
 /// `flock(1)` with `-s`/`-x` and without waiting: exit 0 when it got the lock, 1 when not.
@@ -218,37 +225,31 @@ fn flock1_shared_and_lockhog_shared_coexist_and_keep_writers_out() {
 /// `fcntl.lockf(LOCK_SH)` (`?mode=fcntl`, a POSIX read lock), both ways.
 #[test]
 fn python_shared_flock_and_lockf_against_lockhog_shared_both_ways() {
-    let Some(()) = have("python3") else { return };
-    for (kind, query) in [("flock", ""), ("lockf", "?mode=fcntl")] {
-        let locks = Locks::with_query(query);
-        let pid = locks.path().join(format!("{kind}.pid"));
-        let before = pid_file(&pid);
-
-        let mut python = python_hold_op(kind, "LOCK_SH", &pid);
-        try_hold_with(&locks, &["--shared"], &pid).assert_code(0);
-        try_hold(&locks, &pid).assert_code(1);
+    with_each_python_lock(|kind, locks, pid| {
+        let mut python = python_hold_op(kind, "LOCK_SH", pid);
+        try_hold_with(locks, &["--shared"], pid).assert_code(0);
+        try_hold(locks, pid).assert_code(1);
         python.close_stdin();
         assert!(python.wait().success(), "{kind}");
 
-        let held = hold_resource_with(&locks, &["--shared"], &pid);
+        let held = hold_resource_with(locks, &["--shared"], pid);
         assert_eq!(
-            python_try_op(kind, "LOCK_SH", &pid),
+            python_try_op(kind, "LOCK_SH", pid),
             0,
             "{kind}: reader kept out"
         );
         assert_eq!(
-            python_try_op(kind, "LOCK_EX", &pid),
+            python_try_op(kind, "LOCK_EX", pid),
             1,
             "{kind}: writer let in"
         );
         release(held);
         assert_eq!(
-            python_try_op(kind, "LOCK_EX", &pid),
+            python_try_op(kind, "LOCK_EX", pid),
             0,
             "{kind}: not released"
         );
-        assert_untouched(&pid, &before);
-    }
+    });
 }
 
 #[test]

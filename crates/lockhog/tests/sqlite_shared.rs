@@ -11,17 +11,10 @@ use std::time::Duration;
 
 use lockhog::testkit::HoldProcess;
 use lockhog::{Error, LockState};
-use sqlite_support::{bounded, TempDb};
+use sqlite_support::{bounded, now_ms, TempDb};
 
 /// Long enough that a loaded machine still renews in time (every ttl/3).
 const TTL: Duration = Duration::from_millis(800);
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn readers(db: &TempDb, name: &str) -> i64 {
     db.raw()

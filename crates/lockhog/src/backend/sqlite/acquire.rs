@@ -241,15 +241,7 @@ pub(super) fn attempt(
     let tx = conn.transaction_with_behavior(WRITE)?;
     let now = now_ms();
     let (ns, name) = (&a.row.namespace, &a.row.name);
-    let holder: Option<(i64, i64)> = tx
-        .prepare_cached(
-            "SELECT acquired_at, expires_at FROM lockhog_locks WHERE namespace = ?1 AND name = ?2",
-        )?
-        .query_row(params![ns, name], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let readers_left = readers::readers_left(&tx, &a.row, a.steal_after, now)?;
-    let readers = readers_left.is_some();
-    let holder_left = lease_left(holder, a.steal_after, now).max(readers_left);
+    let (holder_left, readers) = held_left(&tx, &a, now)?;
 
     // The queue: forget waiters whose ticket ran out (they died or stopped polling), then
     // see who is first.
@@ -365,6 +357,35 @@ pub(super) fn lease_left(
     (expires_at > now && !stale).then(|| Duration::from_millis((expires_at - now) as u64))
 }
 
+/// The exclusive holder's `(acquired_at, expires_at)` of `row`, live or not.
+pub(super) fn exclusive_holder(
+    conn: &Connection,
+    row: &Row,
+) -> rusqlite::Result<Option<(i64, i64)>> {
+    conn.prepare_cached(
+        "SELECT acquired_at, expires_at FROM lockhog_locks WHERE namespace = ?1 AND name = ?2",
+    )?
+    .query_row(params![row.namespace, row.name], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()
+}
+
+/// What is left of the longest lease holding the lock of a writer's attempt `a` at `now`
+/// (its exclusive holder's or its readers'), and whether readers hold it.
+fn held_left(
+    conn: &Connection,
+    a: &Attempt,
+    now: i64,
+) -> rusqlite::Result<(Option<Duration>, bool)> {
+    let holder = exclusive_holder(conn, &a.row)?;
+    let readers_left = readers::readers_left(conn, &a.row, a.steal_after, now)?;
+    Ok((
+        lease_left(holder, a.steal_after, now).max(readers_left),
+        readers_left.is_some(),
+    ))
+}
+
 /// `Some((holder's lease left, whether readers hold it))` when a look shows that this
 /// attempt cannot take the lock and has nothing to write; `None` when the write transaction
 /// must decide.
@@ -374,14 +395,7 @@ fn busy_at_a_glance(
 ) -> rusqlite::Result<Option<(Option<Duration>, bool)>> {
     let now = now_ms();
     let (ns, name) = (&a.row.namespace, &a.row.name);
-    let holder: Option<(i64, i64)> = conn
-        .prepare_cached(
-            "SELECT acquired_at, expires_at FROM lockhog_locks WHERE namespace = ?1 AND name = ?2",
-        )?
-        .query_row(params![ns, name], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let readers_left = readers::readers_left(conn, &a.row, a.steal_after, now)?;
-    let holder_left = lease_left(holder, a.steal_after, now).max(readers_left);
+    let (holder_left, readers) = held_left(conn, a, now)?;
     let first: Option<i64> = conn
         .prepare_cached(
             "SELECT ticket FROM lockhog_waiters WHERE namespace = ?1 AND name = ?2 \
@@ -407,7 +421,7 @@ fn busy_at_a_glance(
             }
         }
     };
-    Ok((!must_write).then_some((holder_left, readers_left.is_some())))
+    Ok((!must_write).then_some((holder_left, readers)))
 }
 
 fn join_queue(conn: &Connection, a: &Attempt, expires_at: i64) -> rusqlite::Result<i64> {

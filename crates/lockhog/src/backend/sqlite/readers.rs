@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use tokio::runtime::Handle;
 
-use super::acquire::{lease_left, millis, now_ms, Attempt, Claim, Outcome, Row};
+use super::acquire::{exclusive_holder, lease_left, millis, now_ms, Attempt, Claim, Outcome, Row};
 use super::db::Db;
 use super::schema::WRITE;
 use crate::backend::owner::describe_owner;
@@ -99,12 +99,7 @@ pub(super) fn forget_dead_readers(
 /// out.
 fn blocked(conn: &Connection, a: &Attempt, now: i64) -> rusqlite::Result<(Option<Duration>, bool)> {
     let (ns, name) = (&a.row.namespace, &a.row.name);
-    let holder: Option<(i64, i64)> = conn
-        .prepare_cached(
-            "SELECT acquired_at, expires_at FROM lockhog_locks WHERE namespace = ?1 AND name = ?2",
-        )?
-        .query_row(params![ns, name], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+    let holder = exclusive_holder(conn, &a.row)?;
     let queued: bool = conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM lockhog_waiters \
