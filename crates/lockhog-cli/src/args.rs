@@ -1,6 +1,6 @@
 //! The options several subcommands share, flattened into each: where the locks live (`-b`),
-//! how long to wait for them and lease them (`-n`, `-w`, `--ttl`), and whether NAME is a
-//! counting semaphore (`--permits`).
+//! how long to wait for them and lease them (`-n`, `-w`, `--ttl`), whether NAME is a
+//! counting semaphore (`--permits`), and whether the locks are taken shared (`--shared`).
 
 use std::time::Duration;
 
@@ -32,6 +32,10 @@ pub struct AcquireArgs {
     /// run at once (every user of NAME must give the same N)
     #[arg(long = "permits", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub permits: Option<u32>,
+    /// Take every lock of the call shared (a reader lock): any number of shared holders at
+    /// once, none beside an exclusive one. Refused (exit 2) on backends without shared locks
+    #[arg(long = "shared", conflicts_with = "permits")]
+    pub shared: bool,
 }
 
 /// `-w SECS`, `--grace SECS`: seconds, fractions allowed, zero included.

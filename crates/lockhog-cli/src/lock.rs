@@ -77,8 +77,8 @@ pub fn deadline(args: &AcquireArgs) -> Option<Instant> {
     args.wait.map(|w| Instant::now() + w)
 }
 
-/// Acquires `target` (a permit of it with `--permits`) as `-n`, `-w` (up to `deadline`) and
-/// `--ttl` say, and logs how it went.
+/// Acquires `target` (a permit of it with `--permits`) as `-n`, `-w` (up to `deadline`),
+/// `--ttl` and `--shared` say, and logs how it went.
 pub async fn acquire(
     locker: &Locker,
     target: Target<'_>,
@@ -87,7 +87,13 @@ pub async fn acquire(
 ) -> lockhog::Result<LockGuard> {
     let wait = wait_of(args, deadline);
     let name = target.text();
-    tracing::info!(name, ?wait, permits = args.permits, "acquiring");
+    tracing::info!(
+        name,
+        ?wait,
+        permits = args.permits,
+        shared = args.shared,
+        "acquiring"
+    );
     let guard = match (target, args.permits) {
         (Target::Name(name), Some(permits)) => {
             let mut request = locker.semaphore(name, permits).waiting(wait);
@@ -109,6 +115,9 @@ pub async fn acquire(
             .waiting(wait);
             if let Some(ttl) = args.ttl {
                 request = request.ttl(ttl);
+            }
+            if args.shared {
+                request = request.shared();
             }
             request.acquire().await?
         }
@@ -162,7 +171,10 @@ pub async fn acquire_all(
     if let Some(ttl) = args.ttl {
         request = request.ttl(ttl);
     }
-    tracing::info!(?targets, ?wait, "acquiring");
+    if args.shared {
+        request = request.shared();
+    }
+    tracing::info!(?targets, ?wait, shared = args.shared, "acquiring");
     let all = request.acquire().await?;
     all.guards().iter().for_each(log_acquired);
     Ok(all)

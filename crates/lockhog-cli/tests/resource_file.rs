@@ -1,5 +1,6 @@
 //! `--resource` on `file:` against the real other users of a file lock, both ways: `flock(1)`
-//! and Python's `fcntl.flock` (flock mode), Python's `fcntl.lockf` (`?mode=fcntl`). The file
+//! and Python's `fcntl.flock` (flock mode), Python's `fcntl.lockf` (`?mode=fcntl`), exclusive
+//! and shared (`--shared` beside `flock -s` and `LOCK_SH`). The file
 //! another program locks keeps its content and its modification time; a missing one is created
 //! empty; a symlink, a FIFO or a hard link at the path, or a directory anyone may write in
 //! without the sticky bit, is refused, never followed, opened or written; `abandon` frees the
@@ -22,12 +23,27 @@ use support::{Finished, Hold, Locks, Proc};
 
 /// `lockhog hold -n --resource PATH`, released at once: exit 0 when free, 1 when held.
 fn try_hold(locks: &Locks, path: &Path) -> Finished {
-    locks.run("hold", &["-n", "--resource", path.to_str().unwrap()])
+    try_hold_with(locks, &[], path)
+}
+
+/// `lockhog hold -n <args…> --resource PATH`, as [`try_hold`].
+fn try_hold_with(locks: &Locks, args: &[&str], path: &Path) -> Finished {
+    let mut all = vec!["-n"];
+    all.extend_from_slice(args);
+    all.extend(["--resource", path.to_str().unwrap()]);
+    locks.run("hold", &all)
 }
 
 fn hold_resource(locks: &Locks, path: &Path) -> Hold {
+    hold_resource_with(locks, &[], path)
+}
+
+/// `lockhog hold <args…> --resource PATH`, once it printed its `held` line.
+fn hold_resource_with(locks: &Locks, args: &[&str], path: &Path) -> Hold {
     let p = path.to_str().unwrap();
-    let h = locks.hold(&["--resource", p], 1);
+    let mut all = args.to_vec();
+    all.extend(["--resource", p]);
+    let h = locks.hold(&all, 1);
     assert_eq!(h.held[0], HeldLine::new(p, p, None));
     h
 }
@@ -41,25 +57,36 @@ fn release(mut h: Hold) {
 /// Python taking `kind` (`flock` or `lockf`) on `path` without waiting: exit 0 when it got
 /// the lock, 1 when someone holds it.
 fn python_try(kind: &str, path: &Path) -> i32 {
+    python_try_op(kind, "LOCK_EX", path)
+}
+
+/// As [`python_try`], taking the lock `op`: `LOCK_EX`, or `LOCK_SH` (a shared lock; with
+/// `lockf`, a POSIX read lock).
+fn python_try_op(kind: &str, op: &str, path: &Path) -> i32 {
     let script = "import fcntl, sys\n\
         f = open(sys.argv[2], 'r+')\n\
         lock = fcntl.flock if sys.argv[1] == 'flock' else fcntl.lockf\n\
-        try:\n    lock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n\
+        try:\n    lock(f, getattr(fcntl, sys.argv[3]) | fcntl.LOCK_NB)\n\
         except BlockingIOError:\n    sys.exit(1)\n";
     let mut cmd = Command::new("python3");
-    cmd.args(["-c", script, kind, path.to_str().unwrap()]);
+    cmd.args(["-c", script, kind, path.to_str().unwrap(), op]);
     Proc::spawn(cmd, "python3 fcntl").finish().code()
 }
 
 /// Python holding `kind` on `path` until its stdin ends, once it printed `locked`.
 fn python_hold(kind: &str, path: &Path) -> Proc {
+    python_hold_op(kind, "LOCK_EX", path)
+}
+
+/// As [`python_hold`], taking the lock `op` (`LOCK_EX` or `LOCK_SH`).
+fn python_hold_op(kind: &str, op: &str, path: &Path) -> Proc {
     let script = "import fcntl, sys\n\
         f = open(sys.argv[2], 'r+')\n\
-        (fcntl.flock if sys.argv[1] == 'flock' else fcntl.lockf)(f, fcntl.LOCK_EX)\n\
+        (fcntl.flock if sys.argv[1] == 'flock' else fcntl.lockf)(f, getattr(fcntl, sys.argv[3]))\n\
         print('locked', flush=True)\n\
         sys.stdin.read()\n";
     let mut cmd = Command::new("python3");
-    cmd.args(["-c", script, kind, path.to_str().unwrap()]);
+    cmd.args(["-c", script, kind, path.to_str().unwrap(), op]);
     let mut p = Proc::spawn(cmd, "python3 fcntl hold");
     assert_eq!(p.line(), "locked");
     p
@@ -114,34 +141,115 @@ fn flock1_and_lockhog_keep_each_other_out_of_a_pid_file() {
     assert_untouched(&pid, &before);
 }
 
-#[test]
-fn python_flock_and_lockf_against_lockhog_both_ways() {
+/// Runs `check` with each of Python's locks (`flock` in flock mode, `lockf` in fcntl mode),
+/// a lock directory in that mode and a pid file, and asserts the file was left untouched.
+fn with_each_python_lock(check: impl Fn(&str, &Locks, &Path)) {
     let Some(()) = have("python3") else { return };
     for (kind, query) in [("flock", ""), ("lockf", "?mode=fcntl")] {
         let locks = Locks::with_query(query);
         let pid = locks.path().join(format!("{kind}.pid"));
         let before = pid_file(&pid);
+        check(kind, &locks, &pid);
+        assert_untouched(&pid, &before);
+    }
+}
 
-        let mut python = python_hold(kind, &pid);
-        try_hold(&locks, &pid).assert_code(1);
+#[test]
+fn python_flock_and_lockf_against_lockhog_both_ways() {
+    with_each_python_lock(|kind, locks, pid| {
+        let mut python = python_hold(kind, pid);
+        try_hold(locks, pid).assert_code(1);
         python.close_stdin();
         assert!(python.wait().success(), "{kind}");
-        try_hold(&locks, &pid).assert_code(0);
+        try_hold(locks, pid).assert_code(0);
 
-        let held = hold_resource(&locks, &pid);
+        let held = hold_resource(locks, pid);
         assert_eq!(
-            python_try(kind, &pid),
+            python_try(kind, pid),
             1,
             "{kind}: python got a lock lockhog holds"
         );
         release(held);
         assert_eq!(
-            python_try(kind, &pid),
+            python_try(kind, pid),
             0,
             "{kind}: not free after the release"
         );
-        assert_untouched(&pid, &before);
-    }
+    });
+}
+
+/// `flock(1)` with `-s`/`-x` and without waiting: exit 0 when it got the lock, 1 when not.
+fn flock1_try(op: &str, path: &Path) -> i32 {
+    let mut cmd = Command::new("flock");
+    cmd.args([op, "-n"]).arg(path).arg("true");
+    Proc::spawn(cmd, &format!("flock {op} -n")).finish().code()
+}
+
+/// `hold --shared --resource` beside `flock -s` both ways: readers coexist, `flock -x` and a
+/// plain `hold` are kept out, and the file is never written.
+#[test]
+fn flock1_shared_and_lockhog_shared_coexist_and_keep_writers_out() {
+    let Some(()) = have("flock") else { return };
+    let locks = Locks::new();
+    let pid = locks.path().join("app.pid");
+    let before = pid_file(&pid);
+
+    let mut flock = Command::new("flock");
+    flock
+        .arg("-s")
+        .arg(&pid)
+        .args(["sh", "-c", "echo locked; cat >/dev/null"]);
+    let mut flock = Proc::spawn(flock, "flock -s");
+    assert_eq!(flock.line(), "locked");
+    try_hold_with(&locks, &["--shared"], &pid).assert_code(0);
+    try_hold(&locks, &pid).assert_code(1);
+    assert!(flock.finish().status.success());
+
+    let held = hold_resource_with(&locks, &["--shared"], &pid);
+    assert_eq!(
+        flock1_try("-s", &pid),
+        0,
+        "flock -s beside lockhog's reader"
+    );
+    assert_eq!(
+        flock1_try("-x", &pid),
+        1,
+        "flock -x beside lockhog's reader"
+    );
+    release(held);
+    assert_eq!(flock1_try("-x", &pid), 0, "not free after the release");
+    assert_untouched(&pid, &before);
+}
+
+/// `hold --shared --resource` beside Python's `fcntl.flock(LOCK_SH)` (flock mode) and
+/// `fcntl.lockf(LOCK_SH)` (`?mode=fcntl`, a POSIX read lock), both ways.
+#[test]
+fn python_shared_flock_and_lockf_against_lockhog_shared_both_ways() {
+    with_each_python_lock(|kind, locks, pid| {
+        let mut python = python_hold_op(kind, "LOCK_SH", pid);
+        try_hold_with(locks, &["--shared"], pid).assert_code(0);
+        try_hold(locks, pid).assert_code(1);
+        python.close_stdin();
+        assert!(python.wait().success(), "{kind}");
+
+        let held = hold_resource_with(locks, &["--shared"], pid);
+        assert_eq!(
+            python_try_op(kind, "LOCK_SH", pid),
+            0,
+            "{kind}: reader kept out"
+        );
+        assert_eq!(
+            python_try_op(kind, "LOCK_EX", pid),
+            1,
+            "{kind}: writer let in"
+        );
+        release(held);
+        assert_eq!(
+            python_try_op(kind, "LOCK_EX", pid),
+            0,
+            "{kind}: not released"
+        );
+    });
 }
 
 #[test]

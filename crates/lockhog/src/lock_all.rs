@@ -55,6 +55,7 @@ impl Locker {
             wait: Wait::Forever,
             ttl: None,
             retry: None,
+            shared: false,
         }
     }
 }
@@ -72,6 +73,7 @@ pub struct LockAllRequest {
     wait: Wait,
     ttl: Option<Duration>,
     retry: Option<RetryPolicy>,
+    shared: bool,
 }
 
 /// One lock of a [`LockAllRequest`]: by name, or by the resource another program names.
@@ -117,6 +119,12 @@ impl LockAllRequest {
     /// The lease ttl of every lock (see [`LockRequest::ttl`](crate::LockRequest::ttl)).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self
+    }
+
+    /// Takes every lock shared (see [`LockRequest::shared`](crate::LockRequest::shared)).
+    pub fn shared(mut self) -> Self {
+        self.shared = true;
         self
     }
 
@@ -213,6 +221,9 @@ impl LockAllRequest {
             }
             if let Some(retry) = self.retry {
                 request = request.retry(retry);
+            }
+            if self.shared {
+                request = request.shared();
             }
             match request.acquire().await {
                 Ok(guard) => all.guards.push(guard),

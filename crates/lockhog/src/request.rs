@@ -246,7 +246,13 @@ impl LockRequest {
             })
         };
         if self.shared && !caps.shared {
-            return unsupported("shared");
+            return Err(Error::InvalidOption {
+                reason: format!(
+                    "the {} backend has no shared locks{}",
+                    backend.scheme(),
+                    why_no_shared(backend.scheme())
+                ),
+            });
         }
         if self.fair && !caps.fair {
             return unsupported("fair (FIFO)");
@@ -387,5 +393,14 @@ impl LockRequest {
         let guard = self.acquire().await?;
         let out = f().await;
         guard.release_after(out).await
+    }
+}
+
+/// Why a built-in backend has no shared locks, where the store itself is the reason, for the
+/// refusal of [`LockRequest::shared`].
+fn why_no_shared(scheme: &str) -> &'static str {
+    match scheme {
+        "mysql" => ": MySQL's named locks (GET_LOCK) are exclusive only",
+        _ => "",
     }
 }

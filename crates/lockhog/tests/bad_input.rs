@@ -134,13 +134,13 @@ async fn unsupported_modes_are_refused_not_ignored() {
     let file = Locker::connect(&format!("file://{}", dir.path().display()))
         .await
         .unwrap();
+    let mem = Locker::connect("mem:").await.unwrap();
     for e in [
-        file.lock("x").shared().try_acquire().await.unwrap_err(),
+        mem.lock("x").shared().try_acquire().await.unwrap_err(),
         file.lock("x").fair().try_acquire().await.unwrap_err(),
     ] {
         assert!(matches!(e, Error::InvalidOption { .. }), "{e}");
     }
-    let mem = Locker::connect("mem:").await.unwrap();
     assert!(mem.capabilities().fair);
     mem.lock("fair-ok").fair().try_acquire().await.unwrap();
 }

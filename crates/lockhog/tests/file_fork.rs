@@ -1,6 +1,7 @@
 //! A released file lock is free even while a process forked from the holder still shares the
 //! holder's descriptor (a child that has not exec'd yet, or never will): `flock` belongs to the
-//! open file description, which the fork copied, so closing our descriptor is not enough.
+//! open file description, which the fork copied, so closing our descriptor is not enough (and
+//! so does a reader's record lock, an open-file-description lock).
 
 use lockhog::Locker;
 
@@ -38,14 +39,24 @@ fn end_child(pid: libc::pid_t, pipe: libc::c_int) {
 
 #[tokio::test]
 async fn release_frees_the_lock_while_a_forked_child_lives() {
-    for (query, by_release) in [("", true), ("", false), ("?mode=fcntl", true)] {
+    for (query, by_release, shared) in [
+        ("", true, false),
+        ("", false, false),
+        ("?mode=fcntl", true, false),
+        ("", true, true),
+        // A reader's record lock belongs to the open file description, as a flock does.
+        ("?mode=fcntl", true, true),
+        ("?mode=fcntl", false, true),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("file://{}{query}", dir.path().display());
         let (a, b) = (
             Locker::connect(&url).await.unwrap(),
             Locker::connect(&url).await.unwrap(),
         );
-        let guard = a.lock("forked").try_acquire().await.unwrap();
+        let request = a.lock("forked");
+        let request = if shared { request.shared() } else { request };
+        let guard = request.try_acquire().await.unwrap();
         let (pid, pipe) = fork_waiting_child();
         if by_release {
             assert!(guard.release().await.unwrap());
@@ -56,7 +67,10 @@ async fn release_frees_the_lock_while_a_forked_child_lives() {
         end_child(pid, pipe);
         let how = if by_release { "release()" } else { "drop" };
         let guard = taken.unwrap_or_else(|e| {
-            panic!("{url}: after {how}, the lock was still held through the forked child: {e}")
+            panic!(
+                "{url} (shared: {shared}): after {how}, the lock was still held through the \
+                 forked child: {e}"
+            )
         });
         guard.release().await.unwrap();
     }

@@ -9,18 +9,11 @@ mod sqlite_support;
 use std::time::Duration;
 
 use lockhog::Error;
-use sqlite_support::{bounded, data_version, row, TempDb};
+use sqlite_support::{bounded, data_version, now_ms, row, TempDb};
 
 /// Long enough that a loaded machine still renews in time (every ttl/3), short enough that
 /// several ttls pass quickly.
 const TTL: Duration = Duration::from_millis(800);
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_keeps_the_lock_past_several_ttls() {

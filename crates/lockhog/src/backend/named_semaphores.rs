@@ -55,6 +55,15 @@ impl<K: Eq + Hash + Clone + 'static> NamedSemaphores<K> {
         self.capacity
     }
 
+    /// The permits an acquire takes: one when `shared`, all of them when exclusive.
+    pub(crate) fn permits(&self, shared: bool) -> u32 {
+        if shared {
+            1
+        } else {
+            self.capacity
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<K, Arc<Semaphore>>> {
         // Nothing under this lock can panic half-way, so a poisoned table is still consistent.
         self.table.lock().unwrap_or_else(|p| p.into_inner())

@@ -58,9 +58,10 @@ async fn try_shared(locker: &Locker, name: &str, what: &str) -> LockGuard {
 }
 
 /// Two readers from two lockers (and a third from the first locker) hold together, each with
-/// a fencing token; a writer's try fails while they hold; once they release, the writer
-/// acquires with a token above theirs, and then a reader's try fails and a waiting reader
-/// wakes on the writer's release with a token above the writer's.
+/// a greater fencing token than the one before; a writer's try fails while they hold; a
+/// reader in another process (`lockhog hold --shared`) joins them; once they release, the
+/// writer acquires with a token above theirs, and then a reader's try fails and a waiting
+/// reader wakes on the writer's release with a token above the writer's.
 pub async fn shared_readers_coexist_writer_excludes(t: &Target) {
     let (a, b) = (t.locker().await, t.locker().await);
     if !has_shared("shared_readers_coexist_writer_excludes", &a).await {
@@ -72,10 +73,16 @@ pub async fn shared_readers_coexist_writer_excludes(t: &Target) {
         try_shared(&b, name, "a second reader beside the first").await,
         try_shared(&a, name, "a third reader, on the first one's locker").await,
     ];
-    let top = readers.iter().map(token_of).max().expect("three readers");
+    let tokens: Vec<u64> = readers.iter().map(token_of).collect();
+    assert!(
+        tokens.windows(2).all(|w| w[0] < w[1]),
+        "readers' tokens do not increase: {tokens:?}"
+    );
+    let top = tokens[2];
     for locker in [&a, &b] {
         assert_not_acquired(locker.lock(name).try_acquire().await, "contended");
     }
+    readers_in_another_process(t, &a, name, top);
     for r in readers {
         assert!(
             r.release().await.unwrap(),
@@ -107,6 +114,23 @@ pub async fn shared_readers_coexist_writer_excludes(t: &Target) {
         .expect("the waiting reader panicked");
     assert!(token_of(&reader) > writer_token);
     assert!(reader.release().await.unwrap());
+}
+
+/// Where the target has a URL and the backend is cross-process: a reader in another process
+/// (`lockhog hold --shared`) joins the readers held here, with a greater token than `top`,
+/// and a writer's try still fails; then it releases.
+fn readers_in_another_process(t: &Target, a: &Locker, name: &str, top: u64) {
+    let Some(url) = t.url().filter(|_| a.capabilities().cross_process) else {
+        return;
+    };
+    let mut other = HoldProcess::start(&t.hold_bin(), url, &["--shared"], &[name]);
+    let token = other.held[0].token.expect("a named lock has a token");
+    assert!(
+        token > top,
+        "the other process's reader token is not above ours"
+    );
+    other.send("release");
+    assert!(tokio::task::block_in_place(|| other.wait()).success());
 }
 
 /// A stream of new readers from `lockers`, each released at once, until one is refused

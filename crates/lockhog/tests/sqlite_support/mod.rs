@@ -92,3 +92,11 @@ pub async fn poll_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> 
     })
     .await
 }
+
+/// Wall-clock UNIX milliseconds, the clock lease expiries are written in.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -82,35 +82,40 @@ impl FileBackend {
             return None;
         }
         let mode = self.mode;
-        cache::try_kept(self.cache.as_ref()?, key, |f| mode.try_lock(f))
+        cache::try_kept(self.cache.as_ref()?, key, |f| mode.try_lock(f, false))
     }
 
-    /// Takes the lock of `target` if it is free: `None` when someone holds it (or, unless
+    /// Takes the lock of `target` (`shared` or not) if it is free: `None` when someone holds it (or, unless
     /// `create`, when there is no lock file). The descriptor is kept on release when `keep`
-    /// names the lock being acquired.
+    /// names the lock being acquired (never for a shared lock).
     pub(super) fn try_lock_target(
         &self,
         target: &Target,
         create: bool,
         keep: Option<&LockKey>,
+        shared: bool,
     ) -> Result<Option<(FileHeld, FileId)>> {
         let path = target.path();
         let permit = match self.mode {
             LockMode::Flock => None,
-            LockMode::Fcntl => match RECORD_LOCK_HOLDERS.try_acquire(&path) {
-                Some(p) => Some(p),
-                None => return Ok(None),
-            },
+            LockMode::Fcntl => {
+                let permits = RECORD_LOCK_HOLDERS.permits(shared);
+                match RECORD_LOCK_HOLDERS.try_acquire_many(&path, permits) {
+                    Some(p) => Some(p),
+                    None => return Ok(None),
+                }
+            }
         };
         let mode = self.mode;
         let opened_at = cache::forks();
-        let locked = lock_file(target, create, |f| mode.try_lock(f))
+        let keep = keep.filter(|_| !shared);
+        let locked = lock_file(target, create, |f| mode.try_lock(f, shared))
             .and_then(|locked| {
                 locked
                     .map(|(file, id)| {
                         let cache = self.cache.as_ref();
                         let held = held((file, id), &path, opened_at, cache, keep, permit)?;
-                        Ok((held, id))
+                        Ok((held.reader(shared && mode == LockMode::Fcntl), id))
                     })
                     .transpose()
             })
@@ -128,43 +133,58 @@ impl FileBackend {
     ) -> Result<Option<Acquired<FileHeld>>> {
         ctx.note_attempt();
         // The kept descriptor if it is free; held or not, the wait below is on a new one.
-        if let Some(Some(held)) = self.try_kept(key) {
-            return self.granted(tree, key, ctx, held).map(Some);
+        if !ctx.options.shared {
+            if let Some(Some(held)) = self.try_kept(key) {
+                return self.granted(tree, key, ctx, held).await.map(Some);
+            }
         }
         let target = self.target(tree, key)?;
         let path = target.path();
+        let shared = ctx.options.shared;
         let permit = match self.mode {
             LockMode::Flock => None,
-            LockMode::Fcntl => match RECORD_LOCK_HOLDERS.acquire(&path, deadline).await {
-                Some(p) => Some(p),
-                None => return Ok(None),
-            },
+            LockMode::Fcntl => {
+                let permits = RECORD_LOCK_HOLDERS.permits(shared);
+                match RECORD_LOCK_HOLDERS
+                    .acquire_many(&path, permits, deadline)
+                    .await
+                {
+                    Some(p) => Some(p),
+                    None => return Ok(None),
+                }
+            }
         };
         let mode = self.mode;
         let opened_at = cache::forks();
-        let first = lock_file(&target, true, |f| mode.try_lock(f))
+        let first = lock_file(&target, true, |f| mode.try_lock(f, shared))
             .map_err(|e| self.io_error("cannot lock", &path, e))?;
+        let reader_record = shared && mode == LockMode::Fcntl;
+        // A shared lock's descriptor is never kept: the cache holds exclusive ones.
+        let keep = (!shared).then(|| key.clone());
         if let Some(locked) = first {
             let held = held(
                 locked,
                 &path,
                 opened_at,
                 self.cache.as_ref(),
-                Some(key),
+                keep.as_ref(),
                 permit,
             )
             .map_err(|e| self.io_error("cannot lock", &path, e))?;
-            return self.granted(tree, key, ctx, held).map(Some);
+            return self
+                .granted(tree, key, ctx, held.reader(reader_record))
+                .await
+                .map(Some);
         }
         let thread_path = path.clone();
-        let (cache, keep) = (self.cache.clone(), key.clone());
+        let cache = self.cache.clone();
         let waited = wait::wait_on_thread(
             move |cancelled| {
                 let attempts = std::cell::Cell::new(0);
                 let opened_at = cache::forks();
                 let locked = lock_file(&target, true, |f| {
                     attempts.set(attempts.get() + 1);
-                    mode.lock_blocking(f, cancelled).map(|()| true)
+                    mode.lock_blocking(f, shared, cancelled).map(|()| true)
                 })?;
                 let locked = locked.expect("a blocking lock is always taken");
                 // The permit moves into the guard; on any early return it is dropped after
@@ -175,9 +195,10 @@ impl FileBackend {
                     &thread_path,
                     opened_at,
                     cache.as_ref(),
-                    Some(&keep),
+                    keep.as_ref(),
                     permit,
-                )?;
+                )?
+                .reader(reader_record);
                 Ok((held, attempts.get()))
             },
             deadline,
@@ -189,7 +210,7 @@ impl FileBackend {
                 for _ in 0..attempts {
                     ctx.note_attempt();
                 }
-                self.granted(tree, key, ctx, held).map(Some)
+                self.granted(tree, key, ctx, held).await.map(Some)
             }
             None => Ok(None),
         }

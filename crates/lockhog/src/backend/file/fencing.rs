@@ -8,6 +8,16 @@
 //! Since an acquirer that locked a removed file starts over on a new one, every token of a name
 //! is greater than all earlier ones, across processes, restarts and cleanups.
 //!
+//! Readers (shared locks) hold the lock file together, so they also take the **readers'
+//! latch** to bump the counter one at a time: an open-file-description write lock
+//! (`F_OFD_SETLK`) on one byte far past the counter (`mode.rs`), which no reader's or
+//! writer's lock covers except a writer's whole-file record lock — and a writer never holds
+//! the file while a reader does. A writer needs no latch: while it holds the file exclusively
+//! nobody else bumps. So readers' and writers' tokens alike are strictly greater than all
+//! earlier ones of the name. (On NFS, where `flock` is emulated by whole-file record locks,
+//! the latch can conflict with other readers' locks: a reader then fails after
+//! [`LATCH_BOUND`] instead of getting a token.)
+//!
 //! A counter is exactly twenty digits and a newline. A file holding anything else is not
 //! lockhog's, and is never written to.
 
@@ -16,7 +26,18 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 use super::dir::Dir;
+use super::mode;
+
+/// How long a reader tries for the counter's latch before giving up with an error.
+const LATCH_BOUND: Duration = Duration::from_secs(5);
+
+/// Longest pause between a reader's attempts at the latch.
+const MAX_LATCH_PAUSE: Duration = Duration::from_millis(20);
 
 /// The floor's file name in the lock directory (no `.lock` suffix, so no lock name maps to it).
 pub(super) const FLOOR_FILE: &str = ".lockhog-fencing";
@@ -96,6 +117,30 @@ impl Floor {
     pub(super) fn next_token(&self, lock_file: &File) -> io::Result<u64> {
         let next = self.counter_of(lock_file)? + 1;
         write(lock_file, next)?;
+        Ok(next)
+    }
+
+    /// Bumps the counter of a lock file we hold shared, under the readers' latch (see the
+    /// module docs), and returns the new token.
+    pub(super) async fn next_token_shared(&self, lock_file: &File) -> io::Result<u64> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        while !mode::try_latch(lock_file)? {
+            if started.elapsed() >= LATCH_BOUND {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "another reader kept the fencing counter's latch for longer than \
+                     expected (a process stopped half-way through taking a reader's token?)",
+                ));
+            }
+            // Its holder keeps it for one read and one write.
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_LATCH_PAUSE);
+        }
+        let next = self.next_token(lock_file);
+        let unlatched = mode::unlatch(lock_file);
+        let next = next?;
+        unlatched?;
         Ok(next)
     }
 }

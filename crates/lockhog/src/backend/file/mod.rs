@@ -29,6 +29,18 @@
 //!   `foreign.rs`); such a lock has no fencing token.
 //! - **Semaphores**: one lock file per permit, and the count in one more (see
 //!   `semaphore.rs`).
+//! - **Shared locks** ([`LockRequest::shared`](crate::LockRequest::shared)): `flock(LOCK_SH)`,
+//!   or in `?mode=fcntl` an `F_RDLCK` record lock (an open-file-description lock, so that each
+//!   reader's lock is its own; other processes see an ordinary POSIX read lock). They
+//!   conflict with `flock -x`/`fcntl.lockf(LOCK_EX)` users of the same file and coexist with
+//!   `flock -s`/`LOCK_SH` ones. Readers get fencing tokens too, bumped one at a time under a
+//!   latch (see `fencing.rs`), so every token of a name — a reader's or a writer's — is
+//!   greater than all earlier ones. **No writer priority**: the kernel grants a reader while
+//!   a writer waits (Linux queues neither `flock` nor record-lock waiters ahead of new
+//!   readers), so a steady stream of overlapping readers can keep a writer waiting for as
+//!   long as it lasts. Within one process in `?mode=fcntl`, readers and writers pass an
+//!   in-process FIFO table first, so there a waiting writer does hold back the readers of the
+//!   same process that come after it; in flock mode there is no such table.
 //! - **Crash release**: the kernel drops a `flock` when the last descriptor closes, so a killed
 //!   holder frees its locks at once.
 //! - **Cleanup** removes only lockhog's own lock files (a regular file with a name of our
@@ -85,10 +97,14 @@ pub(crate) const ROW: super::row::BackendRow =
     });
 
 /// In-process arbitration for POSIX record locks, which the kernel grants to the process as a
-/// whole: one holder per lock file path in this process at a time, and nobody in this
-/// process opens (and so, on close, unlocks) a file another guard of it holds.
+/// whole: one exclusive holder per lock file path in this process at a time, or any number of
+/// shared ones (each takes one of its many permits), in FIFO order; and nobody in this process
+/// opens (and so, on close, unlocks) a file another exclusive guard of it holds.
 static RECORD_LOCK_HOLDERS: LazyLock<NamedSemaphores<PathBuf>> =
-    LazyLock::new(NamedSemaphores::new);
+    LazyLock::new(|| NamedSemaphores::with_capacity(READER_PERMITS));
+
+/// Permits per record-lock path: a shared holder takes one, an exclusive one all.
+const READER_PERMITS: u32 = 1 << 20;
 
 /// This process's claim on a record-lock path (`None` in flock mode, which needs none).
 type Permit = Option<NamedPermit<PathBuf>>;
@@ -117,6 +133,8 @@ pub struct FileHeld {
     back: Option<(Arc<FdCache>, LockKey)>,
     /// Lent to another process (`run`'s command): never kept.
     inherited: AtomicBool,
+    /// A shared record lock (fcntl mode), which belongs to the open file description.
+    reader_record: bool,
     // Dropped after `drop` closed the file: no other holder in this process is unlocked by
     // this descriptor's close.
     _permit: Permit,
@@ -128,8 +146,15 @@ impl FileHeld {
             lock: Some(lock),
             back,
             inherited: AtomicBool::new(false),
+            reader_record: false,
             _permit: permit,
         }
+    }
+
+    /// Marks a shared record lock (fcntl mode), which is unlocked as a reader's.
+    fn reader(mut self, reader_record: bool) -> FileHeld {
+        self.reader_record = reader_record;
+        self
     }
 
     fn lock_file(&self) -> &LockFile {
@@ -145,10 +170,16 @@ impl Drop for FileHeld {
     fn drop(&mut self) {
         let Some(lock) = self.lock.take() else { return };
         // A process forked by any thread of ours shares this open file description until it
-        // execs (or for its whole life if it never does), and with it the flock: closing our
-        // descriptor alone would leave the lock held by that copy. Unlocking the description
-        // frees it at once. (A no-op in fcntl mode, whose locks a child does not inherit.)
-        let unlocked = lock.file.unlock().is_ok();
+        // execs (or for its whole life if it never does), and with it the flock or the
+        // reader's open-file-description lock: closing our descriptor alone would leave the
+        // lock held by that copy. Unlocking the description frees it at once. (Exclusive
+        // record locks belong to the process, and a child does not inherit them.)
+        let unlocked = if self.reader_record {
+            mode::unlock_reader(&lock.file);
+            false
+        } else {
+            lock.file.unlock().is_ok()
+        };
         if let Some((cache, key)) = self.back.take() {
             if unlocked && !*self.inherited.get_mut() {
                 cache.put(key, lock);
@@ -240,9 +271,10 @@ impl FileBackend {
         Error::backend_io(SCHEME, format!("{doing} {}", path.display()), e)
     }
 
-    /// The lock of `key` just taken, with its next fencing token; none for a foreign file,
-    /// whose content is never touched, nor for a request that opted out of fencing.
-    fn granted(
+    /// The lock of `key` just taken (`shared` or not), with its next fencing token; none for
+    /// a foreign file, whose content is never touched, nor for a request that opted out of
+    /// fencing.
+    async fn granted(
         &self,
         tree: &Tree,
         key: &LockKey,
@@ -252,8 +284,13 @@ impl FileBackend {
         if key.foreign_resource().is_some() || !ctx.options.fencing {
             return Ok(Acquired { held, token: None });
         }
+        let token = if ctx.options.shared {
+            tree.floor.next_token_shared(held.file()).await
+        } else {
+            tree.floor.next_token(held.file())
+        };
         Ok(Acquired {
-            token: Some(tree.floor.next_token(held.file()).map_err(|e| {
+            token: Some(token.map_err(|e| {
                 self.io_error(
                     "cannot update the fencing counter of",
                     held.lock_file().path(),
@@ -273,9 +310,8 @@ impl FileBackend {
         let Some(id) = dir.and_then(|d| d.regular_file(name)) else {
             return (LockState::Free, None);
         };
-        match held.holder(id) {
-            Some(Some(pid)) => (LockState::Held, Some(format!("pid {pid}"))),
-            Some(None) => (LockState::Held, None),
+        match held.holders(id) {
+            Some(holders) => (LockState::Held, holders),
             None if held.is_complete() => (LockState::Free, None),
             None => (LockState::Unknown, None),
         }
@@ -300,7 +336,7 @@ impl FileBackend {
             name: name.to_string(),
         };
         let path = target.path();
-        let held = match self.try_lock_target(&target, false, None) {
+        let held = match self.try_lock_target(&target, false, None, false) {
             Ok(Some((held, id))) => (held, id),
             Ok(None) => return Ok(false),
             Err(e) => {
@@ -361,6 +397,10 @@ impl Backend for FileBackend {
             native_wait: true,
             cross_process: true,
             semaphore: true,
+            shared: true,
+            // Neither flock nor POSIX record locks queue a waiting writer ahead of new readers
+            // ("Shared locks" in the module docs).
+            shared_writer_priority: false,
             ..Capabilities::default()
         }
     }
@@ -381,17 +421,22 @@ impl Backend for FileBackend {
         key: &LockKey,
         ctx: &AcquireContext,
     ) -> Result<Option<Acquired<FileHeld>>> {
+        let shared = ctx.options.shared;
         let mut tries = 0;
         loop {
             let tree = self.tree();
-            if let Some(kept) = self.try_kept(key) {
-                return kept
-                    .map(|held| self.granted(&tree, key, ctx, held))
-                    .transpose();
+            // Kept descriptors are exclusive locks' only.
+            if !shared {
+                if let Some(kept) = self.try_kept(key) {
+                    return match kept {
+                        Some(held) => self.granted(&tree, key, ctx, held).await.map(Some),
+                        None => Ok(None),
+                    };
+                }
             }
             let target = self.target(&tree, key)?;
-            let attempt = match self.try_lock_target(&target, true, Some(key)) {
-                Ok(Some((held, _))) => self.granted(&tree, key, ctx, held).map(Some),
+            let attempt = match self.try_lock_target(&target, true, Some(key), shared) {
+                Ok(Some((held, _))) => self.granted(&tree, key, ctx, held).await.map(Some),
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
             };

@@ -19,11 +19,13 @@ enum Kind {
     Other,
 }
 
-/// One granted lock: its kind and holder pid (`None` where the kernel gives none).
+/// One granted lock: its kind, holder pid (`None` where the kernel gives none) and whether it
+/// is a shared (read) lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Granted {
     kind: Kind,
     pid: Option<u32>,
+    read: bool,
 }
 
 /// The files with a granted lock at the time of reading.
@@ -52,10 +54,25 @@ impl HeldFiles {
         self.complete
     }
 
-    /// `Some(pid)` when the file (device, inode) is locked, `None` when it is not (or we
-    /// cannot tell).
-    pub(super) fn holder(&self, file: (u64, u64)) -> Option<Option<u32>> {
-        self.locks_on(file).first().map(|g| g.pid)
+    /// Who holds the file (device, inode): `None` when nobody does (or we cannot tell), else
+    /// its holders, `; `-separated: `pid 4242`, `pid 4242 shared` for a read lock, `shared`
+    /// alone for a read lock the kernel gives no pid for (an open-file-description lock);
+    /// `Some(None)` when none of them can be described.
+    pub(super) fn holders(&self, file: (u64, u64)) -> Option<Option<String>> {
+        let locks = self.locks_on(file);
+        if locks.is_empty() {
+            return None;
+        }
+        let described: Vec<String> = locks
+            .iter()
+            .filter_map(|g| match (g.pid, g.read) {
+                (Some(pid), false) => Some(format!("pid {pid}")),
+                (Some(pid), true) => Some(format!("pid {pid} shared")),
+                (None, true) => Some("shared".to_string()),
+                (None, false) => None,
+            })
+            .collect();
+        Some((!described.is_empty()).then(|| described.join("; ")))
     }
 
     /// True when the file has a lock other than the one this process holds on it in `mode`
@@ -112,6 +129,7 @@ fn parse(text: &str) -> HashMap<FileId, Vec<Granted>> {
             "POSIX" => Kind::Posix,
             _ => Kind::Other,
         };
+        let read = fields[3] == "READ";
         let pid = fields[4]
             .parse::<i64>()
             .ok()
@@ -129,7 +147,7 @@ fn parse(text: &str) -> HashMap<FileId, Vec<Granted>> {
         };
         out.entry((major, minor, ino))
             .or_insert_with(Vec::new)
-            .push(Granted { kind, pid });
+            .push(Granted { kind, pid, read });
     }
     out
 }
@@ -144,15 +162,47 @@ mod tests {
                     1: -> FLOCK  ADVISORY  WRITE 4243 00:2d:1234 0 EOF\n\
                     2: POSIX  ADVISORY  WRITE 77 fd:01:99 0 EOF\n\
                     3: OFDLCK ADVISORY  WRITE -1 08:11:5 0 EOF\n\
+                    4: FLOCK  ADVISORY  READ  51 00:2d:77 0 EOF\n\
+                    4: FLOCK  ADVISORY  READ  52 00:2d:77 0 EOF\n\
+                    5: OFDLCK ADVISORY  READ  -1 08:11:6 0 4611686018427387903\n\
                     garbage\n";
         let held = parse(text);
-        let one = |kind, pid| vec![Granted { kind, pid }];
+        let one = |kind, pid| {
+            vec![Granted {
+                kind,
+                pid,
+                read: false,
+            }]
+        };
         assert_eq!(
             held.get(&(0, 0x2d, 1234)),
             Some(&one(Kind::Flock, Some(4242)))
         );
         assert_eq!(held.get(&(0xfd, 1, 99)), Some(&one(Kind::Posix, Some(77))));
         assert_eq!(held.get(&(8, 0x11, 5)), Some(&one(Kind::Other, None)));
-        assert_eq!(held.len(), 3);
+        assert_eq!(held.len(), 5);
+    }
+
+    #[test]
+    fn describes_exclusive_and_shared_holders() {
+        let text = "1: FLOCK  ADVISORY  WRITE 4242 00:2d:1234 0 EOF\n\
+                    2: FLOCK  ADVISORY  READ  51 00:2d:77 0 EOF\n\
+                    2: FLOCK  ADVISORY  READ  52 00:2d:77 0 EOF\n\
+                    3: OFDLCK ADVISORY  READ  -1 08:11:6 0 4611686018427387903\n\
+                    4: OFDLCK ADVISORY  WRITE -1 08:11:5 0 EOF\n";
+        let held = HeldFiles {
+            holders: parse(text),
+            complete: true,
+        };
+        let dev = |major, minor| libc::makedev(major, minor);
+        let of = |major, minor, ino| held.holders((dev(major, minor), ino));
+        assert_eq!(of(0, 0x2d, 1234), Some(Some("pid 4242".into())));
+        assert_eq!(
+            of(0, 0x2d, 77),
+            Some(Some("pid 51 shared; pid 52 shared".into()))
+        );
+        assert_eq!(of(8, 0x11, 6), Some(Some("shared".into())));
+        assert_eq!(of(8, 0x11, 5), Some(None));
+        assert_eq!(of(8, 0x11, 7), None);
     }
 }

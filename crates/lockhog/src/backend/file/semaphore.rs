@@ -42,7 +42,7 @@ impl FileBackend {
                     return compare(key, recorded, permits);
                 }
             }
-            match self.try_lock_target(&target, true, None) {
+            match self.try_lock_target(&target, true, None, false) {
                 Ok(Some((held, _))) => {
                     let io_error =
                         |e: io::Error| self.io_error("cannot record the count in", &path, e);

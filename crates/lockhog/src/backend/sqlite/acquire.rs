@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::runtime::Handle;
 
 use super::db::Db;
+use super::readers;
 use super::schema::WRITE;
 use crate::name::LockKey;
 
@@ -26,11 +27,14 @@ pub(super) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
-/// The primary key of a lock row.
+/// The primary key of a lock row (with the owner, of a reader's row), and which table it is
+/// in.
 #[derive(Clone, Debug)]
 pub(super) struct Row {
     pub(super) namespace: Vec<u8>,
     pub(super) name: Vec<u8>,
+    /// A reader's row of `lockhog_readers` rather than one of `lockhog_locks`.
+    pub(super) shared: bool,
 }
 
 impl Row {
@@ -38,6 +42,15 @@ impl Row {
         Row {
             namespace: key.namespace().as_bytes().to_vec(),
             name: key.name().as_str().as_bytes().to_vec(),
+            shared: false,
+        }
+    }
+
+    /// The row of a shared (reader) lock of `key`.
+    pub(super) fn reader(key: &LockKey) -> Row {
+        Row {
+            shared: true,
+            ..Row::of(key)
         }
     }
 }
@@ -63,6 +76,17 @@ impl std::fmt::Debug for Claim {
 }
 
 impl Claim {
+    /// Our row, just written: deleted in the background unless disarmed.
+    pub(super) fn new(db: Arc<Db>, row: Row, owner: String, runtime: Handle) -> Claim {
+        Claim {
+            db,
+            row,
+            owner,
+            runtime,
+            armed: true,
+        }
+    }
+
     /// Keeps the row: the caller now gives it back itself.
     pub(super) fn disarm(&mut self) {
         self.armed = false;
@@ -152,7 +176,7 @@ const GONE: u8 = 2;
 impl Interest {
     /// The attempt's go-ahead for a commit that takes something: false when the caller went
     /// away (the attempt then rolls back).
-    fn commit(&self) -> bool {
+    pub(super) fn commit(&self) -> bool {
         self.0
             .compare_exchange(WAITING, COMMITTING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -188,6 +212,8 @@ pub(super) enum Outcome {
         new_ticket: Option<Ticket>,
         /// How long the holder's lease has left, when the lock is held.
         holder_left: Option<Duration>,
+        /// Readers hold the lock (a writer that waits then queues, see `readers.rs`).
+        readers: bool,
     },
 }
 
@@ -203,23 +229,21 @@ pub(super) fn attempt(
     a: Attempt,
     runtime: Handle,
 ) -> rusqlite::Result<Outcome> {
-    if let Some(holder_left) = busy_at_a_glance(conn, &a)? {
+    if a.row.shared {
+        return super::readers::attempt(db, conn, a, runtime);
+    }
+    if let Some((holder_left, readers)) = busy_at_a_glance(conn, &a)? {
         return Ok(Outcome::Busy {
             new_ticket: None,
             holder_left,
+            readers,
         });
     }
     let _turn = db.writer();
     let tx = conn.transaction_with_behavior(WRITE)?;
     let now = now_ms();
     let (ns, name) = (&a.row.namespace, &a.row.name);
-    let holder: Option<(i64, i64)> = tx
-        .prepare_cached(
-            "SELECT acquired_at, expires_at FROM lockhog_locks WHERE namespace = ?1 AND name = ?2",
-        )?
-        .query_row(params![ns, name], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let holder_left = lease_left(holder, a.steal_after, now);
+    let (holder_left, readers) = held_left(&tx, &a, now)?;
 
     // The queue: forget waiters whose ticket ran out (they died or stopped polling), then
     // see who is first.
@@ -272,6 +296,7 @@ pub(super) fn attempt(
             return Ok(Outcome::Busy {
                 new_ticket: None,
                 holder_left,
+                readers,
             });
         }
         tx.commit()?;
@@ -284,6 +309,7 @@ pub(super) fn attempt(
                 armed: true,
             }),
             holder_left,
+            readers,
         });
     }
     if !a.interest.commit() {
@@ -291,20 +317,15 @@ pub(super) fn attempt(
         return Ok(Outcome::Busy {
             new_ticket: None,
             holder_left: None,
+            readers: false,
         });
     }
     if let Some(id) = mine {
         leave_queue(&tx, &a.row, id)?;
     }
-    let token: i64 = if a.fenced {
-        tx.prepare_cached(
-            "INSERT INTO lockhog_fencing (id, value) VALUES (1, 1) \
-             ON CONFLICT (id) DO UPDATE SET value = value + 1 RETURNING value",
-        )?
-        .query_row([], |r| r.get(0))?
-    } else {
-        0
-    };
+    // Readers that no longer hold it (a stale one learns at its next renewal).
+    readers::forget_dead_readers(&tx, &a.row, a.steal_after, now)?;
+    let token: i64 = if a.fenced { next_token(&tx)? } else { 0 };
     tx.prepare_cached(
         "INSERT OR REPLACE INTO lockhog_locks \
          (namespace, name, owner, token, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -312,20 +333,23 @@ pub(super) fn attempt(
     .execute(params![ns, name, a.owner, token, now, now + millis(a.ttl)])?;
     tx.commit()?;
     Ok(Outcome::Acquired {
-        claim: Claim {
-            db: db.clone(),
-            row: a.row,
-            owner: a.owner,
-            runtime,
-            armed: true,
-        },
+        claim: Claim::new(db.clone(), a.row, a.owner, runtime),
         token: a.fenced.then(|| u64::try_from(token).unwrap_or(0)),
     })
 }
 
+/// Bumps the fencing counter and returns the new token (inside the caller's transaction).
+pub(super) fn next_token(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO lockhog_fencing (id, value) VALUES (1, 1) \
+         ON CONFLICT (id) DO UPDATE SET value = value + 1 RETURNING value",
+    )?
+    .query_row([], |r| r.get(0))
+}
+
 /// What is left of the lease of a holder `(acquired_at, expires_at)` at `now`; `None` when
 /// there is no holder, its lease ran out, or it is older than `steal_after`.
-fn lease_left(
+pub(super) fn lease_left(
     holder: Option<(i64, i64)>,
     steal_after: Option<Duration>,
     now: i64,
@@ -335,18 +359,45 @@ fn lease_left(
     (expires_at > now && !stale).then(|| Duration::from_millis((expires_at - now) as u64))
 }
 
-/// `Some(holder's lease left)` when a look shows that this attempt cannot take the lock and
-/// has nothing to write; `None` when the write transaction must decide.
-fn busy_at_a_glance(conn: &Connection, a: &Attempt) -> rusqlite::Result<Option<Option<Duration>>> {
+/// The exclusive holder's `(acquired_at, expires_at)` of `row`, live or not.
+pub(super) fn exclusive_holder(
+    conn: &Connection,
+    row: &Row,
+) -> rusqlite::Result<Option<(i64, i64)>> {
+    conn.prepare_cached(
+        "SELECT acquired_at, expires_at FROM lockhog_locks WHERE namespace = ?1 AND name = ?2",
+    )?
+    .query_row(params![row.namespace, row.name], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()
+}
+
+/// What is left of the longest lease holding the lock of a writer's attempt `a` at `now`
+/// (its exclusive holder's or its readers'), and whether readers hold it.
+fn held_left(
+    conn: &Connection,
+    a: &Attempt,
+    now: i64,
+) -> rusqlite::Result<(Option<Duration>, bool)> {
+    let holder = exclusive_holder(conn, &a.row)?;
+    let readers_left = readers::readers_left(conn, &a.row, a.steal_after, now)?;
+    Ok((
+        lease_left(holder, a.steal_after, now).max(readers_left),
+        readers_left.is_some(),
+    ))
+}
+
+/// `Some((holder's lease left, whether readers hold it))` when a look shows that this
+/// attempt cannot take the lock and has nothing to write; `None` when the write transaction
+/// must decide.
+fn busy_at_a_glance(
+    conn: &Connection,
+    a: &Attempt,
+) -> rusqlite::Result<Option<(Option<Duration>, bool)>> {
     let now = now_ms();
     let (ns, name) = (&a.row.namespace, &a.row.name);
-    let holder: Option<(i64, i64)> = conn
-        .prepare_cached(
-            "SELECT acquired_at, expires_at FROM lockhog_locks WHERE namespace = ?1 AND name = ?2",
-        )?
-        .query_row(params![ns, name], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let holder_left = lease_left(holder, a.steal_after, now);
+    let (holder_left, readers) = held_left(conn, a, now)?;
     let first: Option<i64> = conn
         .prepare_cached(
             "SELECT ticket FROM lockhog_waiters WHERE namespace = ?1 AND name = ?2 \
@@ -372,7 +423,7 @@ fn busy_at_a_glance(conn: &Connection, a: &Attempt) -> rusqlite::Result<Option<O
             }
         }
     };
-    Ok((!must_write).then_some(holder_left))
+    Ok((!must_write).then_some((holder_left, readers)))
 }
 
 fn join_queue(conn: &Connection, a: &Attempt, expires_at: i64) -> rusqlite::Result<i64> {
@@ -397,10 +448,13 @@ pub(super) fn leave_queue(conn: &Connection, row: &Row, id: i64) -> rusqlite::Re
 
 /// Deletes the row if it is still `owner`'s; true when it was.
 pub(super) fn delete(conn: &Connection, row: &Row, owner: &str) -> rusqlite::Result<bool> {
+    let sql = if row.shared {
+        "DELETE FROM lockhog_readers WHERE namespace = ?1 AND name = ?2 AND owner = ?3"
+    } else {
+        "DELETE FROM lockhog_locks WHERE namespace = ?1 AND name = ?2 AND owner = ?3"
+    };
     let n = conn
-        .prepare_cached(
-            "DELETE FROM lockhog_locks WHERE namespace = ?1 AND name = ?2 AND owner = ?3",
-        )?
+        .prepare_cached(sql)?
         .execute(params![row.namespace, row.name, owner])?;
     Ok(n == 1)
 }
@@ -412,16 +466,18 @@ pub(super) fn renew(
     owner: &str,
     ttl: Duration,
 ) -> rusqlite::Result<bool> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE lockhog_locks SET expires_at = ?4 \
-             WHERE namespace = ?1 AND name = ?2 AND owner = ?3",
-        )?
-        .execute(params![
-            row.namespace,
-            row.name,
-            owner,
-            now_ms() + millis(ttl)
-        ])?;
+    let sql = if row.shared {
+        "UPDATE lockhog_readers SET expires_at = ?4 \
+         WHERE namespace = ?1 AND name = ?2 AND owner = ?3"
+    } else {
+        "UPDATE lockhog_locks SET expires_at = ?4 \
+         WHERE namespace = ?1 AND name = ?2 AND owner = ?3"
+    };
+    let n = conn.prepare_cached(sql)?.execute(params![
+        row.namespace,
+        row.name,
+        owner,
+        now_ms() + millis(ttl)
+    ])?;
     Ok(n == 1)
 }

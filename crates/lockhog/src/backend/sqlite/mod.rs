@@ -66,6 +66,9 @@
 //!   waiter that died or gave up is forgotten, so a dead waiter holds the queue up for at
 //!   most that long. Unfair requests never overtake queued fair waiters, but they do not
 //!   queue themselves: they take the lock once no fair waiter is queued.
+//! - **Shared (reader) locks**: a leased row per reader in `lockhog_readers`, renewed,
+//!   released and expiring as a holder's row; a writer that waits behind readers queues, so
+//!   later readers wait for it (writer priority). See `readers.rs`.
 //! - **Cancel safety**: an attempt runs on the blocking pool and outlives an acquire that is
 //!   dropped; if the acquire was dropped before the attempt began to commit, the attempt
 //!   takes nothing, and a row or ticket it committed meanwhile is given back in the
@@ -82,6 +85,7 @@
 mod acquire;
 mod db;
 mod lease;
+mod readers;
 mod schema;
 mod semaphore;
 mod status;
@@ -233,9 +237,22 @@ impl SqliteBackend {
         // The request's own, else the URL's.
         let steal_after = ctx.options.steal_after.or(self.steal_after);
         self.check_steal_after(steal_after, ttl)?;
+        if ctx.options.shared && ctx.options.fair {
+            return Err(Error::InvalidOption {
+                reason: "the sqlite backend has no fair (FIFO) shared locks: readers never \
+                         queue, they wait behind every queued writer"
+                    .into(),
+            }
+            .into());
+        }
         let owner = String::from_utf8_lossy(&new_owner()).into_owned();
+        let row = if ctx.options.shared {
+            Row::reader(key)
+        } else {
+            Row::of(key)
+        };
         let a = Attempt {
-            row: Row::of(key),
+            row,
             owner,
             ttl,
             steal_after,
@@ -303,6 +320,10 @@ impl Backend for SqliteBackend {
             cross_process: true,
             steal_after: true,
             semaphore: true,
+            shared: true,
+            // A writer that waits behind readers queues, and readers never overtake a queued
+            // waiter (see `readers.rs`).
+            shared_writer_priority: true,
             ..Capabilities::default()
         }
     }

@@ -29,6 +29,16 @@
 //!     permits   INTEGER NOT NULL,
 //!     PRIMARY KEY (namespace, name)
 //! ) WITHOUT ROWID;
+//! -- Shared (reader) holders: a leased row per reader, as lockhog_locks has per holder.
+//! CREATE TABLE lockhog_readers (
+//!     namespace   BLOB NOT NULL,
+//!     name        BLOB NOT NULL,
+//!     owner       TEXT NOT NULL,
+//!     token       INTEGER NOT NULL,
+//!     acquired_at INTEGER NOT NULL,
+//!     expires_at  INTEGER NOT NULL,
+//!     PRIMARY KEY (namespace, name, owner)
+//! ) WITHOUT ROWID;
 //! ```
 //!
 //! The tables carry a `lockhog_` prefix so that the lock table can live in an application's
@@ -72,6 +82,15 @@ CREATE TABLE IF NOT EXISTS lockhog_semaphores (
     permits   INTEGER NOT NULL,
     PRIMARY KEY (namespace, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lockhog_readers (
+    namespace   BLOB NOT NULL,
+    name        BLOB NOT NULL,
+    owner       TEXT NOT NULL,
+    token       INTEGER NOT NULL,
+    acquired_at INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name, owner)
+) WITHOUT ROWID;
 ";
 
 /// Statements that fail to prepare when a table lacks a column lockhog uses.
@@ -80,6 +99,7 @@ const SHAPE: &[&str] = &[
     "SELECT id, value FROM lockhog_fencing LIMIT 0",
     "SELECT ticket, namespace, name, owner, expires_at FROM lockhog_waiters LIMIT 0",
     "SELECT namespace, name, permits FROM lockhog_semaphores LIMIT 0",
+    "SELECT namespace, name, owner, token, acquired_at, expires_at FROM lockhog_readers LIMIT 0",
 ];
 
 /// What, besides lockhog's table, is named `lockhog_fencing` or fires on it.

@@ -59,6 +59,23 @@ fn queued(conn: &Connection, ns: &[u8], name: &[u8], now: i64) -> rusqlite::Resu
     .query_row(params![ns, name, now], |r| r.get(0))
 }
 
+/// Adds the live readers of `name` to a lock's state and holder: held, and each reader
+/// described after the exclusive holder (an expired one, when there is one).
+fn with_readers(
+    conn: &Connection,
+    ns: &[u8],
+    name: &[u8],
+    now: i64,
+    (state, holder): (LockState, Option<String>),
+) -> rusqlite::Result<(LockState, Option<String>)> {
+    let readers = super::readers::describe(conn, ns, name, now)?;
+    if readers.is_empty() {
+        return Ok((state, holder));
+    }
+    let all: Vec<String> = holder.into_iter().chain(readers).collect();
+    Ok((LockState::Held, Some(all.join("; "))))
+}
+
 /// The live fair waiters queued for `row`.
 pub(super) fn waiting(conn: &Connection, row: &Row) -> rusqlite::Result<u64> {
     Ok(queued(conn, &row.namespace, &row.name, now_ms())?.max(0) as u64)
@@ -88,13 +105,32 @@ pub(super) fn status(
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        let ns = namespace.as_bytes();
         for (name, owner, token, expires_at) in found {
-            let q = queued(conn, namespace.as_bytes(), &name, now)?;
+            let q = queued(conn, ns, &name, now)?;
             let (state, holder) = describe(&owner, token, expires_at, now, q);
+            let (state, holder) = with_readers(conn, ns, &name, now, (state, Some(holder)))?;
             out.push(RowStatus {
                 name,
                 state,
-                holder: Some(holder),
+                holder,
+            });
+        }
+        // Names held only by readers.
+        let read_only: Vec<Vec<u8>> = conn
+            .prepare_cached(
+                "SELECT DISTINCT name FROM lockhog_readers r WHERE namespace = ?1 \
+                 AND expires_at > ?2 AND NOT EXISTS (SELECT 1 FROM lockhog_locks l \
+                 WHERE l.namespace = r.namespace AND l.name = r.name) ORDER BY name",
+            )?
+            .query_map(params![ns, now], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for name in read_only {
+            let (state, holder) = with_readers(conn, ns, &name, now, (LockState::Free, None))?;
+            out.push(RowStatus {
+                name,
+                state,
+                holder,
             });
         }
         return Ok(out);
@@ -121,6 +157,7 @@ pub(super) fn status(
             None if q > 0 => (LockState::Free, Some(format!("queued {q}"))),
             None => (LockState::Free, None),
         };
+        let (state, holder) = with_readers(conn, &row.namespace, &row.name, now, (state, holder))?;
         out.push(RowStatus {
             name: row.name.clone(),
             state,
@@ -145,15 +182,19 @@ pub(super) fn cleanup(conn: &mut Connection, namespace: &str) -> rusqlite::Resul
         "DELETE FROM lockhog_waiters WHERE namespace = ?1 AND expires_at <= ?2",
         params![ns, now],
     )?;
+    let readers = tx.execute(
+        "DELETE FROM lockhog_readers WHERE namespace = ?1 AND expires_at <= ?2",
+        params![ns, now],
+    )?;
     let kept: i64 = tx.query_row(
         "SELECT count(*) FROM lockhog_locks WHERE namespace = ?1",
         params![ns],
         |r| r.get(0),
     )?;
     tx.commit()?;
-    tracing::debug!(locks, tickets, kept, "sqlite cleanup");
+    tracing::debug!(locks, tickets, readers, kept, "sqlite cleanup");
     Ok(CleanupReport::new(
-        (locks + tickets) as u64,
+        (locks + tickets + readers) as u64,
         kept.max(0) as u64,
     ))
 }

@@ -24,7 +24,9 @@ impl SqliteBackend {
         ctx: &AcquireContext,
         deadline: Option<Instant>,
     ) -> Result<Option<Acquired<SqliteHeld>>> {
-        let fair = ctx.options.fair;
+        // A fair waiter queues from the start; a writer once it finds readers holding the
+        // lock, so that later readers wait for it (see `readers.rs`).
+        let mut queues = ctx.options.fair;
         // Our place in the fair queue; dropped (the acquire was cancelled or failed), it
         // leaves the queue in the background.
         let mut ticket: Option<Ticket> = None;
@@ -36,7 +38,7 @@ impl SqliteBackend {
             released.as_mut().enable();
             ctx.note_attempt();
             attempt = attempt.saturating_add(1);
-            let queue = match (&ticket, fair) {
+            let queue = match (&ticket, queues) {
                 (_, false) => Queue::Outside,
                 (None, true) => Queue::Join {
                     ticket_ttl: TICKET_TTL,
@@ -59,8 +61,10 @@ impl SqliteBackend {
                     Outcome::Busy {
                         new_ticket,
                         holder_left,
+                        readers,
                     },
                 )) => {
+                    queues |= readers;
                     if let Some(new) = new_ticket {
                         // A previous ticket, if any, ran out and is gone already.
                         if let Some(mut old) = ticket.replace(new) {
@@ -87,7 +91,7 @@ impl SqliteBackend {
                 // One millisecond past the holder's expiry.
                 pause = pause.min(left + Duration::from_millis(1));
             }
-            if fair {
+            if queues {
                 pause = pause.min(TICKET_TTL / 5);
             }
             let mut wake = now + pause;
