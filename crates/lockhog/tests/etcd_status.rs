@@ -10,7 +10,8 @@ use etcd_support::{bounded, cycle, queue, raw, unique, wait_queue_len, BOUND};
 use lockhog::{LockState, Locker};
 
 /// The RESOURCE is `lockhog/<namespace>/<name>` with the name's bytes as they are (but `%` and
-/// `/` percent-encoded), and the holder's key is `RESOURCE/<lease id in 16 hex digits>` with
+/// `/` percent-encoded), and the holder's key is `RESOURCE/<lease id in 16 hex digits>-<n in
+/// hex>` (the locker's session lease, and the session's number for the entry) with
 /// `<random>/<pid>/<host>` as its value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_as_documented() {
@@ -27,11 +28,10 @@ async fn keys_are_as_documented() {
     let keys = queue(&raw, guard.resource()).await;
     assert_eq!(keys.len(), 1);
     let key = keys[0].key();
-    assert_eq!(key.len(), guard.resource().len() + 17);
-    assert_eq!(
-        &key[guard.resource().len() + 1..],
-        format!("{:016x}", keys[0].lease()).as_bytes()
-    );
+    let entry = std::str::from_utf8(&key[guard.resource().len() + 1..]).unwrap();
+    let (lease, n) = entry.split_once('-').expect("<lease>-<n>");
+    assert_eq!(lease, format!("{:016x}", keys[0].lease()));
+    assert!(u64::from_str_radix(n, 16).is_ok(), "{entry}");
     let value = String::from_utf8(keys[0].value().to_vec()).unwrap();
     let pid = value.split('/').nth(1).unwrap();
     assert_eq!(pid, std::process::id().to_string(), "{value}");

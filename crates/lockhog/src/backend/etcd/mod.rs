@@ -93,11 +93,10 @@ mod keys;
 mod lease;
 mod queue;
 mod semaphore;
+mod session;
 mod status;
 
 use std::future::Future;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::Client;
@@ -105,9 +104,8 @@ use tokio::time::Instant;
 
 pub use self::connect::DEFAULT_PORT;
 pub use self::held::EtcdHeld;
-use self::lease::{grant, KeepAlive};
-use self::queue::{join, turn, wait_deleted, Turn, Undo, Woken};
-use super::lease::Renewal;
+use self::queue::{turn, wait_deleted, Entry, Place, Turn, Undo, Woken};
+use self::session::Sessions;
 use super::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockStatus};
 use crate::backend::owner::new_owner;
 use crate::error::Result;
@@ -127,6 +125,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
 /// The `etcd://` / `etcds://` backend. See the [module docs](self).
 pub struct EtcdBackend {
     client: Client,
+    sessions: Sessions,
 }
 
 impl std::fmt::Debug for EtcdBackend {
@@ -155,8 +154,58 @@ impl EtcdBackend {
         let shown = url.redacted().to_string();
         Ok(async move {
             let client = connect::connect(&target, &shown).await?;
-            Ok(EtcdBackend { client })
+            Ok(EtcdBackend {
+                sessions: Sessions::new(client.clone()),
+                client,
+            })
         })
+    }
+
+    /// Our place in `key`'s queue on the session of `ttl`: a new key on the shared session for
+    /// a named lock; for a foreign resource, the session's one key there, or a private
+    /// session's when this locker queues there already.
+    async fn place(&self, key: &LockKey, ttl: Duration) -> Result<Place> {
+        let session = self.sessions.get(ttl).await?;
+        if key.foreign_resource().is_none() {
+            let id = session.next_id();
+            let mine = keys::entry_key(key, session.lease, id);
+            return Ok(Place::new(session, mine, id, false));
+        }
+        let mut session = session;
+        let mut mine = keys::entry_key(key, session.lease, 0);
+        if !session.claim(&mine) {
+            session = self.sessions.private(ttl).await?;
+            mine = keys::entry_key(key, session.lease, 0);
+            session.claim(&mine);
+        }
+        Ok(Place::new(session, mine, 0, true))
+    }
+
+    /// Joins the queue on a live session: when the put finds the session's lease gone (etcd
+    /// was out of reach for longer than the ttl, and the renewal has not told yet), the
+    /// session is marked lost and the join is made once more on a new one.
+    async fn join(
+        &self,
+        key: &LockKey,
+        ttl: Duration,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(Undo, Entry, bool)> {
+        let prefix = keys::queue_prefix(key);
+        let mut again = true;
+        loop {
+            let place = self.place(key, ttl).await?;
+            let mut undo = Undo::new(self.client.clone(), place, runtime.clone());
+            match undo.join(&prefix, new_owner()).await {
+                Ok((entry, first)) => return Ok((undo, entry, first)),
+                Err(e) if again && e.to_string().contains("lease not found") => {
+                    undo.place()
+                        .session
+                        .kill("etcd no longer knew it when a lock was queued with it");
+                    again = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Joins the queue and, unless `wait` is `None` (one try), waits for our turn until the
@@ -169,22 +218,11 @@ impl EtcdBackend {
     ) -> Result<Option<Acquired<EtcdHeld>>> {
         let runtime = tokio::runtime::Handle::current();
         let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
-        let started = Instant::now();
-        let lease = grant(&self.client, ttl).await?;
-        let undo = Undo::new(self.client.clone(), lease.id, runtime.clone());
-        let renewal = Renewal::spawn(
-            KeepAlive::new(self.client.clone(), lease),
-            lease.ttl,
-            started + lease.ttl,
-            ctx.lost.clone(),
-        );
         let prefix = keys::queue_prefix(key);
-        let mine = keys::entry_key(key, lease.id);
-        let (entry, first) = join(&self.client, &prefix, &mine, &new_owner(), lease.id).await?;
+        let (undo, entry, first) = self.join(key, ttl, &runtime).await?;
         if !first {
             let Some(deadline) = wait else {
-                drop(renewal);
-                undo.revoke_now().await?;
+                undo.delete_now().await?;
                 return Ok(None);
             };
             loop {
@@ -196,29 +234,21 @@ impl EtcdBackend {
                 if let Woken::Deadline =
                     wait_deleted(&self.client, &pred, revision, deadline).await?
                 {
-                    drop(renewal);
-                    undo.revoke_now().await?;
+                    undo.delete_now().await?;
                     return Ok(None);
                 }
             }
         }
-        undo.disarm();
-        let releasing = Arc::new(AtomicBool::new(false));
-        let watch = held::watch_own_key(
-            self.client.clone(),
-            entry.clone(),
-            ctx.lost.clone(),
-            releasing.clone(),
-        );
+        let place = undo.disarm();
+        place
+            .session
+            .hold(place.id, entry.clone(), ctx.lost.clone());
         let token = entry.rev as u64;
         Ok(Some(Acquired {
             held: EtcdHeld {
                 client: self.client.clone(),
                 entry,
-                lease: lease.id,
-                renewal,
-                watch,
-                releasing,
+                place,
                 runtime,
             },
             token: Some(token),

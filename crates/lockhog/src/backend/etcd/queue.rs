@@ -1,19 +1,22 @@
 //! The queue of one lock: joining it, finding our turn, and waiting on our predecessor only.
 //!
-//! Every holder or waiter owns one key under the lock's queue prefix, attached to its own
-//! lease. The owner is the key with the smallest create revision; everyone else waits for the
+//! Every holder or waiter owns one key under the lock's queue prefix, attached to its
+//! locker's session lease. The owner is the key with the smallest create revision; everyone else waits for the
 //! key just before its own (the largest create revision below ours) to be deleted, then looks
 //! again. A release or an expiry therefore wakes exactly one waiter, and waiters acquire in the
 //! order their keys were created: first come, first served.
+
+use std::sync::Arc;
 
 use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, SortOrder, SortTarget,
     Txn, TxnOp, TxnOpResponse, WatchFilterType, WatchOptions,
 };
+use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout_at, Duration, Instant};
 
 use super::connect::{call, SCHEME};
-use super::lease::revoke;
+use super::session::Session;
 use crate::error::{Error, Result};
 
 /// Our place in a lock's queue.
@@ -28,7 +31,7 @@ pub(super) struct Entry {
 /// Creates our key (if it does not exist yet: a retried request must not create it twice)
 /// and reads the queue's first key in the same transaction. Returns our entry and whether we
 /// are first, i.e. hold the lock.
-pub(super) async fn join(
+async fn join(
     client: &Client,
     prefix: &[u8],
     key: &[u8],
@@ -174,46 +177,124 @@ pub(super) async fn wait_deleted(
     }
 }
 
-/// Revokes our lease, and so deletes our key, if the acquire that made them is dropped before
-/// it hands them to a guard (a cancelled wait, a failed look). The revoke runs on the runtime
-/// captured when the acquire started.
+/// Our key in a lock's queue and the session lease it is on. For a foreign resource the key
+/// is the session's claim on that prefix (see [`Session::claim`]), given back when this is
+/// dropped: after the key was deleted.
+pub(super) struct Place {
+    pub session: Arc<Session>,
+    pub key: Vec<u8>,
+    /// The session's number for this entry.
+    pub id: u64,
+    foreign: bool,
+}
+
+impl Place {
+    /// `key`, claimed already when `foreign`.
+    pub(super) fn new(session: Arc<Session>, key: Vec<u8>, id: u64, foreign: bool) -> Self {
+        Place {
+            session,
+            key,
+            id,
+            foreign,
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if self.foreign {
+            self.session.unclaim(&self.key);
+        }
+    }
+}
+
+/// The answer of [`join`], from the task that sends it.
+type Joining = JoinHandle<Result<(Entry, bool)>>;
+
+/// Deletes our key if the acquire that made it is dropped before it hands it to a guard (a
+/// cancelled wait, a failed look), in a task on the runtime captured when the acquire started.
+/// The join itself runs in a task of its own, whose answer that delete awaits: a join dropped
+/// in flight could otherwise be applied after the delete, leaving a key on a lease that lives
+/// on. The delete is by key alone: no one else writes a key with our lease id in it (a named
+/// lock's key also carries our session's number for it, a foreign one is claimed).
 pub(super) struct Undo {
-    armed: Option<(Client, i64)>,
+    armed: Option<Place>,
+    joining: Option<Joining>,
+    client: Client,
     runtime: tokio::runtime::Handle,
 }
 
 impl Undo {
-    pub(super) fn new(client: Client, lease: i64, runtime: tokio::runtime::Handle) -> Self {
+    pub(super) fn new(client: Client, place: Place, runtime: tokio::runtime::Handle) -> Self {
         Undo {
-            armed: Some((client, lease)),
+            armed: Some(place),
+            joining: None,
+            client,
             runtime,
         }
     }
 
-    /// Revokes now and waits for it. Stays armed until the revoke is answered, so a revoke
+    /// The place being joined.
+    pub(super) fn place(&self) -> &Place {
+        self.armed
+            .as_ref()
+            .expect("armed until disarmed or deleted")
+    }
+
+    /// Joins the queue at our place (see [`join`]) from a task that outlives a dropped acquire.
+    pub(super) async fn join(&mut self, prefix: &[u8], owner: Vec<u8>) -> Result<(Entry, bool)> {
+        let place = self.place();
+        let (client, prefix, key) = (self.client.clone(), prefix.to_vec(), place.key.clone());
+        let lease = place.session.lease;
+        let joining = self.joining.insert(
+            self.runtime
+                .spawn(async move { join(&client, &prefix, &key, &owner, lease).await }),
+        );
+        let joined = joining.await;
+        self.joining = None;
+        joined.map_err(|e| Error::backend(SCHEME, format!("joining the queue: {e}")))?
+    }
+
+    /// Deletes now and waits for it. Stays armed until the delete is answered, so a delete
     /// that fails, or whose caller is dropped meanwhile, is tried again in the background.
-    pub(super) async fn revoke_now(mut self) -> Result<()> {
-        if let Some((client, lease)) = &self.armed {
-            revoke(client, *lease).await?;
+    pub(super) async fn delete_now(mut self) -> Result<()> {
+        if let Some(place) = &self.armed {
+            delete(&self.client, &place.key).await?;
         }
         self.armed = None;
         Ok(())
     }
 
-    /// The acquire succeeded: the guard owns the lease now.
-    pub(super) fn disarm(mut self) {
-        self.armed = None;
+    /// The acquire succeeded: the guard owns the place now.
+    pub(super) fn disarm(mut self) -> Place {
+        self.armed.take().expect("armed until disarmed or deleted")
     }
 }
 
 impl Drop for Undo {
     fn drop(&mut self) {
-        if let Some((client, lease)) = self.armed.take() {
+        if let Some(place) = self.armed.take() {
+            let (client, joining) = (self.client.clone(), self.joining.take());
             self.runtime.spawn(async move {
-                if let Err(e) = revoke(&client, lease).await {
-                    tracing::debug!(error = %e, "revoking the lease of a dropped acquire failed; it expires");
+                if let Some(joining) = joining {
+                    drop(joining.await);
                 }
+                if let Err(e) = delete(&client, &place.key).await {
+                    tracing::debug!(error = %e, "deleting the key of a dropped acquire failed; \
+                                                 it goes with the session lease");
+                }
+                drop(place);
             });
         }
     }
+}
+
+async fn delete(client: &Client, key: &[u8]) -> Result<()> {
+    call("leaving the lock's queue", || {
+        let mut c = client.clone();
+        let key = key.to_vec();
+        async move { c.delete(key, None).await }
+    })
+    .await
+    .map(drop)
 }
