@@ -95,6 +95,7 @@ mod queue;
 mod semaphore;
 mod session;
 mod status;
+mod steal;
 
 use std::future::Future;
 use std::time::Duration;
@@ -188,6 +189,7 @@ impl EtcdBackend {
         &self,
         key: &LockKey,
         ttl: Duration,
+        owner: &[u8],
         runtime: &tokio::runtime::Handle,
     ) -> Result<(Undo, Entry, bool)> {
         let prefix = keys::queue_prefix(key);
@@ -195,7 +197,7 @@ impl EtcdBackend {
         loop {
             let place = self.place(key, ttl).await?;
             let mut undo = Undo::new(self.client.clone(), place, runtime.clone());
-            match undo.join(&prefix, new_owner()).await {
+            match undo.join(&prefix, owner.to_vec()).await {
                 Ok((entry, first)) => return Ok((undo, entry, first)),
                 Err(e) if again && e.to_string().contains("lease not found") => {
                     undo.place()
@@ -218,24 +220,49 @@ impl EtcdBackend {
     ) -> Result<Option<Acquired<EtcdHeld>>> {
         let runtime = tokio::runtime::Handle::current();
         let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
+        let steal_after = ctx.options.steal_after;
+        if steal_after.is_some() && key.foreign_resource().is_some() {
+            return Err(steal::refuse_foreign());
+        }
         let prefix = keys::queue_prefix(key);
-        let (undo, entry, first) = self.join(key, ttl, &runtime).await?;
+        let owner = new_owner();
+        let (undo, entry, first) = self.join(key, ttl, &owner, &runtime).await?;
         if !first {
-            let Some(deadline) = wait else {
-                undo.delete_now().await?;
-                return Ok(None);
-            };
             loop {
-                ctx.note_attempt();
-                let (pred, revision) = match turn(&self.client, &prefix, &entry).await? {
-                    Turn::Ours => break,
-                    Turn::After { key, revision } => (key, revision),
-                };
-                if let Woken::Deadline =
-                    wait_deleted(&self.client, &pred, revision, deadline).await?
-                {
+                if wait.is_some() {
+                    ctx.note_attempt();
+                }
+                let (pred, revision, head) =
+                    match turn(&self.client, &prefix, &entry, &owner).await? {
+                        Turn::Ours => break,
+                        Turn::After {
+                            key,
+                            revision,
+                            head,
+                        } => (key, revision, head),
+                    };
+                // With steal_after, a head held too long is taken over (then look again), and
+                // the wait ends when it will be, or, while the head carries no time yet (a
+                // waiter about to hold), after steal_after, to look again.
+                let mut wake = wait.flatten();
+                if let Some(limit) = steal_after {
+                    let at = head.stealable_at(limit);
+                    if at.is_some_and(|at| at <= Instant::now()) {
+                        head.steal(&self.client).await?;
+                        continue;
+                    }
+                    let at = at.unwrap_or_else(|| Instant::now() + limit);
+                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                }
+                let Some(deadline) = wait else {
                     undo.delete_now().await?;
                     return Ok(None);
+                };
+                if let Woken::Deadline = wait_deleted(&self.client, &pred, revision, wake).await? {
+                    if deadline.is_some_and(|d| d <= Instant::now()) {
+                        undo.delete_now().await?;
+                        return Ok(None);
+                    }
                 }
             }
         }
@@ -273,8 +300,8 @@ impl Backend for EtcdBackend {
             crash_release: true,
             native_wait: true,
             cross_process: true,
-            // Not built: a waiter would have to revoke a live holder's lease.
-            steal_after: false,
+            // A holder's key says since when it holds (see `steal.rs`).
+            steal_after: true,
             semaphore: true,
             // A foreign prefix's holder key has a create revision like ours.
             resource_fencing: true,

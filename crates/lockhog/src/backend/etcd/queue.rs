@@ -1,9 +1,9 @@
 //! The queue of one lock: joining it, finding our turn, and waiting on our predecessor only.
 //!
 //! Every holder or waiter owns one key under the lock's queue prefix, attached to its
-//! locker's session lease. The owner is the key with the smallest create revision; everyone else waits for the
-//! key just before its own (the largest create revision below ours) to be deleted, then looks
-//! again. A release or an expiry therefore wakes exactly one waiter, and waiters acquire in the
+//! locker's session lease. The owner is the key with the smallest create revision; everyone
+//! else waits for the key just before its own (the largest create revision below ours) to be
+//! deleted, then looks again. A release or an expiry therefore wakes exactly one waiter, and waiters acquire in the
 //! order their keys were created: first come, first served.
 
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use tokio::time::{sleep, timeout_at, Duration, Instant};
 
 use super::connect::{call, SCHEME};
 use super::session::Session;
+use super::steal::{holder_value, Head};
 use crate::error::{Error, Result};
 
 /// Our place in a lock's queue.
@@ -28,9 +29,26 @@ pub(super) struct Entry {
     pub rev: i64,
 }
 
+/// The queue's first key, by create revision.
+fn first() -> GetOptions {
+    GetOptions::new()
+        .with_prefix()
+        .with_sort(SortTarget::Create, SortOrder::Ascend)
+        .with_limit(1)
+}
+
+/// The key of the first answer of `op`, when it is a read that found one.
+fn first_key(op: Option<&TxnOpResponse>) -> Option<&KeyValue> {
+    match op {
+        Some(TxnOpResponse::Get(g)) => g.kvs().first(),
+        _ => None,
+    }
+}
+
 /// Creates our key (if it does not exist yet: a retried request must not create it twice)
 /// and reads the queue's first key in the same transaction. Returns our entry and whether we
-/// are first, i.e. hold the lock.
+/// are first, i.e. hold the lock. When the queue is empty our key is a holder's from the
+/// start, with the time in its value (see [`steal`](super::steal)); a waiter's has none.
 async fn join(
     client: &Client,
     prefix: &[u8],
@@ -38,35 +56,42 @@ async fn join(
     owner: &[u8],
     lease: i64,
 ) -> Result<(Entry, bool)> {
-    let first = GetOptions::new()
-        .with_prefix()
-        .with_sort(SortTarget::Create, SortOrder::Ascend)
-        .with_limit(1);
-    let txn = Txn::new()
+    let with_lease = || Some(PutOptions::new().with_lease(lease));
+    let queue_behind = Txn::new()
         .when([Compare::create_revision(key, CompareOp::Equal, 0)])
         .and_then([
-            TxnOp::put(key, owner, Some(PutOptions::new().with_lease(lease))),
-            TxnOp::get(prefix, Some(first.clone())),
+            TxnOp::put(key, owner, with_lease()),
+            TxnOp::get(prefix, Some(first())),
         ])
-        .or_else([TxnOp::get(key, None), TxnOp::get(prefix, Some(first))]);
+        .or_else([TxnOp::get(key, None), TxnOp::get(prefix, Some(first()))]);
+    let txn = Txn::new()
+        // An empty range compares as one key of create revision 0.
+        .when([Compare::create_revision(prefix, CompareOp::Equal, 0).with_prefix()])
+        .and_then([
+            TxnOp::put(key, holder_value(owner), with_lease()),
+            TxnOp::get(prefix, Some(first())),
+        ])
+        .or_else([TxnOp::txn(queue_behind)]);
     let resp = call("joining the lock's queue", || {
         let mut c = client.clone();
         let txn = txn.clone();
         async move { c.txn(txn).await }
     })
     .await?;
-    let ops = resp.op_responses();
-    let rev = if resp.succeeded() {
-        resp.header().map(|h| h.revision())
-    } else {
-        match ops.first() {
-            Some(TxnOpResponse::Get(g)) => g.kvs().first().map(KeyValue::create_revision),
-            _ => None,
+    let revision = resp.header().map(|h| h.revision());
+    let (rev, head) = match resp.op_responses().first() {
+        Some(TxnOpResponse::Txn(inner)) => {
+            let ops = inner.op_responses();
+            let rev = match inner.succeeded() {
+                true => revision,
+                false => first_key(ops.first()).map(KeyValue::create_revision),
+            };
+            (rev, first_key(ops.get(1)).map(|kv| kv.key().to_vec()))
         }
-    };
-    let head = match ops.get(1) {
-        Some(TxnOpResponse::Get(g)) => g.kvs().first().map(|kv| kv.key().to_vec()),
-        _ => None,
+        _ => {
+            let ops = resp.op_responses();
+            (revision, first_key(ops.get(1)).map(|kv| kv.key().to_vec()))
+        }
     };
     let rev = rev.ok_or_else(|| Error::backend(SCHEME, "joining the queue: malformed answer"))?;
     let entry = Entry {
@@ -78,15 +103,21 @@ async fn join(
 
 /// Where a waiter stands.
 pub(super) enum Turn {
-    /// No key before ours: we hold the lock.
+    /// No key before ours: we hold the lock (and our key says since when).
     Ours,
-    /// The key just before ours, as of `revision`.
-    After { key: Vec<u8>, revision: i64 },
+    /// The key just before ours, as of `revision`, and the queue's head.
+    After {
+        key: Vec<u8>,
+        revision: i64,
+        head: Head,
+    },
 }
 
 /// Looks for the key just before ours, checking in the same transaction that ours is still
 /// there (its lease may have expired while we waited, if etcd was out of reach for a ttl).
-pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry) -> Result<Turn> {
+/// When no key is older than ours, the same transaction writes the time into our key's value:
+/// we hold the lock from then on.
+pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry, owner: &[u8]) -> Result<Turn> {
     let before = GetOptions::new()
         .with_prefix()
         .with_max_create_revision(me.rev - 1)
@@ -94,19 +125,32 @@ pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry) -> Result<T
         .with_limit(1)
         .with_keys_only();
     let txn = Txn::new()
-        .when([Compare::create_revision(
+        .when([
+            Compare::create_revision(me.key.clone(), CompareOp::Equal, me.rev),
+            // Every key of the queue is ours or younger.
+            Compare::create_revision(prefix, CompareOp::Greater, me.rev - 1).with_prefix(),
+        ])
+        .and_then([TxnOp::put(
             me.key.clone(),
-            CompareOp::Equal,
-            me.rev,
+            holder_value(owner),
+            Some(PutOptions::new().with_ignore_lease()),
         )])
-        .and_then([TxnOp::get(prefix, Some(before))]);
+        .or_else([
+            TxnOp::get(me.key.clone(), Some(GetOptions::new().with_keys_only())),
+            TxnOp::get(prefix, Some(before)),
+            TxnOp::get(prefix, Some(first())),
+        ]);
     let resp = call("looking for our turn", || {
         let mut c = client.clone();
         let txn = txn.clone();
         async move { c.txn(txn).await }
     })
     .await?;
-    if !resp.succeeded() {
+    if resp.succeeded() {
+        return Ok(Turn::Ours);
+    }
+    let ops = resp.op_responses();
+    if first_key(ops.first()).map(KeyValue::create_revision) != Some(me.rev) {
         return Err(Error::backend(
             SCHEME,
             "our place in the lock's queue was lost while waiting (our lease expired or our \
@@ -114,14 +158,18 @@ pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry) -> Result<T
         ));
     }
     let revision = resp.header().map_or(0, |h| h.revision());
-    let pred = match resp.op_responses().first() {
-        Some(TxnOpResponse::Get(g)) => g.kvs().first().map(|kv| kv.key().to_vec()),
-        _ => None,
-    };
-    Ok(match pred {
-        None => Turn::Ours,
-        Some(key) => Turn::After { key, revision },
-    })
+    match (first_key(ops.get(1)), first_key(ops.get(2))) {
+        (Some(pred), Some(head)) => Ok(Turn::After {
+            key: pred.key().to_vec(),
+            revision,
+            head: Head::of(head),
+        }),
+        // Between the compare and the reads nothing changes: a transaction is atomic.
+        _ => Err(Error::backend(
+            SCHEME,
+            "looking for our turn: malformed answer",
+        )),
+    }
 }
 
 /// How a wait on the predecessor ended.

@@ -1,6 +1,7 @@
 //! `status` and `cleanup`: the queues under `lockhog/<namespace>/`.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use etcd_client::{
     Client, Compare, CompareOp, GetOptions, KeyValue, SortOrder, SortTarget, Txn, TxnOp,
@@ -8,6 +9,7 @@ use etcd_client::{
 
 use super::connect::call;
 use super::keys::{namespace_prefix, parse_entry, queue_prefix, resource};
+use super::steal::split;
 use crate::backend::owner::describe_owner;
 use crate::backend::{CleanupReport, LockState, LockStatus};
 use crate::error::Result;
@@ -50,11 +52,15 @@ async fn describe(
     let Some(head) = queue.first() else {
         return Ok(LockStatus::new(name, resource, LockState::Free, None));
     };
+    let (owner, since) = split(head.value());
     let mut holder = format!(
         "{}, token {}",
-        describe_owner(head.value()),
+        describe_owner(owner),
         head.create_revision()
     );
+    if let Some(age) = since.and_then(|s| SystemTime::now().duration_since(s).ok()) {
+        holder.push_str(&format!(", held {}s", age.as_secs()));
+    }
     match lease_left(client, head.lease()).await? {
         Some(left) => holder.push_str(&format!(", lease {left}s left")),
         None if head.lease() == 0 => holder.push_str(", no lease (never expires)"),
