@@ -153,6 +153,9 @@ pub struct Capabilities {
     pub fair: bool,
     /// Shared (reader) locks are supported ([`LockRequest::shared`](crate::LockRequest::shared)).
     pub shared: bool,
+    /// A writer waiting for a lock held shared blocks the readers that come after it, so a
+    /// stream of readers cannot starve it. Only meaningful with [`shared`](Self::shared).
+    pub shared_writer_priority: bool,
     /// A holder that dies (SIGKILL, crash) loses its locks without anyone cleaning up.
     pub crash_release: bool,
     /// A waiter is woken by the release itself rather than by polling.

@@ -3,8 +3,8 @@
 //! Written once, run against each backend with two independent lockers (two connections), it
 //! checks what [`Locker`] promises: mutual exclusion, try/wait/timeout outcomes, release by
 //! Drop, fencing tokens, lease expiry, crash release through a killed `lockhog hold`, the
-//! `hold` stdin protocol, names at the limits, namespaces, cancel safety and counting
-//! semaphores.
+//! `hold` stdin protocol, names at the limits, namespaces, cancel safety, counting
+//! semaphores and shared (reader) locks.
 //!
 //! A backend adds one line to a test file; [`conformance_suite!`](crate::conformance_suite)
 //! expands to one `#[tokio::test]` per check:
@@ -35,6 +35,7 @@ mod process;
 mod process_checks;
 mod resource_checks;
 mod semaphore;
+mod shared;
 
 pub use attempts::*;
 pub use cancel::*;
@@ -45,6 +46,7 @@ pub use process::HoldProcess;
 pub use process_checks::*;
 pub use resource_checks::*;
 pub use semaphore::*;
+pub use shared::*;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -332,7 +334,9 @@ macro_rules! conformance_suite {
                 semaphore_admits_at_most_n,
                 semaphore_try_wait_and_release,
                 semaphore_different_count_refused,
-                semaphore_killed_holder_releases
+                semaphore_killed_holder_releases,
+                shared_readers_coexist_writer_excludes,
+                shared_waiting_writer_is_not_starved
             );
         }
     };

@@ -27,6 +27,19 @@ impl HoldProcess {
     ///
     /// When the binary cannot run, exits early, or prints something else than `held` lines.
     pub fn start(bin: &Path, url: &str, args: &[&str], names: &[&str]) -> HoldProcess {
+        let mut hold = HoldProcess::spawn(bin, url, args, names);
+        hold.await_held(names.len());
+        hold
+    }
+
+    /// Runs `bin hold <args…> <names…>` as [`HoldProcess::start`] does, without waiting for
+    /// its `held` lines: for a holder that is to wait for a lock held here. Read them with
+    /// [`HoldProcess::await_held`].
+    ///
+    /// # Panics
+    ///
+    /// When the binary cannot run.
+    pub fn spawn(bin: &Path, url: &str, args: &[&str], names: &[&str]) -> HoldProcess {
         let mut cmd = Command::new(bin);
         cmd.env("LOCKHOG_URL", url)
             .arg("hold")
@@ -49,20 +62,28 @@ impl HoldProcess {
             }
         });
         let stdin = child.stdin.take();
-        let mut hold = HoldProcess {
+        HoldProcess {
             child,
             stdin,
             lines,
             held: Vec::new(),
-        };
-        for _ in names {
-            let line = hold.next_line("a `held` line");
+        }
+    }
+
+    /// Waits (at most [`BOUND`] each) for `count` more `held` lines and adds them to
+    /// [`HoldProcess::held`].
+    ///
+    /// # Panics
+    ///
+    /// When one does not come in time, or another line comes instead.
+    pub fn await_held(&mut self, count: usize) {
+        for _ in 0..count {
+            let line = self.next_line("a `held` line");
             let held = line
                 .parse()
                 .unwrap_or_else(|e| panic!("expected a `held` line, got {line:?}: {e}"));
-            hold.held.push(held);
+            self.held.push(held);
         }
-        hold
     }
 
     /// The next stdout line, waiting at most [`BOUND`].
@@ -81,6 +102,11 @@ impl HoldProcess {
                 panic!("lockhog hold ended ({status:?}) before printing {what}")
             }
         }
+    }
+
+    /// The next stdout line if one has come already, without waiting.
+    pub fn try_next_line(&mut self) -> Option<String> {
+        self.lines.try_recv().ok()
     }
 
     /// Writes one line to the child's stdin.

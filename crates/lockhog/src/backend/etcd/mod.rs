@@ -297,6 +297,7 @@ impl Backend for EtcdBackend {
             lost_notice: true,
             fair: true,
             shared: false,
+            shared_writer_priority: false,
             crash_release: true,
             native_wait: true,
             cross_process: true,

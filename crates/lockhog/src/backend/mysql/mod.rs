@@ -343,6 +343,7 @@ impl Backend for MysqlBackend {
             lost_notice: true,
             fair: false,
             shared: false,
+            shared_writer_priority: false,
             crash_release: true,
             native_wait: true,
             cross_process: true,

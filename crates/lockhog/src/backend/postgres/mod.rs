@@ -85,6 +85,15 @@
 //! [`LockRequest::shared`] takes `pg_advisory_lock_shared`: any number of shared holders at
 //! once, across processes, none while an exclusive holder has it.
 //!
+//! Writer priority is not claimed
+//! ([`Capabilities::shared_writer_priority`](crate::Capabilities::shared_writer_priority) is
+//! false). PostgreSQL queues a new request behind a conflicting *waiter*, and inside one
+//! process the permits are FIFO, so a writer waiting in this process, or in the server, holds
+//! back the readers that come after it — except one: a session holds advisory locks
+//! re-entrantly, so a reader whose try runs on a session connection that already holds the
+//! key shared (another reader of the same locker) is granted at once, ahead of a writer
+//! waiting in another process. A stream of such readers can keep that writer waiting.
+//!
 //! # PgBouncer
 //!
 //! Session locks need a session: behind PgBouncer in transaction or statement pooling mode
@@ -287,6 +296,9 @@ impl Backend for PostgresBackend {
             lost_notice: true,
             fair: false,
             shared: true,
+            // A reader on a session that already holds the key shared jumps the server's
+            // queue ("Shared locks" in the module docs).
+            shared_writer_priority: false,
             crash_release: true,
             native_wait: true,
             cross_process: true,
