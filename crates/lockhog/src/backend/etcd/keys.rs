@@ -60,7 +60,18 @@ pub(super) fn queue_prefix(key: &LockKey) -> Vec<u8> {
 /// foreign resource, the lease id in hex without leading zeros, as Go's `%x` in etcd's
 /// `concurrency.Mutex` writes it (`n` unused: one entry per lease there).
 pub(super) fn entry_key(key: &LockKey, lease: i64, n: u64) -> Vec<u8> {
-    let mut k = queue_prefix(key);
+    entry_key_in(queue_prefix(key), key, lease, n)
+}
+
+/// A reader's key: `<resource>/read/<lease id as 16 hex digits>-<n in hex>` (see
+/// [`shared`](super::shared)).
+pub(super) fn reader_key(key: &LockKey, lease: i64, n: u64) -> Vec<u8> {
+    let mut prefix = queue_prefix(key);
+    prefix.extend_from_slice(super::shared::READ.as_bytes());
+    entry_key_in(prefix, key, lease, n)
+}
+
+fn entry_key_in(mut k: Vec<u8>, key: &LockKey, lease: i64, n: u64) -> Vec<u8> {
     let id = match key.foreign_resource() {
         Some(_) => format!("{lease:x}"),
         None => format!("{lease:016x}-{n:x}"),
@@ -75,6 +86,8 @@ pub(super) fn parse_entry(namespace: &str, key: &[u8]) -> Option<(String, String
     let prefix = namespace_prefix(namespace);
     let rest = std::str::from_utf8(key.strip_prefix(prefix.as_bytes())?).ok()?;
     let (name, entry) = rest.rsplit_once('/')?;
+    // A reader's key is one segment deeper.
+    let name = name.strip_suffix("/read").unwrap_or(name);
     // `<lease>-<n>`, or `<lease>` alone as lockhog wrote it before session leases.
     let (lease, n) = entry.split_once('-').unwrap_or((entry, "0"));
     let hex = |s: &str, len: std::ops::RangeInclusive<usize>| {
@@ -132,6 +145,10 @@ mod tests {
         let e = entry_key(&k, 7, 0x12);
         assert_eq!(
             parse_entry("app", &e),
+            Some((resource(&k), "a/b é".to_string()))
+        );
+        assert_eq!(
+            parse_entry("app", &reader_key(&k, 7, 1)),
             Some((resource(&k), "a/b é".to_string()))
         );
         let before_sessions = b"lockhog/app/x/0000000000000007";

@@ -94,6 +94,7 @@ mod lease;
 mod queue;
 mod semaphore;
 mod session;
+mod shared;
 mod status;
 mod steal;
 
@@ -165,11 +166,14 @@ impl EtcdBackend {
     /// Our place in `key`'s queue on the session of `ttl`: a new key on the shared session for
     /// a named lock; for a foreign resource, the session's one key there, or a private
     /// session's when this locker queues there already.
-    async fn place(&self, key: &LockKey, ttl: Duration) -> Result<Place> {
+    async fn place(&self, key: &LockKey, ttl: Duration, shared: bool) -> Result<Place> {
         let session = self.sessions.get(ttl).await?;
         if key.foreign_resource().is_none() {
             let id = session.next_id();
-            let mine = keys::entry_key(key, session.lease, id);
+            let mine = match shared {
+                true => keys::reader_key(key, session.lease, id),
+                false => keys::entry_key(key, session.lease, id),
+            };
             return Ok(Place::new(session, mine, id, false));
         }
         let mut session = session;
@@ -190,14 +194,15 @@ impl EtcdBackend {
         key: &LockKey,
         ttl: Duration,
         owner: &[u8],
+        shared: bool,
         runtime: &tokio::runtime::Handle,
     ) -> Result<(Undo, Entry, bool)> {
         let prefix = keys::queue_prefix(key);
         let mut again = true;
         loop {
-            let place = self.place(key, ttl).await?;
+            let place = self.place(key, ttl, shared).await?;
             let mut undo = Undo::new(self.client.clone(), place, runtime.clone());
-            match undo.join(&prefix, owner.to_vec()).await {
+            match undo.join(&prefix, owner.to_vec(), shared).await {
                 Ok((entry, first)) => return Ok((undo, entry, first)),
                 Err(e) if again && e.to_string().contains("lease not found") => {
                     undo.place()
@@ -220,32 +225,33 @@ impl EtcdBackend {
     ) -> Result<Option<Acquired<EtcdHeld>>> {
         let runtime = tokio::runtime::Handle::current();
         let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
-        let steal_after = ctx.options.steal_after;
-        if steal_after.is_some() && key.foreign_resource().is_some() {
-            return Err(steal::refuse_foreign());
-        }
+        let (steal_after, shared) = (ctx.options.steal_after, ctx.options.shared);
+        refuse(key, ctx)?;
         let prefix = keys::queue_prefix(key);
         let owner = new_owner();
-        let (undo, entry, first) = self.join(key, ttl, &owner, &runtime).await?;
+        let (undo, entry, first) = self.join(key, ttl, &owner, shared, &runtime).await?;
         if !first {
             loop {
                 if wait.is_some() {
                     ctx.note_attempt();
                 }
-                let (pred, revision, head) =
-                    match turn(&self.client, &prefix, &entry, &owner).await? {
-                        Turn::Ours => break,
-                        Turn::After {
-                            key,
-                            revision,
-                            head,
-                        } => (key, revision, head),
-                    };
+                let turn = match shared {
+                    true => shared::turn(&self.client, &prefix, &entry).await?,
+                    false => turn(&self.client, &prefix, &entry, &owner).await?,
+                };
+                let (pred, revision, head) = match turn {
+                    Turn::Ours => break,
+                    Turn::After {
+                        key,
+                        revision,
+                        head,
+                    } => (key, revision, head),
+                };
                 // With steal_after, a head held too long is taken over (then look again), and
                 // the wait ends when it will be, or, while the head carries no time yet (a
                 // waiter about to hold), after steal_after, to look again.
                 let mut wake = wait.flatten();
-                if let Some(limit) = steal_after {
+                if let (Some(limit), Some(head)) = (steal_after, head) {
                     let at = head.stealable_at(limit);
                     if at.is_some_and(|at| at <= Instant::now()) {
                         head.steal(&self.client).await?;
@@ -283,6 +289,32 @@ impl EtcdBackend {
     }
 }
 
+/// The combinations of options etcd refuses.
+fn refuse(key: &LockKey, ctx: &AcquireContext) -> Result<()> {
+    let invalid = |reason: &str| {
+        Err(crate::Error::InvalidOption {
+            reason: format!("etcd: {reason}"),
+        })
+    };
+    let foreign = key.foreign_resource().is_some();
+    if ctx.options.steal_after.is_some() && foreign {
+        return Err(steal::refuse_foreign());
+    }
+    if ctx.options.shared && foreign {
+        return invalid(
+            "no shared lock on a foreign prefix: etcd's own mutex (etcdctl lock) has no \
+             shared mode",
+        );
+    }
+    if ctx.options.shared && ctx.options.steal_after.is_some() {
+        return invalid(
+            "a shared lock cannot steal_after: readers keep no time of acquisition, and a \
+             reader waits only for writers",
+        );
+    }
+    Ok(())
+}
+
 impl Backend for EtcdBackend {
     type Held = EtcdHeld;
 
@@ -296,8 +328,9 @@ impl Backend for EtcdBackend {
             native_fencing: true,
             lost_notice: true,
             fair: true,
-            shared: false,
-            shared_writer_priority: false,
+            // etcd's RWMutex recipe, FIFO with the writers (see `shared.rs`).
+            shared: true,
+            shared_writer_priority: true,
             crash_release: true,
             native_wait: true,
             cross_process: true,

@@ -101,15 +101,25 @@ async fn join(
     Ok((entry, head.as_deref() == Some(key)))
 }
 
+/// A waiter's key vanished (its lease expired while etcd was out of reach, or someone deleted
+/// it, or stole it).
+pub(super) fn place_lost() -> Error {
+    Error::backend(
+        SCHEME,
+        "our place in the lock's queue was lost while waiting (our lease expired or our key \
+         was deleted)",
+    )
+}
+
 /// Where a waiter stands.
 pub(super) enum Turn {
     /// No key before ours: we hold the lock (and our key says since when).
     Ours,
-    /// The key just before ours, as of `revision`, and the queue's head.
+    /// The key we wait on, as of `revision`, and the queue's head (for a writer).
     After {
         key: Vec<u8>,
         revision: i64,
-        head: Head,
+        head: Option<Head>,
     },
 }
 
@@ -151,18 +161,14 @@ pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry, owner: &[u8
     }
     let ops = resp.op_responses();
     if first_key(ops.first()).map(KeyValue::create_revision) != Some(me.rev) {
-        return Err(Error::backend(
-            SCHEME,
-            "our place in the lock's queue was lost while waiting (our lease expired or our \
-             key was deleted)",
-        ));
+        return Err(place_lost());
     }
     let revision = resp.header().map_or(0, |h| h.revision());
     match (first_key(ops.get(1)), first_key(ops.get(2))) {
         (Some(pred), Some(head)) => Ok(Turn::After {
             key: pred.key().to_vec(),
             revision,
-            head: Head::of(head),
+            head: Some(Head::of(head)),
         }),
         // Between the compare and the reads nothing changes: a transaction is atomic.
         _ => Err(Error::backend(
@@ -290,14 +296,23 @@ impl Undo {
     }
 
     /// Joins the queue at our place (see [`join`]) from a task that outlives a dropped acquire.
-    pub(super) async fn join(&mut self, prefix: &[u8], owner: Vec<u8>) -> Result<(Entry, bool)> {
+    /// A `shared` place joins as a reader (see [`shared`](super::shared)).
+    pub(super) async fn join(
+        &mut self,
+        prefix: &[u8],
+        owner: Vec<u8>,
+        shared: bool,
+    ) -> Result<(Entry, bool)> {
         let place = self.place();
         let (client, prefix, key) = (self.client.clone(), prefix.to_vec(), place.key.clone());
         let lease = place.session.lease;
-        let joining = self.joining.insert(
-            self.runtime
-                .spawn(async move { join(&client, &prefix, &key, &owner, lease).await }),
-        );
+        let joining = self.joining.insert(self.runtime.spawn(async move {
+            if shared {
+                super::shared::join(&client, &prefix, &key, &owner, lease).await
+            } else {
+                join(&client, &prefix, &key, &owner, lease).await
+            }
+        }));
         let joined = joining.await;
         self.joining = None;
         joined.map_err(|e| Error::backend(SCHEME, format!("joining the queue: {e}")))?
