@@ -4,8 +4,8 @@ use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 
 use super::connect::{call, SCHEME};
 use super::queue::{Entry, Place};
-use crate::backend::lease::release_in_background;
 use crate::error::{Error, Result};
+use tokio::task::JoinHandle;
 
 /// A held etcd lock: our key (and its create revision, the fencing token) and its place on
 /// the session lease, which keeps it alive and watches it.
@@ -32,6 +32,22 @@ impl EtcdHeld {
     /// else queued, never deletes another holder's key). `Ok(true)` when our key was still
     /// there. The session lease stays, for the locker's other and later locks.
     pub(super) async fn release(self) -> Result<bool> {
+        self.delete_in_task(None)
+            .await
+            .map_err(|e| Error::backend(SCHEME, format!("releasing a lock: {e}")))?
+    }
+
+    /// Gives the lock back from `Drop`: the same guarded delete, in a task on the runtime
+    /// captured at acquire.
+    pub(super) fn release_on_drop(self) {
+        let failed = "deleting a dropped lock's key failed; it goes with the session lease";
+        drop(self.delete_in_task(Some(failed)));
+    }
+
+    /// The delete, in a task of its own, so that a release dropped in flight still makes it:
+    /// the session lease that carries the key lives on. A failure is logged with `failed`,
+    /// when given.
+    fn delete_in_task(self, failed: Option<&'static str>) -> JoinHandle<Result<bool>> {
         // Our own delete is no loss to report.
         self.place.session.unhold(self.place.id);
         let EtcdHeld {
@@ -40,34 +56,14 @@ impl EtcdHeld {
             place,
             runtime,
         } = self;
-        // In a task of its own, so that a release dropped in flight still deletes the key:
-        // the session lease that carries it lives on.
-        let deleting = runtime.spawn(async move {
+        runtime.spawn(async move {
             let deleted = delete_ours(&client, &entry).await;
             drop(place);
+            if let (Err(e), Some(failed)) = (&deleted, failed) {
+                tracing::debug!(error = %e, "{failed}");
+            }
             deleted
-        });
-        deleting
-            .await
-            .map_err(|e| Error::backend(SCHEME, format!("releasing a lock: {e}")))?
-    }
-
-    /// Gives the lock back from `Drop`: the same guarded delete, in a task on the runtime
-    /// captured at acquire.
-    pub(super) fn release_on_drop(self) {
-        self.place.session.unhold(self.place.id);
-        let failed = "deleting a dropped lock's key failed; it goes with the session lease";
-        let EtcdHeld {
-            client,
-            entry,
-            place,
-            runtime,
-        } = self;
-        release_in_background(&runtime, failed, async move {
-            let deleted = delete_ours(&client, &entry).await;
-            drop(place);
-            deleted
-        });
+        })
     }
 }
 

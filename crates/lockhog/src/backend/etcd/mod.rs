@@ -1,5 +1,6 @@
-//! `etcd://` and `etcds://` — a lease and a key per holder or waiter, queued by create
-//! revision, like etcd's own `concurrency.Mutex`.
+//! `etcd://` and `etcds://` — a key per holder or waiter on one session lease per locker,
+//! queued by create revision, like etcd's own `concurrency.Mutex` (and `RWMutex` for shared
+//! locks).
 //!
 //! # URLs
 //!
@@ -28,9 +29,12 @@
 //! and `status` print), `NS` and `NAME` taken byte for byte (etcd keys are binary safe: spaces,
 //! quotes, NUL stay as they are) except `%` and `/`, which are percent-encoded so that the
 //! lock `a` never sees the queue of the lock `a/b`. Each holder or waiter has the key
-//! `RESOURCE/<lease id in 16 hex digits>`, attached to its own lease, with the value
-//! `<128 random bits in hex>/<pid>/<host>`. So `etcdctl get --prefix 'lockhog/NS/NAME/'` lists
-//! the holder (first by create revision) and the waiters in order.
+//! `RESOURCE/<lease id in 16 hex digits>-<n in hex>` (a reader:
+//! `RESOURCE/read/<lease id>-<n>`), attached to its locker's session lease (`n` tells apart
+//! the entries of one session), with the value `<128 random bits in hex>/<pid>/<host>`, to
+//! which a holder adds `/<since when it holds, unix ms>`. So
+//! `etcdctl get --prefix 'lockhog/NS/NAME/'` lists the holder (first by create revision) and
+//! the waiters in order.
 //!
 //! # Foreign resources
 //!
@@ -38,42 +42,62 @@
 //! `etcdctl lock <prefix>` and etcd's Go `concurrency.NewMutex(session, prefix)` lock: each
 //! holder or waiter has the key `<prefix>/<lease id in hex>` (no leading zeros, as those
 //! write it), and the key with the lowest create revision holds the lock. lockhog queues
-//! there exactly as below, so it and those clients exclude each other, in FIFO order. The
-//! fencing token is our key's create revision, as for a named lock
-//! ([`Capabilities::resource_fencing`] is true). A prefix is 1 to 1024 bytes.
+//! there exactly as below, so it and those clients exclude each other, in FIFO order. That
+//! layout allows one key per lease: a locker that queues twice on one prefix at once takes a
+//! lease of its own for the second. The fencing token is our key's create revision, as for a
+//! named lock ([`Capabilities::resource_fencing`] is true). A prefix is 1 to 1024 bytes.
+//! Shared locks and `steal_after` are refused there (etcd's mutex has no shared mode, keeps no
+//! time of acquisition, and is not told when its key is deleted).
 //!
 //! # How it works
 //!
-//! - **Acquire**: grant a lease (the ttl rounded up to whole seconds; etcd raises it to its
-//!   minimum, 2 s by default), start keeping it alive, then in one transaction create our key
-//!   if it does not exist (a retried request cannot create it twice) and read the queue's first
-//!   key. If that is ours, we hold the lock.
+//! - **Session lease**: as etcd's own `concurrency.Session`, a locker keeps one lease per
+//!   ttl (the ttl rounded up to whole seconds; etcd raises it to its minimum, 2 s by default)
+//!   for all its locks: granted by the first acquire that needs it, kept alive every ttl/3
+//!   while the locker lives (idle or not), over one keepalive stream that is reopened (on any
+//!   member) after an error, with the schedule of the other lease backends
+//!   ([`crate::backend::lease`]), and revoked once the locker and its guards are gone. A lock
+//!   therefore costs one transaction to take and one to give back, with no grant or revoke.
+//! - **Acquire**: in one transaction, create our key on the session lease if it does not
+//!   exist (a retried request cannot create it twice) and read the queue's first key. If that
+//!   is ours, we hold the lock. The transaction runs in a task of its own, so an acquire
+//!   dropped in flight deletes its key only after the transaction was answered.
 //! - **Waiting** (FIFO): otherwise we read the key just before ours (largest create revision
 //!   below ours, checking in the same transaction that ours still exists) and watch only that
 //!   key, from the revision of that read, for its deletion; then look again. A release or an
 //!   expiry therefore wakes exactly one waiter (no thundering herd), and waiters acquire in the
 //!   order they joined: [`Capabilities::fair`] is true, and every acquire is fair. A `try`
-//!   that is not first revokes its lease (which deletes its key) and returns.
+//!   that is not first deletes its key and returns.
+//! - **Shared locks** (etcd's `RWMutex` recipe, see `shared.rs`): a reader holds once no
+//!   writer's key is older than its own and waits for the youngest older writer; a writer
+//!   waits for every older key, readers' included. A reader that comes after a waiting writer
+//!   waits behind it: [`Capabilities::shared_writer_priority`] is true.
 //! - **Fencing token**: our key's create revision. etcd's revision counts every change of the
 //!   whole cluster's store, so it never goes back (not across restarts, leader changes or
 //!   compaction), and a later holder's key was always created after an earlier holder's:
 //!   tokens increase strictly per lock, and across all locks of the cluster.
-//! - **Lease**: kept alive every ttl/3 while the guard lives, over one keepalive stream that is
-//!   reopened (on any member) after an error, with the same schedule as the other lease
-//!   backends ([`crate::backend::lease`]). A task also watches our key; when the key is
-//!   deleted (lease expired or revoked, `etcdctl del`) or a keepalive finds the lease gone,
-//!   [`LockGuard::lost`](crate::LockGuard::lost) completes.
+//! - **Lost notice**: when the session lease is lost (a keepalive finds it gone, or no
+//!   renewal was answered before it ran out), every guard on it is told at once, and the
+//!   next acquire grants a new lease. Each renewal also checks, in one transaction per 128
+//!   keys, that the session's held keys are still there with their create revision, so a
+//!   guard whose key was deleted behind its back (`etcdctl del`, a `steal_after`) is told
+//!   within ttl/3.
 //! - **Release** deletes our key in a transaction guarded by its create revision (a release
 //!   retried after a lost answer, or made after our lease ran out and someone queued again,
-//!   never deletes another holder's key — unlike a delete by key alone), then revokes our
-//!   lease. `Ok(false)` when our key was already gone. Release on drop revokes the lease from
-//!   a task on the runtime captured at acquire (the revoke deletes our key and nobody else's).
-//! - **Cancel safety**: an acquire dropped after its lease was granted revokes it from a task
-//!   on the runtime captured when it started, deleting its key with it (a lease whose grant
-//!   was not answered yet carries no key, and expires by itself).
-//! - **Crash**: a holder that dies stops renewing; etcd deletes its key when the lease expires
-//!   (after the ttl), which wakes the next waiter.
-//!
+//!   never deletes another holder's key — unlike a delete by key alone); the session lease
+//!   stays. `Ok(false)` when our key was already gone. Release on drop, and a release whose
+//!   future is dropped, make the same delete from a task on the runtime captured at acquire.
+//!   [`LockRequest::max_hold`](crate::LockRequest::max_hold) releases so too: one key, never
+//!   the lease.
+//! - **steal_after** (see `steal.rs`): a waiter with
+//!   [`LockRequest::steal_after`](crate::LockRequest::steal_after) deletes a holder's key
+//!   whose time says it has held longer, in a transaction guarded by that key's mod revision
+//!   (of two stealers one wins); the holder is told at its session's next renewal, and the
+//!   queue moves on. The time is the holder's wall clock: machines' clocks must agree to well
+//!   within `steal_after`.
+//! - **Crash**: a locker that dies stops renewing; etcd deletes its session's keys when the
+//!   lease expires (after the ttl), which wakes the next waiters.
+
 //! # Semaphores
 //!
 //! A semaphore's N permits are the slot locks `NAME#permit-0` … (each an ordinary lock
@@ -85,7 +109,10 @@
 //! A lease is time-based: a holder paused longer than its ttl may still believe it holds a
 //! lock that has expired and been taken. Pass the fencing token to the resource you protect.
 //! A waiter whose own lease expires while etcd is out of reach for longer than the ttl loses
-//! its place and its acquire fails with [`Error::Backend`](crate::Error::Backend).
+//! its place and its acquire fails with [`Error::Backend`](crate::Error::Backend). Since a
+//! locker's locks share one lease, losing it (etcd out of reach for a ttl, a paused process)
+//! loses all of them at once; a lock whose key someone else deleted is noticed only at the
+//! next renewal (ttl/3), not at the moment of the delete.
 
 mod connect;
 mod held;
@@ -231,6 +258,11 @@ impl EtcdBackend {
         let owner = new_owner();
         let (undo, entry, first) = self.join(key, ttl, &owner, shared, &runtime).await?;
         if !first {
+            // A try that may not steal has nothing to look at.
+            if wait.is_none() && steal_after.is_none() {
+                undo.delete_now().await?;
+                return Ok(None);
+            }
             loop {
                 if wait.is_some() {
                     ctx.note_attempt();

@@ -72,32 +72,8 @@ async fn join(
             TxnOp::get(prefix, Some(first())),
         ])
         .or_else([TxnOp::txn(queue_behind)]);
-    let resp = call("joining the lock's queue", || {
-        let mut c = client.clone();
-        let txn = txn.clone();
-        async move { c.txn(txn).await }
-    })
-    .await?;
-    let revision = resp.header().map(|h| h.revision());
-    let (rev, head) = match resp.op_responses().first() {
-        Some(TxnOpResponse::Txn(inner)) => {
-            let ops = inner.op_responses();
-            let rev = match inner.succeeded() {
-                true => revision,
-                false => first_key(ops.first()).map(KeyValue::create_revision),
-            };
-            (rev, first_key(ops.get(1)).map(|kv| kv.key().to_vec()))
-        }
-        _ => {
-            let ops = resp.op_responses();
-            (revision, first_key(ops.get(1)).map(|kv| kv.key().to_vec()))
-        }
-    };
-    let rev = rev.ok_or_else(|| Error::backend(SCHEME, "joining the queue: malformed answer"))?;
-    let entry = Entry {
-        key: key.to_vec(),
-        rev,
-    };
+    let (entry, _, ops) = send_join(client, "joining the lock's queue", key, txn).await?;
+    let head = first_key(ops.get(1)).map(|kv| kv.key().to_vec());
     Ok((entry, head.as_deref() == Some(key)))
 }
 
@@ -109,6 +85,41 @@ pub(super) fn place_lost() -> Error {
         "our place in the lock's queue was lost while waiting (our lease expired or our key \
          was deleted)",
     )
+}
+
+/// Sends a join shaped `if C then [put ours, …] else [if ours is absent then [put ours, …]
+/// else [get ours, …]]` (ours is absent unless this is a retry). Returns our entry, whether `C`
+/// held, and the answers of the innermost branch that ran.
+pub(super) async fn send_join(
+    client: &Client,
+    doing: &str,
+    key: &[u8],
+    txn: Txn,
+) -> Result<(Entry, bool, Vec<TxnOpResponse>)> {
+    let resp = call(doing, || {
+        let mut c = client.clone();
+        let txn = txn.clone();
+        async move { c.txn(txn).await }
+    })
+    .await?;
+    let revision = resp.header().map(|h| h.revision());
+    let (rev, ops) = match resp.op_responses().first() {
+        Some(TxnOpResponse::Txn(inner)) if !resp.succeeded() => {
+            let ops = inner.op_responses();
+            let rev = match inner.succeeded() {
+                true => revision,
+                false => first_key(ops.first()).map(KeyValue::create_revision),
+            };
+            (rev, ops)
+        }
+        _ => (revision, resp.op_responses()),
+    };
+    let rev = rev.ok_or_else(|| Error::backend(SCHEME, "joining the queue: malformed answer"))?;
+    let entry = Entry {
+        key: key.to_vec(),
+        rev,
+    };
+    Ok((entry, resp.succeeded(), ops))
 }
 
 /// Where a waiter stands.

@@ -13,9 +13,9 @@ use etcd_client::{
     TxnOp, TxnOpResponse,
 };
 
-use super::connect::{call, SCHEME};
-use super::queue::{Entry, Turn};
-use crate::error::{Error, Result};
+use super::connect::call;
+use super::queue::{send_join, Entry, Turn};
+use crate::error::Result;
 
 /// The segment under a lock's queue prefix that holds its readers' keys.
 pub(super) const READ: &str = "read/";
@@ -91,27 +91,9 @@ pub(super) async fn join(
                 .and_then([put])
                 .or_else([TxnOp::get(key, None)]),
         )]);
-    let resp = call("joining the lock's queue as a reader", || {
-        let mut c = client.clone();
-        let txn = txn.clone();
-        async move { c.txn(txn).await }
-    })
-    .await?;
-    let revision = resp.header().map(|h| h.revision());
-    let rev = match resp.op_responses().first() {
-        Some(TxnOpResponse::Txn(inner)) if !inner.succeeded() => match inner.op_responses().first()
-        {
-            Some(TxnOpResponse::Get(g)) => g.kvs().first().map(KeyValue::create_revision),
-            _ => None,
-        },
-        _ => revision,
-    };
-    let rev = rev.ok_or_else(|| Error::backend(SCHEME, "joining the queue: malformed answer"))?;
-    let entry = Entry {
-        key: key.to_vec(),
-        rev,
-    };
-    Ok((entry, resp.succeeded()))
+    let (entry, no_writer, _) =
+        send_join(client, "joining the lock's queue as a reader", key, txn).await?;
+    Ok((entry, no_writer))
 }
 
 /// A reader's look: the youngest writer older than our key, checking in the same transaction
