@@ -6,6 +6,7 @@
 //! deleted, then looks again. A release or an expiry therefore wakes exactly one waiter, and waiters acquire in the
 //! order their keys were created: first come, first served.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use etcd_client::{
@@ -27,6 +28,19 @@ pub(super) struct Entry {
     pub key: Vec<u8>,
     /// Its create revision: our place, and the fencing token once we hold the lock.
     pub rev: i64,
+}
+
+/// The key that a dropped acquire writes so that its join, if it reaches etcd only later,
+/// creates nothing: `\0lockhog-cancelled/<our key>`, outside every queue.
+fn cancel_marker(key: &[u8]) -> Vec<u8> {
+    let mut marker = b"\0lockhog-cancelled/".to_vec();
+    marker.extend_from_slice(key);
+    marker
+}
+
+/// The compare every join makes: its acquire was not dropped.
+pub(super) fn not_cancelled(key: &[u8]) -> Compare {
+    Compare::create_revision(cancel_marker(key), CompareOp::Equal, 0)
 }
 
 /// The queue's first key, by create revision.
@@ -58,7 +72,10 @@ async fn join(
 ) -> Result<(Entry, bool)> {
     let with_lease = || Some(PutOptions::new().with_lease(lease));
     let queue_behind = Txn::new()
-        .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+        .when([
+            Compare::create_revision(key, CompareOp::Equal, 0),
+            not_cancelled(key),
+        ])
         .and_then([
             TxnOp::put(key, owner, with_lease()),
             TxnOp::get(prefix, Some(first())),
@@ -66,7 +83,10 @@ async fn join(
         .or_else([TxnOp::get(key, None), TxnOp::get(prefix, Some(first()))]);
     let txn = Txn::new()
         // An empty range compares as one key of create revision 0.
-        .when([Compare::create_revision(prefix, CompareOp::Equal, 0).with_prefix()])
+        .when([
+            Compare::create_revision(prefix, CompareOp::Equal, 0).with_prefix(),
+            not_cancelled(key),
+        ])
         .and_then([
             TxnOp::put(key, holder_value(owner), with_lease()),
             TxnOp::get(prefix, Some(first())),
@@ -273,14 +293,23 @@ impl Drop for Place {
     }
 }
 
-/// The answer of [`join`], from the task that sends it.
-type Joining = JoinHandle<Result<(Entry, bool)>>;
+/// The task that sends [`join`], and its gate.
+struct Joining {
+    task: JoinHandle<Result<(Entry, bool)>>,
+    /// [`IDLE`] until the task starts sending ([`SENDING`]) or a dropped acquire stops it from
+    /// ever sending ([`CANCELLED`]): whichever comes first wins.
+    gate: Arc<AtomicU8>,
+}
+
+const IDLE: u8 = 0;
+const SENDING: u8 = 1;
+const CANCELLED: u8 = 2;
 
 /// Deletes our key if the acquire that made it is dropped before it hands it to a guard (a
 /// cancelled wait, a failed look), in a task on the runtime captured when the acquire started.
-/// The join itself runs in a task of its own, whose answer that delete awaits: a join dropped
-/// in flight could otherwise be applied after the delete, leaving a key on a lease that lives
-/// on. The delete is by key alone: no one else writes a key with our lease id in it (a named
+/// The join itself runs in a task of its own: one that has not sent yet is stopped for good,
+/// and the delete awaits the answer of one in flight, which could otherwise be applied after
+/// the delete, leaving a key on a lease that lives on. The delete is by key alone: no one else writes a key with our lease id in it (a named
 /// lock's key also carries our session's number for it, a foreign one is claimed).
 pub(super) struct Undo {
     armed: Option<Place>,
@@ -317,14 +346,23 @@ impl Undo {
         let place = self.place();
         let (client, prefix, key) = (self.client.clone(), prefix.to_vec(), place.key.clone());
         let lease = place.session.lease;
-        let joining = self.joining.insert(self.runtime.spawn(async move {
+        let gate = Arc::new(AtomicU8::new(IDLE));
+        let opened = gate.clone();
+        let task = self.runtime.spawn(async move {
+            if opened
+                .compare_exchange(IDLE, SENDING, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
+                return Err(Error::backend(SCHEME, "joining the queue: cancelled"));
+            }
             if shared {
                 super::shared::join(&client, &prefix, &key, &owner, lease).await
             } else {
                 join(&client, &prefix, &key, &owner, lease).await
             }
-        }));
-        let joined = joining.await;
+        });
+        let joining = self.joining.insert(Joining { task, gate });
+        let joined = (&mut joining.task).await;
         self.joining = None;
         joined.map_err(|e| Error::backend(SCHEME, format!("joining the queue: {e}")))?
     }
@@ -349,9 +387,38 @@ impl Drop for Undo {
     fn drop(&mut self) {
         if let Some(place) = self.armed.take() {
             let (client, joining) = (self.client.clone(), self.joining.take());
+            if let Some(j) = &joining {
+                let never_sent = j
+                    .gate
+                    .compare_exchange(IDLE, CANCELLED, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok();
+                if never_sent {
+                    // Nothing was written, nor will be.
+                    return;
+                }
+            }
             self.runtime.spawn(async move {
+                // A join in flight may reach etcd after our delete (from another member, or
+                // sent late): the marker makes it create nothing; one applied already is
+                // deleted once its answer is in.
+                let marker = cancel_marker(&place.key);
                 if let Some(joining) = joining {
-                    drop(joining.await);
+                    let lease = place.session.lease;
+                    let marked = call("cancelling a join", || {
+                        let mut c = client.clone();
+                        let marker = marker.clone();
+                        async move {
+                            c.put(marker, "", Some(PutOptions::new().with_lease(lease)))
+                                .await
+                        }
+                    })
+                    .await;
+                    drop(joining.task.await);
+                    if marked.is_ok() {
+                        drop(delete(&client, &place.key).await);
+                        drop(delete(&client, &marker).await);
+                        return;
+                    }
                 }
                 if let Err(e) = delete(&client, &place.key).await {
                     tracing::debug!(error = %e, "deleting the key of a dropped acquire failed; \
