@@ -77,6 +77,39 @@ async fn one_lease_for_all_locks_of_a_locker_and_ttl() {
     }
 }
 
+/// The key of a guard's lock, as etcd stores it.
+async fn key_of(raw: &Client, guard: &LockGuard) -> Vec<u8> {
+    let keys = queue(raw, guard.resource()).await;
+    let token = guard.fencing_token().unwrap() as i64;
+    let kv = keys.iter().find(|kv| kv.create_revision() == token);
+    kv.expect("the guard's key").key().to_vec()
+}
+
+/// A lock taken again and again by one locker reuses one key (etcd keeps every deleted key in
+/// its index until compaction, and each look at the queue walks them); two guards at once
+/// have two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_locker_reuses_its_key() {
+    let url = etcd_url!();
+    let locker = Locker::connect(&url).await.unwrap();
+    let raw = raw(&url).await;
+    let name = unique("reused");
+    let first = locker.lock(&name).try_acquire().await.unwrap();
+    let key = key_of(&raw, &first).await;
+    assert!(first.release().await.unwrap());
+    for _ in 0..3 {
+        let again = locker.lock(&name).try_acquire().await.unwrap();
+        assert_eq!(key_of(&raw, &again).await, key);
+        let waiter = tokio::spawn(locker.lock(&name).wait_for(BOUND));
+        wait_queue_len(&raw, again.resource(), 2).await;
+        let keys = queue(&raw, again.resource()).await;
+        assert_ne!(keys[0].key(), keys[1].key());
+        assert!(again.release().await.unwrap());
+        let next = bounded("the waiter", waiter).await.unwrap().unwrap();
+        assert!(next.release().await.unwrap());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_the_session_lease_tells_every_guard() {
     let url = etcd_url!();

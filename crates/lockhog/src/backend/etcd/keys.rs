@@ -56,7 +56,8 @@ pub(super) fn queue_prefix(key: &LockKey) -> Vec<u8> {
 }
 
 /// The key of one holder or waiter: `<resource>/<lease id as 16 hex digits>-<n in hex>`,
-/// `n` unique within the session lease, so that one locker can queue twice on a name; for a
+/// `n` telling apart the entries of one session lease on one name (0 but for a locker that
+/// queues twice on it at once); for a
 /// foreign resource, the lease id in hex without leading zeros, as Go's `%x` in etcd's
 /// `concurrency.Mutex` writes it (`n` unused: one entry per lease there).
 pub(super) fn entry_key(key: &LockKey, lease: i64, n: u64) -> Vec<u8> {

@@ -190,18 +190,20 @@ impl EtcdBackend {
         })
     }
 
-    /// Our place in `key`'s queue on the session of `ttl`: a new key on the shared session for
-    /// a named lock; for a foreign resource, the session's one key there, or a private
-    /// session's when this locker queues there already.
+    /// Our place in `key`'s queue on the session of `ttl`: the session's first key there not
+    /// in use (so two guards of one name in one locker have two keys, and exclude each
+    /// other); for a foreign resource, the session's one key there, or a private session's
+    /// when this locker queues there already.
     async fn place(&self, key: &LockKey, ttl: Duration, shared: bool) -> Result<Place> {
         let session = self.sessions.get(ttl).await?;
+        let id = session.next_id();
         if key.foreign_resource().is_none() {
-            let id = session.next_id();
-            let mine = match shared {
-                true => keys::reader_key(key, session.lease, id),
-                false => keys::entry_key(key, session.lease, id),
-            };
-            return Ok(Place::new(session, mine, id, false));
+            let lease = session.lease;
+            let mine = session.claim_first(|n| match shared {
+                true => keys::reader_key(key, lease, n),
+                false => keys::entry_key(key, lease, n),
+            });
+            return Ok(Place::new(session, mine, id));
         }
         let mut session = session;
         let mut mine = keys::entry_key(key, session.lease, 0);
@@ -210,7 +212,7 @@ impl EtcdBackend {
             mine = keys::entry_key(key, session.lease, 0);
             session.claim(&mine);
         }
-        Ok(Place::new(session, mine, 0, true))
+        Ok(Place::new(session, mine, id))
     }
 
     /// Joins the queue on a live session: when the put finds the session's lease gone (etcd

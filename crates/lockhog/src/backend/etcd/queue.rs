@@ -39,8 +39,17 @@ fn cancel_marker(key: &[u8]) -> Vec<u8> {
 }
 
 /// The compare every join makes: its acquire was not dropped.
-pub(super) fn not_cancelled(key: &[u8]) -> Compare {
+fn not_cancelled(key: &[u8]) -> Compare {
     Compare::create_revision(cancel_marker(key), CompareOp::Equal, 0)
+}
+
+/// The compares of a join that creates our key: it is not there yet (a retry must not create
+/// it twice), and the acquire was not dropped.
+pub(super) fn may_create(key: &[u8]) -> [Compare; 2] {
+    [
+        Compare::create_revision(key, CompareOp::Equal, 0),
+        not_cancelled(key),
+    ]
 }
 
 /// The queue's first key, by create revision.
@@ -72,10 +81,7 @@ async fn join(
 ) -> Result<(Entry, bool)> {
     let with_lease = || Some(PutOptions::new().with_lease(lease));
     let queue_behind = Txn::new()
-        .when([
-            Compare::create_revision(key, CompareOp::Equal, 0),
-            not_cancelled(key),
-        ])
+        .when(may_create(key))
         .and_then([
             TxnOp::put(key, owner, with_lease()),
             TxnOp::get(prefix, Some(first())),
@@ -262,32 +268,32 @@ pub(super) async fn wait_deleted(
     }
 }
 
-/// Our key in a lock's queue and the session lease it is on. For a foreign resource the key
-/// is the session's claim on that prefix (see [`Session::claim`]), given back when this is
-/// dropped: after the key was deleted.
+/// Our key in a lock's queue and the session lease it is on. The key is the session's claim
+/// (see [`Session::claim`]), given back when this is dropped: after the key was deleted.
 pub(super) struct Place {
     pub session: Arc<Session>,
     pub key: Vec<u8>,
     /// The session's number for this entry.
     pub id: u64,
-    foreign: bool,
+    /// The claim is kept for good: a cancel marker of this key could not be deleted.
+    keep_claim: bool,
 }
 
 impl Place {
-    /// `key`, claimed already when `foreign`.
-    pub(super) fn new(session: Arc<Session>, key: Vec<u8>, id: u64, foreign: bool) -> Self {
+    /// `key`, claimed already.
+    pub(super) fn new(session: Arc<Session>, key: Vec<u8>, id: u64) -> Self {
         Place {
             session,
             key,
             id,
-            foreign,
+            keep_claim: false,
         }
     }
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        if self.foreign {
+        if !self.keep_claim {
             self.session.unclaim(&self.key);
         }
     }
@@ -310,7 +316,7 @@ const CANCELLED: u8 = 2;
 /// The join itself runs in a task of its own: one that has not sent yet is stopped for good,
 /// and the delete awaits the answer of one in flight, which could otherwise be applied after
 /// the delete, leaving a key on a lease that lives on. The delete is by key alone: no one else writes a key with our lease id in it (a named
-/// lock's key also carries our session's number for it, a foreign one is claimed).
+/// key is claimed in its session until the delete is done).
 pub(super) struct Undo {
     armed: Option<Place>,
     joining: Option<Joining>,
@@ -404,19 +410,21 @@ impl Drop for Undo {
                 let marker = cancel_marker(&place.key);
                 if let Some(joining) = joining {
                     let lease = place.session.lease;
-                    let marked = call("cancelling a join", || {
+                    let mark = call("cancelling a join", || {
                         let mut c = client.clone();
                         let marker = marker.clone();
                         async move {
                             c.put(marker, "", Some(PutOptions::new().with_lease(lease)))
                                 .await
                         }
-                    })
-                    .await;
-                    drop(joining.task.await);
+                    });
+                    // Both at once: the key goes as soon as the join's answer is in.
+                    let (marked, _) = tokio::join!(mark, joining.task);
                     if marked.is_ok() {
                         drop(delete(&client, &place.key).await);
-                        drop(delete(&client, &marker).await);
+                        // A marker left would void every later join with this key.
+                        let mut place = place;
+                        place.keep_claim = delete(&client, &marker).await.is_err();
                         return;
                     }
                 }

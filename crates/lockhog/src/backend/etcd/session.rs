@@ -73,8 +73,9 @@ struct Book {
     /// Why the session's lease was lost; `None` while it lives.
     dead: Option<String>,
     held: HashMap<u64, Watched>,
-    /// Foreign keys queued on now (one per lease and prefix).
-    foreign: HashSet<Vec<u8>>,
+    /// The keys this session queues with now, or whose delete is not done yet: none is used
+    /// twice at once.
+    claimed: HashSet<Vec<u8>>,
 }
 
 /// What the session and its renewal task share.
@@ -237,21 +238,30 @@ impl Session {
         self.state.kill(reason);
     }
 
-    /// A number unique within the session: a named lock's key carries it, so two guards of
-    /// one name in one locker have two keys, and exclude each other.
+    /// A number unique within the session, for its book of held keys.
     pub(super) fn next_id(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Claims the foreign key `key` for one entry; `false` when this session queues there
-    /// already.
+    /// Claims the key `key` for one entry; `false` when this session queues with it already.
     pub(super) fn claim(&self, key: &[u8]) -> bool {
-        self.state.book().foreign.insert(key.to_vec())
+        self.state.book().claimed.insert(key.to_vec())
     }
 
-    /// Gives a foreign key's claim back, once its key is deleted.
+    /// Claims the first free key `make(0)`, `make(1)`, …: a lock taken again and again by one
+    /// locker reuses one key, so etcd's index does not grow with every acquisition (it keeps
+    /// a deleted key's history until compaction, and every look at the queue walks it).
+    pub(super) fn claim_first(&self, make: impl Fn(u64) -> Vec<u8>) -> Vec<u8> {
+        let mut book = self.state.book();
+        (0..)
+            .map(make)
+            .find(|key| book.claimed.insert(key.clone()))
+            .expect("a free key")
+    }
+
+    /// Gives a key's claim back, once the key is deleted.
     pub(super) fn unclaim(&self, key: &[u8]) {
-        self.state.book().foreign.remove(key);
+        self.state.book().claimed.remove(key);
     }
 
     /// Watches a held key on renewals; `lost` is told when it, or the lease, is lost. Told at

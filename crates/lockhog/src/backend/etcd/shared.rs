@@ -14,7 +14,7 @@ use etcd_client::{
 };
 
 use super::connect::call;
-use super::queue::{not_cancelled, send_join, Entry, Turn};
+use super::queue::{may_create, send_join, Entry, Turn};
 use crate::error::Result;
 
 /// The segment under a lock's queue prefix that holds its readers' keys.
@@ -78,10 +78,7 @@ pub(super) async fn join(
         .into_iter()
         // An empty range compares as one key of create revision 0.
         .map(|(start, end)| Compare::create_revision(start, CompareOp::Equal, 0).with_range(end));
-    let mut when: Vec<Compare> = vec![
-        Compare::create_revision(key, CompareOp::Equal, 0),
-        not_cancelled(key),
-    ];
+    let mut when: Vec<Compare> = may_create(key).into();
     when.extend(no_writer);
     let put = TxnOp::put(key, owner, Some(PutOptions::new().with_lease(lease)));
     // Queued behind a writer, or a retry that finds our key: the look that follows decides.
@@ -90,10 +87,7 @@ pub(super) async fn join(
         .and_then([put.clone()])
         .or_else([TxnOp::txn(
             Txn::new()
-                .when([
-                    Compare::create_revision(key, CompareOp::Equal, 0),
-                    not_cancelled(key),
-                ])
+                .when(may_create(key))
                 .and_then([put])
                 .or_else([TxnOp::get(key, None)]),
         )]);
