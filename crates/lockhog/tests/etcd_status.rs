@@ -10,8 +10,9 @@ use etcd_support::{bounded, cycle, queue, raw, unique, wait_queue_len, BOUND};
 use lockhog::{LockState, Locker};
 
 /// The RESOURCE is `lockhog/<namespace>/<name>` with the name's bytes as they are (but `%` and
-/// `/` percent-encoded), and the holder's key is `RESOURCE/<lease id in 16 hex digits>` with
-/// `<random>/<pid>/<host>` as its value.
+/// `/` percent-encoded), and the holder's key is `RESOURCE/<lease id in 16 hex digits>-<n in
+/// hex>` (the locker's session lease, and the session's number for the entry) with
+/// `<random>/<pid>/<host>/<since when it holds, unix ms>` as its value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_as_documented() {
     let url = etcd_url!();
@@ -27,14 +28,17 @@ async fn keys_are_as_documented() {
     let keys = queue(&raw, guard.resource()).await;
     assert_eq!(keys.len(), 1);
     let key = keys[0].key();
-    assert_eq!(key.len(), guard.resource().len() + 17);
-    assert_eq!(
-        &key[guard.resource().len() + 1..],
-        format!("{:016x}", keys[0].lease()).as_bytes()
-    );
+    let entry = std::str::from_utf8(&key[guard.resource().len() + 1..]).unwrap();
+    let (lease, n) = entry.split_once('-').expect("<lease>-<n>");
+    assert_eq!(lease, format!("{:016x}", keys[0].lease()));
+    assert!(u64::from_str_radix(n, 16).is_ok(), "{entry}");
     let value = String::from_utf8(keys[0].value().to_vec()).unwrap();
-    let pid = value.split('/').nth(1).unwrap();
-    assert_eq!(pid, std::process::id().to_string(), "{value}");
+    let parts: Vec<&str> = value.split('/').collect();
+    assert_eq!(parts.len(), 4, "{value}");
+    assert_eq!(parts[1], std::process::id().to_string(), "{value}");
+    let since = std::time::UNIX_EPOCH + std::time::Duration::from_millis(parts[3].parse().unwrap());
+    let age = std::time::SystemTime::now().duration_since(since).unwrap();
+    assert!(age < std::time::Duration::from_secs(600), "{value}");
     guard.release().await.unwrap();
 }
 
@@ -67,6 +71,7 @@ async fn status_shows_holder_lease_and_waiters() {
         "{holder}"
     );
     assert!(holder.contains("s left"), "{holder}");
+    assert!(holder.contains(", held "), "{holder}");
     assert!(holder.contains("2 waiting"), "{holder}");
     let all = a.status(&[]).await.unwrap();
     assert_eq!(all.len(), 1, "{all:?}");

@@ -1,33 +1,18 @@
-//! A held etcd lock: its key and lease, the tasks that keep the lease alive and watch the key,
-//! and the release.
+//! A held etcd lock: its key on the locker's session lease, and the release.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 
-use etcd_client::{
-    Client, Compare, CompareOp, EventType, Txn, TxnOp, WatchFilterType, WatchOptions,
-};
+use super::connect::{call, SCHEME};
+use super::queue::{Entry, Place};
+use crate::error::{Error, Result};
 use tokio::task::JoinHandle;
-use tokio::time::sleep;
 
-use super::connect::call;
-use super::lease::revoke;
-use super::queue::Entry;
-use crate::backend::lease::{release_in_background, Renewal};
-use crate::backend::LostSender;
-use crate::error::Result;
-
-/// A held etcd lock: our key (and its create revision, the fencing token), our lease, the
-/// renewal task and the task watching our key.
+/// A held etcd lock: our key (and its create revision, the fencing token) and its place on
+/// the session lease, which keeps it alive and watches it.
 pub struct EtcdHeld {
     pub(super) client: Client,
     pub(super) entry: Entry,
-    pub(super) lease: i64,
-    pub(super) renewal: Renewal,
-    pub(super) watch: JoinHandle<()>,
-    /// Set before our own release deletes the key, so the watch does not report it as lost.
-    pub(super) releasing: Arc<AtomicBool>,
+    pub(super) place: Place,
     pub(super) runtime: tokio::runtime::Handle,
 }
 
@@ -36,128 +21,66 @@ impl std::fmt::Debug for EtcdHeld {
         f.debug_struct("EtcdHeld")
             .field("key", &String::from_utf8_lossy(&self.entry.key))
             .field("rev", &self.entry.rev)
-            .field("lease", &format_args!("{:016x}", self.lease))
+            .field("lease", &format_args!("{:016x}", self.place.session.lease))
             .finish_non_exhaustive()
     }
 }
 
 impl EtcdHeld {
-    /// Stops both background tasks; nothing reports a loss after this.
-    fn stop(&mut self) {
-        self.releasing.store(true, Ordering::SeqCst);
-        self.renewal.stop();
-        self.watch.abort();
-    }
-
     /// Deletes our key, only if it is still the one we created (same key, same create
     /// revision: a retry after a lost answer, or a release after our lease ran out and someone
     /// else queued, never deletes another holder's key). `Ok(true)` when our key was still
-    /// there. The lease, which no longer carries a key, is revoked in the background: the lock
-    /// is free once the delete is applied, and the caller need not wait one more round trip.
-    pub(super) async fn release(mut self) -> Result<bool> {
-        self.stop();
-        let txn = Txn::new()
-            .when([Compare::create_revision(
-                self.entry.key.clone(),
-                CompareOp::Equal,
-                self.entry.rev,
-            )])
-            .and_then([TxnOp::delete(self.entry.key.clone(), None)]);
-        let deleted = call("releasing a lock", || {
-            let mut c = self.client.clone();
-            let txn = txn.clone();
-            async move { c.txn(txn).await }
-        })
-        .await;
-        self.revoke_in_background();
-        Ok(deleted?.succeeded())
+    /// there. The session lease stays, for the locker's other and later locks.
+    pub(super) async fn release(self) -> Result<bool> {
+        self.delete_in_task(None)
+            .await
+            .map_err(|e| Error::backend(SCHEME, format!("releasing a lock: {e}")))?
     }
 
-    /// Gives the lock back from `Drop`: revokes the lease (which deletes our key and nobody
-    /// else's) in a task on the runtime captured at acquire.
-    pub(super) fn release_on_drop(mut self) {
-        self.stop();
-        self.revoke_in_background();
+    /// Gives the lock back from `Drop`: the same guarded delete, in a task on the runtime
+    /// captured at acquire.
+    pub(super) fn release_on_drop(self) {
+        let failed = "deleting a dropped lock's key failed; it goes with the session lease";
+        drop(self.delete_in_task(Some(failed)));
     }
 
-    fn revoke_in_background(&self) {
-        let (client, lease) = (self.client.clone(), self.lease);
-        let failed = "revoking a released lock's lease failed; it expires";
-        release_in_background(&self.runtime, failed, async move {
-            revoke(&client, lease).await
-        });
-    }
-}
-
-/// Watches our key from just after its creation and reports the lock lost when it is deleted
-/// by anyone but our release (an expired lease, `etcdctl del`, a revoked lease). A broken
-/// watch is opened again from the same revision, so no deletion is missed; when that revision
-/// was compacted, a read decides.
-pub(super) fn watch_own_key(
-    client: Client,
-    entry: Entry,
-    lost: LostSender,
-    releasing: Arc<AtomicBool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut from = entry.rev + 1;
-        let mut pause = Duration::from_millis(10);
-        loop {
-            let options = WatchOptions::new()
-                .with_start_revision(from)
-                .with_filters([WatchFilterType::NoPut]);
-            let mut c = client.clone();
-            if let Ok(mut stream) = c.watch(entry.key.clone(), Some(options)).await {
-                while let Ok(Some(resp)) = stream.message().await {
-                    if resp
-                        .events()
-                        .iter()
-                        .any(|e| e.event_type() == EventType::Delete)
-                    {
-                        if !releasing.load(Ordering::SeqCst) {
-                            lost.mark_lost(format!(
-                                "the lock's key {} was deleted (its lease expired or was \
-                                 revoked, or someone deleted it)",
-                                String::from_utf8_lossy(&entry.key)
-                            ));
-                        }
-                        return;
-                    }
-                    if resp.canceled() {
-                        // Compacted past `from`: is our key still the one we created?
-                        match still_there(&client, &entry).await {
-                            Some((true, revision)) => from = revision + 1,
-                            Some((false, _)) => {
-                                if !releasing.load(Ordering::SeqCst) {
-                                    lost.mark_lost("the lock's key is gone");
-                                }
-                                return;
-                            }
-                            None => {}
-                        }
-                        break;
-                    }
-                    pause = Duration::from_millis(10);
-                }
+    /// The delete, in a task of its own, so that a release dropped in flight still makes it:
+    /// the session lease that carries the key lives on. A failure is logged with `failed`,
+    /// when given.
+    fn delete_in_task(self, failed: Option<&'static str>) -> JoinHandle<Result<bool>> {
+        // Our own delete is no loss to report.
+        self.place.session.unhold(self.place.id);
+        let EtcdHeld {
+            client,
+            entry,
+            place,
+            runtime,
+        } = self;
+        runtime.spawn(async move {
+            let deleted = delete_ours(&client, &entry).await;
+            drop(place);
+            if let (Err(e), Some(failed)) = (&deleted, failed) {
+                tracing::debug!(error = %e, "{failed}");
             }
-            sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
-        }
-    })
+            deleted
+        })
+    }
 }
 
-/// Whether our key still exists with our create revision, and the revision of that read.
-async fn still_there(client: &Client, entry: &Entry) -> Option<(bool, i64)> {
-    let resp = call("reading our key", || {
+/// Deletes `entry`'s key if it still has `entry`'s create revision; `true` when it did.
+pub(super) async fn delete_ours(client: &Client, entry: &Entry) -> Result<bool> {
+    let txn = Txn::new()
+        .when([Compare::create_revision(
+            entry.key.clone(),
+            CompareOp::Equal,
+            entry.rev,
+        )])
+        .and_then([TxnOp::delete(entry.key.clone(), None)]);
+    let resp = call("releasing a lock", || {
         let mut c = client.clone();
-        let key = entry.key.clone();
-        async move { c.get(key, None).await }
+        let txn = txn.clone();
+        async move { c.txn(txn).await }
     })
-    .await
-    .ok()?;
-    let there = resp
-        .kvs()
-        .first()
-        .is_some_and(|kv| kv.create_revision() == entry.rev);
-    Some((there, resp.header().map_or(0, |h| h.revision())))
+    .await?;
+    Ok(resp.succeeded())
 }

@@ -46,8 +46,8 @@ pub(super) async fn grant(client: &Client, ttl: Duration) -> Result<Granted> {
     })
 }
 
-/// Revokes the lease, which deletes every key attached to it (ours only: each acquisition
-/// has its own lease). A lease already gone is not an error.
+/// Revokes the lease, which deletes every key attached to it (a session's: only its own
+/// locker's). A lease already gone is not an error.
 pub(super) async fn revoke(client: &Client, id: i64) -> Result<()> {
     let outcome = call("revoking a lease", || {
         let mut c = client.clone();

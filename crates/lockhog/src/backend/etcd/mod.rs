@@ -1,5 +1,6 @@
-//! `etcd://` and `etcds://` — a lease and a key per holder or waiter, queued by create
-//! revision, like etcd's own `concurrency.Mutex`.
+//! `etcd://` and `etcds://` — a key per holder or waiter on one session lease per locker,
+//! queued by create revision, like etcd's own `concurrency.Mutex` (and `RWMutex` for shared
+//! locks).
 //!
 //! # URLs
 //!
@@ -28,9 +29,12 @@
 //! and `status` print), `NS` and `NAME` taken byte for byte (etcd keys are binary safe: spaces,
 //! quotes, NUL stay as they are) except `%` and `/`, which are percent-encoded so that the
 //! lock `a` never sees the queue of the lock `a/b`. Each holder or waiter has the key
-//! `RESOURCE/<lease id in 16 hex digits>`, attached to its own lease, with the value
-//! `<128 random bits in hex>/<pid>/<host>`. So `etcdctl get --prefix 'lockhog/NS/NAME/'` lists
-//! the holder (first by create revision) and the waiters in order.
+//! `RESOURCE/<lease id in 16 hex digits>-<n in hex>` (a reader:
+//! `RESOURCE/read/<lease id>-<n>`), attached to its locker's session lease (`n` tells apart
+//! the entries of one session), with the value `<128 random bits in hex>/<pid>/<host>`, to
+//! which a holder adds `/<since when it holds, unix ms>`. So
+//! `etcdctl get --prefix 'lockhog/NS/NAME/'` lists the holder (first by create revision) and
+//! the waiters in order.
 //!
 //! # Foreign resources
 //!
@@ -38,42 +42,62 @@
 //! `etcdctl lock <prefix>` and etcd's Go `concurrency.NewMutex(session, prefix)` lock: each
 //! holder or waiter has the key `<prefix>/<lease id in hex>` (no leading zeros, as those
 //! write it), and the key with the lowest create revision holds the lock. lockhog queues
-//! there exactly as below, so it and those clients exclude each other, in FIFO order. The
-//! fencing token is our key's create revision, as for a named lock
-//! ([`Capabilities::resource_fencing`] is true). A prefix is 1 to 1024 bytes.
+//! there exactly as below, so it and those clients exclude each other, in FIFO order. That
+//! layout allows one key per lease: a locker that queues twice on one prefix at once takes a
+//! lease of its own for the second. The fencing token is our key's create revision, as for a
+//! named lock ([`Capabilities::resource_fencing`] is true). A prefix is 1 to 1024 bytes.
+//! Shared locks and `steal_after` are refused there (etcd's mutex has no shared mode, keeps no
+//! time of acquisition, and is not told when its key is deleted).
 //!
 //! # How it works
 //!
-//! - **Acquire**: grant a lease (the ttl rounded up to whole seconds; etcd raises it to its
-//!   minimum, 2 s by default), start keeping it alive, then in one transaction create our key
-//!   if it does not exist (a retried request cannot create it twice) and read the queue's first
-//!   key. If that is ours, we hold the lock.
+//! - **Session lease**: as etcd's own `concurrency.Session`, a locker keeps one lease per
+//!   ttl (the ttl rounded up to whole seconds; etcd raises it to its minimum, 2 s by default)
+//!   for all its locks: granted by the first acquire that needs it, kept alive every ttl/3
+//!   while the locker lives (idle or not), over one keepalive stream that is reopened (on any
+//!   member) after an error, with the schedule of the other lease backends
+//!   ([`crate::backend::lease`]), and revoked once the locker and its guards are gone. A lock
+//!   therefore costs one transaction to take and one to give back, with no grant or revoke.
+//! - **Acquire**: in one transaction, create our key on the session lease if it does not
+//!   exist (a retried request cannot create it twice) and read the queue's first key. If that
+//!   is ours, we hold the lock. The transaction runs in a task of its own, so an acquire
+//!   dropped in flight deletes its key only after the transaction was answered.
 //! - **Waiting** (FIFO): otherwise we read the key just before ours (largest create revision
 //!   below ours, checking in the same transaction that ours still exists) and watch only that
 //!   key, from the revision of that read, for its deletion; then look again. A release or an
 //!   expiry therefore wakes exactly one waiter (no thundering herd), and waiters acquire in the
 //!   order they joined: [`Capabilities::fair`] is true, and every acquire is fair. A `try`
-//!   that is not first revokes its lease (which deletes its key) and returns.
+//!   that is not first deletes its key and returns.
+//! - **Shared locks** (etcd's `RWMutex` recipe, see `shared.rs`): a reader holds once no
+//!   writer's key is older than its own and waits for the youngest older writer; a writer
+//!   waits for every older key, readers' included. A reader that comes after a waiting writer
+//!   waits behind it: [`Capabilities::shared_writer_priority`] is true.
 //! - **Fencing token**: our key's create revision. etcd's revision counts every change of the
 //!   whole cluster's store, so it never goes back (not across restarts, leader changes or
 //!   compaction), and a later holder's key was always created after an earlier holder's:
 //!   tokens increase strictly per lock, and across all locks of the cluster.
-//! - **Lease**: kept alive every ttl/3 while the guard lives, over one keepalive stream that is
-//!   reopened (on any member) after an error, with the same schedule as the other lease
-//!   backends ([`crate::backend::lease`]). A task also watches our key; when the key is
-//!   deleted (lease expired or revoked, `etcdctl del`) or a keepalive finds the lease gone,
-//!   [`LockGuard::lost`](crate::LockGuard::lost) completes.
+//! - **Lost notice**: when the session lease is lost (a keepalive finds it gone, or no
+//!   renewal was answered before it ran out), every guard on it is told at once, and the
+//!   next acquire grants a new lease. Each renewal also checks, in one transaction per 128
+//!   keys, that the session's held keys are still there with their create revision, so a
+//!   guard whose key was deleted behind its back (`etcdctl del`, a `steal_after`) is told
+//!   within ttl/3.
 //! - **Release** deletes our key in a transaction guarded by its create revision (a release
 //!   retried after a lost answer, or made after our lease ran out and someone queued again,
-//!   never deletes another holder's key — unlike a delete by key alone), then revokes our
-//!   lease. `Ok(false)` when our key was already gone. Release on drop revokes the lease from
-//!   a task on the runtime captured at acquire (the revoke deletes our key and nobody else's).
-//! - **Cancel safety**: an acquire dropped after its lease was granted revokes it from a task
-//!   on the runtime captured when it started, deleting its key with it (a lease whose grant
-//!   was not answered yet carries no key, and expires by itself).
-//! - **Crash**: a holder that dies stops renewing; etcd deletes its key when the lease expires
-//!   (after the ttl), which wakes the next waiter.
-//!
+//!   never deletes another holder's key — unlike a delete by key alone); the session lease
+//!   stays. `Ok(false)` when our key was already gone. Release on drop, and a release whose
+//!   future is dropped, make the same delete from a task on the runtime captured at acquire.
+//!   [`LockRequest::max_hold`](crate::LockRequest::max_hold) releases so too: one key, never
+//!   the lease.
+//! - **steal_after** (see `steal.rs`): a waiter with
+//!   [`LockRequest::steal_after`](crate::LockRequest::steal_after) deletes a holder's key
+//!   whose time says it has held longer, in a transaction guarded by that key's mod revision
+//!   (of two stealers one wins); the holder is told at its session's next renewal, and the
+//!   queue moves on. The time is the holder's wall clock: machines' clocks must agree to well
+//!   within `steal_after`.
+//! - **Crash**: a locker that dies stops renewing; etcd deletes its session's keys when the
+//!   lease expires (after the ttl), which wakes the next waiters.
+
 //! # Semaphores
 //!
 //! A semaphore's N permits are the slot locks `NAME#permit-0` … (each an ordinary lock
@@ -85,7 +109,10 @@
 //! A lease is time-based: a holder paused longer than its ttl may still believe it holds a
 //! lock that has expired and been taken. Pass the fencing token to the resource you protect.
 //! A waiter whose own lease expires while etcd is out of reach for longer than the ttl loses
-//! its place and its acquire fails with [`Error::Backend`](crate::Error::Backend).
+//! its place and its acquire fails with [`Error::Backend`](crate::Error::Backend). Since a
+//! locker's locks share one lease, losing it (etcd out of reach for a ttl, a paused process)
+//! loses all of them at once; a lock whose key someone else deleted is noticed only at the
+//! next renewal (ttl/3), not at the moment of the delete.
 
 mod connect;
 mod held;
@@ -93,11 +120,12 @@ mod keys;
 mod lease;
 mod queue;
 mod semaphore;
+mod session;
+mod shared;
 mod status;
+mod steal;
 
 use std::future::Future;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::Client;
@@ -105,9 +133,8 @@ use tokio::time::Instant;
 
 pub use self::connect::DEFAULT_PORT;
 pub use self::held::EtcdHeld;
-use self::lease::{grant, KeepAlive};
-use self::queue::{join, turn, wait_deleted, Turn, Undo, Woken};
-use super::lease::Renewal;
+use self::queue::{turn, wait_deleted, Entry, Place, Turn, Undo, Woken};
+use self::session::Sessions;
 use super::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockStatus};
 use crate::backend::owner::new_owner;
 use crate::error::Result;
@@ -127,6 +154,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
 /// The `etcd://` / `etcds://` backend. See the [module docs](self).
 pub struct EtcdBackend {
     client: Client,
+    sessions: Sessions,
 }
 
 impl std::fmt::Debug for EtcdBackend {
@@ -155,8 +183,65 @@ impl EtcdBackend {
         let shown = url.redacted().to_string();
         Ok(async move {
             let client = connect::connect(&target, &shown).await?;
-            Ok(EtcdBackend { client })
+            Ok(EtcdBackend {
+                sessions: Sessions::new(client.clone()),
+                client,
+            })
         })
+    }
+
+    /// Our place in `key`'s queue on the session of `ttl`: the session's first key there not
+    /// in use (so two guards of one name in one locker have two keys, and exclude each
+    /// other); for a foreign resource, the session's one key there, or a private session's
+    /// when this locker queues there already.
+    async fn place(&self, key: &LockKey, ttl: Duration, shared: bool) -> Result<Place> {
+        let session = self.sessions.get(ttl).await?;
+        let id = session.next_id();
+        if key.foreign_resource().is_none() {
+            let lease = session.lease;
+            let mine = session.claim_first(|n| match shared {
+                true => keys::reader_key(key, lease, n),
+                false => keys::entry_key(key, lease, n),
+            });
+            return Ok(Place::new(session, mine, id));
+        }
+        let mut session = session;
+        let mut mine = keys::entry_key(key, session.lease, 0);
+        if !session.claim(&mine) {
+            session = self.sessions.private(ttl).await?;
+            mine = keys::entry_key(key, session.lease, 0);
+            session.claim(&mine);
+        }
+        Ok(Place::new(session, mine, id))
+    }
+
+    /// Joins the queue on a live session: when the put finds the session's lease gone (etcd
+    /// was out of reach for longer than the ttl, and the renewal has not told yet), the
+    /// session is marked lost and the join is made once more on a new one.
+    async fn join(
+        &self,
+        key: &LockKey,
+        ttl: Duration,
+        owner: &[u8],
+        shared: bool,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(Undo, Entry, bool)> {
+        let prefix = keys::queue_prefix(key);
+        let mut again = true;
+        loop {
+            let place = self.place(key, ttl, shared).await?;
+            let mut undo = Undo::new(self.client.clone(), place, runtime.clone());
+            match undo.join(&prefix, owner.to_vec(), shared).await {
+                Ok((entry, first)) => return Ok((undo, entry, first)),
+                Err(e) if again && e.to_string().contains("lease not found") => {
+                    undo.place()
+                        .session
+                        .kill("etcd no longer knew it when a lock was queued with it");
+                    again = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Joins the queue and, unless `wait` is `None` (one try), waits for our turn until the
@@ -169,61 +254,99 @@ impl EtcdBackend {
     ) -> Result<Option<Acquired<EtcdHeld>>> {
         let runtime = tokio::runtime::Handle::current();
         let ttl = ctx.options.ttl.unwrap_or(DEFAULT_TTL);
-        let started = Instant::now();
-        let lease = grant(&self.client, ttl).await?;
-        let undo = Undo::new(self.client.clone(), lease.id, runtime.clone());
-        let renewal = Renewal::spawn(
-            KeepAlive::new(self.client.clone(), lease),
-            lease.ttl,
-            started + lease.ttl,
-            ctx.lost.clone(),
-        );
+        let (steal_after, shared) = (ctx.options.steal_after, ctx.options.shared);
+        refuse(key, ctx)?;
         let prefix = keys::queue_prefix(key);
-        let mine = keys::entry_key(key, lease.id);
-        let (entry, first) = join(&self.client, &prefix, &mine, &new_owner(), lease.id).await?;
+        let owner = new_owner();
+        let (undo, entry, first) = self.join(key, ttl, &owner, shared, &runtime).await?;
         if !first {
-            let Some(deadline) = wait else {
-                drop(renewal);
-                undo.revoke_now().await?;
+            // A try that may not steal has nothing to look at.
+            if wait.is_none() && steal_after.is_none() {
+                undo.delete_now().await?;
                 return Ok(None);
-            };
+            }
             loop {
-                ctx.note_attempt();
-                let (pred, revision) = match turn(&self.client, &prefix, &entry).await? {
-                    Turn::Ours => break,
-                    Turn::After { key, revision } => (key, revision),
+                if wait.is_some() {
+                    ctx.note_attempt();
+                }
+                let turn = match shared {
+                    true => shared::turn(&self.client, &prefix, &entry).await?,
+                    false => turn(&self.client, &prefix, &entry, &owner).await?,
                 };
-                if let Woken::Deadline =
-                    wait_deleted(&self.client, &pred, revision, deadline).await?
-                {
-                    drop(renewal);
-                    undo.revoke_now().await?;
+                let (pred, revision, head) = match turn {
+                    Turn::Ours => break,
+                    Turn::After {
+                        key,
+                        revision,
+                        head,
+                    } => (key, revision, head),
+                };
+                // With steal_after, a head held too long is taken over (then look again), and
+                // the wait ends when it will be, or, while the head carries no time yet (a
+                // waiter about to hold), after steal_after, to look again.
+                let mut wake = wait.flatten();
+                if let (Some(limit), Some(head)) = (steal_after, head) {
+                    let at = head.stealable_at(limit);
+                    if at.is_some_and(|at| at <= Instant::now()) {
+                        head.steal(&self.client).await?;
+                        continue;
+                    }
+                    let at = at.unwrap_or_else(|| Instant::now() + limit);
+                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                }
+                let Some(deadline) = wait else {
+                    undo.delete_now().await?;
                     return Ok(None);
+                };
+                if let Woken::Deadline = wait_deleted(&self.client, &pred, revision, wake).await? {
+                    if deadline.is_some_and(|d| d <= Instant::now()) {
+                        undo.delete_now().await?;
+                        return Ok(None);
+                    }
                 }
             }
         }
-        undo.disarm();
-        let releasing = Arc::new(AtomicBool::new(false));
-        let watch = held::watch_own_key(
-            self.client.clone(),
-            entry.clone(),
-            ctx.lost.clone(),
-            releasing.clone(),
-        );
+        let place = undo.disarm();
+        place
+            .session
+            .hold(place.id, entry.clone(), ctx.lost.clone());
         let token = entry.rev as u64;
         Ok(Some(Acquired {
             held: EtcdHeld {
                 client: self.client.clone(),
                 entry,
-                lease: lease.id,
-                renewal,
-                watch,
-                releasing,
+                place,
                 runtime,
             },
             token: Some(token),
         }))
     }
+}
+
+/// The combinations of options etcd refuses.
+fn refuse(key: &LockKey, ctx: &AcquireContext) -> Result<()> {
+    let invalid = |reason: &str| {
+        Err(crate::Error::InvalidOption {
+            reason: format!("etcd: {reason}"),
+        })
+    };
+    let foreign = key.foreign_resource().is_some();
+    if ctx.options.steal_after.is_some() && foreign {
+        return Err(steal::refuse_foreign());
+    }
+    if ctx.options.shared && foreign {
+        return invalid(
+            "no shared lock on a foreign prefix: etcd's own mutex (etcdctl lock) has no \
+             shared mode",
+        );
+    }
+    if ctx.options.shared && ctx.options.steal_after.is_some() {
+        return invalid(
+            "a shared lock cannot steal_after: readers keep no time of acquisition, and a \
+             reader waits only for writers",
+        );
+    }
+    Ok(())
 }
 
 impl Backend for EtcdBackend {
@@ -239,13 +362,14 @@ impl Backend for EtcdBackend {
             native_fencing: true,
             lost_notice: true,
             fair: true,
-            shared: false,
-            shared_writer_priority: false,
+            // etcd's RWMutex recipe, FIFO with the writers (see `shared.rs`).
+            shared: true,
+            shared_writer_priority: true,
             crash_release: true,
             native_wait: true,
             cross_process: true,
-            // Not built: a waiter would have to revoke a live holder's lease.
-            steal_after: false,
+            // A holder's key says since when it holds (see `steal.rs`).
+            steal_after: true,
             semaphore: true,
             // A foreign prefix's holder key has a create revision like ours.
             resource_fencing: true,

@@ -1,19 +1,24 @@
 //! The queue of one lock: joining it, finding our turn, and waiting on our predecessor only.
 //!
-//! Every holder or waiter owns one key under the lock's queue prefix, attached to its own
-//! lease. The owner is the key with the smallest create revision; everyone else waits for the
-//! key just before its own (the largest create revision below ours) to be deleted, then looks
-//! again. A release or an expiry therefore wakes exactly one waiter, and waiters acquire in the
+//! Every holder or waiter owns one key under the lock's queue prefix, attached to its
+//! locker's session lease. The owner is the key with the smallest create revision; everyone
+//! else waits for the key just before its own (the largest create revision below ours) to be
+//! deleted, then looks again. A release or an expiry therefore wakes exactly one waiter, and waiters acquire in the
 //! order their keys were created: first come, first served.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, SortOrder, SortTarget,
     Txn, TxnOp, TxnOpResponse, WatchFilterType, WatchOptions,
 };
+use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout_at, Duration, Instant};
 
 use super::connect::{call, SCHEME};
-use super::lease::revoke;
+use super::session::Session;
+use super::steal::{holder_value, Head};
 use crate::error::{Error, Result};
 
 /// Our place in a lock's queue.
@@ -25,65 +30,141 @@ pub(super) struct Entry {
     pub rev: i64,
 }
 
+/// The key that a dropped acquire writes so that its join, if it reaches etcd only later,
+/// creates nothing: `\0lockhog-cancelled/<our key>`, outside every queue.
+fn cancel_marker(key: &[u8]) -> Vec<u8> {
+    let mut marker = b"\0lockhog-cancelled/".to_vec();
+    marker.extend_from_slice(key);
+    marker
+}
+
+/// The compare every join makes: its acquire was not dropped.
+fn not_cancelled(key: &[u8]) -> Compare {
+    Compare::create_revision(cancel_marker(key), CompareOp::Equal, 0)
+}
+
+/// The compares of a join that creates our key: it is not there yet (a retry must not create
+/// it twice), and the acquire was not dropped.
+pub(super) fn may_create(key: &[u8]) -> [Compare; 2] {
+    [
+        Compare::create_revision(key, CompareOp::Equal, 0),
+        not_cancelled(key),
+    ]
+}
+
+/// The queue's first key, by create revision.
+fn first() -> GetOptions {
+    GetOptions::new()
+        .with_prefix()
+        .with_sort(SortTarget::Create, SortOrder::Ascend)
+        .with_limit(1)
+}
+
+/// The key of the first answer of `op`, when it is a read that found one.
+fn first_key(op: Option<&TxnOpResponse>) -> Option<&KeyValue> {
+    match op {
+        Some(TxnOpResponse::Get(g)) => g.kvs().first(),
+        _ => None,
+    }
+}
+
 /// Creates our key (if it does not exist yet: a retried request must not create it twice)
 /// and reads the queue's first key in the same transaction. Returns our entry and whether we
-/// are first, i.e. hold the lock.
-pub(super) async fn join(
+/// are first, i.e. hold the lock. When the queue is empty our key is a holder's from the
+/// start, with the time in its value (see [`steal`](super::steal)); a waiter's has none.
+async fn join(
     client: &Client,
     prefix: &[u8],
     key: &[u8],
     owner: &[u8],
     lease: i64,
 ) -> Result<(Entry, bool)> {
-    let first = GetOptions::new()
-        .with_prefix()
-        .with_sort(SortTarget::Create, SortOrder::Ascend)
-        .with_limit(1);
-    let txn = Txn::new()
-        .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+    let with_lease = || Some(PutOptions::new().with_lease(lease));
+    let queue_behind = Txn::new()
+        .when(may_create(key))
         .and_then([
-            TxnOp::put(key, owner, Some(PutOptions::new().with_lease(lease))),
-            TxnOp::get(prefix, Some(first.clone())),
+            TxnOp::put(key, owner, with_lease()),
+            TxnOp::get(prefix, Some(first())),
         ])
-        .or_else([TxnOp::get(key, None), TxnOp::get(prefix, Some(first))]);
-    let resp = call("joining the lock's queue", || {
+        .or_else([TxnOp::get(key, None), TxnOp::get(prefix, Some(first()))]);
+    let txn = Txn::new()
+        // An empty range compares as one key of create revision 0.
+        .when([
+            Compare::create_revision(prefix, CompareOp::Equal, 0).with_prefix(),
+            not_cancelled(key),
+        ])
+        .and_then([
+            TxnOp::put(key, holder_value(owner), with_lease()),
+            TxnOp::get(prefix, Some(first())),
+        ])
+        .or_else([TxnOp::txn(queue_behind)]);
+    let (entry, _, ops) = send_join(client, "joining the lock's queue", key, txn).await?;
+    let head = first_key(ops.get(1)).map(|kv| kv.key().to_vec());
+    Ok((entry, head.as_deref() == Some(key)))
+}
+
+/// A waiter's key vanished (its lease expired while etcd was out of reach, or someone deleted
+/// it, or stole it).
+pub(super) fn place_lost() -> Error {
+    Error::backend(
+        SCHEME,
+        "our place in the lock's queue was lost while waiting (our lease expired or our key \
+         was deleted)",
+    )
+}
+
+/// Sends a join shaped `if C then [put ours, …] else [if ours is absent then [put ours, …]
+/// else [get ours, …]]` (ours is absent unless this is a retry). Returns our entry, whether `C`
+/// held, and the answers of the innermost branch that ran.
+pub(super) async fn send_join(
+    client: &Client,
+    doing: &str,
+    key: &[u8],
+    txn: Txn,
+) -> Result<(Entry, bool, Vec<TxnOpResponse>)> {
+    let resp = call(doing, || {
         let mut c = client.clone();
         let txn = txn.clone();
         async move { c.txn(txn).await }
     })
     .await?;
-    let ops = resp.op_responses();
-    let rev = if resp.succeeded() {
-        resp.header().map(|h| h.revision())
-    } else {
-        match ops.first() {
-            Some(TxnOpResponse::Get(g)) => g.kvs().first().map(KeyValue::create_revision),
-            _ => None,
+    let revision = resp.header().map(|h| h.revision());
+    let (rev, ops) = match resp.op_responses().first() {
+        Some(TxnOpResponse::Txn(inner)) if !resp.succeeded() => {
+            let ops = inner.op_responses();
+            let rev = match inner.succeeded() {
+                true => revision,
+                false => first_key(ops.first()).map(KeyValue::create_revision),
+            };
+            (rev, ops)
         }
-    };
-    let head = match ops.get(1) {
-        Some(TxnOpResponse::Get(g)) => g.kvs().first().map(|kv| kv.key().to_vec()),
-        _ => None,
+        _ => (revision, resp.op_responses()),
     };
     let rev = rev.ok_or_else(|| Error::backend(SCHEME, "joining the queue: malformed answer"))?;
     let entry = Entry {
         key: key.to_vec(),
         rev,
     };
-    Ok((entry, head.as_deref() == Some(key)))
+    Ok((entry, resp.succeeded(), ops))
 }
 
 /// Where a waiter stands.
 pub(super) enum Turn {
-    /// No key before ours: we hold the lock.
+    /// No key before ours: we hold the lock (and our key says since when).
     Ours,
-    /// The key just before ours, as of `revision`.
-    After { key: Vec<u8>, revision: i64 },
+    /// The key we wait on, as of `revision`, and the queue's head (for a writer).
+    After {
+        key: Vec<u8>,
+        revision: i64,
+        head: Option<Head>,
+    },
 }
 
 /// Looks for the key just before ours, checking in the same transaction that ours is still
 /// there (its lease may have expired while we waited, if etcd was out of reach for a ttl).
-pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry) -> Result<Turn> {
+/// When no key is older than ours, the same transaction writes the time into our key's value:
+/// we hold the lock from then on.
+pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry, owner: &[u8]) -> Result<Turn> {
     let before = GetOptions::new()
         .with_prefix()
         .with_max_create_revision(me.rev - 1)
@@ -91,34 +172,47 @@ pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry) -> Result<T
         .with_limit(1)
         .with_keys_only();
     let txn = Txn::new()
-        .when([Compare::create_revision(
+        .when([
+            Compare::create_revision(me.key.clone(), CompareOp::Equal, me.rev),
+            // Every key of the queue is ours or younger.
+            Compare::create_revision(prefix, CompareOp::Greater, me.rev - 1).with_prefix(),
+        ])
+        .and_then([TxnOp::put(
             me.key.clone(),
-            CompareOp::Equal,
-            me.rev,
+            holder_value(owner),
+            Some(PutOptions::new().with_ignore_lease()),
         )])
-        .and_then([TxnOp::get(prefix, Some(before))]);
+        .or_else([
+            TxnOp::get(me.key.clone(), Some(GetOptions::new().with_keys_only())),
+            TxnOp::get(prefix, Some(before)),
+            TxnOp::get(prefix, Some(first())),
+        ]);
     let resp = call("looking for our turn", || {
         let mut c = client.clone();
         let txn = txn.clone();
         async move { c.txn(txn).await }
     })
     .await?;
-    if !resp.succeeded() {
-        return Err(Error::backend(
-            SCHEME,
-            "our place in the lock's queue was lost while waiting (our lease expired or our \
-             key was deleted)",
-        ));
+    if resp.succeeded() {
+        return Ok(Turn::Ours);
+    }
+    let ops = resp.op_responses();
+    if first_key(ops.first()).map(KeyValue::create_revision) != Some(me.rev) {
+        return Err(place_lost());
     }
     let revision = resp.header().map_or(0, |h| h.revision());
-    let pred = match resp.op_responses().first() {
-        Some(TxnOpResponse::Get(g)) => g.kvs().first().map(|kv| kv.key().to_vec()),
-        _ => None,
-    };
-    Ok(match pred {
-        None => Turn::Ours,
-        Some(key) => Turn::After { key, revision },
-    })
+    match (first_key(ops.get(1)), first_key(ops.get(2))) {
+        (Some(pred), Some(head)) => Ok(Turn::After {
+            key: pred.key().to_vec(),
+            revision,
+            head: Some(Head::of(head)),
+        }),
+        // Between the compare and the reads nothing changes: a transaction is atomic.
+        _ => Err(Error::backend(
+            SCHEME,
+            "looking for our turn: malformed answer",
+        )),
+    }
 }
 
 /// How a wait on the predecessor ended.
@@ -174,46 +268,182 @@ pub(super) async fn wait_deleted(
     }
 }
 
-/// Revokes our lease, and so deletes our key, if the acquire that made them is dropped before
-/// it hands them to a guard (a cancelled wait, a failed look). The revoke runs on the runtime
-/// captured when the acquire started.
+/// Our key in a lock's queue and the session lease it is on. The key is the session's claim
+/// (see [`Session::claim`]), given back when this is dropped: after the key was deleted.
+pub(super) struct Place {
+    pub session: Arc<Session>,
+    pub key: Vec<u8>,
+    /// The session's number for this entry.
+    pub id: u64,
+    /// The claim is kept for good: a cancel marker of this key could not be deleted.
+    keep_claim: bool,
+}
+
+impl Place {
+    /// `key`, claimed already.
+    pub(super) fn new(session: Arc<Session>, key: Vec<u8>, id: u64) -> Self {
+        Place {
+            session,
+            key,
+            id,
+            keep_claim: false,
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if !self.keep_claim {
+            self.session.unclaim(&self.key);
+        }
+    }
+}
+
+/// The task that sends [`join`], and its gate.
+struct Joining {
+    task: JoinHandle<Result<(Entry, bool)>>,
+    /// [`IDLE`] until the task starts sending ([`SENDING`]) or a dropped acquire stops it from
+    /// ever sending ([`CANCELLED`]): whichever comes first wins.
+    gate: Arc<AtomicU8>,
+}
+
+const IDLE: u8 = 0;
+const SENDING: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// Deletes our key if the acquire that made it is dropped before it hands it to a guard (a
+/// cancelled wait, a failed look), in a task on the runtime captured when the acquire started.
+/// The join itself runs in a task of its own: one that has not sent yet is stopped for good,
+/// and the delete awaits the answer of one in flight, which could otherwise be applied after
+/// the delete, leaving a key on a lease that lives on. The delete is by key alone: no one else writes a key with our lease id in it (a named
+/// key is claimed in its session until the delete is done).
 pub(super) struct Undo {
-    armed: Option<(Client, i64)>,
+    armed: Option<Place>,
+    joining: Option<Joining>,
+    client: Client,
     runtime: tokio::runtime::Handle,
 }
 
 impl Undo {
-    pub(super) fn new(client: Client, lease: i64, runtime: tokio::runtime::Handle) -> Self {
+    pub(super) fn new(client: Client, place: Place, runtime: tokio::runtime::Handle) -> Self {
         Undo {
-            armed: Some((client, lease)),
+            armed: Some(place),
+            joining: None,
+            client,
             runtime,
         }
     }
 
-    /// Revokes now and waits for it. Stays armed until the revoke is answered, so a revoke
+    /// The place being joined.
+    pub(super) fn place(&self) -> &Place {
+        self.armed
+            .as_ref()
+            .expect("armed until disarmed or deleted")
+    }
+
+    /// Joins the queue at our place (see [`join`]) from a task that outlives a dropped acquire.
+    /// A `shared` place joins as a reader (see [`shared`](super::shared)).
+    pub(super) async fn join(
+        &mut self,
+        prefix: &[u8],
+        owner: Vec<u8>,
+        shared: bool,
+    ) -> Result<(Entry, bool)> {
+        let place = self.place();
+        let (client, prefix, key) = (self.client.clone(), prefix.to_vec(), place.key.clone());
+        let lease = place.session.lease;
+        let gate = Arc::new(AtomicU8::new(IDLE));
+        let opened = gate.clone();
+        let task = self.runtime.spawn(async move {
+            if opened
+                .compare_exchange(IDLE, SENDING, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
+                return Err(Error::backend(SCHEME, "joining the queue: cancelled"));
+            }
+            if shared {
+                super::shared::join(&client, &prefix, &key, &owner, lease).await
+            } else {
+                join(&client, &prefix, &key, &owner, lease).await
+            }
+        });
+        let joining = self.joining.insert(Joining { task, gate });
+        let joined = (&mut joining.task).await;
+        self.joining = None;
+        joined.map_err(|e| Error::backend(SCHEME, format!("joining the queue: {e}")))?
+    }
+
+    /// Deletes now and waits for it. Stays armed until the delete is answered, so a delete
     /// that fails, or whose caller is dropped meanwhile, is tried again in the background.
-    pub(super) async fn revoke_now(mut self) -> Result<()> {
-        if let Some((client, lease)) = &self.armed {
-            revoke(client, *lease).await?;
+    pub(super) async fn delete_now(mut self) -> Result<()> {
+        if let Some(place) = &self.armed {
+            delete(&self.client, &place.key).await?;
         }
         self.armed = None;
         Ok(())
     }
 
-    /// The acquire succeeded: the guard owns the lease now.
-    pub(super) fn disarm(mut self) {
-        self.armed = None;
+    /// The acquire succeeded: the guard owns the place now.
+    pub(super) fn disarm(mut self) -> Place {
+        self.armed.take().expect("armed until disarmed or deleted")
     }
 }
 
 impl Drop for Undo {
     fn drop(&mut self) {
-        if let Some((client, lease)) = self.armed.take() {
-            self.runtime.spawn(async move {
-                if let Err(e) = revoke(&client, lease).await {
-                    tracing::debug!(error = %e, "revoking the lease of a dropped acquire failed; it expires");
+        if let Some(place) = self.armed.take() {
+            let (client, joining) = (self.client.clone(), self.joining.take());
+            if let Some(j) = &joining {
+                let never_sent = j
+                    .gate
+                    .compare_exchange(IDLE, CANCELLED, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok();
+                if never_sent {
+                    // Nothing was written, nor will be.
+                    return;
                 }
+            }
+            self.runtime.spawn(async move {
+                // A join in flight may reach etcd after our delete (from another member, or
+                // sent late): the marker makes it create nothing; one applied already is
+                // deleted once its answer is in.
+                let marker = cancel_marker(&place.key);
+                if let Some(joining) = joining {
+                    let lease = place.session.lease;
+                    let mark = call("cancelling a join", || {
+                        let mut c = client.clone();
+                        let marker = marker.clone();
+                        async move {
+                            c.put(marker, "", Some(PutOptions::new().with_lease(lease)))
+                                .await
+                        }
+                    });
+                    // Both at once: the key goes as soon as the join's answer is in.
+                    let (marked, _) = tokio::join!(mark, joining.task);
+                    if marked.is_ok() {
+                        drop(delete(&client, &place.key).await);
+                        // A marker left would void every later join with this key.
+                        let mut place = place;
+                        place.keep_claim = delete(&client, &marker).await.is_err();
+                        return;
+                    }
+                }
+                if let Err(e) = delete(&client, &place.key).await {
+                    tracing::debug!(error = %e, "deleting the key of a dropped acquire failed; \
+                                                 it goes with the session lease");
+                }
+                drop(place);
             });
         }
     }
+}
+
+async fn delete(client: &Client, key: &[u8]) -> Result<()> {
+    call("leaving the lock's queue", || {
+        let mut c = client.clone();
+        let key = key.to_vec();
+        async move { c.delete(key, None).await }
+    })
+    .await
+    .map(drop)
 }

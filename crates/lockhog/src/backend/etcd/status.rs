@@ -1,6 +1,7 @@
 //! `status` and `cleanup`: the queues under `lockhog/<namespace>/`.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use etcd_client::{
     Client, Compare, CompareOp, GetOptions, KeyValue, SortOrder, SortTarget, Txn, TxnOp,
@@ -8,6 +9,8 @@ use etcd_client::{
 
 use super::connect::call;
 use super::keys::{namespace_prefix, parse_entry, queue_prefix, resource};
+use super::shared::READ;
+use super::steal::split;
 use crate::backend::owner::describe_owner;
 use crate::backend::{CleanupReport, LockState, LockStatus};
 use crate::error::Result;
@@ -40,28 +43,49 @@ async fn lease_left(client: &Client, lease: i64) -> Result<Option<i64>> {
     Ok((resp.ttl() >= 0).then_some(resp.ttl()))
 }
 
-/// One lock's status from its queue (oldest first): the first key holds it.
+/// One holder: owner, token, how long it has held, its lease.
+async fn describe_holder(client: &Client, kv: &KeyValue) -> Result<String> {
+    let (owner, since) = split(kv.value());
+    let mut holder = format!("{}, token {}", describe_owner(owner), kv.create_revision());
+    if let Some(age) = since.and_then(|s| SystemTime::now().duration_since(s).ok()) {
+        holder.push_str(&format!(", held {}s", age.as_secs()));
+    }
+    match lease_left(client, kv.lease()).await? {
+        Some(left) => holder.push_str(&format!(", lease {left}s left")),
+        None if kv.lease() == 0 => holder.push_str(", no lease (never expires)"),
+        None => holder.push_str(", lease expired"),
+    }
+    Ok(holder)
+}
+
+/// One lock's status from its queue (oldest first): the first key holds it, or, when it is
+/// a reader's, every reader's key before the first writer's.
 async fn describe(
     client: &Client,
     name: Option<String>,
     resource: String,
     queue: &[KeyValue],
 ) -> Result<LockStatus> {
-    let Some(head) = queue.first() else {
+    if queue.is_empty() {
         return Ok(LockStatus::new(name, resource, LockState::Free, None));
-    };
-    let mut holder = format!(
-        "{}, token {}",
-        describe_owner(head.value()),
-        head.create_revision()
-    );
-    match lease_left(client, head.lease()).await? {
-        Some(left) => holder.push_str(&format!(", lease {left}s left")),
-        None if head.lease() == 0 => holder.push_str(", no lease (never expires)"),
-        None => holder.push_str(", lease expired"),
     }
-    if queue.len() > 1 {
-        holder.push_str(&format!(", {} waiting", queue.len() - 1));
+    let readers = format!("{resource}/{READ}");
+    let is_reader = |kv: &KeyValue| kv.key().starts_with(readers.as_bytes());
+    let holding = match queue.iter().position(|kv| !is_reader(kv)) {
+        Some(0) => 1,
+        Some(writer) => writer,
+        None => queue.len(),
+    };
+    let mut holders = Vec::with_capacity(holding);
+    for kv in &queue[..holding] {
+        holders.push(describe_holder(client, kv).await?);
+    }
+    let mut holder = match is_reader(&queue[0]) {
+        true => format!("shared by {}: {}", holding, holders.join("; ")),
+        false => holders.remove(0),
+    };
+    if queue.len() > holding {
+        holder.push_str(&format!(", {} waiting", queue.len() - holding));
     }
     Ok(LockStatus::new(
         name,
