@@ -219,6 +219,9 @@ impl NativeLocker {
             ("cross_process", c.cross_process),
             ("resource_fencing", c.resource_fencing),
             ("semaphore", c.semaphore),
+            ("shared_writer_priority", c.shared_writer_priority),
+            ("steal_after", c.steal_after),
+            ("free_fencing", c.free_fencing),
         ] {
             d.set_item(k, v)?;
         }

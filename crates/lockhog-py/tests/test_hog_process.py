@@ -113,3 +113,18 @@ def test_what_a_process_cannot_hog_is_refused(mem: lockhog.Locker, name: str) ->
         hog_lock(threading.Lock(), from_=HogFrom.PROCESS).start()
     with pytest.raises(ValueError, match="other processes"):
         hog_lock(mem.lock(name), from_=HogFrom.PROCESS).start()
+
+
+@pytest.mark.parametrize("from_", [HogFrom.THREAD, HogFrom.PROCESS])
+def test_a_hogged_shared_lock_lets_readers_in_and_keeps_writers_out(
+    file_url: str, name: str, from_: HogFrom
+) -> None:
+    locker = lockhog.Locker(file_url)
+    with hog_lock(locker.lock(name, shared=True), from_=from_):
+        reader = locker.lock(name, shared=True)
+        assert reader.acquire(blocking=False), "a reader was kept out by a shared hog"
+        assert reader.release()
+        assert not locker.lock(name).acquire(blocking=False), "a writer got in past the hog"
+    writer = locker.lock(name)
+    assert writer.acquire(blocking=False), "the hog kept the lock"
+    assert writer.release()

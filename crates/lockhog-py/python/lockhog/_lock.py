@@ -122,7 +122,9 @@ class Locker:
         """What the backend guarantees: ``lease``, ``native_fencing``, ``lost_notice``,
         ``fair``, ``shared``, ``crash_release``, ``native_wait``, ``cross_process``,
         ``resource_fencing`` (a lock of ``lock_resource`` gets a fencing token),
-        ``semaphore`` (``semaphore()`` works)."""
+        ``semaphore`` (``semaphore()`` works), ``shared_writer_priority`` (a waiting writer
+        holds back later readers), ``steal_after``, ``free_fencing`` (the token costs
+        nothing: kept even with ``fencing=off``)."""
         return self._native.capabilities()
 
     def lock(
@@ -138,7 +140,8 @@ class Locker:
 
         ``blocking=False`` tries once; otherwise it waits, at most ``timeout`` seconds when
         given. ``ttl`` is the lease of lease backends (Redis, memcached, SQLite), renewed while
-        held. ``shared=True`` asks for a reader lock (file backend). Bad values raise when the
+        held. ``shared=True`` asks for a reader lock (where ``capabilities()["shared"]``: file,
+        SQLite, PostgreSQL, Redis, etcd; otherwise ``InvalidOption``). Bad values raise when the
         lock is acquired, before any I/O: ``InvalidName``, ``InvalidOption``.
         """
         return Lock(self, name, blocking=blocking, timeout=timeout, ttl=ttl, shared=shared)
@@ -278,13 +281,13 @@ class Lock(Acquirable[_lockhog.NativeGuard]):
     def _hold_command(self, acquire_timeout: float) -> Tuple[List[str], Dict[str, str]]:
         """The arguments of ``lockhog hold`` that take this lock from another process, and
         the environment entries it needs (the URL)."""
-        if self._shared:
-            raise ValueError("lockhog hold takes exclusive locks only: hog a shared lock from a thread")
         if not self._locker.capabilities()["cross_process"]:
             raise ValueError(f"{self._locker.url!r} is not seen by other processes: hog it from a thread")
         args = ["hold", "-w", repr(acquire_timeout)]
         if self._permits is not None:
             args += ["--permits", str(self._permits)]
+        if self._shared:
+            args.append("--shared")
         if self._ttl is not None:
             args += ["--ttl", repr(self._ttl)]
         if self._by_resource:

@@ -199,8 +199,8 @@ impl RedisBackend {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`](crate::Error::InvalidUrl) for a malformed URL or unknown option;
-    /// [`Error::Backend`](crate::Error::Backend) when the server cannot be reached or refuses
+    /// [`Error::InvalidUrl`] for a malformed URL or unknown option;
+    /// [`Error::Backend`] when the server cannot be reached or refuses
     /// the credentials.
     ///
     /// Takes its options off `url` and returns the future that connects; the caller refuses the
