@@ -55,6 +55,7 @@ mod cache;
 mod dir;
 mod fencing;
 mod foreign;
+mod held;
 mod mode;
 mod names;
 mod proc_locks;
@@ -62,17 +63,17 @@ mod semaphore;
 mod tree;
 mod wait;
 
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, RwLock};
 
 use tokio::time::Instant;
 
-use self::cache::{FdCache, LockFile};
+use self::cache::FdCache;
 use self::dir::{Dir, Moved, Trust};
+pub use self::held::FileHeld;
 use self::mode::LockMode;
 use self::names::{file_name, is_lock_file_name, name_of, SUFFIX};
 use self::tree::Tree;
@@ -121,71 +122,6 @@ pub struct FileBackend {
     /// Descriptors of released locks kept for the next acquire of the same name (flock mode
     /// only; see `cache.rs`).
     cache: Option<Arc<FdCache>>,
-}
-
-/// A held file lock: the open, locked file. Unlocking (and closing) it releases the lock.
-#[derive(Debug)]
-pub struct FileHeld {
-    /// `Some` until dropped.
-    lock: Option<LockFile>,
-    /// Where the descriptor goes once unlocked, to be locked again by the next acquire of
-    /// the same name; `None`: closed.
-    back: Option<(Arc<FdCache>, LockKey)>,
-    /// Lent to another process (`run`'s command): never kept.
-    inherited: AtomicBool,
-    /// A shared record lock (fcntl mode), which belongs to the open file description.
-    reader_record: bool,
-    // Dropped after `drop` closed the file: no other holder in this process is unlocked by
-    // this descriptor's close.
-    _permit: Permit,
-}
-
-impl FileHeld {
-    fn new(lock: LockFile, back: Option<(Arc<FdCache>, LockKey)>, permit: Permit) -> FileHeld {
-        FileHeld {
-            lock: Some(lock),
-            back,
-            inherited: AtomicBool::new(false),
-            reader_record: false,
-            _permit: permit,
-        }
-    }
-
-    /// Marks a shared record lock (fcntl mode), which is unlocked as a reader's.
-    fn reader(mut self, reader_record: bool) -> FileHeld {
-        self.reader_record = reader_record;
-        self
-    }
-
-    fn lock_file(&self) -> &LockFile {
-        self.lock.as_ref().expect("held until dropped")
-    }
-
-    fn file(&self) -> &File {
-        &self.lock_file().file
-    }
-}
-
-impl Drop for FileHeld {
-    fn drop(&mut self) {
-        let Some(lock) = self.lock.take() else { return };
-        // A process forked by any thread of ours shares this open file description until it
-        // execs (or for its whole life if it never does), and with it the flock or the
-        // reader's open-file-description lock: closing our descriptor alone would leave the
-        // lock held by that copy. Unlocking the description frees it at once. (Exclusive
-        // record locks belong to the process, and a child does not inherit them.)
-        let unlocked = if self.reader_record {
-            mode::unlock_reader(&lock.file);
-            false
-        } else {
-            lock.file.unlock().is_ok()
-        };
-        if let Some((cache, key)) = self.back.take() {
-            if unlocked && !*self.inherited.get_mut() {
-                cache.put(key, lock);
-            }
-        }
-    }
 }
 
 /// A lock file to open: its directory and its name there.
