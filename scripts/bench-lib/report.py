@@ -151,7 +151,8 @@ def target(what, measured, bound, met, detail=""):
                     "detail": detail})
 
 
-for b in ("postgres", "redis"):
+# Every backend with a server floor; the file backend's two floors follow.
+for b in ("sqlite", "postgres", "mysql", "redis", "memcached", "etcd"):
     ours = get(b, "lockhog", "uncontended_cycles_per_s")
     floor, which = best_floor(b)
     if ours and floor:
@@ -174,7 +175,8 @@ for key, bound, what in (("named_floor_cycles_per_s", 0.9, "named-lock floor (op
                f"{ours:.0f} vs {floor:.0f} cycles/s")
     else:
         target(name, None, bound, None, "not measured")
-for b, bound in (("postgres", 300), ("redis", 300), ("file", 100)):
+# Memcached's waiters in the same process are woken by the release, not a poll tick.
+for b, bound in (("postgres", 300), ("redis", 300), ("memcached", 300), ("file", 100)):
     p50 = get(b, "lockhog", "handoff_p50_us")
     op = "≤" if bound == 300 else "<"
     met = None if p50 is None else (p50 <= bound if bound == 300 else p50 < bound)

@@ -129,3 +129,45 @@ async fn a_release_never_deletes_another_owners_row() {
         raw.execute("DELETE FROM lockhog_locks", []).unwrap();
     }
 }
+
+/// Thousands of locks held by one process, each renewed every ttl/3: more renewals a second
+/// than the disk gives commits, unless they are committed together. Every lease must still
+/// be renewed in time, twice over, and none reported lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_leases_held_by_one_process_are_all_renewed() {
+    const HELD: usize = 3000;
+    let ttl = Duration::from_millis(1500);
+    let db = TempDb::new();
+    let locker = db.locker("").await;
+    let mut guards = Vec::with_capacity(HELD);
+    for i in 0..HELD {
+        let guard = locker.lock(&format!("many-{i}")).ttl(ttl);
+        guards.push(guard.try_acquire().await.unwrap());
+    }
+    let raw = db.raw();
+    let expiries = |raw: &rusqlite::Connection| -> (i64, i64) {
+        raw.query_row(
+            "SELECT count(*), coalesce(min(expires_at), 0) FROM lockhog_locks",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    // Every lease renewed twice after the last acquire: each expiry is then more than one ttl
+    // past that moment. A lease that ran out in between shows as a lost guard below.
+    let past = now_ms() + 2 * ttl.as_millis() as i64;
+    sqlite_support::poll_until("every lease renewed twice", || {
+        let (rows, earliest) = expiries(&raw);
+        assert_eq!(rows as usize, HELD, "rows went missing");
+        (earliest > past).then_some(())
+    })
+    .await;
+    let lost = guards.iter().filter(|g| g.is_lost()).count();
+    assert_eq!(
+        lost, 0,
+        "{lost} of {HELD} leases ran out while their guards lived"
+    );
+    for guard in guards {
+        assert!(guard.release().await.unwrap());
+    }
+}

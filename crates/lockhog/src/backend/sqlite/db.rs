@@ -10,6 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::Notify;
 
+use super::lease::Renewals;
 use super::{schema, trust};
 use crate::error::Error;
 
@@ -106,6 +107,8 @@ struct Shared {
     /// here, and are let in the moment the previous one commits, instead of sleeping in
     /// SQLite's busy handler. Only writers of other processes meet the busy handler.
     writer: Mutex<()>,
+    /// Lease renewals waiting to be committed together.
+    renewals: Renewals,
 }
 
 impl std::fmt::Debug for Db {
@@ -203,6 +206,11 @@ impl Db {
     /// The notifier [`Db::notify_released`] wakes.
     pub(super) fn released(&self) -> &Notify {
         &self.shared.released
+    }
+
+    /// The lease renewals of this process on this file, queued for their next commit.
+    pub(super) fn renewals(&self) -> &Renewals {
+        &self.shared.renewals
     }
 
     /// This process's turn to write to the file; hold it for the whole write transaction.
