@@ -457,6 +457,16 @@ if notes or missing:
         L.append(f"- {t['target'].split('ahead of ', 1)[1]}: no result in this run")
     L.append("")
 
+soak = os.path.join(os.path.dirname(md_path) if md_path != "/dev/stdout" else ".", "bench",
+                    "soak.txt")
+if os.path.exists(soak):
+    L.append("## Soak\n")
+    L.append("One process holds 10 000 locks with their renewals for 30 minutes on each lease "
+             "backend while another process takes and releases other locks, one `lockhog run` "
+             "at a time (`scripts/soak`, run by hand: it is not part of this run; its output, "
+             "`bench/soak.txt`, as written by its last run):\n")
+    L.append("```\n" + open(soak).read().strip() + "\n```\n")
+
 analysis = os.path.join(os.path.dirname(md_path) if md_path != "/dev/stdout" else ".", "bench",
                         "analysis.md")
 if os.path.exists(analysis):
