@@ -437,7 +437,8 @@ from python_table import table as python_table  # noqa: E402
 from scale import scale_section  # noqa: E402
 
 L.extend(scale_section(os.path.join(runs_dir, "scale"),
-                       os.path.join(os.path.dirname(results_path) or ".", "scale.json"), svg_dir))
+                       os.path.join(os.path.dirname(results_path) or ".", "scale.json"), svg_dir,
+                       results["git_commit"], results["date"]))
 
 L.append("## Python\n")
 L.append("lockhog's Python package (the wheel, a release build) against the Python lock "

@@ -166,17 +166,28 @@ def secs(runs):
     return f"Each point ran {each.pop():g} s. " if len(each) == 1 else ""
 
 
-def scale_section(runs_dir, json_path, svg_dir):
-    """Writes JSON_PATH and the charts; returns the Markdown lines of the "Scaling" section
-    (empty when nothing was measured)."""
+def scale_section(runs_dir, json_path, svg_dir, commit="?", date="?"):
+    """Writes JSON_PATH (measured at COMMIT on DATE) and the charts; returns the Markdown lines
+    of the "Scaling" section. When this run measured no curves (BENCH_SCALE=0), the section
+    shows those of JSON_PATH's earlier run, saying when and at which commit; empty when there
+    are none."""
     runs = load_runs(runs_dir)
+    earlier = ""
+    if runs:
+        with open(json_path, "w") as f:
+            json.dump({"generated_by": "scripts/bench (lockhog bench --scale)", "commit": commit,
+                       "date": date, "backends": runs}, f, indent=1)
+            f.write("\n")
+    elif os.path.exists(json_path):
+        with open(json_path) as f:
+            kept = json.load(f)
+        runs = kept.get("backends") or {}
+        earlier = (f"**Not measured in this run** (`BENCH_SCALE=0`): these are the curves measured "
+                   f"earlier by `lockhog bench --scale`, at commit `{kept.get('commit', '?')}` on "
+                   f"{kept.get('date', '?')}. ")
     if not runs:
         return []
-    with open(json_path, "w") as f:
-        json.dump({"generated_by": "scripts/bench (lockhog bench --scale)", "backends": runs},
-                  f, indent=1)
-        f.write("\n")
-    L = ["## Scaling\n",
+    L = ["## Scaling\n", earlier +
          "`lockhog bench --scale` on each backend (`BENCH_SCALE=0` skips it): contended "
          "cycles/s and p99 wait for N clients, each its own locker and connections, on M locks; "
          "and the p50/p99 of one more acquire+release while the same process holds K locks "
@@ -229,7 +240,7 @@ def scale_section(runs_dir, json_path, svg_dir):
 
 if __name__ == "__main__":
     runs_dir, json_path, svg_dir = sys.argv[1:4]
-    lines = scale_section(runs_dir, json_path, svg_dir)
+    lines = scale_section(runs_dir, json_path, svg_dir, *sys.argv[5:7])
     if len(sys.argv) > 4:
         with open(sys.argv[4], "w") as f:
             f.write("\n".join(lines) + "\n")
