@@ -67,58 +67,57 @@ end
 /// The common case goes first and costs the fewest commands, as the server runs them while
 /// the caller waits: no shared holder (their set exists only while a lease in it may be live)
 /// and a `SET NX` that takes the key. Only when either fails does the script read the shared
-/// holders, the holder and its acquisition time.
+/// holders, the holder and its acquisition time (and define the functions that needs).
 pub(crate) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"{NEXT_TOKEN}{CLOCK}
-local function taken(now)
-  redis.call('SET', KEYS[3], string.format('%.0f', now) .. ' ' .. ARGV[1], 'PX', ARGV[2])
-  if ARGV[4] ~= '' then
-    redis.call('ZREM', KEYS[5], ARGV[4])
-  end
-  if ARGV[6] == '0' then
-    return {{1, 0}}
-  end
-  return {{1, next_token(KEYS[2])}}
-end
-if redis.call('EXISTS', KEYS[4]) == 0
-    and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return taken(now_ms())
-end
-local now = now_ms()
-local wait = nil
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-local reader = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-if reader[1] then
-  wait = tonumber(reader[2]) - now
-else
-  local holder = redis.call('GET', KEYS[1])
-  if holder then
-    wait = redis.call('PTTL', KEYS[1])
-    local steal = tonumber(ARGV[3])
-    local since = redis.call('GET', KEYS[3])
-    if steal > 0 and since then
-      local at, of = string.match(since, '^(%d+) (.*)$')
-      if of == holder then
-        local stale_in = tonumber(at) + steal - now
-        if stale_in <= 0 then
-          wait = nil
-        elseif wait < 0 or stale_in < wait then
-          wait = stale_in
+        r"{NEXT_TOKEN}
+if redis.call('EXISTS', KEYS[4]) == 1
+    or not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+{CLOCK}
+  local now = now_ms()
+  local wait = nil
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  local reader = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  if reader[1] then
+    wait = tonumber(reader[2]) - now
+  else
+    local holder = redis.call('GET', KEYS[1])
+    if holder then
+      wait = redis.call('PTTL', KEYS[1])
+      local steal = tonumber(ARGV[3])
+      local since = redis.call('GET', KEYS[3])
+      if steal > 0 and since then
+        local at, of = string.match(since, '^(%d+) (.*)$')
+        if of == holder then
+          local stale_in = tonumber(at) + steal - now
+          if stale_in <= 0 then
+            wait = nil
+          elseif wait < 0 or stale_in < wait then
+            wait = stale_in
+          end
         end
       end
     end
   end
-end
-if wait then
-  if ARGV[4] ~= '' then
-    redis.call('ZADD', KEYS[5], now + tonumber(ARGV[5]), ARGV[4])
-    expire_with_last(KEYS[5], now)
+  if wait then
+    if ARGV[4] ~= '' then
+      redis.call('ZADD', KEYS[5], now + tonumber(ARGV[5]), ARGV[4])
+      expire_with_last(KEYS[5], now)
+    end
+    return {{0, wait}}
   end
-  return {{0, wait}}
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return taken(now)
+local t = redis.call('TIME')
+local ms = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+redis.call('SET', KEYS[3], ms .. ' ' .. ARGV[1], 'PX', ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('ZREM', KEYS[5], ARGV[4])
+end
+if ARGV[6] == '0' then
+  return {{1, 0}}
+end
+return {{1, next_token(KEYS[2])}}
 "
     ))
 });
