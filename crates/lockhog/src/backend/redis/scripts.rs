@@ -20,14 +20,19 @@ use super::keys::{readers_key, since_key, waiting_key};
 use super::{fence_of, lock_key, ttl_ms};
 use crate::name::LockKey;
 
-/// Seeds (if missing) and increments the fencing counter `KEYS[2]`.
+/// Increments the fencing counter `KEYS[2]`, seeding it first when it was missing. `INCR`
+/// comes first because the counter almost always exists: an answer of 1 means `INCR` just
+/// created it (a live counter never comes back to 1: it starts at the clock), and it is then
+/// set to the clock and incremented again, in the same script, so no token of 1 is handed out.
 pub(super) const NEXT_TOKEN: &str = r"
 local function next_token(counter)
-  if redis.call('EXISTS', counter) == 0 then
+  local n = redis.call('INCR', counter)
+  if n == 1 then
     local t = redis.call('TIME')
     redis.call('SET', counter, t[1] .. string.format('%06d', tonumber(t[2])))
+    n = redis.call('INCR', counter)
   end
-  return redis.call('INCR', counter)
+  return n
 end
 ";
 
@@ -58,43 +63,54 @@ end
 /// acquired, `{0, ms}` when not, `ms` being how long until the lock may be free (the earliest
 /// shared lease, the key's `PTTL`, or the time until its holder can be stolen from; -1 when
 /// unknown).
+///
+/// The common case goes first and costs the fewest commands, as the server runs them while
+/// the caller waits: no shared holder (their set exists only while a lease in it may be live)
+/// and a `SET NX` that takes the key. Only when either fails does the script read the shared
+/// holders, the holder and its acquisition time (and define the functions that needs).
 pub(crate) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"{NEXT_TOKEN}{CLOCK}
-local now = now_ms()
-local wait = nil
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-local reader = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-if reader[1] then
-  wait = tonumber(reader[2]) - now
-else
-  local holder = redis.call('GET', KEYS[1])
-  if holder then
-    wait = redis.call('PTTL', KEYS[1])
-    local steal = tonumber(ARGV[3])
-    local since = redis.call('GET', KEYS[3])
-    if steal > 0 and since then
-      local at, of = string.match(since, '^(%d+) (.*)$')
-      if of == holder then
-        local stale_in = tonumber(at) + steal - now
-        if stale_in <= 0 then
-          wait = nil
-        elseif wait < 0 or stale_in < wait then
-          wait = stale_in
+        r"{NEXT_TOKEN}
+if redis.call('EXISTS', KEYS[4]) == 1
+    or not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+{CLOCK}
+  local now = now_ms()
+  local wait = nil
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  local reader = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  if reader[1] then
+    wait = tonumber(reader[2]) - now
+  else
+    local holder = redis.call('GET', KEYS[1])
+    if holder then
+      wait = redis.call('PTTL', KEYS[1])
+      local steal = tonumber(ARGV[3])
+      local since = redis.call('GET', KEYS[3])
+      if steal > 0 and since then
+        local at, of = string.match(since, '^(%d+) (.*)$')
+        if of == holder then
+          local stale_in = tonumber(at) + steal - now
+          if stale_in <= 0 then
+            wait = nil
+          elseif wait < 0 or stale_in < wait then
+            wait = stale_in
+          end
         end
       end
     end
   end
-end
-if wait then
-  if ARGV[4] ~= '' then
-    redis.call('ZADD', KEYS[5], now + tonumber(ARGV[5]), ARGV[4])
-    expire_with_last(KEYS[5], now)
+  if wait then
+    if ARGV[4] ~= '' then
+      redis.call('ZADD', KEYS[5], now + tonumber(ARGV[5]), ARGV[4])
+      expire_with_last(KEYS[5], now)
+    end
+    return {{0, wait}}
   end
-  return {{0, wait}}
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SET', KEYS[3], string.format('%.0f', now) .. ' ' .. ARGV[1], 'PX', ARGV[2])
+local t = redis.call('TIME')
+local ms = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+redis.call('SET', KEYS[3], ms .. ' ' .. ARGV[1], 'PX', ARGV[2])
 if ARGV[4] ~= '' then
   redis.call('ZREM', KEYS[5], ARGV[4])
 end
@@ -170,10 +186,7 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  if KEYS[2] then
-    redis.call('DEL', KEYS[2])
-  end
+  redis.call('DEL', unpack(KEYS))
   if ARGV[2] ~= '' then
     redis.call('PUBLISH', ARGV[2], '')
   end
