@@ -104,10 +104,14 @@ impl<K: Connect> SessionPool<K> {
     /// one is busy.
     pub async fn session(&self) -> Result<Arc<K::Conn>> {
         loop {
-            let live = self.sessions();
-            let best = live.iter().min_by_key(|c| c.load()).cloned();
+            // Picked under the lock, without copying the list: this runs on every acquire.
+            let (best, live) = {
+                let mut s = lock(&self.sessions);
+                s.retain(|c| !c.is_dead());
+                (s.iter().min_by_key(|c| c.load()).cloned(), s.len())
+            };
             if let Some(c) = &best {
-                if c.load() == 0 || live.len() >= self.max_sessions {
+                if c.load() == 0 || live >= self.max_sessions {
                     return Ok(c.clone());
                 }
             }
@@ -121,7 +125,10 @@ impl<K: Connect> SessionPool<K> {
                 drop(opening);
                 continue;
             }
-            let conn = match self.connector.connect(None).await {
+            // Boxed here and below: opening a connection (a TLS handshake, statements to
+            // prepare) is a future of tens of kilobytes, which every acquire's future would
+            // otherwise carry — and copy when it is boxed — though it rarely opens one.
+            let conn = match Box::pin(self.connector.connect(None)).await {
                 Ok(Some(c)) => c,
                 Ok(None) => unreachable!("no deadline"),
                 Err(e) => match best {
@@ -186,7 +193,7 @@ impl<K: Connect> SessionPool<K> {
         };
         let conn = match idle {
             Some(c) => c,
-            None => match self.connector.connect(deadline).await? {
+            None => match Box::pin(self.connector.connect(deadline)).await? {
                 Some(c) => c,
                 None => return Ok(Checkout::TimedOut),
             },
