@@ -247,3 +247,50 @@ pub(crate) fn count_option(url: &mut BackendUrl, key: &str, default: usize) -> R
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::time::Instant;
+
+    use super::{Connect, Pooled, SessionPool};
+    use crate::error::Result;
+
+    struct Conn;
+
+    impl Pooled for Conn {
+        fn is_dead(&self) -> bool {
+            false
+        }
+        fn load(&self) -> usize {
+            0
+        }
+    }
+
+    /// Opens connections with a future as large as a real one (a TLS handshake, statements
+    /// to prepare): 64 KiB kept across an await.
+    struct Large;
+
+    impl Connect for Large {
+        type Conn = Conn;
+        const SESSION: &'static str = "test connection";
+
+        async fn connect(&self, _deadline: Option<Instant>) -> Result<Option<Arc<Conn>>> {
+            let state = [1u8; 64 * 1024];
+            tokio::task::yield_now().await;
+            std::hint::black_box(&state);
+            Ok(Some(Arc::new(Conn)))
+        }
+    }
+
+    /// Picking a session is part of every acquire's future, which the erased backend boxes
+    /// (copies) on every acquire: it must not carry the connect future inline.
+    #[test]
+    fn picking_a_session_does_not_carry_the_connect_future() {
+        let pool = SessionPool::new(Large, Arc::new(Conn), 4, 4);
+        let pick = pool.session();
+        let size = std::mem::size_of_val(&pick);
+        assert!(size < 4096, "the session() future is {size} bytes");
+    }
+}
