@@ -104,10 +104,14 @@ impl<K: Connect> SessionPool<K> {
     /// one is busy.
     pub async fn session(&self) -> Result<Arc<K::Conn>> {
         loop {
-            let live = self.sessions();
-            let best = live.iter().min_by_key(|c| c.load()).cloned();
+            // Picked under the lock, without copying the list: this runs on every acquire.
+            let (best, live) = {
+                let mut s = lock(&self.sessions);
+                s.retain(|c| !c.is_dead());
+                (s.iter().min_by_key(|c| c.load()).cloned(), s.len())
+            };
             if let Some(c) = &best {
-                if c.load() == 0 || live.len() >= self.max_sessions {
+                if c.load() == 0 || live >= self.max_sessions {
                     return Ok(c.clone());
                 }
             }
@@ -121,7 +125,10 @@ impl<K: Connect> SessionPool<K> {
                 drop(opening);
                 continue;
             }
-            let conn = match self.connector.connect(None).await {
+            // Boxed here and below: opening a connection (a TLS handshake, statements to
+            // prepare) is a future of tens of kilobytes, which every acquire's future would
+            // otherwise carry — and copy when it is boxed — though it rarely opens one.
+            let conn = match Box::pin(self.connector.connect(None)).await {
                 Ok(Some(c)) => c,
                 Ok(None) => unreachable!("no deadline"),
                 Err(e) => match best {
@@ -186,7 +193,7 @@ impl<K: Connect> SessionPool<K> {
         };
         let conn = match idle {
             Some(c) => c,
-            None => match self.connector.connect(deadline).await? {
+            None => match Box::pin(self.connector.connect(deadline)).await? {
                 Some(c) => c,
                 None => return Ok(Checkout::TimedOut),
             },
@@ -238,5 +245,52 @@ pub(crate) fn count_option(url: &mut BackendUrl, key: &str, default: usize) -> R
             Ok(n) if (1..=10_000).contains(&n) => Ok(n),
             _ => Err(url.invalid(&format!("{key} is a number from 1 to 10000"))),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::time::Instant;
+
+    use super::{Connect, Pooled, SessionPool};
+    use crate::error::Result;
+
+    struct Conn;
+
+    impl Pooled for Conn {
+        fn is_dead(&self) -> bool {
+            false
+        }
+        fn load(&self) -> usize {
+            0
+        }
+    }
+
+    /// Opens connections with a future as large as a real one (a TLS handshake, statements
+    /// to prepare): 64 KiB kept across an await.
+    struct Large;
+
+    impl Connect for Large {
+        type Conn = Conn;
+        const SESSION: &'static str = "test connection";
+
+        async fn connect(&self, _deadline: Option<Instant>) -> Result<Option<Arc<Conn>>> {
+            let state = [1u8; 64 * 1024];
+            tokio::task::yield_now().await;
+            std::hint::black_box(&state);
+            Ok(Some(Arc::new(Conn)))
+        }
+    }
+
+    /// Picking a session is part of every acquire's future, which the erased backend boxes
+    /// (copies) on every acquire: it must not carry the connect future inline.
+    #[test]
+    fn picking_a_session_does_not_carry_the_connect_future() {
+        let pool = SessionPool::new(Large, Arc::new(Conn), 4, 4);
+        let pick = pool.session();
+        let size = std::mem::size_of_val(&pick);
+        assert!(size < 4096, "the session() future is {size} bytes");
     }
 }

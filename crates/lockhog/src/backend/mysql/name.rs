@@ -3,7 +3,7 @@
 
 use crate::backend::bad_resource;
 use crate::error::Result;
-use crate::name::{hex, LockKey, LockName};
+use crate::name::{LockKey, LockName};
 
 /// `GET_LOCK` names are at most 64 characters on MySQL 5.7 and later.
 pub const MAX_LOCK_STRING: usize = 64;
@@ -40,20 +40,23 @@ pub(crate) fn lock_string_of(key: &LockKey) -> String {
 /// of [`LockKey::digest`] (SHA-256 of the namespace's byte length as a little-endian `u64`,
 /// the namespace, then the name) as 32 lower-case hex digits. At most 60 characters.
 fn named_lock_string(key: &LockKey) -> String {
-    let readable: String = key
-        .name()
-        .as_str()
-        .chars()
-        .take(READABLE_CHARS)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let s = format!("lh:{readable}:{}", hex(&key.digest()[..DIGEST_BYTES]));
+    // Built by hand: this runs twice on every acquire (the lock and its resource), and
+    // formatting each digit through `fmt` cost more than the rest of it.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(MAX_LOCK_STRING);
+    s.push_str("lh:");
+    s.extend(key.name().as_str().chars().take(READABLE_CHARS).map(|c| {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            c
+        } else {
+            '_'
+        }
+    }));
+    s.push(':');
+    for b in &key.digest()[..DIGEST_BYTES] {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
     debug_assert!(s.len() <= MAX_LOCK_STRING);
     s
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::connector::describe;
 use super::sql::{self, classify};
@@ -236,26 +237,49 @@ struct Actor {
 
 impl Actor {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        // The ping is due `every` after the last command or ping. The timer is moved earlier
+        // when it must be, and otherwise only when it fires early: re-arming it on every
+        // command cost more than the command's own bookkeeping.
+        let mut last = Instant::now();
+        let timer = tokio::time::sleep_until(last + IDLE_PING);
+        tokio::pin!(timer);
         let why = loop {
             let every = if self.guards.is_empty() {
                 IDLE_PING
             } else {
                 self.lost_check
             };
-            let cmd = match tokio::time::timeout(every, rx.recv()).await {
-                Ok(Some(cmd)) => cmd,
-                Ok(None) => break None, // every handle is gone: close quietly
-                Err(_) => match self.conn.ping().await {
-                    Ok(()) => continue,
-                    Err(e) => {
-                        break Some(format!(
-                            "the connection to the server failed: {}",
-                            describe(&e)
-                        ))
-                    }
+            let due = last + every;
+            if due < timer.deadline() {
+                timer.as_mut().reset(due);
+            }
+            let cmd = tokio::select! {
+                biased;
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => cmd,
+                    None => break None, // every handle is gone: close quietly
                 },
+                () = &mut timer => {
+                    if Instant::now() < due {
+                        timer.as_mut().reset(due);
+                        continue;
+                    }
+                    match self.conn.ping().await {
+                        Ok(()) => {
+                            last = Instant::now();
+                            continue;
+                        }
+                        Err(e) => {
+                            break Some(format!(
+                                "the connection to the server failed: {}",
+                                describe(&e)
+                            ))
+                        }
+                    }
+                }
             };
             let outcome = self.handle(cmd).await;
+            last = Instant::now();
             self.queued.fetch_sub(1, Ordering::Relaxed);
             match outcome {
                 Ok(true) => {}

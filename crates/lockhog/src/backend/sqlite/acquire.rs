@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::runtime::Handle;
 
 use super::db::Db;
+use super::look::{busy_at_a_glance, look, Found};
 use super::readers;
 use super::schema::WRITE;
 use crate::name::LockKey;
@@ -243,21 +244,20 @@ pub(super) fn attempt(
     let tx = conn.transaction_with_behavior(WRITE)?;
     let now = now_ms();
     let (ns, name) = (&a.row.namespace, &a.row.name);
-    let (holder_left, readers) = held_left(&tx, &a, now)?;
-
-    // The queue: forget waiters whose ticket ran out (they died or stopped polling), then
-    // see who is first.
-    tx.prepare_cached(
-        "DELETE FROM lockhog_waiters WHERE namespace = ?1 AND name = ?2 AND expires_at <= ?3",
-    )?
-    .execute(params![ns, name, now])?;
-    let first: Option<i64> = tx
-        .prepare_cached(
-            "SELECT ticket FROM lockhog_waiters WHERE namespace = ?1 AND name = ?2 \
-             ORDER BY ticket LIMIT 1",
+    let Found {
+        holder_left,
+        readers,
+        first,
+        crowded,
+    } = look(&tx, &a, now)?;
+    if crowded {
+        // Forget waiters whose ticket ran out (they died or stopped polling): `first` is
+        // already the first of the others.
+        tx.prepare_cached(
+            "DELETE FROM lockhog_waiters WHERE namespace = ?1 AND name = ?2 AND expires_at <= ?3",
         )?
-        .query_row(params![ns, name], |r| r.get(0))
-        .optional()?;
+        .execute(params![ns, name, now])?;
+    }
 
     let mut new_ticket = None;
     let mine = match a.queue {
@@ -323,8 +323,10 @@ pub(super) fn attempt(
     if let Some(id) = mine {
         leave_queue(&tx, &a.row, id)?;
     }
-    // Readers that no longer hold it (a stale one learns at its next renewal).
-    readers::forget_dead_readers(&tx, &a.row, a.steal_after, now)?;
+    if crowded {
+        // Readers that no longer hold it (a stale one learns at its next renewal).
+        readers::forget_dead_readers(&tx, &a.row, a.steal_after, now)?;
+    }
     let token: i64 = if a.fenced { next_token(&tx)? } else { 0 };
     tx.prepare_cached(
         "INSERT OR REPLACE INTO lockhog_locks \
@@ -371,59 +373,6 @@ pub(super) fn exclusive_holder(
         Ok((r.get(0)?, r.get(1)?))
     })
     .optional()
-}
-
-/// What is left of the longest lease holding the lock of a writer's attempt `a` at `now`
-/// (its exclusive holder's or its readers'), and whether readers hold it.
-fn held_left(
-    conn: &Connection,
-    a: &Attempt,
-    now: i64,
-) -> rusqlite::Result<(Option<Duration>, bool)> {
-    let holder = exclusive_holder(conn, &a.row)?;
-    let readers_left = readers::readers_left(conn, &a.row, a.steal_after, now)?;
-    Ok((
-        lease_left(holder, a.steal_after, now).max(readers_left),
-        readers_left.is_some(),
-    ))
-}
-
-/// `Some((holder's lease left, whether readers hold it))` when a look shows that this
-/// attempt cannot take the lock and has nothing to write; `None` when the write transaction
-/// must decide.
-fn busy_at_a_glance(
-    conn: &Connection,
-    a: &Attempt,
-) -> rusqlite::Result<Option<(Option<Duration>, bool)>> {
-    let now = now_ms();
-    let (ns, name) = (&a.row.namespace, &a.row.name);
-    let (holder_left, readers) = held_left(conn, a, now)?;
-    let first: Option<i64> = conn
-        .prepare_cached(
-            "SELECT ticket FROM lockhog_waiters WHERE namespace = ?1 AND name = ?2 \
-             AND expires_at > ?3 ORDER BY ticket LIMIT 1",
-        )?
-        .query_row(params![ns, name, now], |r| r.get(0))
-        .optional()?;
-    let must_write = match a.queue {
-        Queue::Outside => holder_left.is_none() && first.is_none(),
-        // A first attempt takes the lock or a ticket: both are writes.
-        Queue::Join { .. } => true,
-        Queue::Ticket { id, ticket_ttl } => {
-            let expires_at: Option<i64> = conn
-                .prepare_cached("SELECT expires_at FROM lockhog_waiters WHERE ticket = ?1")?
-                .query_row(params![id], |r| r.get(0))
-                .optional()?;
-            match expires_at {
-                // Ours ran out: queue again.
-                None => true,
-                // Refresh it while half its life is left.
-                Some(e) if e - now < millis(ticket_ttl) / 2 => true,
-                Some(_) => holder_left.is_none() && first == Some(id),
-            }
-        }
-    };
-    Ok((!must_write).then_some((holder_left, readers)))
 }
 
 fn join_queue(conn: &Connection, a: &Attempt, expires_at: i64) -> rusqlite::Result<i64> {

@@ -85,6 +85,7 @@
 mod acquire;
 mod db;
 mod lease;
+mod look;
 mod readers;
 mod schema;
 mod semaphore;
