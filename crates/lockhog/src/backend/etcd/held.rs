@@ -2,8 +2,8 @@
 
 use etcd_client::Client;
 
-use super::connect::SCHEME;
-use super::queue::{leave, Entry, Place};
+use super::connect::{call, SCHEME};
+use super::queue::{Entry, Place};
 use crate::error::{Error, Result};
 use tokio::task::JoinHandle;
 
@@ -64,4 +64,24 @@ impl EtcdHeld {
             deleted
         })
     }
+}
+
+/// Deletes our key at `place`, by key alone: no one else writes a key with our lease id in
+/// it, and our session makes it again only once this delete is answered (the key is claimed
+/// until then). A delete sent more than once (an attempt failed or went unanswered) might
+/// still be applied late, after the key was made again: its key is then never used again (the
+/// claim is kept). `true` when the key was there.
+pub(super) async fn leave(client: &Client, place: &mut Place) -> Result<bool> {
+    let mut sent = 0;
+    let deleted = call("leaving the lock's queue", || {
+        sent += 1;
+        let mut c = client.clone();
+        let key = place.key.clone();
+        async move { c.delete(key, None).await }
+    })
+    .await;
+    if sent > 1 || deleted.is_err() {
+        place.keep_claim_for_good();
+    }
+    Ok(deleted?.deleted() > 0)
 }

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout_at, Duration, Instant};
 
 use super::connect::{call, SCHEME};
+use super::held::leave;
 use super::session::Session;
 use super::steal::{holder_value, Head};
 use crate::error::{Error, Result};
@@ -327,6 +328,13 @@ impl Place {
     }
 }
 
+impl Place {
+    /// The key is never used again (a delete of it may still arrive late).
+    pub(super) fn keep_claim_for_good(&mut self) {
+        self.keep_claim = true;
+    }
+}
+
 impl Drop for Place {
     fn drop(&mut self) {
         if !self.keep_claim {
@@ -472,26 +480,6 @@ impl Drop for Undo {
             });
         }
     }
-}
-
-/// Deletes our key at `place`, by key alone: no one else writes a key with our lease id in
-/// it, and our session makes it again only once this delete is answered (the key is claimed
-/// until then). A delete sent more than once (an attempt failed or went unanswered) might
-/// still be applied late, after the key was made again: its key is then never used again (the
-/// claim is kept). `true` when the key was there.
-pub(super) async fn leave(client: &Client, place: &mut Place) -> Result<bool> {
-    let mut sent = 0;
-    let deleted = call("leaving the lock's queue", || {
-        sent += 1;
-        let mut c = client.clone();
-        let key = place.key.clone();
-        async move { c.delete(key, None).await }
-    })
-    .await;
-    if sent > 1 || deleted.is_err() {
-        place.keep_claim = true;
-    }
-    Ok(deleted?.deleted() > 0)
 }
 
 async fn delete(client: &Client, key: &[u8]) -> Result<()> {
