@@ -263,8 +263,9 @@ pub(super) fn retryable(e: &etcd_client::Error) -> bool {
 }
 
 /// Runs `op` until it succeeds, fails for good, or [`OP_BUDGET`] has passed. Every operation
-/// lockhog sends may be sent twice (puts are guarded by compares, deletes by the create
-/// revision, revokes are idempotent), so a retry after a lost answer is safe.
+/// lockhog sends may be sent twice (puts are guarded by compares; a key deleted by a request
+/// sent twice is never made again, see `held::leave`; revokes are idempotent), so a retry
+/// after a lost answer is safe.
 pub(super) async fn call<T, F, Fut>(doing: &str, op: F) -> Result<T>
 where
     F: FnMut() -> Fut,

@@ -1,6 +1,6 @@
 //! A held etcd lock: its key on the locker's session lease, and the release.
 
-use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
+use etcd_client::Client;
 
 use super::connect::{call, SCHEME};
 use super::queue::{Entry, Place};
@@ -27,9 +27,8 @@ impl std::fmt::Debug for EtcdHeld {
 }
 
 impl EtcdHeld {
-    /// Deletes our key, only if it is still the one we created (same key, same create
-    /// revision: a retry after a lost answer, or a release after our lease ran out and someone
-    /// else queued, never deletes another holder's key). `Ok(true)` when our key was still
+    /// Deletes our key (see [`leave`]: no one but our session makes a key of that name, and it
+    /// does so again only once this delete is answered). `Ok(true)` when our key was still
     /// there. The session lease stays, for the locker's other and later locks.
     pub(super) async fn release(self) -> Result<bool> {
         self.delete_in_task(None)
@@ -37,7 +36,7 @@ impl EtcdHeld {
             .map_err(|e| Error::backend(SCHEME, format!("releasing a lock: {e}")))?
     }
 
-    /// Gives the lock back from `Drop`: the same guarded delete, in a task on the runtime
+    /// Gives the lock back from `Drop`: the same delete, in a task on the runtime
     /// captured at acquire.
     pub(super) fn release_on_drop(self) {
         let failed = "deleting a dropped lock's key failed; it goes with the session lease";
@@ -52,12 +51,12 @@ impl EtcdHeld {
         self.place.session.unhold(self.place.id);
         let EtcdHeld {
             client,
-            entry,
-            place,
+            mut place,
             runtime,
+            ..
         } = self;
         runtime.spawn(async move {
-            let deleted = delete_ours(&client, &entry).await;
+            let deleted = leave(&client, &mut place).await;
             drop(place);
             if let (Err(e), Some(failed)) = (&deleted, failed) {
                 tracing::debug!(error = %e, "{failed}");
@@ -67,20 +66,22 @@ impl EtcdHeld {
     }
 }
 
-/// Deletes `entry`'s key if it still has `entry`'s create revision; `true` when it did.
-pub(super) async fn delete_ours(client: &Client, entry: &Entry) -> Result<bool> {
-    let txn = Txn::new()
-        .when([Compare::create_revision(
-            entry.key.clone(),
-            CompareOp::Equal,
-            entry.rev,
-        )])
-        .and_then([TxnOp::delete(entry.key.clone(), None)]);
-    let resp = call("releasing a lock", || {
+/// Deletes our key at `place`, by key alone: no one else writes a key with our lease id in
+/// it, and our session makes it again only once this delete is answered (the key is claimed
+/// until then). A delete sent more than once (an attempt failed or went unanswered) might
+/// still be applied late, after the key was made again: its key is then never used again (the
+/// claim is kept). `true` when the key was there.
+pub(super) async fn leave(client: &Client, place: &mut Place) -> Result<bool> {
+    let mut sent = 0;
+    let deleted = call("leaving the lock's queue", || {
+        sent += 1;
         let mut c = client.clone();
-        let txn = txn.clone();
-        async move { c.txn(txn).await }
+        let key = place.key.clone();
+        async move { c.delete(key, None).await }
     })
-    .await?;
-    Ok(resp.succeeded())
+    .await;
+    if sent > 1 || deleted.is_err() {
+        place.keep_claim_for_good();
+    }
+    Ok(deleted?.deleted() > 0)
 }

@@ -67,7 +67,10 @@
 //!   key, from the revision of that read, for its deletion; then look again. A release or an
 //!   expiry therefore wakes exactly one waiter (no thundering herd), and waiters acquire in the
 //!   order they joined: [`Capabilities::fair`] is true, and every acquire is fair. A `try`
-//!   that is not first deletes its key and returns.
+//!   that is not first deletes its key and returns. When the key we waited on was the queue's
+//!   head, its deletion leaves ours first (no older key can appear), and we hold without
+//!   another write once we know ours is still there: from the same watch when it covered
+//!   both keys, else from one read (see `handoff.rs`).
 //! - **Shared locks** (etcd's `RWMutex` recipe, see `shared.rs`): a reader holds once no
 //!   writer's key is older than its own and waits for the youngest older writer; a writer
 //!   waits for every older key, readers' included. A reader that comes after a waiting writer
@@ -82,10 +85,10 @@
 //!   keys, that the session's held keys are still there with their create revision, so a
 //!   guard whose key was deleted behind its back (`etcdctl del`, a `steal_after`) is told
 //!   within ttl/3.
-//! - **Release** deletes our key in a transaction guarded by its create revision (a release
-//!   retried after a lost answer, or made after our lease ran out and someone queued again,
-//!   never deletes another holder's key — unlike a delete by key alone); the session lease
-//!   stays. `Ok(false)` when our key was already gone. Release on drop, and a release whose
+//! - **Release** deletes our key, by key alone: no one else makes a key with our lease id in
+//!   it, our session makes it again only once the delete is answered, and a key whose delete
+//!   had to be sent twice (one of them may still arrive late) is never used again; the session
+//!   lease stays. `Ok(false)` when our key was already gone. Release on drop, and a release whose
 //!   future is dropped, make the same delete from a task on the runtime captured at acquire.
 //!   [`LockRequest::max_hold`](crate::LockRequest::max_hold) releases so too: one key, never
 //!   the lease.
@@ -115,6 +118,7 @@
 //! next renewal (ttl/3), not at the moment of the delete.
 
 mod connect;
+mod handoff;
 mod held;
 mod keys;
 mod lease;
@@ -265,22 +269,37 @@ impl EtcdBackend {
                 undo.delete_now().await?;
                 return Ok(None);
             }
+            // The key we waited on was the queue's head, and it is gone.
+            let mut head_gone = false;
             loop {
                 if wait.is_some() {
                     ctx.note_attempt();
+                }
+                if std::mem::take(&mut head_gone)
+                    && handoff::first_is_ours(&self.client, &prefix, &entry).await
+                {
+                    handoff::say_holding(&self.client, &entry, &owner, &runtime);
+                    break;
                 }
                 let turn = match shared {
                     true => shared::turn(&self.client, &prefix, &entry).await?,
                     false => turn(&self.client, &prefix, &entry, &owner).await?,
                 };
-                let (pred, revision, head) = match turn {
+                let (pred, revision, head, alone) = match turn {
                     Turn::Ours => break,
                     Turn::After {
                         key,
                         revision,
                         head,
-                    } => (key, revision, head),
+                        alone,
+                    } => (key, revision, head, alone),
                 };
+                // A reader's look names no head: only a writer's wait may end in a handoff.
+                let pred_is_head = head.as_ref().is_some_and(|h| h.key() == pred);
+                // With no other key in the queue, one watch over both keys sees whether ours
+                // outlived the head (see `wait_deleted`); a few other keys between them in key
+                // order would only cost passed-over events, but a long queue many.
+                let ours = (pred_is_head && alone).then_some(entry.key.as_slice());
                 // With steal_after, a head held too long is taken over (then look again), and
                 // the wait ends when it will be, or, while the head carries no time yet (a
                 // waiter about to hold), after steal_after, to look again.
@@ -298,10 +317,20 @@ impl EtcdBackend {
                     undo.delete_now().await?;
                     return Ok(None);
                 };
-                if let Woken::Deadline = wait_deleted(&self.client, &pred, revision, wake).await? {
-                    if deadline.is_some_and(|d| d <= Instant::now()) {
-                        undo.delete_now().await?;
-                        return Ok(None);
+                match wait_deleted(&self.client, &pred, revision, wake, ours).await? {
+                    Woken::Deleted { ours_kept: true } => {
+                        // The watch was this look at the queue: counted as the read would be.
+                        ctx.note_attempt();
+                        handoff::say_holding(&self.client, &entry, &owner, &runtime);
+                        break;
+                    }
+                    Woken::Deleted { ours_kept: false } => head_gone = pred_is_head,
+                    Woken::Look => {}
+                    Woken::Deadline => {
+                        if deadline.is_some_and(|d| d <= Instant::now()) {
+                            undo.delete_now().await?;
+                            return Ok(None);
+                        }
                     }
                 }
             }

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout_at, Duration, Instant};
 
 use super::connect::{call, SCHEME};
+use super::held::leave;
 use super::session::Session;
 use super::steal::{holder_value, Head};
 use crate::error::{Error, Result};
@@ -157,6 +158,8 @@ pub(super) enum Turn {
         key: Vec<u8>,
         revision: i64,
         head: Option<Head>,
+        /// Whether that key and ours were the whole queue.
+        alone: bool,
     },
 }
 
@@ -186,6 +189,10 @@ pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry, owner: &[u8
             TxnOp::get(me.key.clone(), Some(GetOptions::new().with_keys_only())),
             TxnOp::get(prefix, Some(before)),
             TxnOp::get(prefix, Some(first())),
+            TxnOp::get(
+                prefix,
+                Some(GetOptions::new().with_prefix().with_count_only()),
+            ),
         ]);
     let resp = call("looking for our turn", || {
         let mut c = client.clone();
@@ -201,11 +208,16 @@ pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry, owner: &[u8
         return Err(place_lost());
     }
     let revision = resp.header().map_or(0, |h| h.revision());
+    let count = match ops.get(3) {
+        Some(TxnOpResponse::Get(g)) => g.count(),
+        _ => 0,
+    };
     match (first_key(ops.get(1)), first_key(ops.get(2))) {
         (Some(pred), Some(head)) => Ok(Turn::After {
             key: pred.key().to_vec(),
             revision,
             head: Some(Head::of(head)),
+            alone: count == 2,
         }),
         // Between the compare and the reads nothing changes: a transaction is atomic.
         _ => Err(Error::backend(
@@ -217,27 +229,42 @@ pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry, owner: &[u8
 
 /// How a wait on the predecessor ended.
 pub(super) enum Woken {
-    /// It was deleted, or the watch ended: look again.
+    /// It was deleted. `ours_kept`: the same watch covered our key, and saw no deletion of it
+    /// up to then.
+    Deleted { ours_kept: bool },
+    /// The watch ended or could not start, or our key was deleted: look again.
     Look,
     /// The deadline passed.
     Deadline,
 }
 
-/// Waits until `key` is deleted after `revision` (a watch from `revision + 1`, so a deletion
-/// between our look and the watch is not missed), or until `deadline`.
+/// Waits until `pred` is deleted after `revision` (a watch from `revision + 1`, so a deletion
+/// between our look and the watch is not missed), or until `deadline`. With `ours`, the watch
+/// covers every key from the lower of the two to the higher (in key order): one watch sends
+/// its events in the order they happened, so when `pred`'s deletion comes with none of ours
+/// before it, our key was still there when `pred` went. The deletions of other keys in that
+/// range are passed over.
 pub(super) async fn wait_deleted(
     client: &Client,
-    key: &[u8],
+    pred: &[u8],
     revision: i64,
     deadline: Option<Instant>,
+    ours: Option<&[u8]>,
 ) -> Result<Woken> {
     let far = Instant::now() + Duration::from_secs(86400 * 365);
     let deadline = deadline.unwrap_or(far);
-    let options = WatchOptions::new()
+    let mut options = WatchOptions::new()
         .with_start_revision(revision + 1)
         .with_filters([WatchFilterType::NoPut]);
+    let mut from = pred;
+    if let Some(ours) = ours {
+        from = pred.min(ours);
+        let mut end = pred.max(ours).to_vec();
+        end.push(0);
+        options = options.with_range(end);
+    }
     let mut c = client.clone();
-    let mut stream = match timeout_at(deadline, c.watch(key, Some(options))).await {
+    let mut stream = match timeout_at(deadline, c.watch(from, Some(options))).await {
         Err(_) => return Ok(Woken::Deadline),
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -251,11 +278,21 @@ pub(super) async fn wait_deleted(
         match timeout_at(deadline, stream.message()).await {
             Err(_) => return Ok(Woken::Deadline),
             Ok(Ok(Some(resp))) => {
-                let deleted = resp
-                    .events()
-                    .iter()
-                    .any(|e| e.event_type() == EventType::Delete);
-                if deleted || resp.canceled() {
+                let deleted = |key: &[u8]| {
+                    resp.events().iter().any(|e| {
+                        e.event_type() == EventType::Delete
+                            && e.kv().is_some_and(|kv| kv.key() == key)
+                    })
+                };
+                if ours.is_some_and(deleted) {
+                    return Ok(Woken::Look);
+                }
+                if deleted(pred) {
+                    return Ok(Woken::Deleted {
+                        ours_kept: ours.is_some(),
+                    });
+                }
+                if resp.canceled() {
                     return Ok(Woken::Look);
                 }
             }
@@ -288,6 +325,13 @@ impl Place {
             id,
             keep_claim: false,
         }
+    }
+}
+
+impl Place {
+    /// The key is never used again (a delete of it may still arrive late).
+    pub(super) fn keep_claim_for_good(&mut self) {
+        self.keep_claim = true;
     }
 }
 
@@ -376,8 +420,8 @@ impl Undo {
     /// Deletes now and waits for it. Stays armed until the delete is answered, so a delete
     /// that fails, or whose caller is dropped meanwhile, is tried again in the background.
     pub(super) async fn delete_now(mut self) -> Result<()> {
-        if let Some(place) = &self.armed {
-            delete(&self.client, &place.key).await?;
+        if let Some(place) = &mut self.armed {
+            leave(&self.client, place).await?;
         }
         self.armed = None;
         Ok(())
@@ -391,7 +435,7 @@ impl Undo {
 
 impl Drop for Undo {
     fn drop(&mut self) {
-        if let Some(place) = self.armed.take() {
+        if let Some(mut place) = self.armed.take() {
             let (client, joining) = (self.client.clone(), self.joining.take());
             if let Some(j) = &joining {
                 let never_sent = j
@@ -421,14 +465,14 @@ impl Drop for Undo {
                     // Both at once: the key goes as soon as the join's answer is in.
                     let (marked, _) = tokio::join!(mark, joining.task);
                     if marked.is_ok() {
-                        drop(delete(&client, &place.key).await);
+                        drop(leave(&client, &mut place).await);
                         // A marker left would void every later join with this key.
-                        let mut place = place;
-                        place.keep_claim = delete(&client, &marker).await.is_err();
+                        place.keep_claim |= delete(&client, &marker).await.is_err();
+                        drop(place);
                         return;
                     }
                 }
-                if let Err(e) = delete(&client, &place.key).await {
+                if let Err(e) = leave(&client, &mut place).await {
                     tracing::debug!(error = %e, "deleting the key of a dropped acquire failed; \
                                                  it goes with the session lease");
                 }

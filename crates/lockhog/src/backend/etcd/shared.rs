@@ -123,6 +123,7 @@ pub(super) async fn turn(client: &Client, prefix: &[u8], me: &Entry) -> Result<T
             key: writer.key().to_vec(),
             revision,
             head: None,
+            alone: false,
         },
     })
 }

@@ -61,6 +61,11 @@ impl Head {
         }
     }
 
+    /// The head's key.
+    pub(super) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
     /// When a waiter with `steal_after` may take it over: `None` when it carries no time
     /// (a waiter about to say it holds, or a key lockhog did not write).
     pub(super) fn stealable_at(&self, steal_after: Duration) -> Option<Instant> {
