@@ -27,12 +27,7 @@ fn held(
     keep: Option<&LockKey>,
     permit: Permit,
 ) -> io::Result<FileHeld> {
-    let lock = LockFile {
-        file,
-        id,
-        path: cache::c_path(path)?,
-        opened_at,
-    };
+    let lock = LockFile::new(file, id, cache::c_path(path)?, opened_at);
     let back = match (cache, keep) {
         (Some(cache), Some(key)) if key.foreign_resource().is_none() => {
             Some((cache.clone(), key.clone()))

@@ -25,6 +25,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
+use super::counter_map::CounterMap;
 use super::dir::{linked_at, FileId};
 use super::FileHeld;
 use crate::name::LockKey;
@@ -42,9 +43,28 @@ pub(super) struct LockFile {
     pub(super) path: CString,
     /// [`forks`] read before the open (`None`: never kept).
     pub(super) opened_at: Option<u64>,
+    /// Taken from the kept descriptors at least once: its name is taken again and again.
+    pub(super) reused: bool,
+    /// Whether mapping its counter was tried (once is enough: a file's owner and mode stay).
+    pub(super) map_tried: bool,
+    /// The counter, mapped (see `counter_map.rs`).
+    pub(super) counter: Option<CounterMap>,
 }
 
 impl LockFile {
+    /// A lock file just opened (at `opened_at`, see [`forks`]).
+    pub(super) fn new(file: File, id: FileId, path: CString, opened_at: Option<u64>) -> LockFile {
+        LockFile {
+            file,
+            id,
+            path,
+            opened_at,
+            reused: false,
+            map_tried: false,
+            counter: None,
+        }
+    }
+
     pub(super) fn path(&self) -> &Path {
         Path::new(OsStr::from_bytes(self.path.as_bytes()))
     }
@@ -69,7 +89,8 @@ impl FdCache {
 
     /// Takes the kept descriptor of `key` out (an acquire in flight has it to itself).
     fn take(&self, key: &LockKey) -> Option<(LockKey, LockFile)> {
-        let (key, file) = self.slots().remove_entry(key)?;
+        let (key, mut file) = self.slots().remove_entry(key)?;
+        file.reused = true;
         file.unshared().then_some((key, file))
     }
 
@@ -170,12 +191,12 @@ mod tests {
             .open(&path)
             .unwrap();
         let meta = file.metadata().unwrap();
-        LockFile {
+        LockFile::new(
             file,
-            id: (meta.dev(), meta.ino()),
-            path: c_path(&path).unwrap(),
-            opened_at: forks(),
-        }
+            (meta.dev(), meta.ino()),
+            c_path(&path).unwrap(),
+            forks(),
+        )
     }
 
     fn key(name: &str) -> LockKey {

@@ -52,6 +52,7 @@
 
 mod acquire;
 mod cache;
+mod counter_map;
 mod dir;
 mod fencing;
 mod foreign;
@@ -215,7 +216,7 @@ impl FileBackend {
         tree: &Tree,
         key: &LockKey,
         ctx: &AcquireContext,
-        held: FileHeld,
+        mut held: FileHeld,
     ) -> Result<Acquired<FileHeld>> {
         if key.foreign_resource().is_some() || !ctx.options.fencing {
             return Ok(Acquired { held, token: None });
@@ -223,7 +224,7 @@ impl FileBackend {
         let token = if ctx.options.shared {
             tree.floor.next_token_shared(held.file()).await
         } else {
-            tree.floor.next_token(held.file())
+            tree.floor.next_token_held(held.lock_file_mut())
         };
         Ok(Acquired {
             token: Some(token.map_err(|e| {
