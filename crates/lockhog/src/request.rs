@@ -230,7 +230,7 @@ impl LockRequest {
     /// [`Error::InvalidOption`], [`Error::Backend`].
     pub async fn acquire(self) -> Result<LockGuard> {
         let key = self.key?;
-        let name = key.name().clone();
+        let name = key.name();
         self.retry.validate()?;
         let ttl = self.ttl.map(validate_ttl).transpose()?;
         if self.max_hold.is_some_and(|m| m.is_zero()) {
@@ -363,12 +363,11 @@ impl LockRequest {
             ));
         }
         tracing::debug!(name = %name, attempts = stats.attempts, ?waited, token = ?acquired.token, "acquired");
-        let resource = resource.unwrap_or_else(|| backend.resource(&key));
         let held = HeldSlot::new(acquired.held, self.max_hold, &backend, &lost, name.as_str());
         Ok(LockGuard::new(
             backend.clone(),
             held,
-            name,
+            key,
             resource,
             acquired.token,
             stats,
