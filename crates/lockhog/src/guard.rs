@@ -171,8 +171,13 @@ impl LockGuard {
             // The max_hold timer gave it back already, and marked it lost.
             return Ok(false);
         };
-        let backend = self.backend.clone();
-        let ours = FinishOnDrop(Some(Box::pin(async move { backend.release(held).await }))).await?;
+        let ours = match self.backend.release_now(held) {
+            Ok(released) => released?,
+            Err(held) => {
+                let backend = self.backend.clone();
+                FinishOnDrop(Some(Box::pin(async move { backend.release(held).await }))).await?
+            }
+        };
         tracing::debug!(name = %self.name(), ours, "released");
         Ok(ours && !self.is_lost())
     }

@@ -306,7 +306,11 @@ impl LockRequest {
         let acquired = match (self.permits, self.wait) {
             (None, Wait::No) => {
                 ctx.note_attempt();
-                backend.try_acquire(&key, &ctx).await?.map(|a| (a, None))
+                let acquired = match backend.try_acquire_now(&key, &ctx) {
+                    Some(decided) => decided?,
+                    None => backend.try_acquire(&key, &ctx).await?,
+                };
+                acquired.map(|a| (a, None))
             }
             // A capped wait is a spin of at most that many tries, on every backend.
             (None, _) if capped => poll(&ctx, deadline, || backend.try_acquire(&key, &ctx))

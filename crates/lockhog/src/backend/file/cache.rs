@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -79,11 +80,34 @@ impl LockFile {
 /// The kept descriptors of one locker, by lock.
 #[derive(Debug, Default)]
 pub(super) struct FdCache {
-    kept: Mutex<HashMap<LockKey, LockFile>>,
+    kept: Mutex<Slots>,
+}
+
+type Slots = HashMap<LockKey, LockFile, BuildHasherDefault<QuickHash>>;
+
+/// A multiply-and-rotate hash of the key's bytes, far cheaper than the default (SipHash,
+/// which resists collisions chosen by whoever picks the names). Collisions cost little here:
+/// the map never holds more than [`CAPACITY`] entries.
+#[derive(Default)]
+struct QuickHash(u64);
+
+impl Hasher for QuickHash {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl FdCache {
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<LockKey, LockFile>> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
