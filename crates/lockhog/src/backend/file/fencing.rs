@@ -61,11 +61,14 @@ pub(super) fn parse(text: &[u8]) -> io::Result<Option<u64>> {
     if text.is_empty() {
         return Ok(None);
     }
-    let digits = text
-        .strip_suffix(b"\n")
-        .filter(|d| d.len() == WIDTH && d.iter().all(u8::is_ascii_digit));
+    let digits = text.strip_suffix(b"\n").filter(|d| d.len() == WIDTH);
     digits
-        .and_then(|d| std::str::from_utf8(d).ok()?.parse().ok())
+        .and_then(|d| {
+            d.iter().try_fold(0u64, |n, &c| {
+                let digit = c.checked_sub(b'0').filter(|v| *v < 10)?;
+                n.checked_mul(10)?.checked_add(u64::from(digit))
+            })
+        })
         .map(Some)
         .ok_or_else(|| {
             io::Error::new(
@@ -200,6 +203,8 @@ mod tests {
             b"00000000000000000042",
             b"00000000000000000042\nmore",
             b"0000000000000000004x\n",
+            b"+0000000000000000042\n",
+            b"99999999999999999999\n",
             b"root:x:0:0:root:/root:/bin/bash\n",
         ] {
             let err = read(&file_with(foreign)).unwrap_err();
