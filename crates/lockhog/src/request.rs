@@ -258,7 +258,7 @@ impl LockRequest {
             return unsupported("fair (FIFO)");
         }
         if let Some(permits) = self.permits {
-            crate::backend::slots::validate(&name, permits)?;
+            crate::backend::slots::validate(name, permits)?;
             if !caps.semaphore {
                 return Err(crate::backend::slots::unsupported(backend.scheme()));
             }
