@@ -17,7 +17,9 @@
 //!   removed directory starts its tokens over.
 //! - **Kept descriptors**: in flock mode the descriptor of a released lock stays open
 //!   (unlocked) for the next acquire of the same name by this locker, which then locks it and
-//!   checks its path, without an open or a close (see `cache.rs`).
+//!   checks its path, without an open or a close (see `cache.rs`); from then on it bumps the
+//!   fencing counter through a shared mapping of the file, when only this user can write the
+//!   file (see `counter_map.rs`).
 //! - **Waiting** happens in the kernel on a helper thread (see `wait.rs`): a waiter wakes the
 //!   moment the holder's descriptor closes.
 //! - **Fencing tokens** come from a counter inside each lock file, bumped by the holder right
