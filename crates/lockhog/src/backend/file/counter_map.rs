@@ -73,11 +73,9 @@ impl CounterMap {
     /// Bumps the counter (its holder's lock taken) and returns the new value; an error, and
     /// nothing written, when the file holds anything but a counter.
     pub(super) fn bump(&self) -> io::Result<u64> {
-        let mut bytes = [0u8; MAPPED];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            // SAFETY: within the mapping; volatile, as other processes write it between holds.
-            *b = unsafe { self.at.as_ptr().add(i).read_volatile() };
-        }
+        // SAFETY: the mapping holds `MAPPED` bytes (any alignment suits a byte array);
+        // volatile, as other processes write it between our holds.
+        let bytes = unsafe { self.at.as_ptr().cast::<[u8; MAPPED]>().read_volatile() };
         let len = if bytes[WIDTH + 1] == 0 {
             WIDTH + 1
         } else {
@@ -87,10 +85,13 @@ impl CounterMap {
             return Err(io::Error::from(io::ErrorKind::InvalidData));
         };
         let next = current + 1;
-        for (i, b) in super::fencing::line(next).into_iter().enumerate() {
-            // SAFETY: as above.
-            unsafe { self.at.as_ptr().add(i).write_volatile(b) };
-        }
+        // SAFETY: as above, the counter line being one byte shorter than the mapping.
+        unsafe {
+            self.at
+                .as_ptr()
+                .cast::<[u8; WIDTH + 1]>()
+                .write_volatile(super::fencing::line(next))
+        };
         Ok(next)
     }
 }
