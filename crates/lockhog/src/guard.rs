@@ -3,14 +3,14 @@
 use std::future::Future;
 use std::os::fd::BorrowedFd;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::backend::{BoxFuture, DynBackend, LostSender};
 use crate::error::{BodyValue, Error, Result};
 use crate::max_hold::HeldSlot;
-use crate::name::LockName;
+use crate::name::{LockKey, LockName};
 
 /// How an acquire went: PALs' `return_retries`, and more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +43,10 @@ pub struct AcquireStats {
 pub struct LockGuard {
     backend: Arc<dyn DynBackend>,
     held: HeldSlot,
-    name: LockName,
-    resource: String,
+    key: LockKey,
+    /// The backend's name for the lock: a semaphore's permit gives it, a lock works it out
+    /// the first time it is asked for (most holders never ask).
+    resource: OnceLock<String>,
     token: Option<u64>,
     stats: AcquireStats,
     lost: LostSender,
@@ -54,8 +56,8 @@ impl std::fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LockGuard")
             .field("backend", &self.backend.scheme())
-            .field("name", &self.name)
-            .field("resource", &self.resource)
+            .field("name", self.name())
+            .field("resource", &self.resource())
             .field("token", &self.token)
             .field("stats", &self.stats)
             .field("lost", &self.lost.reason())
@@ -67,8 +69,8 @@ impl LockGuard {
     pub(crate) fn new(
         backend: Arc<dyn DynBackend>,
         held: HeldSlot,
-        name: LockName,
-        resource: String,
+        key: LockKey,
+        resource: Option<String>,
         token: Option<u64>,
         stats: AcquireStats,
         lost: LostSender,
@@ -76,8 +78,8 @@ impl LockGuard {
         LockGuard {
             backend,
             held,
-            name,
-            resource,
+            key,
+            resource: resource.map(OnceLock::from).unwrap_or_default(),
             token,
             stats,
             lost,
@@ -87,12 +89,13 @@ impl LockGuard {
     /// The lock's name; for a lock taken by its resource
     /// ([`Locker::lock_resource`](crate::Locker::lock_resource)), the resource.
     pub fn name(&self) -> &LockName {
-        &self.name
+        self.key.name()
     }
 
     /// The backend's own name for the lock (a file path, `advisory:<key>`, a Redis key).
     pub fn resource(&self) -> &str {
-        &self.resource
+        self.resource
+            .get_or_init(|| self.backend.resource(&self.key))
     }
 
     /// The fencing token: strictly greater than that of every earlier holder of this lock on
@@ -168,9 +171,14 @@ impl LockGuard {
             // The max_hold timer gave it back already, and marked it lost.
             return Ok(false);
         };
-        let backend = self.backend.clone();
-        let ours = FinishOnDrop(Some(Box::pin(async move { backend.release(held).await }))).await?;
-        tracing::debug!(name = %self.name, ours, "released");
+        let ours = match self.backend.release_now(held) {
+            Ok(released) => released?,
+            Err(held) => {
+                let backend = self.backend.clone();
+                FinishOnDrop(Some(Box::pin(async move { backend.release(held).await }))).await?
+            }
+        };
+        tracing::debug!(name = %self.name(), ours, "released");
         Ok(ours && !self.is_lost())
     }
 }
@@ -180,7 +188,7 @@ impl LockGuard {
     /// ours throughout, else [`Error::LostWhileHeld`] with `out` in it. What `run` and
     /// `with_lock` end with.
     pub(crate) async fn release_after<T: Send + 'static>(self, out: T) -> Result<T> {
-        let name = self.name.to_string();
+        let name = self.name().to_string();
         let lost = self.lost.reason();
         let (reason, source) = match self.release().await {
             Ok(true) => return Ok(out),
@@ -231,7 +239,7 @@ impl Drop for FinishOnDrop {
 impl Drop for LockGuard {
     fn drop(&mut self) {
         if let Some(held) = self.held.take() {
-            tracing::debug!(name = %self.name, "released on drop");
+            tracing::debug!(name = %self.name(), "released on drop");
             self.backend.release_on_drop(held);
         }
     }

@@ -230,7 +230,7 @@ impl LockRequest {
     /// [`Error::InvalidOption`], [`Error::Backend`].
     pub async fn acquire(self) -> Result<LockGuard> {
         let key = self.key?;
-        let name = key.name().clone();
+        let name = key.name();
         self.retry.validate()?;
         let ttl = self.ttl.map(validate_ttl).transpose()?;
         if self.max_hold.is_some_and(|m| m.is_zero()) {
@@ -258,7 +258,7 @@ impl LockRequest {
             return unsupported("fair (FIFO)");
         }
         if let Some(permits) = self.permits {
-            crate::backend::slots::validate(&name, permits)?;
+            crate::backend::slots::validate(name, permits)?;
             if !caps.semaphore {
                 return Err(crate::backend::slots::unsupported(backend.scheme()));
             }
@@ -306,7 +306,11 @@ impl LockRequest {
         let acquired = match (self.permits, self.wait) {
             (None, Wait::No) => {
                 ctx.note_attempt();
-                backend.try_acquire(&key, &ctx).await?.map(|a| (a, None))
+                let acquired = match backend.try_acquire_now(&key, &ctx) {
+                    Some(decided) => decided?,
+                    None => backend.try_acquire(&key, &ctx).await?,
+                };
+                acquired.map(|a| (a, None))
             }
             // A capped wait is a spin of at most that many tries, on every backend.
             (None, _) if capped => poll(&ctx, deadline, || backend.try_acquire(&key, &ctx))
@@ -363,12 +367,11 @@ impl LockRequest {
             ));
         }
         tracing::debug!(name = %name, attempts = stats.attempts, ?waited, token = ?acquired.token, "acquired");
-        let resource = resource.unwrap_or_else(|| backend.resource(&key));
         let held = HeldSlot::new(acquired.held, self.max_hold, &backend, &lost, name.as_str());
         Ok(LockGuard::new(
             backend.clone(),
             held,
-            name,
+            key,
             resource,
             acquired.token,
             stats,

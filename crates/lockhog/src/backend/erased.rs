@@ -28,6 +28,11 @@ pub(crate) trait DynBackend: Send + Sync {
         key: &'a LockKey,
         ctx: &'a AcquireContext,
     ) -> BoxFuture<'a, Result<Option<Acquired<ErasedHeld>>>>;
+    fn try_acquire_now(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+    ) -> Option<Result<Option<Acquired<ErasedHeld>>>>;
     fn wait_acquire<'a>(
         &'a self,
         key: &'a LockKey,
@@ -48,6 +53,7 @@ pub(crate) trait DynBackend: Send + Sync {
         deadline: Option<Instant>,
     ) -> BoxFuture<'a, Result<Option<Permit<ErasedHeld>>>>;
     fn release(&self, held: ErasedHeld) -> BoxFuture<'_, Result<bool>>;
+    fn release_now(&self, held: ErasedHeld) -> std::result::Result<Result<bool>, ErasedHeld>;
     fn release_on_drop(&self, held: ErasedHeld);
     fn inheritable_fd<'h>(&self, held: &'h ErasedHeld) -> Option<BorrowedFd<'h>>;
     fn status<'a>(
@@ -97,6 +103,13 @@ impl<B: Backend> DynBackend for B {
     ) -> BoxFuture<'a, Result<Option<Acquired<ErasedHeld>>>> {
         Box::pin(async move { Backend::try_acquire(self, key, ctx).await.map(erase) })
     }
+    fn try_acquire_now(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+    ) -> Option<Result<Option<Acquired<ErasedHeld>>>> {
+        Backend::try_acquire_now(self, key, ctx).map(|r| r.map(erase))
+    }
     fn wait_acquire<'a>(
         &'a self,
         key: &'a LockKey,
@@ -136,6 +149,11 @@ impl<B: Backend> DynBackend for B {
     }
     fn release(&self, held: ErasedHeld) -> BoxFuture<'_, Result<bool>> {
         Box::pin(async move { Backend::release(self, unerase(self, held)?).await })
+    }
+    fn release_now(&self, held: ErasedHeld) -> std::result::Result<Result<bool>, ErasedHeld> {
+        // A guard of another backend goes the slow way, which says so.
+        let held = held.downcast::<B::Held>()?;
+        Backend::release_now(self, *held).map_err(|h| Box::new(h) as ErasedHeld)
     }
     fn release_on_drop(&self, held: ErasedHeld) {
         if let Ok(held) = unerase(self, held) {

@@ -276,6 +276,19 @@ pub trait Backend: Send + Sync + 'static {
         ctx: &AcquireContext,
     ) -> impl Future<Output = Result<Option<Acquired<Self::Held>>>> + Send;
 
+    /// One attempt decided at once, with nothing to await (a lock taken by a system call):
+    /// `None` when this backend cannot decide so, and the caller awaits
+    /// [`Backend::try_acquire`] instead. The provided version always says `None`. A backend
+    /// whose attempt never waits saves a future per attempt.
+    fn try_acquire_now(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+    ) -> Option<Result<Option<Acquired<Self::Held>>>> {
+        let _ = (key, ctx);
+        None
+    }
+
     /// Waits until acquired or until `deadline` (`None`: forever); `Ok(None)` when the deadline
     /// passed. The provided version polls [`Backend::try_acquire`] with the retry policy.
     fn wait_acquire(
@@ -337,6 +350,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Gives the lock back. `Ok(true)` when it was still ours, `Ok(false)` when it had been
     /// lost (expired, taken over) before the release.
     fn release(&self, held: Self::Held) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Gives the lock back at once, with nothing to await (a descriptor unlocked): `Err(held)`
+    /// when this backend cannot, and the caller awaits [`Backend::release`] instead. The
+    /// provided version always hands `held` back.
+    fn release_now(&self, held: Self::Held) -> std::result::Result<Result<bool>, Self::Held> {
+        Err(held)
+    }
 
     /// Gives the lock back from `Drop`, without blocking. The default drops `held`, which is
     /// right when dropping it releases (a closed file, a returned permit).

@@ -27,12 +27,7 @@ fn held(
     keep: Option<&LockKey>,
     permit: Permit,
 ) -> io::Result<FileHeld> {
-    let lock = LockFile {
-        file,
-        id,
-        path: cache::c_path(path)?,
-        opened_at,
-    };
+    let lock = LockFile::new(file, id, cache::c_path(path)?, opened_at);
     let back = match (cache, keep) {
         (Some(cache), Some(key)) if key.foreign_resource().is_none() => {
             Some((cache.clone(), key.clone()))
@@ -135,7 +130,7 @@ impl FileBackend {
         // The kept descriptor if it is free; held or not, the wait below is on a new one.
         if !ctx.options.shared {
             if let Some(Some(held)) = self.try_kept(key) {
-                return self.granted(tree, key, ctx, held).await.map(Some);
+                return self.granted(None, key, ctx, held).await.map(Some);
             }
         }
         let target = self.target(tree, key)?;
@@ -172,7 +167,7 @@ impl FileBackend {
             )
             .map_err(|e| self.io_error("cannot lock", &path, e))?;
             return self
-                .granted(tree, key, ctx, held.reader(reader_record))
+                .granted(Some(tree), key, ctx, held.reader(reader_record))
                 .await
                 .map(Some);
         }
@@ -210,7 +205,7 @@ impl FileBackend {
                 for _ in 0..attempts {
                     ctx.note_attempt();
                 }
-                self.granted(tree, key, ctx, held).await.map(Some)
+                self.granted(Some(tree), key, ctx, held).await.map(Some)
             }
             None => Ok(None),
         }

@@ -19,12 +19,14 @@
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
+use super::counter_map::CounterMap;
 use super::dir::{linked_at, FileId};
 use super::FileHeld;
 use crate::name::LockKey;
@@ -42,9 +44,28 @@ pub(super) struct LockFile {
     pub(super) path: CString,
     /// [`forks`] read before the open (`None`: never kept).
     pub(super) opened_at: Option<u64>,
+    /// Taken from the kept descriptors at least once: its name is taken again and again.
+    pub(super) reused: bool,
+    /// Whether mapping its counter was tried (once is enough: a file's owner and mode stay).
+    pub(super) map_tried: bool,
+    /// The counter, mapped (see `counter_map.rs`).
+    pub(super) counter: Option<CounterMap>,
 }
 
 impl LockFile {
+    /// A lock file just opened (at `opened_at`, see [`forks`]).
+    pub(super) fn new(file: File, id: FileId, path: CString, opened_at: Option<u64>) -> LockFile {
+        LockFile {
+            file,
+            id,
+            path,
+            opened_at,
+            reused: false,
+            map_tried: false,
+            counter: None,
+        }
+    }
+
     pub(super) fn path(&self) -> &Path {
         Path::new(OsStr::from_bytes(self.path.as_bytes()))
     }
@@ -59,17 +80,41 @@ impl LockFile {
 /// The kept descriptors of one locker, by lock.
 #[derive(Debug, Default)]
 pub(super) struct FdCache {
-    kept: Mutex<HashMap<LockKey, LockFile>>,
+    kept: Mutex<Slots>,
+}
+
+type Slots = HashMap<LockKey, LockFile, BuildHasherDefault<QuickHash>>;
+
+/// A multiply-and-rotate hash of the key's bytes, far cheaper than the default (SipHash,
+/// which resists collisions chosen by whoever picks the names). Collisions cost little here:
+/// the map never holds more than [`CAPACITY`] entries.
+#[derive(Default)]
+struct QuickHash(u64);
+
+impl Hasher for QuickHash {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl FdCache {
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<LockKey, LockFile>> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Takes the kept descriptor of `key` out (an acquire in flight has it to itself).
     fn take(&self, key: &LockKey) -> Option<(LockKey, LockFile)> {
-        let (key, file) = self.slots().remove_entry(key)?;
+        let (key, mut file) = self.slots().remove_entry(key)?;
+        file.reused = true;
         file.unshared().then_some((key, file))
     }
 
@@ -170,12 +215,12 @@ mod tests {
             .open(&path)
             .unwrap();
         let meta = file.metadata().unwrap();
-        LockFile {
+        LockFile::new(
             file,
-            id: (meta.dev(), meta.ino()),
-            path: c_path(&path).unwrap(),
-            opened_at: forks(),
-        }
+            (meta.dev(), meta.ino()),
+            c_path(&path).unwrap(),
+            forks(),
+        )
     }
 
     fn key(name: &str) -> LockKey {

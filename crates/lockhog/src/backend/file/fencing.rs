@@ -30,6 +30,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::cache::LockFile;
+use super::counter_map::CounterMap;
 use super::dir::Dir;
 use super::mode;
 
@@ -43,22 +45,30 @@ const MAX_LATCH_PAUSE: Duration = Duration::from_millis(20);
 pub(super) const FLOOR_FILE: &str = ".lockhog-fencing";
 
 /// Digits of a counter.
-const WIDTH: usize = 20;
+pub(super) const WIDTH: usize = 20;
 
 /// Reads a counter: `None` for an empty (new) file, an error for content that is not a
 /// counter (the file is then someone else's, and must not be overwritten).
 pub(super) fn read(file: &File) -> io::Result<Option<u64>> {
     let mut buf = [0u8; WIDTH + 2];
     let n = file.read_at(&mut buf, 0)?;
-    let text = &buf[..n];
+    parse(&buf[..n])
+}
+
+/// A counter from the first bytes of a lock file (one more than a counter line, when there
+/// are): as [`read`].
+pub(super) fn parse(text: &[u8]) -> io::Result<Option<u64>> {
     if text.is_empty() {
         return Ok(None);
     }
-    let digits = text
-        .strip_suffix(b"\n")
-        .filter(|d| d.len() == WIDTH && d.iter().all(u8::is_ascii_digit));
+    let digits = text.strip_suffix(b"\n").filter(|d| d.len() == WIDTH);
     digits
-        .and_then(|d| std::str::from_utf8(d).ok()?.parse().ok())
+        .and_then(|d| {
+            d.iter().try_fold(0u64, |n, &c| {
+                let digit = c.checked_sub(b'0').filter(|v| *v < 10)?;
+                n.checked_mul(10)?.checked_add(u64::from(digit))
+            })
+        })
         .map(Some)
         .ok_or_else(|| {
             io::Error::new(
@@ -69,9 +79,20 @@ pub(super) fn read(file: &File) -> io::Result<Option<u64>> {
         })
 }
 
+/// The counter line of `value`: fixed width, so a shorter number never leaves digits of a
+/// longer one behind.
+pub(super) fn line(mut value: u64) -> [u8; WIDTH + 1] {
+    let mut out = [b'0'; WIDTH + 1];
+    out[WIDTH] = b'\n';
+    for digit in out[..WIDTH].iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    out
+}
+
 pub(super) fn write(file: &File, value: u64) -> io::Result<()> {
-    // Fixed width, so a shorter number never leaves digits of a longer one behind.
-    file.write_all_at(format!("{value:0WIDTH$}\n").as_bytes(), 0)
+    file.write_all_at(&line(value), 0)
 }
 
 /// The directory's floor.
@@ -117,6 +138,21 @@ impl Floor {
     pub(super) fn next_token(&self, lock_file: &File) -> io::Result<u64> {
         let next = self.counter_of(lock_file)? + 1;
         write(lock_file, next)?;
+        Ok(next)
+    }
+
+    /// [`Floor::next_token`] for a lock file held exclusively: through its mapped counter once
+    /// it has one (see `counter_map.rs`); a descriptor taken from the kept ones gets one the
+    /// first time, since its name is being taken again.
+    pub(super) fn next_token_held(&self, lock: &mut LockFile) -> io::Result<u64> {
+        if let Some(map) = &lock.counter {
+            return map.bump();
+        }
+        let next = self.next_token(&lock.file)?;
+        if lock.reused && !lock.map_tried {
+            lock.map_tried = true;
+            lock.counter = CounterMap::of(&lock.file);
+        }
         Ok(next)
     }
 
@@ -167,6 +203,8 @@ mod tests {
             b"00000000000000000042",
             b"00000000000000000042\nmore",
             b"0000000000000000004x\n",
+            b"+0000000000000000042\n",
+            b"99999999999999999999\n",
             b"root:x:0:0:root:/root:/bin/bash\n",
         ] {
             let err = read(&file_with(foreign)).unwrap_err();

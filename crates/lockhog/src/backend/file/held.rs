@@ -52,6 +52,10 @@ impl FileHeld {
         self.lock.as_ref().expect("held until dropped")
     }
 
+    pub(super) fn lock_file_mut(&mut self) -> &mut LockFile {
+        self.lock.as_mut().expect("held until dropped")
+    }
+
     pub(super) fn file(&self) -> &File {
         &self.lock_file().file
     }

@@ -17,7 +17,9 @@
 //!   removed directory starts its tokens over.
 //! - **Kept descriptors**: in flock mode the descriptor of a released lock stays open
 //!   (unlocked) for the next acquire of the same name by this locker, which then locks it and
-//!   checks its path, without an open or a close (see `cache.rs`).
+//!   checks its path, without an open or a close (see `cache.rs`); from then on it bumps the
+//!   fencing counter through a shared mapping of the file, when only this user can write the
+//!   file (see `counter_map.rs`).
 //! - **Waiting** happens in the kernel on a helper thread (see `wait.rs`): a waiter wakes the
 //!   moment the holder's descriptor closes.
 //! - **Fencing tokens** come from a counter inside each lock file, bumped by the holder right
@@ -52,6 +54,7 @@
 
 mod acquire;
 mod cache;
+mod counter_map;
 mod dir;
 mod fencing;
 mod foreign;
@@ -207,24 +210,49 @@ impl FileBackend {
         Error::backend_io(SCHEME, format!("{doing} {}", path.display()), e)
     }
 
-    /// The lock of `key` just taken (`shared` or not), with its next fencing token; none for
-    /// a foreign file, whose content is never touched, nor for a request that opted out of
-    /// fencing.
+    /// The lock of `key` just taken (`shared` or not) in `tree` (`None`: the directory as
+    /// last opened, for a kept descriptor), with its next fencing token; none for a foreign
+    /// file, whose content is never touched, nor for a request that opted out of fencing.
     async fn granted(
         &self,
-        tree: &Tree,
+        tree: Option<&Tree>,
         key: &LockKey,
         ctx: &AcquireContext,
         held: FileHeld,
     ) -> Result<Acquired<FileHeld>> {
+        if !ctx.options.shared || key.foreign_resource().is_some() || !ctx.options.fencing {
+            return self.granted_exclusive(tree, key, ctx, held);
+        }
+        let token = tree
+            .unwrap_or(&self.tree())
+            .floor
+            .next_token_shared(held.file())
+            .await;
+        self.with_token(held, token)
+    }
+
+    /// [`FileBackend::granted`] for an exclusive lock, which takes its token at once.
+    fn granted_exclusive(
+        &self,
+        tree: Option<&Tree>,
+        key: &LockKey,
+        ctx: &AcquireContext,
+        mut held: FileHeld,
+    ) -> Result<Acquired<FileHeld>> {
         if key.foreign_resource().is_some() || !ctx.options.fencing {
             return Ok(Acquired { held, token: None });
         }
-        let token = if ctx.options.shared {
-            tree.floor.next_token_shared(held.file()).await
-        } else {
-            tree.floor.next_token(held.file())
+        let lock = held.lock_file_mut();
+        // A mapped counter needs neither the directory nor its floor.
+        let token = match (&lock.counter, tree) {
+            (Some(map), _) => map.bump(),
+            (None, Some(tree)) => tree.floor.next_token_held(lock),
+            (None, None) => self.tree().floor.next_token_held(lock),
         };
+        self.with_token(held, token)
+    }
+
+    fn with_token(&self, held: FileHeld, token: io::Result<u64>) -> Result<Acquired<FileHeld>> {
         Ok(Acquired {
             token: Some(token.map_err(|e| {
                 self.io_error(
@@ -235,6 +263,34 @@ impl FileBackend {
             })?),
             held,
         })
+    }
+
+    /// Takes the lock file of `key` if it is free, without its token: the kept descriptor, or
+    /// the file opened (in the directory opened again, should it have moved). With the tree
+    /// it was taken in (`None` for the kept descriptor).
+    fn try_take(
+        &self,
+        key: &LockKey,
+        shared: bool,
+    ) -> Result<Option<(FileHeld, Option<Arc<Tree>>)>> {
+        // Kept descriptors are exclusive locks' only.
+        if !shared {
+            if let Some(kept) = self.try_kept(key) {
+                return Ok(kept.map(|held| (held, None)));
+            }
+        }
+        let mut tries = 0;
+        loop {
+            let tree = self.tree();
+            let target = self.target(&tree, key)?;
+            match self.try_lock_target(&target, true, Some(key), shared) {
+                Err(e) if Moved::is(&e) && tries < MOVED_RETRIES => {
+                    tries += 1;
+                    self.refresh(&tree)?;
+                }
+                other => return other.map(|taken| taken.map(|(held, _)| (held, Some(tree)))),
+            }
+        }
     }
 
     fn state_of(
@@ -352,38 +408,33 @@ impl Backend for FileBackend {
             .to_string()
     }
 
+    fn try_acquire_now(
+        &self,
+        key: &LockKey,
+        ctx: &AcquireContext,
+    ) -> Option<Result<Option<Acquired<FileHeld>>>> {
+        // A reader may wait a moment for the counter's latch.
+        if ctx.options.shared {
+            return None;
+        }
+        Some(self.try_take(key, false).and_then(|taken| {
+            taken
+                .map(|(held, tree)| self.granted_exclusive(tree.as_deref(), key, ctx, held))
+                .transpose()
+        }))
+    }
+
     async fn try_acquire(
         &self,
         key: &LockKey,
         ctx: &AcquireContext,
     ) -> Result<Option<Acquired<FileHeld>>> {
-        let shared = ctx.options.shared;
-        let mut tries = 0;
-        loop {
-            let tree = self.tree();
-            // Kept descriptors are exclusive locks' only.
-            if !shared {
-                if let Some(kept) = self.try_kept(key) {
-                    return match kept {
-                        Some(held) => self.granted(&tree, key, ctx, held).await.map(Some),
-                        None => Ok(None),
-                    };
-                }
-            }
-            let target = self.target(&tree, key)?;
-            let attempt = match self.try_lock_target(&target, true, Some(key), shared) {
-                Ok(Some((held, _))) => self.granted(&tree, key, ctx, held).await.map(Some),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            };
-            match attempt {
-                Err(e) if Moved::is(&e) && tries < MOVED_RETRIES => {
-                    tries += 1;
-                    self.refresh(&tree)?;
-                }
-                other => return other,
-            }
-        }
+        let Some((held, tree)) = self.try_take(key, ctx.options.shared)? else {
+            return Ok(None);
+        };
+        self.granted(tree.as_deref(), key, ctx, held)
+            .await
+            .map(Some)
     }
 
     async fn wait_acquire(
@@ -416,9 +467,14 @@ impl Backend for FileBackend {
     }
 
     async fn release(&self, held: FileHeld) -> Result<bool> {
-        // Closing the descriptor drops the flock; the file stays for the next holder.
+        self.release_now(held).unwrap_or(Ok(true))
+    }
+
+    fn release_now(&self, held: FileHeld) -> std::result::Result<Result<bool>, FileHeld> {
+        // Unlocking (and closing or keeping) the descriptor drops the lock; the file stays for
+        // the next holder.
         drop(held);
-        Ok(true)
+        Ok(Ok(true))
     }
 
     async fn status(&self, namespace: &str, keys: &[LockKey]) -> Result<Vec<LockStatus>> {
