@@ -141,7 +141,7 @@ async fn many_leases_held_by_one_process_are_all_renewed() {
     let locker = db.locker("").await;
     let mut guards = Vec::with_capacity(HELD);
     for i in 0..HELD {
-        let guard = locker.lock(&format!("many-{i}")).ttl(ttl);
+        let guard = locker.lock(format!("many-{i}")).ttl(ttl);
         guards.push(guard.try_acquire().await.unwrap());
     }
     let raw = db.raw();
