@@ -11,6 +11,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::Notify;
 
 use super::lease::Renewals;
+pub(super) use super::sync::Sync;
 use super::{schema, trust};
 use crate::error::Error;
 
@@ -27,35 +28,6 @@ pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// connection instead of opening one per operation, so descriptors and memory stay flat; the
 /// process's writes are serialised by [`Db::writer`] anyway.
 pub(super) const MAX_CONNECTIONS: usize = 8;
-
-/// How hard a commit waits for the disk (`?synchronous=`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Sync {
-    /// Every commit is on disk before it returns (SQLite's `FULL`): nothing is lost in a power
-    /// cut or an OS crash. The default.
-    Full,
-    /// Commits reach the disk at WAL checkpoints (SQLite's `NORMAL` in WAL mode): an order of
-    /// magnitude faster; as safe against a crashed process, but a power cut or an OS crash may
-    /// lose the last commits, and so hand out fencing tokens again after the reboot.
-    Normal,
-}
-
-impl Sync {
-    pub(super) fn parse(text: &str) -> Option<Sync> {
-        match text.to_ascii_lowercase().as_str() {
-            "full" => Some(Sync::Full),
-            "normal" => Some(Sync::Normal),
-            _ => None,
-        }
-    }
-
-    fn pragma(self) -> &'static str {
-        match self {
-            Sync::Full => "FULL",
-            Sync::Normal => "NORMAL",
-        }
-    }
-}
 
 /// A failed database operation: the error to report, and whether it was only
 /// `SQLITE_BUSY` (the database stayed locked for [`BUSY_TIMEOUT`]), which a waiter retries

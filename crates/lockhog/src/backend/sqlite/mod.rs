@@ -90,6 +90,7 @@ mod readers;
 mod schema;
 mod semaphore;
 mod status;
+mod sync;
 mod trust;
 mod wait;
 
