@@ -3,7 +3,7 @@
 use etcd_client::Client;
 
 use super::connect::{call, SCHEME};
-use super::queue::{Entry, Place};
+use super::queue::{mark_cancelled, Entry, Place};
 use crate::error::{Error, Result};
 use tokio::task::JoinHandle;
 
@@ -70,8 +70,17 @@ impl EtcdHeld {
 /// it, and our session makes it again only once this delete is answered (the key is claimed
 /// until then). A delete sent more than once (an attempt failed or went unanswered) might
 /// still be applied late, after the key was made again: its key is then never used again (the
-/// claim is kept). `true` when the key was there.
+/// claim is kept). A key whose join may still reach etcd late gets its cancel marker first,
+/// for good, so that join creates nothing. `true` when the key was there.
 pub(super) async fn leave(client: &Client, place: &mut Place) -> Result<bool> {
+    if place.join_uncertain {
+        place.keep_claim_for_good();
+        if let Err(e) = mark_cancelled(client, place).await {
+            // Delete all the same: a late join is unlikely, our key being there is certain.
+            tracing::warn!(error = %e, "could not mark a key whose join may still arrive; \
+                                        if it does, the key lasts as long as the session");
+        }
+    }
     let mut sent = 0;
     let deleted = call("leaving the lock's queue", || {
         sent += 1;
@@ -84,4 +93,70 @@ pub(super) async fn leave(client: &Client, place: &mut Place) -> Result<bool> {
         place.keep_claim_for_good();
     }
     Ok(deleted?.deleted() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::*;
+    use crate::backend::etcd::connect::{connect, parse};
+    use crate::backend::etcd::queue::join;
+    use crate::backend::etcd::session::Sessions;
+    use crate::url::BackendUrl;
+
+    /// The test cluster's client, or `None` (a failure under `CI=true`) when none is set.
+    async fn client() -> Option<Client> {
+        let Ok(url) = std::env::var("LOCKHOG_TEST_ETCD_URL") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true and LOCKHOG_TEST_ETCD_URL is unset"
+            );
+            eprintln!("skipped: LOCKHOG_TEST_ETCD_URL is unset");
+            return None;
+        };
+        let mut url = BackendUrl::parse(&url).unwrap();
+        let target = parse(&mut url).unwrap();
+        Some(connect(&target, "test cluster").await.unwrap())
+    }
+
+    /// A join whose first send got no answer was sent again; the first may reach etcd only
+    /// after the lock was released. Leaving must make that late join create nothing: a key
+    /// it made would sit on the live session lease and block the lock until the process ends.
+    #[tokio::test]
+    async fn a_late_copy_of_an_uncertain_join_creates_nothing_after_leaving() {
+        let Some(client) = client().await else { return };
+        let sessions = Sessions::new(client.clone());
+        let session = sessions.get(Duration::from_secs(30)).await.unwrap();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let prefix = format!("lockhog-test/late-join/{}-{nanos}/", std::process::id());
+        let key = format!("{prefix}{:016x}-0", session.lease).into_bytes();
+        assert!(session.claim(&key));
+        let mut place = Place::new(session.clone(), key.clone(), session.next_id());
+        let (lease, sends) = (session.lease, AtomicU32::new(0));
+
+        // The copy that was answered, then the release.
+        let (_, first) = join(&client, prefix.as_bytes(), &key, b"o", lease, &sends)
+            .await
+            .unwrap();
+        assert!(first, "an empty queue's first key holds");
+        place.join_uncertain = true;
+        assert!(leave(&client, &mut place).await.unwrap());
+
+        // The copy that was not answered arrives now.
+        drop(join(&client, prefix.as_bytes(), &key, b"o", lease, &sends).await);
+        let mut c = client.clone();
+        let left = c.get(key.clone(), None).await.unwrap();
+        assert_eq!(
+            left.count(),
+            0,
+            "a late join made our key again after leaving"
+        );
+
+        c.lease_revoke(lease).await.unwrap();
+    }
 }

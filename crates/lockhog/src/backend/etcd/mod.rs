@@ -128,6 +128,7 @@ mod session;
 mod shared;
 mod status;
 mod steal;
+mod undo;
 
 use std::future::Future;
 use std::time::Duration;
@@ -137,8 +138,9 @@ use tokio::time::Instant;
 
 pub use self::connect::DEFAULT_PORT;
 pub use self::held::EtcdHeld;
-use self::queue::{turn, wait_deleted, Entry, Place, Turn, Undo, Woken};
+use self::queue::{turn, wait_deleted, Entry, Place, Turn, Woken};
 use self::session::Sessions;
+use self::undo::Undo;
 use super::{AcquireContext, Acquired, Backend, Capabilities, CleanupReport, LockStatus};
 use crate::backend::owner::new_owner;
 use crate::error::Result;

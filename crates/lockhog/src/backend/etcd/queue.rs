@@ -6,18 +6,16 @@
 //! deleted, then looks again. A release or an expiry therefore wakes exactly one waiter, and waiters acquire in the
 //! order their keys were created: first come, first served.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, SortOrder, SortTarget,
     Txn, TxnOp, TxnOpResponse, WatchFilterType, WatchOptions,
 };
-use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout_at, Duration, Instant};
 
 use super::connect::{call, SCHEME};
-use super::held::leave;
 use super::session::Session;
 use super::steal::{holder_value, Head};
 use crate::error::{Error, Result};
@@ -33,10 +31,26 @@ pub(super) struct Entry {
 
 /// The key that a dropped acquire writes so that its join, if it reaches etcd only later,
 /// creates nothing: `\0lockhog-cancelled/<our key>`, outside every queue.
-fn cancel_marker(key: &[u8]) -> Vec<u8> {
+pub(super) fn cancel_marker(key: &[u8]) -> Vec<u8> {
     let mut marker = b"\0lockhog-cancelled/".to_vec();
     marker.extend_from_slice(key);
     marker
+}
+
+/// Writes our key's cancel marker on the session lease: from then on no join of that key,
+/// however late it reaches etcd, creates it.
+pub(super) async fn mark_cancelled(client: &Client, place: &Place) -> Result<()> {
+    let (marker, lease) = (cancel_marker(&place.key), place.session.lease);
+    call("cancelling a join", || {
+        let mut c = client.clone();
+        let marker = marker.clone();
+        async move {
+            c.put(marker, "", Some(PutOptions::new().with_lease(lease)))
+                .await
+        }
+    })
+    .await
+    .map(drop)
 }
 
 /// The compare every join makes: its acquire was not dropped.
@@ -73,12 +87,13 @@ fn first_key(op: Option<&TxnOpResponse>) -> Option<&KeyValue> {
 /// and reads the queue's first key in the same transaction. Returns our entry and whether we
 /// are first, i.e. hold the lock. When the queue is empty our key is a holder's from the
 /// start, with the time in its value (see [`steal`](super::steal)); a waiter's has none.
-async fn join(
+pub(super) async fn join(
     client: &Client,
     prefix: &[u8],
     key: &[u8],
     owner: &[u8],
     lease: i64,
+    sends: &AtomicU32,
 ) -> Result<(Entry, bool)> {
     let with_lease = || Some(PutOptions::new().with_lease(lease));
     let queue_behind = Txn::new()
@@ -99,7 +114,7 @@ async fn join(
             TxnOp::get(prefix, Some(first())),
         ])
         .or_else([TxnOp::txn(queue_behind)]);
-    let (entry, _, ops) = send_join(client, "joining the lock's queue", key, txn).await?;
+    let (entry, _, ops) = send_join(client, "joining the lock's queue", key, txn, sends).await?;
     let head = first_key(ops.get(1)).map(|kv| kv.key().to_vec());
     Ok((entry, head.as_deref() == Some(key)))
 }
@@ -116,14 +131,16 @@ pub(super) fn place_lost() -> Error {
 
 /// Sends a join shaped `if C then [put ours, …] else [if ours is absent then [put ours, …]
 /// else [get ours, …]]` (ours is absent unless this is a retry). Returns our entry, whether `C`
-/// held, and the answers of the innermost branch that ran.
+/// held, and the answers of the innermost branch that ran. Counts each attempt in `sends`.
 pub(super) async fn send_join(
     client: &Client,
     doing: &str,
     key: &[u8],
     txn: Txn,
+    sends: &AtomicU32,
 ) -> Result<(Entry, bool, Vec<TxnOpResponse>)> {
     let resp = call(doing, || {
+        sends.fetch_add(1, Ordering::SeqCst);
         let mut c = client.clone();
         let txn = txn.clone();
         async move { c.txn(txn).await }
@@ -314,6 +331,9 @@ pub(super) struct Place {
     pub id: u64,
     /// The claim is kept for good: a cancel marker of this key could not be deleted.
     keep_claim: bool,
+    /// A join of this key may still reach etcd late (see [`join_uncertain`]): leaving writes
+    /// the cancel marker first, and keeps it.
+    pub join_uncertain: bool,
 }
 
 impl Place {
@@ -324,6 +344,7 @@ impl Place {
             key,
             id,
             keep_claim: false,
+            join_uncertain: false,
         }
     }
 }
@@ -341,153 +362,4 @@ impl Drop for Place {
             self.session.unclaim(&self.key);
         }
     }
-}
-
-/// The task that sends [`join`], and its gate.
-struct Joining {
-    task: JoinHandle<Result<(Entry, bool)>>,
-    /// [`IDLE`] until the task starts sending ([`SENDING`]) or a dropped acquire stops it from
-    /// ever sending ([`CANCELLED`]): whichever comes first wins.
-    gate: Arc<AtomicU8>,
-}
-
-const IDLE: u8 = 0;
-const SENDING: u8 = 1;
-const CANCELLED: u8 = 2;
-
-/// Deletes our key if the acquire that made it is dropped before it hands it to a guard (a
-/// cancelled wait, a failed look), in a task on the runtime captured when the acquire started.
-/// The join itself runs in a task of its own: one that has not sent yet is stopped for good,
-/// and the delete awaits the answer of one in flight, which could otherwise be applied after
-/// the delete, leaving a key on a lease that lives on. The delete is by key alone: no one else writes a key with our lease id in it (a named
-/// key is claimed in its session until the delete is done).
-pub(super) struct Undo {
-    armed: Option<Place>,
-    joining: Option<Joining>,
-    client: Client,
-    runtime: tokio::runtime::Handle,
-}
-
-impl Undo {
-    pub(super) fn new(client: Client, place: Place, runtime: tokio::runtime::Handle) -> Self {
-        Undo {
-            armed: Some(place),
-            joining: None,
-            client,
-            runtime,
-        }
-    }
-
-    /// The place being joined.
-    pub(super) fn place(&self) -> &Place {
-        self.armed
-            .as_ref()
-            .expect("armed until disarmed or deleted")
-    }
-
-    /// Joins the queue at our place (see [`join`]) from a task that outlives a dropped acquire.
-    /// A `shared` place joins as a reader (see [`shared`](super::shared)).
-    pub(super) async fn join(
-        &mut self,
-        prefix: &[u8],
-        owner: Vec<u8>,
-        shared: bool,
-    ) -> Result<(Entry, bool)> {
-        let place = self.place();
-        let (client, prefix, key) = (self.client.clone(), prefix.to_vec(), place.key.clone());
-        let lease = place.session.lease;
-        let gate = Arc::new(AtomicU8::new(IDLE));
-        let opened = gate.clone();
-        let task = self.runtime.spawn(async move {
-            if opened
-                .compare_exchange(IDLE, SENDING, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
-            {
-                return Err(Error::backend(SCHEME, "joining the queue: cancelled"));
-            }
-            if shared {
-                super::shared::join(&client, &prefix, &key, &owner, lease).await
-            } else {
-                join(&client, &prefix, &key, &owner, lease).await
-            }
-        });
-        let joining = self.joining.insert(Joining { task, gate });
-        let joined = (&mut joining.task).await;
-        self.joining = None;
-        joined.map_err(|e| Error::backend(SCHEME, format!("joining the queue: {e}")))?
-    }
-
-    /// Deletes now and waits for it. Stays armed until the delete is answered, so a delete
-    /// that fails, or whose caller is dropped meanwhile, is tried again in the background.
-    pub(super) async fn delete_now(mut self) -> Result<()> {
-        if let Some(place) = &mut self.armed {
-            leave(&self.client, place).await?;
-        }
-        self.armed = None;
-        Ok(())
-    }
-
-    /// The acquire succeeded: the guard owns the place now.
-    pub(super) fn disarm(mut self) -> Place {
-        self.armed.take().expect("armed until disarmed or deleted")
-    }
-}
-
-impl Drop for Undo {
-    fn drop(&mut self) {
-        if let Some(mut place) = self.armed.take() {
-            let (client, joining) = (self.client.clone(), self.joining.take());
-            if let Some(j) = &joining {
-                let never_sent = j
-                    .gate
-                    .compare_exchange(IDLE, CANCELLED, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok();
-                if never_sent {
-                    // Nothing was written, nor will be.
-                    return;
-                }
-            }
-            self.runtime.spawn(async move {
-                // A join in flight may reach etcd after our delete (from another member, or
-                // sent late): the marker makes it create nothing; one applied already is
-                // deleted once its answer is in.
-                let marker = cancel_marker(&place.key);
-                if let Some(joining) = joining {
-                    let lease = place.session.lease;
-                    let mark = call("cancelling a join", || {
-                        let mut c = client.clone();
-                        let marker = marker.clone();
-                        async move {
-                            c.put(marker, "", Some(PutOptions::new().with_lease(lease)))
-                                .await
-                        }
-                    });
-                    // Both at once: the key goes as soon as the join's answer is in.
-                    let (marked, _) = tokio::join!(mark, joining.task);
-                    if marked.is_ok() {
-                        drop(leave(&client, &mut place).await);
-                        // A marker left would void every later join with this key.
-                        place.keep_claim |= delete(&client, &marker).await.is_err();
-                        drop(place);
-                        return;
-                    }
-                }
-                if let Err(e) = leave(&client, &mut place).await {
-                    tracing::debug!(error = %e, "deleting the key of a dropped acquire failed; \
-                                                 it goes with the session lease");
-                }
-                drop(place);
-            });
-        }
-    }
-}
-
-async fn delete(client: &Client, key: &[u8]) -> Result<()> {
-    call("leaving the lock's queue", || {
-        let mut c = client.clone();
-        let key = key.to_vec();
-        async move { c.delete(key, None).await }
-    })
-    .await
-    .map(drop)
 }

@@ -8,6 +8,8 @@
 //! behind it: a stream of readers never starves a writer, and both are served first come,
 //! first served. A reader's key carries no time: readers are never stolen (`steal_after`).
 
+use std::sync::atomic::AtomicU32;
+
 use etcd_client::{
     Client, Compare, CompareOp, GetOptions, KeyValue, PutOptions, SortOrder, SortTarget, Txn,
     TxnOp, TxnOpResponse,
@@ -73,6 +75,7 @@ pub(super) async fn join(
     key: &[u8],
     owner: &[u8],
     lease: i64,
+    sends: &AtomicU32,
 ) -> Result<(Entry, bool)> {
     let no_writer = writer_ranges(prefix)
         .into_iter()
@@ -91,8 +94,14 @@ pub(super) async fn join(
                 .and_then([put])
                 .or_else([TxnOp::get(key, None)]),
         )]);
-    let (entry, no_writer, _) =
-        send_join(client, "joining the lock's queue as a reader", key, txn).await?;
+    let (entry, no_writer, _) = send_join(
+        client,
+        "joining the lock's queue as a reader",
+        key,
+        txn,
+        sends,
+    )
+    .await?;
     Ok((entry, no_writer))
 }
 

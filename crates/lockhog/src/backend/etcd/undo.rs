@@ -1,0 +1,198 @@
+//! Undoing a join whose acquire is dropped, failed or was sent more than once: our key is
+//! deleted, and a copy of the join that reaches etcd late creates nothing.
+
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use etcd_client::Client;
+use tokio::task::JoinHandle;
+
+use super::connect::{call, SCHEME};
+use super::held::leave;
+use super::queue::{cancel_marker, join, mark_cancelled, Entry, Place};
+use crate::error::{Error, Result};
+
+/// Whether a join may still be applied by etcd later than its answer says: it was sent more
+/// than once (an attempt that failed or went unanswered may have reached etcd, and may yet),
+/// or it was sent and failed.
+fn join_uncertain(sends: u32, failed: bool) -> bool {
+    sends > 1 || (failed && sends > 0)
+}
+
+/// The task that sends [`join`], and its gate.
+struct Joining {
+    task: JoinHandle<Result<(Entry, bool)>>,
+    /// How many times the join was sent.
+    sends: Arc<AtomicU32>,
+    /// [`IDLE`] until the task starts sending ([`SENDING`]) or a dropped acquire stops it from
+    /// ever sending ([`CANCELLED`]): whichever comes first wins.
+    gate: Arc<AtomicU8>,
+}
+
+const IDLE: u8 = 0;
+const SENDING: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// Deletes our key if the acquire that made it is dropped before it hands it to a guard (a
+/// cancelled wait, a failed look), in a task on the runtime captured when the acquire started.
+/// The join itself runs in a task of its own: one that has not sent yet is stopped for good,
+/// and the delete awaits the answer of one in flight, which could otherwise be applied after
+/// the delete, leaving a key on a lease that lives on. The delete is by key alone: no one else writes a key with our lease id in it (a named
+/// key is claimed in its session until the delete is done).
+pub(super) struct Undo {
+    armed: Option<Place>,
+    joining: Option<Joining>,
+    client: Client,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Undo {
+    pub(super) fn new(client: Client, place: Place, runtime: tokio::runtime::Handle) -> Self {
+        Undo {
+            armed: Some(place),
+            joining: None,
+            client,
+            runtime,
+        }
+    }
+
+    /// The place being joined.
+    pub(super) fn place(&self) -> &Place {
+        self.armed
+            .as_ref()
+            .expect("armed until disarmed or deleted")
+    }
+
+    /// Joins the queue at our place (see [`join`]) from a task that outlives a dropped acquire.
+    /// A `shared` place joins as a reader (see [`shared`](super::shared)).
+    pub(super) async fn join(
+        &mut self,
+        prefix: &[u8],
+        owner: Vec<u8>,
+        shared: bool,
+    ) -> Result<(Entry, bool)> {
+        let place = self.place();
+        let (client, prefix, key) = (self.client.clone(), prefix.to_vec(), place.key.clone());
+        let lease = place.session.lease;
+        let gate = Arc::new(AtomicU8::new(IDLE));
+        let opened = gate.clone();
+        let sends = Arc::new(AtomicU32::new(0));
+        let counted = sends.clone();
+        let task = self.runtime.spawn(async move {
+            if opened
+                .compare_exchange(IDLE, SENDING, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
+                return Err(Error::backend(SCHEME, "joining the queue: cancelled"));
+            }
+            if shared {
+                super::shared::join(&client, &prefix, &key, &owner, lease, &counted).await
+            } else {
+                join(&client, &prefix, &key, &owner, lease, &counted).await
+            }
+        });
+        let joining = self.joining.insert(Joining { task, gate, sends });
+        let joined = (&mut joining.task).await;
+        let sends = joining.sends.load(Ordering::SeqCst);
+        self.joining = None;
+        let joined = joined
+            .unwrap_or_else(|e| Err(Error::backend(SCHEME, format!("joining the queue: {e}"))));
+        if join_uncertain(sends, joined.is_err()) {
+            self.armed
+                .as_mut()
+                .expect("armed until disarmed or deleted")
+                .join_uncertain = true;
+        }
+        joined
+    }
+
+    /// Deletes now and waits for it. Stays armed until the delete is answered, so a delete
+    /// that fails, or whose caller is dropped meanwhile, is tried again in the background.
+    pub(super) async fn delete_now(mut self) -> Result<()> {
+        if let Some(place) = &mut self.armed {
+            leave(&self.client, place).await?;
+        }
+        self.armed = None;
+        Ok(())
+    }
+
+    /// The acquire succeeded: the guard owns the place now.
+    pub(super) fn disarm(mut self) -> Place {
+        self.armed.take().expect("armed until disarmed or deleted")
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(mut place) = self.armed.take() {
+            let (client, joining) = (self.client.clone(), self.joining.take());
+            if let Some(j) = &joining {
+                let never_sent = j
+                    .gate
+                    .compare_exchange(IDLE, CANCELLED, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok();
+                if never_sent {
+                    // Nothing was written, nor will be.
+                    return;
+                }
+            }
+            self.runtime.spawn(async move {
+                // A join in flight may reach etcd after our delete (from another member, or
+                // sent late): the marker makes it create nothing; one applied already is
+                // deleted once its answer is in.
+                if let Some(joining) = joining {
+                    let mark = mark_cancelled(&client, &place);
+                    // Both at once: the key goes as soon as the join's answer is in.
+                    let (marked, joined) = tokio::join!(mark, joining.task);
+                    let failed = !matches!(joined, Ok(Ok(_)));
+                    place.join_uncertain |=
+                        join_uncertain(joining.sends.load(Ordering::SeqCst), failed);
+                    if marked.is_ok() {
+                        drop(leave(&client, &mut place).await);
+                        // A marker left would void every later join with this key; one whose
+                        // join may still arrive stays (`leave` keeps the key's claim then).
+                        if !place.join_uncertain {
+                            let marker = cancel_marker(&place.key);
+                            if delete(&client, &marker).await.is_err() {
+                                place.keep_claim_for_good();
+                            }
+                        }
+                        drop(place);
+                        return;
+                    }
+                }
+                if let Err(e) = leave(&client, &mut place).await {
+                    tracing::debug!(error = %e, "deleting the key of a dropped acquire failed; \
+                                                 it goes with the session lease");
+                }
+                drop(place);
+            });
+        }
+    }
+}
+
+async fn delete(client: &Client, key: &[u8]) -> Result<()> {
+    call("leaving the lock's queue", || {
+        let mut c = client.clone();
+        let key = key.to_vec();
+        async move { c.delete(key, None).await }
+    })
+    .await
+    .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_uncertain;
+
+    #[test]
+    fn a_join_is_uncertain_once_an_attempt_may_have_gone_unanswered() {
+        assert!(!join_uncertain(0, true), "never sent: nothing can arrive");
+        assert!(!join_uncertain(1, false), "sent once and answered");
+        assert!(join_uncertain(1, true), "sent once, no answer");
+        assert!(
+            join_uncertain(2, false),
+            "the first attempt may still arrive"
+        );
+    }
+}
