@@ -16,7 +16,8 @@ Examples:
   lockhog torture -b \"$LOCKHOG_TEST_REDIS_URL\" --clients 8 --duration 30 --faults kill,pause,restart,cut
 
 N worker processes (this binary) loop acquire -> critical section -> release on the locks
-torture-0 .. torture-<M-1>. The harness stamps every grant (`enter`), write and section end
+torture-<run>-0 .. torture-<run>-<M-1>, where <run> is new for every run (so runs on one server
+at once do not meet). The harness stamps every grant (`enter`), write and section end
 on its own monotonic clock (CLOCK_MONOTONIC) as it handles the worker's message; a worker
 waits for the answer to `enter` before its section starts and to `exit` before it releases,
 so every stamped section lies inside a real hold. Each section writes twice to a fenced
@@ -116,6 +117,9 @@ pub struct WorkerArgs {
     /// How many locks to pick from
     #[arg(long, value_name = "M")]
     pub locks: u32,
+    /// The locks' names are `<PREFIX>-<lock>`
+    #[arg(long, value_name = "PREFIX")]
+    pub names: String,
     /// The lease ttl in milliseconds
     #[arg(long, value_name = "MS")]
     pub ttl_ms: u64,

@@ -79,6 +79,13 @@ impl RunDir {
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         Ok(RunDir(dir))
     }
+
+    /// The prefix of this run's lock names, `torture-<pid>-<nanos>` like the directory's:
+    /// unique among the runs on this machine at once.
+    fn names(&self) -> String {
+        let run = self.0.file_name().unwrap_or_default().to_string_lossy();
+        run.strip_prefix("lockhog-").unwrap_or(&run).to_string()
+    }
 }
 
 impl Drop for RunDir {
@@ -188,6 +195,7 @@ pub async fn run(args: TortureArgs) -> Outcome {
         socket,
         url: worker_url,
         locks: args.locks,
+        names: dir.names(),
         ttl: args.ttl,
         via_run: kinds.contains(&FaultKind::KillRun),
         permits: args.permits,
@@ -291,4 +299,16 @@ fn print_report(
         faults.len()
     );
     u8::from(!why.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunDir;
+
+    #[test]
+    fn each_run_names_its_locks_apart() {
+        let (a, b) = (RunDir::new().unwrap(), RunDir::new().unwrap());
+        assert!(a.names().starts_with("torture-"), "{}", a.names());
+        assert_ne!(a.names(), b.names(), "two runs at once share lock names");
+    }
 }

@@ -1,6 +1,6 @@
 //! `torture --permits N`: the count of holders of each semaphore at once.
 //!
-//! Each worker takes a permit of the semaphore `torture-S` and journals its section under
+//! Each worker takes a permit of the semaphore `torture-<run>-S` and journals its section under
 //! the lock id `S * N + slot` (the slot is the permit it got), so the checker's usual analysis
 //! holds each permit to the exclusion, token order and fencing of a lock. This adds the
 //! semaphore's own promise: at most N sections of one semaphore at once. A section that

@@ -25,6 +25,8 @@ pub struct Spawner {
     pub socket: PathBuf,
     pub url: String,
     pub locks: u32,
+    /// The locks' names are `<names>-<lock>`: new for every run.
+    pub names: String,
     pub ttl: Duration,
     /// Sections run as commands of `lockhog run` (the `kill-run` fault).
     pub via_run: bool,
@@ -44,6 +46,7 @@ impl Spawner {
             .arg("--socket")
             .arg(&self.socket)
             .args(["--id", &id.to_string(), "--locks", &self.locks.to_string()])
+            .args(["--names", &self.names])
             .args(["--ttl-ms", &self.ttl.as_millis().to_string()])
             .args(self.via_run.then_some("--via-run"))
             .args(self.permits.map(|n| format!("--permits={n}")))

@@ -31,7 +31,7 @@ pub async fn worker(args: &WorkerArgs, mut link: Link, mut stop: watch::Receiver
                 "2",
                 "--ttl",
                 &ttl,
-                &format!("torture-{lock}"),
+                &format!("{}-{lock}", args.names),
                 "--",
             ])
             .arg(&exe)
@@ -43,6 +43,8 @@ pub async fn worker(args: &WorkerArgs, mut link: Link, mut stop: watch::Receiver
                 &args.id.to_string(),
                 "--locks",
                 &args.locks.to_string(),
+                "--names",
+                &args.names,
             ])
             .args(["--ttl-ms", &args.ttl_ms.to_string(), "--section", &lock])
             .stdin(Stdio::null())

@@ -1,8 +1,8 @@
 //! A torture worker: the hidden `lockhog torture-worker` subcommand, one process per client.
 //!
 //! It connects to the harness's Unix socket, says `hello <id> <pid>`, and loops until told
-//! `stop` (or until the harness goes away): acquire a random lock of `torture-0 …
-//! torture-<M-1>` (from `LOCKHOG_URL`, so no password shows in a process list), then
+//! `stop` (or until the harness goes away): acquire a random lock of `<names>-0 …
+//! <names>-<M-1>` (from `LOCKHOG_URL`, so no password shows in a process list), then
 //!
 //! ```text
 //! enter L T      -> ok | end       the section starts only once the harness answered;
@@ -74,7 +74,7 @@ pub async fn run(args: WorkerArgs) -> Outcome {
             },
         };
         let lock = rng.below(u64::from(args.locks)) as u32;
-        let name = format!("torture-{lock}");
+        let name = format!("{}-{lock}", args.names);
         let request = async {
             match args.permits {
                 Some(n) => {
