@@ -61,7 +61,11 @@
 //! - **Acquire**: in one transaction, create our key on the session lease if it does not
 //!   exist (a retried request cannot create it twice) and read the queue's first key. If that
 //!   is ours, we hold the lock. The transaction runs in a task of its own, so an acquire
-//!   dropped in flight deletes its key only after the transaction was answered.
+//!   dropped in flight deletes its key only after the transaction was answered. A join that
+//!   had to be sent more than once, or that failed after it was sent, may still reach etcd
+//!   late: before its key is deleted (by the release, or by the failed or dropped acquire)
+//!   a marker is written on the session lease that makes every later copy of that join
+//!   create nothing, and the key is never used again (see `undo.rs`).
 //! - **Waiting** (FIFO): otherwise we read the key just before ours (largest create revision
 //!   below ours, checking in the same transaction that ours still exists) and watch only that
 //!   key, from the revision of that read, for its deletion; then look again. A release or an
