@@ -85,6 +85,8 @@ mod erased;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod file;
+#[cfg(feature = "etcd")]
+mod finish;
 mod foreign;
 pub mod lease;
 mod lost;

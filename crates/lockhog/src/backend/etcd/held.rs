@@ -1,11 +1,13 @@
 //! A held etcd lock: its key on the locker's session lease, and the release.
 
+use std::future::Future;
+
 use etcd_client::Client;
 
 use super::connect::{call, SCHEME};
 use super::queue::{mark_cancelled, Entry, Place};
+use crate::backend::finish::Finish;
 use crate::error::{Error, Result};
-use tokio::task::JoinHandle;
 
 /// A held etcd lock: our key (and its create revision, the fencing token) and its place on
 /// the session lease, which keeps it alive and watches it.
@@ -31,38 +33,37 @@ impl EtcdHeld {
     /// does so again only once this delete is answered). `Ok(true)` when our key was still
     /// there. The session lease stays, for the locker's other and later locks.
     pub(super) async fn release(self) -> Result<bool> {
-        self.delete_in_task(None)
+        let runtime = self.runtime.clone();
+        Finish::new(self.delete(None), runtime)
             .await
-            .map_err(|e| Error::backend(SCHEME, format!("releasing a lock: {e}")))?
+            .map_err(|e| Error::backend(SCHEME, format!("releasing a lock: {e}")))
     }
 
     /// Gives the lock back from `Drop`: the same delete, in a task on the runtime
     /// captured at acquire.
     pub(super) fn release_on_drop(self) {
         let failed = "deleting a dropped lock's key failed; it goes with the session lease";
-        drop(self.delete_in_task(Some(failed)));
+        let runtime = self.runtime.clone();
+        drop(runtime.spawn(self.delete(Some(failed))));
     }
 
-    /// The delete, in a task of its own, so that a release dropped in flight still makes it:
-    /// the session lease that carries the key lives on. A failure is logged with `failed`,
-    /// when given.
-    fn delete_in_task(self, failed: Option<&'static str>) -> JoinHandle<Result<bool>> {
+    /// The delete, to be run to its end (the session lease that carries the key lives on):
+    /// a release dropped in flight still makes it (see [`Finish`]). A failure is logged with
+    /// `failed`, when given.
+    fn delete(self, failed: Option<&'static str>) -> impl Future<Output = Result<bool>> {
         // Our own delete is no loss to report.
         self.place.session.unhold(self.place.id);
         let EtcdHeld {
-            client,
-            mut place,
-            runtime,
-            ..
+            client, mut place, ..
         } = self;
-        runtime.spawn(async move {
+        async move {
             let deleted = leave(&client, &mut place).await;
             drop(place);
             if let (Err(e), Some(failed)) = (&deleted, failed) {
                 tracing::debug!(error = %e, "{failed}");
             }
             deleted
-        })
+        }
     }
 }
 

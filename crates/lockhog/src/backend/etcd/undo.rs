@@ -1,11 +1,12 @@
 //! Undoing a join whose acquire is dropped, failed or was sent more than once: our key is
 //! deleted, and a copy of the join that reaches etcd late creates nothing.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use etcd_client::Client;
-use tokio::task::JoinHandle;
 
 use super::connect::{call, SCHEME};
 use super::held::leave;
@@ -19,12 +20,18 @@ fn join_uncertain(sends: u32, failed: bool) -> bool {
     sends > 1 || (failed && sends > 0)
 }
 
-/// The task that sends [`join`], and its gate.
+/// A join's future: our entry, and whether we are first.
+type JoinFuture = Pin<Box<dyn Future<Output = Result<(Entry, bool)>> + Send>>;
+
+/// A join being sent, and its gate.
 struct Joining {
-    task: JoinHandle<Result<(Entry, bool)>>,
+    /// The join, run in the acquire's own task (a task of its own would cost a wake-up of
+    /// another thread on every acquire); a dropped acquire's undo finishes it in the
+    /// background.
+    join: JoinFuture,
     /// How many times the join was sent.
     sends: Arc<AtomicU32>,
-    /// [`IDLE`] until the task starts sending ([`SENDING`]) or a dropped acquire stops it from
+    /// [`IDLE`] until the join starts sending ([`SENDING`]) or a dropped acquire stops it from
     /// ever sending ([`CANCELLED`]): whichever comes first wins.
     gate: Arc<AtomicU8>,
 }
@@ -35,8 +42,8 @@ const CANCELLED: u8 = 2;
 
 /// Deletes our key if the acquire that made it is dropped before it hands it to a guard (a
 /// cancelled wait, a failed look), in a task on the runtime captured when the acquire started.
-/// The join itself runs in a task of its own: one that has not sent yet is stopped for good,
-/// and the delete awaits the answer of one in flight, which could otherwise be applied after
+/// A join that has not sent yet is stopped for good, and the delete awaits the answer of one
+/// in flight, which could otherwise be applied after
 /// the delete, leaving a key on a lease that lives on. The delete is by key alone: no one else writes a key with our lease id in it (a named
 /// key is claimed in its session until the delete is done).
 pub(super) struct Undo {
@@ -63,7 +70,8 @@ impl Undo {
             .expect("armed until disarmed or deleted")
     }
 
-    /// Joins the queue at our place (see [`join`]) from a task that outlives a dropped acquire.
+    /// Joins the queue at our place (see [`join`]); if the acquire is dropped meanwhile, the
+    /// join is finished in the background (see [`Undo`]).
     /// A `shared` place joins as a reader (see [`shared`](super::shared)).
     pub(super) async fn join(
         &mut self,
@@ -78,7 +86,7 @@ impl Undo {
         let opened = gate.clone();
         let sends = Arc::new(AtomicU32::new(0));
         let counted = sends.clone();
-        let task = self.runtime.spawn(async move {
+        let join = Box::pin(async move {
             if opened
                 .compare_exchange(IDLE, SENDING, Ordering::SeqCst, Ordering::SeqCst)
                 .is_err()
@@ -91,12 +99,10 @@ impl Undo {
                 join(&client, &prefix, &key, &owner, lease, &counted).await
             }
         });
-        let joining = self.joining.insert(Joining { task, gate, sends });
-        let joined = (&mut joining.task).await;
+        let joining = self.joining.insert(Joining { join, sends, gate });
+        let joined = (&mut joining.join).await;
         let sends = joining.sends.load(Ordering::SeqCst);
         self.joining = None;
-        let joined = joined
-            .unwrap_or_else(|e| Err(Error::backend(SCHEME, format!("joining the queue: {e}"))));
         if join_uncertain(sends, joined.is_err()) {
             self.armed
                 .as_mut()
@@ -143,8 +149,8 @@ impl Drop for Undo {
                 if let Some(joining) = joining {
                     let mark = mark_cancelled(&client, &place);
                     // Both at once: the key goes as soon as the join's answer is in.
-                    let (marked, joined) = tokio::join!(mark, joining.task);
-                    let failed = !matches!(joined, Ok(Ok(_)));
+                    let (marked, joined) = tokio::join!(mark, joining.join);
+                    let failed = joined.is_err();
                     place.join_uncertain |=
                         join_uncertain(joining.sends.load(Ordering::SeqCst), failed);
                     if marked.is_ok() {
