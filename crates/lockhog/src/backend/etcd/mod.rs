@@ -60,8 +60,8 @@
 //!   therefore costs one transaction to take and one to give back, with no grant or revoke.
 //! - **Acquire**: in one transaction, create our key on the session lease if it does not
 //!   exist (a retried request cannot create it twice) and read the queue's first key. If that
-//!   is ours, we hold the lock. The transaction runs in a task of its own, so an acquire
-//!   dropped in flight deletes its key only after the transaction was answered. A join that
+//!   is ours, we hold the lock. An acquire dropped while the transaction is in flight hands
+//!   it to a background task, which deletes our key only after the transaction was answered. A join that
 //!   had to be sent more than once, or that failed after it was sent, may still reach etcd
 //!   late: before its key is deleted (by the release, or by the failed or dropped acquire)
 //!   a marker is written on the session lease that makes every later copy of that join
