@@ -99,7 +99,7 @@ async fn direct_request(
     let Some(wire) = slot.as_mut() else {
         unreachable!("connected just above");
     };
-    let out = match tokio::time::timeout(timeout, wire.request(&cmd.get_packed_command())).await {
+    let out = match tokio::time::timeout(timeout, wire.request_cmd(cmd)).await {
         Ok(out) => out,
         Err(_) => Err(timed_out("a Redis command")),
     };
