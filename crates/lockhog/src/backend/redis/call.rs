@@ -101,4 +101,30 @@ mod tests {
             .get_packed_command();
         assert_eq!(call.cmd.get_packed_command(), want);
     }
+
+    /// A script the server has never seen (as after a restart or `SCRIPT FLUSH`) is loaded
+    /// and the call answered, on the direct wire as on the multiplexed connection.
+    #[tokio::test]
+    async fn a_script_the_server_does_not_know_is_loaded_and_run() {
+        let url = std::env::var("LOCKHOG_TEST_REDIS_URL").ok();
+        assert!(
+            url.is_some() || std::env::var("CI").as_deref() != Ok("true"),
+            "LOCKHOG_TEST_REDIS_URL is not set (start the servers with scripts/test)"
+        );
+        let Some(url) = url else { return };
+        let client = redis::Client::open(url).unwrap();
+        let conn = Conn::lazy(client, redis::AsyncConnectionConfig::new());
+        // A body no server has loaded: its SHA-1 is new.
+        let fresh = format!("-- {:?}\nreturn {{KEYS[1], ARGV[1]}}", std::time::SystemTime::now());
+        let script: &'static Script = Box::leak(Box::new(Script::new(&fresh)));
+        let mut call = Call::new(script, 1);
+        call.key("k").arg("v");
+        // Two at once: one on the direct wire, the other on the multiplexed connection.
+        let (mut c1, mut c2) = (conn.clone(), conn.clone());
+        let (a, b) = tokio::join!(call.invoke(&mut c1), call.invoke(&mut c2));
+        for got in [a, b] {
+            let got: (String, String) = got.unwrap();
+            assert_eq!(got, ("k".to_string(), "v".to_string()));
+        }
+    }
 }
