@@ -79,7 +79,9 @@ mod tests {
             let random = parts.next().unwrap();
             assert_eq!(random.len(), 32, "{o}");
             assert!(
-                random.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                random
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
                 "{o}"
             );
             assert_eq!(parts.next(), Some(std::process::id().to_string().as_str()));

@@ -115,7 +115,10 @@ mod tests {
         let client = redis::Client::open(url).unwrap();
         let conn = Conn::lazy(client, redis::AsyncConnectionConfig::new());
         // A body no server has loaded: its SHA-1 is new.
-        let fresh = format!("-- {:?}\nreturn {{KEYS[1], ARGV[1]}}", std::time::SystemTime::now());
+        let fresh = format!(
+            "-- {:?}\nreturn {{KEYS[1], ARGV[1]}}",
+            std::time::SystemTime::now()
+        );
         let script: &'static Script = Box::leak(Box::new(Script::new(&fresh)));
         let mut call = Call::new(script, 1);
         call.key("k").arg("v");

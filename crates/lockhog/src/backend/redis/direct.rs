@@ -15,8 +15,11 @@ use std::io;
 use std::time::Duration;
 
 use redis::{Client, Cmd, ConnectionAddr, ProtocolVersion, RedisError, RedisResult, Value};
+use std::pin::Pin;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 /// Where and how a direct wire connects: taken from the client's own parsed URL.
 #[derive(Clone)]
@@ -61,9 +64,19 @@ impl Target {
     }
 }
 
-/// One connection, with the reply bytes read so far.
+/// One connection, and the timer that bounds the wait for a reply.
 #[derive(Debug)]
 pub(crate) struct Wire {
+    io: Io,
+    /// Armed for the command in flight, and left armed in between: moving a timer is a trip
+    /// through the runtime's timer wheel, which a command close to the last one's deadline
+    /// does not need (see [`Wire::request_within`]).
+    timer: Pin<Box<Sleep>>,
+}
+
+/// One connection, with the reply bytes read so far.
+#[derive(Debug)]
+struct Io {
     stream: TcpStream,
     buf: Vec<u8>,
     /// The command being sent, packed here so that no command allocates its own bytes.
@@ -79,7 +92,7 @@ impl Wire {
         let connect = async {
             let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
             stream.set_nodelay(true)?;
-            let mut wire = Wire {
+            let mut wire = Io {
                 stream,
                 buf: Vec::with_capacity(512),
                 out: Vec::with_capacity(512),
@@ -99,7 +112,10 @@ impl Wire {
                 let select = redis::cmd("SELECT").arg(target.db).get_packed_command();
                 wire.request(&select).await?.extract_error()?;
             }
-            Ok::<_, RedisError>(wire)
+            Ok::<_, RedisError>(Wire {
+                io: wire,
+                timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            })
         };
         tokio::time::timeout(timeout, connect)
             .await
@@ -108,10 +124,33 @@ impl Wire {
 
     /// Whether the wire can carry another command.
     pub(crate) fn usable(&self) -> bool {
-        !self.in_flight
+        !self.io.in_flight
     }
 
-    /// Sends `cmd` and reads its reply, as [`Wire::request`] does.
+    /// Sends `cmd` and reads its reply, as [`Io::request`] does, failing with a timeout when
+    /// no reply came within `timeout`, or up to a tenth of it less: the timer armed for an
+    /// earlier command is kept when its deadline falls in that tenth, so that back-to-back
+    /// commands do not each move it.
+    pub(crate) async fn request_within(
+        &mut self,
+        cmd: &Cmd,
+        timeout: Duration,
+    ) -> RedisResult<Value> {
+        let want = Instant::now() + timeout;
+        let armed = self.timer.deadline();
+        if armed > want || armed + timeout / 10 < want {
+            self.timer.as_mut().reset(want);
+        }
+        tokio::select! {
+            biased;
+            out = self.io.request_cmd(cmd) => out,
+            () = self.timer.as_mut() => Err(timed_out("a Redis command")),
+        }
+    }
+}
+
+impl Io {
+    /// Sends `cmd` and reads its reply, as [`Io::request`] does.
     pub(crate) async fn request_cmd(&mut self, cmd: &Cmd) -> RedisResult<Value> {
         let mut out = std::mem::take(&mut self.out);
         out.clear();

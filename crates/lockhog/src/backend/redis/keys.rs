@@ -54,7 +54,8 @@ pub(crate) fn write_fence_key(out: &mut dyn Write, namespace: &str) {
 }
 
 fn key_with(key: &LockKey, kind: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(key.namespace().len() + kind.len() + key.name().as_str().len() + 2);
+    let mut k =
+        Vec::with_capacity(key.namespace().len() + kind.len() + key.name().as_str().len() + 2);
     write_key(&mut k, key, kind);
     k
 }

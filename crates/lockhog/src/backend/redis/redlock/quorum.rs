@@ -69,7 +69,11 @@ pub(super) async fn script_on_all<T: FromRedisValue>(
     limit: Duration,
     script: &Call,
 ) -> Vec<Result<T>> {
-    on_all(nodes, limit, |mut c| async move { script.invoke(&mut c).await })
+    on_all(
+        nodes,
+        limit,
+        |mut c| async move { script.invoke(&mut c).await },
+    )
     .await
 }
 
