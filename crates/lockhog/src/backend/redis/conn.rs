@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
-use super::direct::{timed_out, Target, Wire};
+use super::direct::{Target, Wire};
 use super::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
 
 /// A cheap-to-clone handle on one reconnecting connection.
@@ -99,10 +99,7 @@ async fn direct_request(
     let Some(wire) = slot.as_mut() else {
         unreachable!("connected just above");
     };
-    let out = match tokio::time::timeout(timeout, wire.request(&cmd.get_packed_command())).await {
-        Ok(out) => out,
-        Err(_) => Err(timed_out("a Redis command")),
-    };
+    let out = wire.request_within(cmd, timeout).await;
     if out.is_err() {
         // I/O errors and timeouts leave the wire's replies out of step: never reuse it.
         *slot = None;
@@ -171,6 +168,44 @@ mod tests {
             .await
             .unwrap();
         assert!(text.contains(" db=7 "), "{text}");
+    }
+
+    /// The direct wire's reply timer, kept armed between commands: a command after the armed
+    /// deadline passed (the wire idle) is not cut off by it, and a command the server does not
+    /// answer fails with a timeout while the timer of the one before is still armed.
+    #[tokio::test]
+    async fn the_kept_reply_timer_neither_cuts_off_nor_misses_a_command() {
+        let Some(url) = redis_url() else { return };
+        let client = Client::open(url).unwrap();
+        let target = Target::of(&client).expect("a plain redis:// URL goes direct");
+        let limit = Duration::from_millis(300);
+        let mut slot = None;
+        let echo = redis::cmd("ECHO").arg("mine").clone();
+        let mine = Value::BulkString(b"mine".to_vec());
+        let got = direct_request(&target, &mut slot, &echo, limit)
+            .await
+            .unwrap();
+        assert_eq!(got, mine);
+        // Let the armed deadline pass with the wire idle.
+        tokio::time::sleep(limit * 2).await;
+        let got = direct_request(&target, &mut slot, &echo, limit)
+            .await
+            .unwrap();
+        assert_eq!(got, mine, "the stale timer cut a command off");
+        // Back to back: the timer of the ECHO is kept, and still bounds the BLPOP.
+        let blpop = redis::cmd("BLPOP")
+            .arg("lockhog-test:conn:never-pushed-either")
+            .arg(5)
+            .clone();
+        let out = tokio::time::timeout(
+            Duration::from_secs(30),
+            direct_request(&target, &mut slot, &blpop, limit),
+        )
+        .await
+        .expect("no answer and no timeout within 30 s");
+        let err = out.expect_err("BLPOP answered");
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert!(slot.is_none(), "a wire that timed out was kept");
     }
 
     /// A command whose future is dropped while its reply is outstanding (here a `BLPOP` that

@@ -14,9 +14,12 @@
 use std::io;
 use std::time::Duration;
 
-use redis::{Client, ConnectionAddr, ProtocolVersion, RedisError, RedisResult, Value};
+use redis::{Client, Cmd, ConnectionAddr, ProtocolVersion, RedisError, RedisResult, Value};
+use std::pin::Pin;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 /// Where and how a direct wire connects: taken from the client's own parsed URL.
 #[derive(Clone)]
@@ -61,11 +64,23 @@ impl Target {
     }
 }
 
-/// One connection, with the reply bytes read so far.
+/// One connection, and the timer that bounds the wait for a reply.
 #[derive(Debug)]
 pub(crate) struct Wire {
+    io: Io,
+    /// Armed for the command in flight, and left armed in between: moving a timer is a trip
+    /// through the runtime's timer wheel, which a command close to the last one's deadline
+    /// does not need (see [`Wire::request_within`]).
+    timer: Pin<Box<Sleep>>,
+}
+
+/// One connection, with the reply bytes read so far.
+#[derive(Debug)]
+struct Io {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// The command being sent, packed here so that no command allocates its own bytes.
+    out: Vec<u8>,
     /// Set while a command's reply is outstanding: a future dropped in between leaves it set,
     /// and a wire whose replies are out of step is never used again.
     in_flight: bool,
@@ -77,9 +92,10 @@ impl Wire {
         let connect = async {
             let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
             stream.set_nodelay(true)?;
-            let mut wire = Wire {
+            let mut wire = Io {
                 stream,
                 buf: Vec::with_capacity(512),
+                out: Vec::with_capacity(512),
                 in_flight: false,
             };
             if let Some(password) = &target.password {
@@ -96,7 +112,10 @@ impl Wire {
                 let select = redis::cmd("SELECT").arg(target.db).get_packed_command();
                 wire.request(&select).await?.extract_error()?;
             }
-            Ok::<_, RedisError>(wire)
+            Ok::<_, RedisError>(Wire {
+                io: wire,
+                timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            })
         };
         tokio::time::timeout(timeout, connect)
             .await
@@ -105,7 +124,40 @@ impl Wire {
 
     /// Whether the wire can carry another command.
     pub(crate) fn usable(&self) -> bool {
-        !self.in_flight
+        !self.io.in_flight
+    }
+
+    /// Sends `cmd` and reads its reply, as [`Io::request`] does, failing with a timeout when
+    /// no reply came within `timeout`, or up to a tenth of it less: the timer armed for an
+    /// earlier command is kept when its deadline falls in that tenth, so that back-to-back
+    /// commands do not each move it.
+    pub(crate) async fn request_within(
+        &mut self,
+        cmd: &Cmd,
+        timeout: Duration,
+    ) -> RedisResult<Value> {
+        let want = Instant::now() + timeout;
+        let armed = self.timer.deadline();
+        if armed > want || armed + timeout / 10 < want {
+            self.timer.as_mut().reset(want);
+        }
+        tokio::select! {
+            biased;
+            out = self.io.request_cmd(cmd) => out,
+            () = self.timer.as_mut() => Err(timed_out("a Redis command")),
+        }
+    }
+}
+
+impl Io {
+    /// Sends `cmd` and reads its reply, as [`Io::request`] does.
+    pub(crate) async fn request_cmd(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        cmd.write_packed_command(&mut out);
+        let reply = self.request(&out).await;
+        self.out = out;
+        reply
     }
 
     /// Sends one packed command and reads its reply. A server error comes back as
@@ -131,7 +183,10 @@ impl Wire {
                 io::Error::new(io::ErrorKind::InvalidData, "unexpected extra reply").into(),
             );
         }
-        let value = redis::parse_redis_value(&self.buf)?;
+        let value = match simple_value(&self.buf, 0, 0) {
+            Some((value, _)) => value,
+            None => redis::parse_redis_value(&self.buf)?,
+        };
         self.in_flight = false;
         Ok(value)
     }
@@ -181,9 +236,93 @@ fn frame_end(buf: &[u8], at: usize) -> RedisResult<Option<usize>> {
     }
 }
 
+/// The reply starting at `at` in `buf` (a whole frame, as [`frame_end`] found it) and where
+/// it ends, when it is made of integers, bulk strings, nils, simple strings and arrays of
+/// those: what lock commands answer. `None` for anything else (errors included), which then
+/// goes through redis-rs's own parser; this one only spares the common replies its cost.
+/// The values are those redis-rs's parser gives.
+fn simple_value(buf: &[u8], at: usize, depth: usize) -> Option<(Value, usize)> {
+    let kind = *buf.get(at)?;
+    let line_len = buf[at..].windows(2).position(|w| w == b"\r\n")?;
+    let line = &buf[at + 1..at + line_len];
+    let after_line = at + line_len + 2;
+    let number = || -> Option<i64> { std::str::from_utf8(line).ok()?.parse().ok() };
+    match kind {
+        b':' => Some((Value::Int(number()?), after_line)),
+        b'+' => {
+            let text = std::str::from_utf8(line).ok()?;
+            let value = match text {
+                "OK" => Value::Okay,
+                _ => Value::SimpleString(text.to_owned()),
+            };
+            Some((value, after_line))
+        }
+        b'$' => match number()? {
+            n if n < 0 => Some((Value::Nil, after_line)),
+            n => {
+                let end = after_line.checked_add(n as usize)?;
+                (buf.get(end..end + 2)? == b"\r\n")
+                    .then(|| (Value::BulkString(buf[after_line..end].to_vec()), end + 2))
+            }
+        },
+        b'*' if depth < 8 => match number()? {
+            n if n < 0 => Some((Value::Nil, after_line)),
+            n => {
+                let mut items = Vec::with_capacity((n as usize).min(64));
+                let mut next = after_line;
+                for _ in 0..n {
+                    let (item, end) = simple_value(buf, next, depth + 1)?;
+                    items.push(item);
+                    next = end;
+                }
+                Some((Value::Array(items), next))
+            }
+        },
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::frame_end;
+    use super::{frame_end, simple_value};
+
+    /// The replies the short parser takes come out as redis-rs's parser gives them, and it
+    /// leaves the others (errors, RESP3 types, garbage) to that parser.
+    #[test]
+    fn simple_replies_parse_as_redis_rs_parses_them() {
+        let taken: &[&[u8]] = &[
+            b":0\r\n",
+            b":-12\r\n",
+            b":9223372036854775807\r\n",
+            b"+OK\r\n",
+            b"+QUEUED\r\n",
+            b"$-1\r\n",
+            b"$0\r\n\r\n",
+            b"$5\r\na\r\nb\0\r\n",
+            b"*-1\r\n",
+            b"*0\r\n",
+            b"*2\r\n:1\r\n:1733400000000001\r\n",
+            b"*3\r\n$3\r\nabc\r\n$-1\r\n*1\r\n+OK\r\n",
+        ];
+        for bytes in taken {
+            let (value, end) = simple_value(bytes, 0, 0).expect("taken");
+            assert_eq!(end, bytes.len(), "{bytes:?}");
+            assert_eq!(value, redis::parse_redis_value(bytes).unwrap(), "{bytes:?}");
+        }
+        let left: &[&[u8]] = &[
+            b"-NOSCRIPT No matching script\r\n",
+            b"*2\r\n:1\r\n-ERR x\r\n",
+            b":12a\r\n",
+            b"$3\r\nabcd\r\n",
+            b",1.5\r\n",
+            b"+\xff\r\n",
+        ];
+        for bytes in left {
+            assert!(simple_value(bytes, 0, 0).is_none(), "{bytes:?}");
+        }
+        let deep = format!("{}:1\r\n", "*1\r\n".repeat(9));
+        assert!(simple_value(deep.as_bytes(), 0, 0).is_none());
+    }
 
     #[test]
     fn frames_end_where_the_reply_does() {

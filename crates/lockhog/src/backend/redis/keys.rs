@@ -1,17 +1,62 @@
 //! The Redis keys of a lock, its release channel and its namespace's fencing counter (see
 //! [the module docs](super)): the same for `redis://` and on every `redlock://` node.
 
+use std::borrow::Cow;
+use std::io::Write;
+
 use crate::backend::bad_resource;
 use crate::error::Result;
 use crate::name::{percent_encode, LockKey, MAX_NAME_BYTES};
 
 pub(crate) fn namespace_part(namespace: &str) -> String {
-    percent_encode(namespace, |b| b != b'%' && b != b':')
+    percent_encode(namespace, keep_in_namespace)
+}
+
+fn keep_in_namespace(b: u8) -> bool {
+    b != b'%' && b != b':'
+}
+
+/// [`namespace_part`], borrowed when nothing in it needs encoding (the common case).
+fn namespace_bytes(namespace: &str) -> Cow<'_, [u8]> {
+    if namespace.bytes().all(keep_in_namespace) {
+        Cow::Borrowed(namespace.as_bytes())
+    } else {
+        Cow::Owned(namespace_part(namespace).into_bytes())
+    }
+}
+
+/// Writes `NS:kind:NAME` (a key of a named lock) into `out`, without building it first.
+pub(crate) fn write_key(out: &mut dyn Write, key: &LockKey, kind: &str) {
+    // Writing into memory does not fail.
+    let _ = out
+        .write_all(&namespace_bytes(key.namespace()))
+        .and_then(|()| out.write_all(b":"))
+        .and_then(|()| out.write_all(kind.as_bytes()))
+        .and_then(|()| out.write_all(b":"))
+        .and_then(|()| out.write_all(key.name().as_str().as_bytes()));
+}
+
+/// Writes the Redis key of a lock into `out`: [`lock_key`], without building it first.
+pub(crate) fn write_lock_key(out: &mut dyn Write, key: &LockKey) {
+    match key.foreign_resource() {
+        // Writing into memory does not fail.
+        Some(res) => drop(out.write_all(res.as_bytes())),
+        None => write_key(out, key, "lock"),
+    }
+}
+
+/// Writes the namespace's fencing counter into `out`: [`fence_key`], without building it.
+pub(crate) fn write_fence_key(out: &mut dyn Write, namespace: &str) {
+    // Writing into memory does not fail.
+    let _ = out
+        .write_all(&namespace_bytes(namespace))
+        .and_then(|()| out.write_all(b":fence"));
 }
 
 fn key_with(key: &LockKey, kind: &str) -> Vec<u8> {
-    let mut k = format!("{}:{kind}:", namespace_part(key.namespace())).into_bytes();
-    k.extend_from_slice(key.name().as_str().as_bytes());
+    let mut k =
+        Vec::with_capacity(key.namespace().len() + kind.len() + key.name().as_str().len() + 2);
+    write_key(&mut k, key, kind);
     k
 }
 
@@ -90,7 +135,9 @@ pub(crate) fn waiting_key(key: &LockKey) -> Vec<u8> {
 
 /// The namespace's fencing counter: `NS:fence`.
 pub(crate) fn fence_key(namespace: &str) -> Vec<u8> {
-    format!("{}:fence", namespace_part(namespace)).into_bytes()
+    let mut k = Vec::with_capacity(namespace.len() + 6);
+    write_fence_key(&mut k, namespace);
+    k
 }
 
 /// The `SCAN MATCH` pattern of every lock key of the namespace.
@@ -146,6 +193,8 @@ mod tests {
             lock_key(&key("a", "b:lock:c"))
         );
         assert_eq!(lock_key(&key("a:b", "c")), b"a%3Ab:lock:c");
+        assert_eq!(fence_key("a%b:c"), b"a%25b%3Ac:fence");
+        assert_eq!(release_channel(&key("a%", "x")), b"a%25:released:x");
         assert_eq!(
             name_of("lockhog", b"lockhog:lock:with\0nul").as_deref(),
             Some("with\0nul")

@@ -3,6 +3,7 @@
 //! dropped before its answer arrived — for an exclusive holder (the lock key) and a shared
 //! one (its member of the lock's readers set) alike.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -12,9 +13,12 @@ use crate::backend::lease::Lease;
 use crate::error::Result;
 
 /// Where one acquisition lives on the server: the lock key with our owner value (exclusive),
-/// or our owner as a member of the lock's readers set (shared).
+/// or our owner as a member of the lock's readers set (shared). Shared by the guard, its
+/// renewal and the undo of its acquire, so none of them copies the keys.
 #[derive(Clone)]
-pub(super) struct Hold {
+pub(super) struct Hold(Arc<HoldKeys>);
+
+pub(super) struct HoldKeys {
     /// The lock key, or the readers set when `shared`.
     pub(super) key: Vec<u8>,
     /// The lock's acquisition-time key, for an exclusive holder of a named lock.
@@ -26,6 +30,20 @@ pub(super) struct Hold {
 }
 
 impl Hold {
+    pub(super) fn new(keys: HoldKeys) -> Hold {
+        Hold(Arc::new(keys))
+    }
+}
+
+impl std::ops::Deref for Hold {
+    type Target = HoldKeys;
+
+    fn deref(&self) -> &HoldKeys {
+        &self.0
+    }
+}
+
+impl Hold {
     /// Gives the acquisition back if it is still ours; true when it was.
     pub(super) async fn release(&self, conn: &mut Conn) -> redis::RedisResult<bool> {
         let call = if self.shared {
@@ -33,7 +51,7 @@ impl Hold {
         } else {
             scripts::release(&self.key, self.since.as_deref(), &self.owner, &self.channel)
         };
-        let released: i64 = call.invoke_async(conn).await?;
+        let released: i64 = call.invoke(conn).await?;
         Ok(released == 1)
     }
 }
@@ -56,7 +74,7 @@ impl Lease for KeyLease {
             scripts::extend(&h.key, h.since.as_deref(), &h.owner, self.ttl)
         };
         let extended: i64 = call
-            .invoke_async(&mut conn)
+            .invoke(&mut conn)
             .await
             .map_err(|e| backend_err("renewing a lease", e))?;
         Ok((extended == 1).then(|| started + self.ttl))

@@ -76,13 +76,14 @@
 //! lock (Redis replication is asynchronous); use `redlock://` over independent servers, or
 //! fencing, when that matters.
 
+mod call;
 mod conn;
 mod direct;
 mod keys;
 mod lease_key;
 pub(crate) use self::conn::Conn;
 pub(crate) use self::keys::{
-    fence_key, fence_of, given_name, lock_key, name_of, namespace_part, release_channel, resource,
+    fence_of, given_name, lock_key, name_of, namespace_part, release_channel, resource,
     scan_pattern, since_key,
 };
 use self::setup::client_url;
@@ -101,7 +102,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use self::keys::readers_key;
-use self::lease_key::{Hold, KeyLease, Undo};
+use self::lease_key::{Hold, HoldKeys, KeyLease, Undo};
 use self::scripts::Ask;
 use self::shared::Announcement;
 use self::wake::{Subscription, Wakeups};
@@ -240,25 +241,24 @@ impl RedisBackend {
                     .into(),
             });
         }
-        let owner = new_owner();
-        let hold = Hold {
+        let hold = Hold::new(HoldKeys {
             key: if shared {
                 readers_key(key)
             } else {
                 lock_key(key)
             },
             since: if shared { None } else { since_key(key) },
-            owner: owner.clone(),
+            owner: new_owner(),
             channel: release_channel(key),
             shared,
-        };
+        });
         let call = if shared {
-            shared::acquire(key, &owner, ttl, ctx.options.fencing)
+            shared::acquire(key, &hold.owner, ttl, ctx.options.fencing)
         } else {
             scripts::acquire(
                 key,
                 &Ask {
-                    owner: &owner,
+                    owner: &hold.owner,
                     ttl,
                     steal_after,
                     waiter,
@@ -273,7 +273,7 @@ impl RedisBackend {
         };
         let started = Instant::now();
         let (acquired, value): (i64, i64) = call
-            .invoke_async(&mut conn)
+            .invoke(&mut conn)
             .await
             .map_err(|e| backend_err("acquiring a lock", e))?;
         undo.disarm();

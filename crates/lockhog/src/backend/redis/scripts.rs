@@ -14,10 +14,11 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::{Script, ScriptInvocation};
+use redis::Script;
 
-use super::keys::{readers_key, since_key, waiting_key};
-use super::{fence_of, lock_key, ttl_ms};
+use super::call::Call;
+use super::keys::{write_fence_key, write_key, write_lock_key};
+use super::ttl_ms;
 use crate::name::LockKey;
 
 /// Increments the fencing counter `KEYS[2]`, seeding it first when it was missing. `INCR`
@@ -149,20 +150,23 @@ pub(crate) struct Ask<'a> {
 }
 
 /// The acquire of `key` as `ask` says: [`ACQUIRE`] for a named lock, [`ACQUIRE_FOREIGN`]
-/// (which has no acquisition time, shared holders or waiters) for a foreign resource.
-pub(crate) fn acquire(key: &LockKey, ask: &Ask<'_>) -> ScriptInvocation<'static> {
-    let lock = lock_key(key);
-    let (Some(fence), Some(since)) = (fence_of(key), since_key(key)) else {
-        let mut call = ACQUIRE_FOREIGN.key(lock);
-        call.arg(ask.owner).arg(ttl_ms(ask.ttl));
+/// (which has no acquisition time, shared holders or waiters) for a foreign resource. The
+/// keys are written into the call as they are derived, not built one by one.
+pub(crate) fn acquire(key: &LockKey, ask: &Ask<'_>) -> Call {
+    if key.foreign_resource().is_some() {
+        let mut call = Call::new(&ACQUIRE_FOREIGN, 1);
+        call.key_with(|w| write_lock_key(w, key))
+            .arg(ask.owner)
+            .arg(ttl_ms(ask.ttl));
         return call;
-    };
-    let mut call = ACQUIRE.key(lock);
-    call.key(fence)
-        .key(since)
-        .key(readers_key(key))
-        .key(waiting_key(key));
-    call.arg(ask.owner)
+    }
+    let mut call = Call::new(&ACQUIRE, 5);
+    call.key_with(|w| write_lock_key(w, key))
+        .key_with(|w| write_fence_key(w, key.namespace()))
+        .key_with(|w| write_key(w, key, "since"))
+        .key_with(|w| write_key(w, key, "readers"))
+        .key_with(|w| write_key(w, key, "waiting"))
+        .arg(ask.owner)
         .arg(ttl_ms(ask.ttl))
         .arg(ask.steal_after.map_or(0, ttl_ms))
         .arg(ask.waiter)
@@ -199,13 +203,9 @@ return 0
 
 /// The release of `lock` (with its acquisition time `since`, for a named lock) held by
 /// `owner`, publishing on `channel`: [`RELEASE`].
-pub(crate) fn release(
-    lock: &[u8],
-    since: Option<&[u8]>,
-    owner: &[u8],
-    channel: &[u8],
-) -> ScriptInvocation<'static> {
-    let mut call = RELEASE.key(lock);
+pub(crate) fn release(lock: &[u8], since: Option<&[u8]>, owner: &[u8], channel: &[u8]) -> Call {
+    let mut call = Call::new(&RELEASE, 1 + usize::from(since.is_some()));
+    call.key(lock);
     if let Some(since) = since {
         call.key(since);
     }
@@ -232,13 +232,9 @@ return 0
 
 /// The renewal of `lock` (with its acquisition time `since`, for a named lock) held by
 /// `owner`, for `ttl` more: [`EXTEND`].
-pub(crate) fn extend(
-    lock: &[u8],
-    since: Option<&[u8]>,
-    owner: &[u8],
-    ttl: Duration,
-) -> ScriptInvocation<'static> {
-    let mut call = EXTEND.key(lock);
+pub(crate) fn extend(lock: &[u8], since: Option<&[u8]>, owner: &[u8], ttl: Duration) -> Call {
+    let mut call = Call::new(&EXTEND, 1 + usize::from(since.is_some()));
+    call.key(lock);
     if let Some(since) = since {
         call.key(since);
     }

@@ -23,11 +23,12 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::{Script, ScriptInvocation};
+use redis::Script;
 
-use super::keys::{readers_key, waiting_key};
+use super::call::Call;
+use super::keys::{waiting_key, write_fence_key, write_key, write_lock_key};
 use super::scripts::{CLOCK, NEXT_TOKEN};
-use super::{fence_key, lock_key, ttl_ms, Conn};
+use super::{ttl_ms, Conn};
 use crate::name::LockKey;
 
 /// `KEYS[1]` lock key, `KEYS[2]` fencing counter, `KEYS[3]` readers, `KEYS[4]` waiting
@@ -115,33 +116,29 @@ return 0
 });
 
 /// A reader's attempt at the named lock `key` with `owner` for `ttl`: [`ACQUIRE`].
-pub(super) fn acquire(
-    key: &LockKey,
-    owner: &[u8],
-    ttl: Duration,
-    fenced: bool,
-) -> ScriptInvocation<'static> {
-    let mut call = ACQUIRE.key(lock_key(key));
-    call.key(fence_key(key.namespace()))
-        .key(readers_key(key))
-        .key(waiting_key(key));
-    call.arg(owner)
+pub(super) fn acquire(key: &LockKey, owner: &[u8], ttl: Duration, fenced: bool) -> Call {
+    let mut call = Call::new(&ACQUIRE, 4);
+    call.key_with(|w| write_lock_key(w, key))
+        .key_with(|w| write_fence_key(w, key.namespace()))
+        .key_with(|w| write_key(w, key, "readers"))
+        .key_with(|w| write_key(w, key, "waiting"))
+        .arg(owner)
         .arg(ttl_ms(ttl))
         .arg(if fenced { "1" } else { "0" });
     call
 }
 
 /// The renewal of our lease in `readers` for `ttl` more: [`EXTEND`].
-pub(super) fn extend(readers: &[u8], owner: &[u8], ttl: Duration) -> ScriptInvocation<'static> {
-    let mut call = EXTEND.key(readers);
-    call.arg(owner).arg(ttl_ms(ttl));
+pub(super) fn extend(readers: &[u8], owner: &[u8], ttl: Duration) -> Call {
+    let mut call = Call::new(&EXTEND, 1);
+    call.key(readers).arg(owner).arg(ttl_ms(ttl));
     call
 }
 
 /// Our release from `readers`, waking waiters on `channel` when we were the last: [`RELEASE`].
-pub(super) fn release(readers: &[u8], owner: &[u8], channel: &[u8]) -> ScriptInvocation<'static> {
-    let mut call = RELEASE.key(readers);
-    call.arg(owner).arg(channel);
+pub(super) fn release(readers: &[u8], owner: &[u8], channel: &[u8]) -> Call {
+    let mut call = Call::new(&RELEASE, 1);
+    call.key(readers).arg(owner).arg(channel);
     call
 }
 
@@ -166,16 +163,16 @@ impl Announcement {
         }
     }
 
-    fn call(&self) -> ScriptInvocation<'static> {
-        let mut call = WITHDRAW.key(&self.waiting);
-        call.arg(&self.waiter).arg(&self.channel);
+    fn call(&self) -> Call {
+        let mut call = Call::new(&WITHDRAW, 1);
+        call.key(&self.waiting).arg(&self.waiter).arg(&self.channel);
         call
     }
 
     /// Withdraws the announcement now (it runs out by itself if this fails).
     pub(super) async fn withdraw(mut self) {
         if let Some(mut conn) = self.conn.take() {
-            let _ = self.call().invoke_async::<i64>(&mut conn).await;
+            let _ = self.call().invoke::<i64>(&mut conn).await;
         }
     }
 
@@ -195,7 +192,7 @@ impl Drop for Announcement {
         };
         let call = self.call();
         rt.spawn(async move {
-            let _ = call.invoke_async::<i64>(&mut conn).await;
+            let _ = call.invoke::<i64>(&mut conn).await;
         });
     }
 }

@@ -14,6 +14,7 @@ use super::{RedlockBackend, RedlockHeld};
 use crate::backend::lease::steal_after_of;
 use crate::backend::lease::Renewal;
 use crate::backend::owner::new_owner;
+use crate::backend::redis::call::Call;
 use crate::backend::redis::scripts::{self, Ask};
 use crate::backend::redis::{fence_of, lock_key, release_channel, since_key, ttl_of};
 use crate::backend::{AcquireContext, Acquired};
@@ -130,7 +131,7 @@ impl RedlockBackend {
                     let raised: Vec<Result<i64>> = script_on_all(
                         &self.nodes,
                         limit,
-                        scripts::QUORUM_RAISE
+                        Call::new(&scripts::QUORUM_RAISE, 2)
                             .key(&lock)
                             .key(fence)
                             .arg(&owner)

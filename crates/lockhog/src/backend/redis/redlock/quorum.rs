@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use redis::{FromRedisValue, ScriptInvocation};
+use redis::FromRedisValue;
 use tokio::time::{timeout, Instant};
 
 use super::SCHEME;
 use crate::backend::lease::Lease;
+use crate::backend::redis::call::Call;
 use crate::backend::redis::conn::Conn;
 use crate::backend::redis::wake::Wakeups;
 use crate::backend::redis::{backend_err, scripts};
@@ -66,11 +67,13 @@ where
 pub(super) async fn script_on_all<T: FromRedisValue>(
     nodes: &[Node],
     limit: Duration,
-    script: &ScriptInvocation<'_>,
+    script: &Call,
 ) -> Vec<Result<T>> {
-    on_all(nodes, limit, |mut c| async move {
-        script.invoke_async(&mut c).await
-    })
+    on_all(
+        nodes,
+        limit,
+        |mut c| async move { script.invoke(&mut c).await },
+    )
     .await
 }
 
