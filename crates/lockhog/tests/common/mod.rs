@@ -92,6 +92,19 @@ pub async fn lockers<const N: usize>(url: &str) -> [Locker; N] {
 /// (and a lease of the same length): exactly one must win (a stale holder was planted), the
 /// others find the winner in the way. Returns the winner.
 pub async fn one_stealer_wins(lockers: &[Locker], name: &str, steal_after: Duration) -> LockGuard {
+    at_most_one_stealer_wins(lockers, name, steal_after)
+        .await
+        .expect("0 stealers won")
+}
+
+/// [`one_stealer_wins`] where a race may also end with no winner: on Redlock the stealers
+/// can split the nodes' votes so that none has a majority (each then gives its nodes back).
+/// Never two winners.
+pub async fn at_most_one_stealer_wins(
+    lockers: &[Locker],
+    name: &str,
+    steal_after: Duration,
+) -> Option<LockGuard> {
     let start = std::sync::Arc::new(tokio::sync::Barrier::new(lockers.len()));
     let racers: Vec<_> = lockers
         .iter()
@@ -112,8 +125,8 @@ pub async fn one_stealer_wins(lockers: &[Locker], name: &str, steal_after: Durat
             Err(e) => panic!("{e}"),
         }
     }
-    assert_eq!(won.len(), 1, "{} stealers won", won.len());
-    won.pop().unwrap()
+    assert!(won.len() <= 1, "{} stealers won", won.len());
+    won.pop()
 }
 
 /// One uncontended cycle: `try_acquire` then `release`, both unwrapped; returns what the

@@ -9,8 +9,9 @@ mod common;
 // Each test file uses some of these (as with `dead_code` above).
 #[allow(unused_imports)]
 pub use common::{
-    assert_free, bounded, cycle, in_fresh_namespace, lockers, one_stealer_wins, percentile,
-    spawn_timed_wait, taken_after_foreign, unique, with_option, BOUND,
+    assert_free, at_most_one_stealer_wins, bounded, cycle, in_fresh_namespace, lockers,
+    one_stealer_wins, percentile, spawn_timed_wait, taken_after_foreign, unique, with_option,
+    BOUND,
 };
 
 /// `LOCKHOG_TEST_REDIS_URL`, or `None` (with the skip reason printed; a failure under CI=true).
