@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::Notify;
 
@@ -323,8 +324,8 @@ fn busy_handler() -> impl FnMut(i32) -> bool + Send + 'static {
     }
 }
 
-/// A connection with lockhog's settings: the busy handler, the sync mode, and no URI
-/// interpretation of the path.
+/// A connection with lockhog's settings: the busy handler, the sync mode, a fixed query plan
+/// per statement, and no URI interpretation of the path.
 fn connect(path: &Path, create: bool, sync: Sync) -> rusqlite::Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
@@ -333,6 +334,11 @@ fn connect(path: &Path, create: bool, sync: Sync) -> rusqlite::Result<Connection
     let mut conn = Connection::open_with_flags(path, flags)?;
     conn.busy_handler(Some(busy_handler()))?;
     conn.pragma_update(None, "synchronous", sync.pragma())?;
+    // Every statement of lockhog looks rows up by their key, whatever the values bound. Without
+    // this, SQLite (built with STAT4, as rusqlite's bundled copy is) marks a statement whose
+    // plan might depend on a bound value to be compiled again on every new binding: a cached
+    // statement would be parsed and planned anew at every step.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 
