@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use super::lease::Renewals;
 pub(super) use super::sync::Sync;
+use super::worker::{Job, Worker};
 use super::{schema, trust};
 use crate::error::Error;
 
@@ -58,10 +59,12 @@ pub(super) struct Db {
     pool: Mutex<Pool>,
     /// Signalled when a connection goes back to the pool or is closed.
     returned: Condvar,
-    /// Bounds the operations on tokio's blocking pool at once, so a burst queues here rather
-    /// than occupying a blocking thread each while it waits for a connection.
+    /// Bounds the operations running at once, so a burst queues here rather than occupying a
+    /// blocking thread each while it waits for a connection.
     running: Arc<tokio::sync::Semaphore>,
     shared: Arc<Shared>,
+    /// The backend's own thread for its operations.
+    worker: Worker,
 }
 
 /// The connections not in use, and how many are open in all (in use or not).
@@ -162,6 +165,7 @@ impl Db {
             }),
             returned: Condvar::new(),
             running: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            worker: Worker::start(),
             path,
         })
     }
@@ -272,7 +276,8 @@ impl Db {
         .await
     }
 
-    /// Runs `f` on a pooled connection on tokio's blocking pool.
+    /// Runs `f` on a pooled connection, on this backend's own thread when it is free (see
+    /// `worker.rs`), else on tokio's blocking pool.
     ///
     /// # Cancel safety
     ///
@@ -291,18 +296,24 @@ impl Db {
         let db = self.clone();
         // Held until the operation ends, even when this future is dropped first.
         let running = self.running.clone().acquire_owned().await;
-        match tokio::task::spawn_blocking(move || {
-            let _running = running;
-            db.with_conn(doing, f)
-        })
-        .await
-        {
-            Ok(out) => out,
-            Err(e) => Err(Failure::from(Error::backend(
-                SCHEME,
-                format!("{doing}: the database task failed: {e}"),
-            ))),
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |done: &dyn Fn()| {
+            let out = db.with_conn(doing, f);
+            drop(running);
+            done();
+            // The caller may be gone: the result is then dropped here.
+            let _ = answer.send(out);
+        });
+        if let Err(job) = self.worker.offer(job) {
+            // The thread is busy with another operation.
+            drop(tokio::task::spawn_blocking(move || job(&|| {})));
         }
+        answered.await.unwrap_or_else(|_| {
+            Err(Failure::from(Error::backend(
+                SCHEME,
+                format!("{doing}: the database operation failed (it panicked)"),
+            )))
+        })
     }
 }
 
