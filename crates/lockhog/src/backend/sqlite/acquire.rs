@@ -163,7 +163,7 @@ pub(super) struct Attempt {
     pub(super) interest: Interest,
 }
 
-/// Whether the caller of an attempt still waits for it. The attempt runs on the blocking pool
+/// Whether the caller of an attempt still waits for it. The attempt runs on another thread
 /// and outlives a caller that drops its future; when the caller is gone before the attempt
 /// commits, the attempt takes nothing (no lock, no ticket). Once the attempt has started to
 /// commit, what it took is given back in the background when its result is dropped.
@@ -341,12 +341,20 @@ pub(super) fn attempt(
 }
 
 /// Bumps the fencing counter and returns the new token (inside the caller's transaction).
+///
+/// An `UPDATE` and a read rather than one upsert with `RETURNING`: SQLite gathers the rows a
+/// `RETURNING` clause returns in a temporary table, built and freed on every acquire.
 pub(super) fn next_token(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO lockhog_fencing (id, value) VALUES (1, 1) \
-         ON CONFLICT (id) DO UPDATE SET value = value + 1 RETURNING value",
-    )?
-    .query_row([], |r| r.get(0))
+    let bumped = conn
+        .prepare_cached("UPDATE lockhog_fencing SET value = value + 1 WHERE id = 1")?
+        .execute([])?;
+    if bumped == 0 {
+        // The row is created with the table; only a hand-edited database lacks it.
+        conn.prepare_cached("INSERT INTO lockhog_fencing (id, value) VALUES (1, 1)")?
+            .execute([])?;
+    }
+    conn.prepare_cached("SELECT value FROM lockhog_fencing WHERE id = 1")?
+        .query_row([], |r| r.get(0))
 }
 
 /// What is left of the lease of a holder `(acquired_at, expires_at)` at `now`; `None` when
@@ -429,4 +437,27 @@ pub(super) fn renew(
         now_ms() + millis(ttl)
     ])?;
     Ok(n == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::db::{Db, Sync};
+    use super::next_token;
+
+    /// Each token is the last plus one, and a counter row deleted by hand is made again.
+    #[test]
+    fn tokens_count_up_and_survive_a_deleted_counter_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("locks.db"), Sync::Normal).unwrap();
+        let tokens = db
+            .with_conn("testing", |c| {
+                let mut tokens = vec![next_token(c)?, next_token(c)?];
+                c.execute("DELETE FROM lockhog_fencing", [])?;
+                tokens.push(next_token(c)?);
+                tokens.push(next_token(c)?);
+                Ok(tokens)
+            })
+            .unwrap();
+        assert_eq!(tokens, [1, 2, 1, 2]);
+    }
 }

@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::Notify;
 
 use super::lease::Renewals;
 pub(super) use super::sync::Sync;
+use super::worker::{Job, Worker};
 use super::{schema, trust};
 use crate::error::Error;
 
@@ -57,10 +59,12 @@ pub(super) struct Db {
     pool: Mutex<Pool>,
     /// Signalled when a connection goes back to the pool or is closed.
     returned: Condvar,
-    /// Bounds the operations on tokio's blocking pool at once, so a burst queues here rather
-    /// than occupying a blocking thread each while it waits for a connection.
+    /// Bounds the operations running at once, so a burst queues here rather than occupying a
+    /// blocking thread each while it waits for a connection.
     running: Arc<tokio::sync::Semaphore>,
     shared: Arc<Shared>,
+    /// The backend's own thread for its operations.
+    worker: Worker,
 }
 
 /// The connections not in use, and how many are open in all (in use or not).
@@ -161,6 +165,7 @@ impl Db {
             }),
             returned: Condvar::new(),
             running: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            worker: Worker::start(),
             path,
         })
     }
@@ -271,7 +276,8 @@ impl Db {
         .await
     }
 
-    /// Runs `f` on a pooled connection on tokio's blocking pool.
+    /// Runs `f` on a pooled connection, on this backend's own thread when it is free (see
+    /// `worker.rs`), else on tokio's blocking pool.
     ///
     /// # Cancel safety
     ///
@@ -290,18 +296,24 @@ impl Db {
         let db = self.clone();
         // Held until the operation ends, even when this future is dropped first.
         let running = self.running.clone().acquire_owned().await;
-        match tokio::task::spawn_blocking(move || {
-            let _running = running;
-            db.with_conn(doing, f)
-        })
-        .await
-        {
-            Ok(out) => out,
-            Err(e) => Err(Failure::from(Error::backend(
-                SCHEME,
-                format!("{doing}: the database task failed: {e}"),
-            ))),
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |done: &dyn Fn()| {
+            let out = db.with_conn(doing, f);
+            drop(running);
+            done();
+            // The caller may be gone: the result is then dropped here.
+            let _ = answer.send(out);
+        });
+        if let Err(job) = self.worker.offer(job) {
+            // The thread is busy with another operation.
+            drop(tokio::task::spawn_blocking(move || job(&|| {})));
         }
+        answered.await.unwrap_or_else(|_| {
+            Err(Failure::from(Error::backend(
+                SCHEME,
+                format!("{doing}: the database operation failed (it panicked)"),
+            )))
+        })
     }
 }
 
@@ -323,8 +335,8 @@ fn busy_handler() -> impl FnMut(i32) -> bool + Send + 'static {
     }
 }
 
-/// A connection with lockhog's settings: the busy handler, the sync mode, and no URI
-/// interpretation of the path.
+/// A connection with lockhog's settings: the busy handler, the sync mode, a fixed query plan
+/// per statement, and no URI interpretation of the path.
 fn connect(path: &Path, create: bool, sync: Sync) -> rusqlite::Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
@@ -333,6 +345,11 @@ fn connect(path: &Path, create: bool, sync: Sync) -> rusqlite::Result<Connection
     let mut conn = Connection::open_with_flags(path, flags)?;
     conn.busy_handler(Some(busy_handler()))?;
     conn.pragma_update(None, "synchronous", sync.pragma())?;
+    // Every statement of lockhog looks rows up by their key, whatever the values bound. Without
+    // this, SQLite (built with STAT4, as rusqlite's bundled copy is) marks a statement whose
+    // plan might depend on a bound value to be compiled again on every new binding: a cached
+    // statement would be parsed and planned anew at every step.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 

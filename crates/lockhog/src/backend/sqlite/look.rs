@@ -109,7 +109,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use rusqlite::{params, Connection};
+    use rusqlite::{params, Connection, StatementStatus};
 
     use super::super::acquire::{attempt, now_ms, Attempt, Interest, Outcome, Queue, Row};
     use super::super::db::{Db, Sync};
@@ -180,6 +180,28 @@ mod tests {
             assert_eq!(found(c, "gone"), (false, false, None, true));
             // Another name's rows are not this one's.
             assert_eq!(found(c, "free"), (false, false, None, false));
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// The cached look is compiled once: looking at other names (other bound values) runs
+    /// the same compiled statement instead of parsing and planning it again at every step.
+    #[test]
+    fn the_look_is_not_compiled_again_for_each_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("locks.db"), Sync::Normal).unwrap();
+        db.with_conn("testing", |c| {
+            for name in ["a", "b", "c", "a"] {
+                found(c, name);
+            }
+            let recompiled = c
+                .prepare_cached(super::LOOK)?
+                .get_status(StatementStatus::RePrepare);
+            assert_eq!(
+                recompiled, 0,
+                "the look was compiled again {recompiled} times"
+            );
             Ok(())
         })
         .unwrap();

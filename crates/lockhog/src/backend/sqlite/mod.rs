@@ -55,8 +55,8 @@
 //!   writers of one process take turns in the process before they meet SQLite's lock, and a
 //!   busy handler retries another process's write lock every 2 ms at most, for 5 s; a waiter
 //!   that still meets `SQLITE_BUSY` retries within its own bound. An attempt on a lock that
-//!   is held only reads (no write lock, no sync). Connections are pooled and used on tokio's
-//!   blocking pool.
+//!   is held only reads (no write lock, no sync). Connections are pooled; an operation runs
+//!   on the backend's own thread, or on tokio's blocking pool while that thread is busy.
 //! - **Waiting** polls with the request's [`RetryPolicy`](crate::RetryPolicy) (bounded
 //!   backoff, 100 ms at most by default), sleeping no longer than the holder's remaining
 //!   lease; a release by this process wakes its own waiters at once.
@@ -69,7 +69,7 @@
 //! - **Shared (reader) locks**: a leased row per reader in `lockhog_readers`, renewed,
 //!   released and expiring as a holder's row; a writer that waits behind readers queues, so
 //!   later readers wait for it (writer priority). See `readers.rs`.
-//! - **Cancel safety**: an attempt runs on the blocking pool and outlives an acquire that is
+//! - **Cancel safety**: an attempt runs on a thread of its own and outlives an acquire that is
 //!   dropped; if the acquire was dropped before the attempt began to commit, the attempt
 //!   takes nothing, and a row or ticket it committed meanwhile is given back in the
 //!   background as soon as it finishes.
@@ -93,6 +93,7 @@ mod status;
 mod sync;
 mod trust;
 mod wait;
+mod worker;
 
 use std::future::Future;
 use std::path::Path;
