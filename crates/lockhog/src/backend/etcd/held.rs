@@ -98,12 +98,11 @@ pub(super) async fn leave(client: &Client, place: &mut Place) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicU32;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use super::*;
     use crate::backend::etcd::connect::{connect, parse};
-    use crate::backend::etcd::queue::join;
+    use crate::backend::etcd::queue::{join, Sends};
     use crate::backend::etcd::session::Sessions;
     use crate::url::BackendUrl;
 
@@ -138,7 +137,7 @@ mod tests {
         let key = format!("{prefix}{:016x}-0", session.lease).into_bytes();
         assert!(session.claim(&key));
         let mut place = Place::new(session.clone(), key.clone(), session.next_id());
-        let (lease, sends) = (session.lease, AtomicU32::new(0));
+        let (lease, sends) = (session.lease, Sends::default());
 
         // The copy that was answered, then the release.
         let (_, first) = join(&client, prefix.as_bytes(), &key, b"o", lease, &sends)

@@ -6,7 +6,7 @@
 //! deleted, then looks again. A release or an expiry therefore wakes exactly one waiter, and waiters acquire in the
 //! order their keys were created: first come, first served.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use etcd_client::{
@@ -93,7 +93,7 @@ pub(super) async fn join(
     key: &[u8],
     owner: &[u8],
     lease: i64,
-    sends: &AtomicU32,
+    sends: &Sends,
 ) -> Result<(Entry, bool)> {
     let with_lease = || Some(PutOptions::new().with_lease(lease));
     let queue_behind = Txn::new()
@@ -119,6 +119,23 @@ pub(super) async fn join(
     Ok((entry, head.as_deref() == Some(key)))
 }
 
+/// What became of a join's attempts: how many were sent, and whether one was answered.
+#[derive(Debug, Default)]
+pub(super) struct Sends {
+    count: AtomicU32,
+    answered: AtomicBool,
+}
+
+impl Sends {
+    /// Whether the join may still be applied by etcd later than its answer says: it was sent
+    /// more than once (an attempt that failed or went unanswered may have reached etcd, and
+    /// may yet), or sent and never answered.
+    pub(super) fn uncertain(&self) -> bool {
+        let sent = self.count.load(Ordering::SeqCst);
+        sent > 1 || (sent == 1 && !self.answered.load(Ordering::SeqCst))
+    }
+}
+
 /// A waiter's key vanished (its lease expired while etcd was out of reach, or someone deleted
 /// it, or stole it).
 pub(super) fn place_lost() -> Error {
@@ -131,21 +148,22 @@ pub(super) fn place_lost() -> Error {
 
 /// Sends a join shaped `if C then [put ours, …] else [if ours is absent then [put ours, …]
 /// else [get ours, …]]` (ours is absent unless this is a retry). Returns our entry, whether `C`
-/// held, and the answers of the innermost branch that ran. Counts each attempt in `sends`.
+/// held, and the answers of the innermost branch that ran. Counts its attempts in `sends`.
 pub(super) async fn send_join(
     client: &Client,
     doing: &str,
     key: &[u8],
     txn: Txn,
-    sends: &AtomicU32,
+    sends: &Sends,
 ) -> Result<(Entry, bool, Vec<TxnOpResponse>)> {
     let resp = call(doing, || {
-        sends.fetch_add(1, Ordering::SeqCst);
+        sends.count.fetch_add(1, Ordering::SeqCst);
         let mut c = client.clone();
         let txn = txn.clone();
         async move { c.txn(txn).await }
     })
     .await?;
+    sends.answered.store(true, Ordering::SeqCst);
     let revision = resp.header().map(|h| h.revision());
     let (rev, ops) = match resp.op_responses().first() {
         Some(TxnOpResponse::Txn(inner)) if !resp.succeeded() => {
@@ -331,7 +349,7 @@ pub(super) struct Place {
     pub id: u64,
     /// The claim is kept for good: a cancel marker of this key could not be deleted.
     keep_claim: bool,
-    /// A join of this key may still reach etcd late (see [`join_uncertain`]): leaving writes
+    /// A join of this key may still reach etcd late (see [`Sends::uncertain`]): leaving writes
     /// the cancel marker first, and keeps it.
     pub join_uncertain: bool,
 }
@@ -361,5 +379,31 @@ impl Drop for Place {
         if !self.keep_claim {
             self.session.unclaim(&self.key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sends(count: u32, answered: bool) -> Sends {
+        Sends {
+            count: AtomicU32::new(count),
+            answered: AtomicBool::new(answered),
+        }
+    }
+
+    #[test]
+    fn a_join_is_uncertain_once_an_attempt_may_have_gone_unanswered() {
+        assert!(
+            !sends(0, false).uncertain(),
+            "never sent: nothing can arrive"
+        );
+        assert!(!sends(1, true).uncertain(), "sent once and answered");
+        assert!(sends(1, false).uncertain(), "sent once, no answer");
+        assert!(
+            sends(2, true).uncertain(),
+            "the first attempt may still arrive"
+        );
     }
 }

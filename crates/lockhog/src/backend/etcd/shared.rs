@@ -8,15 +8,13 @@
 //! behind it: a stream of readers never starves a writer, and both are served first come,
 //! first served. A reader's key carries no time: readers are never stolen (`steal_after`).
 
-use std::sync::atomic::AtomicU32;
-
 use etcd_client::{
     Client, Compare, CompareOp, GetOptions, KeyValue, PutOptions, SortOrder, SortTarget, Txn,
     TxnOp, TxnOpResponse,
 };
 
 use super::connect::call;
-use super::queue::{may_create, send_join, Entry, Turn};
+use super::queue::{may_create, send_join, Entry, Sends, Turn};
 use crate::error::Result;
 
 /// The segment under a lock's queue prefix that holds its readers' keys.
@@ -75,7 +73,7 @@ pub(super) async fn join(
     key: &[u8],
     owner: &[u8],
     lease: i64,
-    sends: &AtomicU32,
+    sends: &Sends,
 ) -> Result<(Entry, bool)> {
     let no_writer = writer_ranges(prefix)
         .into_iter()

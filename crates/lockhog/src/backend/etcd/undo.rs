@@ -3,22 +3,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use etcd_client::Client;
 
 use super::connect::{call, SCHEME};
 use super::held::leave;
-use super::queue::{cancel_marker, join, mark_cancelled, Entry, Place};
+use super::queue::{cancel_marker, join, mark_cancelled, Entry, Place, Sends};
 use crate::error::{Error, Result};
-
-/// Whether a join may still be applied by etcd later than its answer says: it was sent more
-/// than once (an attempt that failed or went unanswered may have reached etcd, and may yet),
-/// or it was sent and failed.
-fn join_uncertain(sends: u32, failed: bool) -> bool {
-    sends > 1 || (failed && sends > 0)
-}
 
 /// A join's future: our entry, and whether we are first.
 type JoinFuture = Pin<Box<dyn Future<Output = Result<(Entry, bool)>> + Send>>;
@@ -29,8 +22,8 @@ struct Joining {
     /// another thread on every acquire); a dropped acquire's undo finishes it in the
     /// background.
     join: JoinFuture,
-    /// How many times the join was sent.
-    sends: Arc<AtomicU32>,
+    /// How many times the join was sent, and whether it was answered.
+    sends: Arc<Sends>,
     /// [`IDLE`] until the join starts sending ([`SENDING`]) or a dropped acquire stops it from
     /// ever sending ([`CANCELLED`]): whichever comes first wins.
     gate: Arc<AtomicU8>,
@@ -43,9 +36,9 @@ const CANCELLED: u8 = 2;
 /// Deletes our key if the acquire that made it is dropped before it hands it to a guard (a
 /// cancelled wait, a failed look), in a task on the runtime captured when the acquire started.
 /// A join that has not sent yet is stopped for good, and the delete awaits the answer of one
-/// in flight, which could otherwise be applied after
-/// the delete, leaving a key on a lease that lives on. The delete is by key alone: no one else writes a key with our lease id in it (a named
-/// key is claimed in its session until the delete is done).
+/// in flight, which could otherwise be applied after the delete, leaving a key on a lease
+/// that lives on. The delete is by key alone: no one else writes a key with our lease id in
+/// it (a named key is claimed in its session until the delete is done).
 pub(super) struct Undo {
     armed: Option<Place>,
     joining: Option<Joining>,
@@ -84,7 +77,7 @@ impl Undo {
         let lease = place.session.lease;
         let gate = Arc::new(AtomicU8::new(IDLE));
         let opened = gate.clone();
-        let sends = Arc::new(AtomicU32::new(0));
+        let sends = Arc::new(Sends::default());
         let counted = sends.clone();
         let join = Box::pin(async move {
             if opened
@@ -101,9 +94,9 @@ impl Undo {
         });
         let joining = self.joining.insert(Joining { join, sends, gate });
         let joined = (&mut joining.join).await;
-        let sends = joining.sends.load(Ordering::SeqCst);
+        let uncertain = joining.sends.uncertain();
         self.joining = None;
-        if join_uncertain(sends, joined.is_err()) {
+        if uncertain {
             self.armed
                 .as_mut()
                 .expect("armed until disarmed or deleted")
@@ -149,10 +142,8 @@ impl Drop for Undo {
                 if let Some(joining) = joining {
                     let mark = mark_cancelled(&client, &place);
                     // Both at once: the key goes as soon as the join's answer is in.
-                    let (marked, joined) = tokio::join!(mark, joining.join);
-                    let failed = joined.is_err();
-                    place.join_uncertain |=
-                        join_uncertain(joining.sends.load(Ordering::SeqCst), failed);
+                    let (marked, _) = tokio::join!(mark, joining.join);
+                    place.join_uncertain |= joining.sends.uncertain();
                     if marked.is_ok() {
                         drop(leave(&client, &mut place).await);
                         // A marker left would void every later join with this key; one whose
@@ -185,20 +176,4 @@ async fn delete(client: &Client, key: &[u8]) -> Result<()> {
     })
     .await
     .map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::join_uncertain;
-
-    #[test]
-    fn a_join_is_uncertain_once_an_attempt_may_have_gone_unanswered() {
-        assert!(!join_uncertain(0, true), "never sent: nothing can arrive");
-        assert!(!join_uncertain(1, false), "sent once and answered");
-        assert!(join_uncertain(1, true), "sent once, no answer");
-        assert!(
-            join_uncertain(2, false),
-            "the first attempt may still arrive"
-        );
-    }
 }
